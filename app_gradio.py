@@ -1,0 +1,33 @@
+"""Start the Gradio chat UI on the configured KB and model (default: demo KB, embedded models).
+
+    python app_gradio.py [--host 127.0.0.1] [--port 7860]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from chatrec.config import apply_offline_env, load_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--adapter", help="LoRA adapter folder")
+    args = parser.parse_args()
+    apply_offline_env()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from chatrec.pipeline import Chatbot
+    from chatrec.ui import build_app
+
+    settings = load_settings(llm={"adapter": args.adapter} if args.adapter else {})
+    bot = Chatbot(settings, progress=True)
+    logging.getLogger("chatrec").info("ready in %.1f s (model %s)", bot.startup_s, bot.llm.name)
+    build_app(bot).queue(default_concurrency_limit=1, max_size=16).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Chroma collections for answer templates and catalogue items.
+
+Indexing is idempotent: each row's id is its KB id and its metadata carries a
+hash of the embedded text and the filterable fields, so a re-run re-embeds only
+rows whose content changed and deletes rows that left the KB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from chatrec.config import Settings, apply_offline_env
+from chatrec.embeddings import Embedder, LocalSentenceTransformerEF
+from chatrec.kb import KnowledgeBase
+from chatrec.types import Item, Template
+
+log = logging.getLogger(__name__)
+
+ITEMS = "items"
+TEMPLATES = "templates"
+BATCH = 128
+
+
+def _hash(doc: str, meta: dict[str, Any]) -> str:
+    return hashlib.sha256((doc + json.dumps(meta, sort_keys=True)).encode()).hexdigest()[:16]
+
+
+def item_row(item: Item) -> tuple[str, dict[str, Any]]:
+    meta = {"brand": item.brand, "category": item.category, "price": float(item.price),
+            "stock": int(item.stock), "in_stock": item.in_stock}
+    return item.document(), meta
+
+
+def template_row(tpl: Template) -> tuple[str, dict[str, Any]]:
+    return f"{tpl.intent.replace('_', ' ')}: {tpl.text}", {"intent": tpl.intent}
+
+
+@dataclass
+class IndexReport:
+    collection: str
+    total: int
+    embedded: int
+    deleted: int
+
+
+class ChromaIndex:
+    """Owns the Chroma client and the two collections; the default :class:`Retriever`."""
+
+    def __init__(self, settings: Settings):
+        apply_offline_env()
+        import chromadb
+
+        self.settings = settings
+        r = settings.retrieval
+        if r.chroma_host:
+            self.client = chromadb.HttpClient(host=r.chroma_host, port=r.chroma_port)
+        else:
+            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+            self.client = chromadb.PersistentClient(path=str(settings.chroma_dir),
+                                                    settings=chromadb.Settings(anonymized_telemetry=False))
+        self.embedder = Embedder(r.embedder)
+        self._ef = LocalSentenceTransformerEF(r.embedder)
+        self._collections: dict[str, Any] = {}
+
+    def collection(self, name: str) -> Any:
+        if name not in self._collections:
+            self._collections[name] = self.client.get_or_create_collection(
+                name,
+                embedding_function=self._ef,
+                configuration={"hnsw": {"space": "cosine", "ef_construction": 200,
+                                        "ef_search": self.settings.retrieval.hnsw_ef_search, "max_neighbors": 32}},
+            )
+        return self._collections[name]
+
+    # ------------------------------------------------------------ building
+
+    def build(self, kb: KnowledgeBase, progress: bool = False) -> list[IndexReport]:
+        return [
+            self._sync(ITEMS, {i.id: item_row(i) for i in kb.items.values()}, progress),
+            self._sync(TEMPLATES, {t.id: template_row(t) for t in kb.templates.values()}, progress),
+        ]
+
+    def _sync(self, name: str, rows: dict[str, tuple[str, dict[str, Any]]], progress: bool) -> IndexReport:
+        from tqdm.auto import tqdm
+
+        col = self.collection(name)
+        existing = col.get(include=["metadatas"])
+        have = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"])}
+        stale = [i for i in have if i not in rows]
+        if stale:
+            col.delete(ids=stale)
+        todo = [(i, doc, {**meta, "content_hash": _hash(doc, meta)}) for i, (doc, meta) in rows.items()]
+        todo = [t for t in todo if have.get(t[0]) != t[2]["content_hash"]]
+        bar = tqdm(total=len(todo), desc=f"embedding {name}", disable=not progress or not todo, unit="row")
+        for start in range(0, len(todo), BATCH):
+            chunk = todo[start:start + BATCH]
+            docs = [d for _, d, _ in chunk]
+            col.upsert(ids=[i for i, _, _ in chunk], documents=docs, metadatas=[m for _, _, m in chunk],
+                       embeddings=self.embedder.embed(docs))
+            bar.update(len(chunk))
+        bar.close()
+        return IndexReport(name, len(rows), len(todo), len(stale))
+
+    def is_built(self, kb: KnowledgeBase) -> bool:
+        return (self.collection(ITEMS).count() == len(kb.items)
+                and self.collection(TEMPLATES).count() == len(kb.templates))
+
+    # ------------------------------------------------------------ querying
+
+    def search_items(self, query: str, k: int, where: dict[str, Any] | None = None,
+                     query_embedding: Any = None) -> list[tuple[str, float]]:
+        col = self.collection(ITEMS)
+        n = col.count()
+        if n == 0:
+            return []
+        emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
+        res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None, include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+
+    def search_templates(self, query: str, k: int, query_embedding: Any = None) -> list[tuple[str, float]]:
+        col = self.collection(TEMPLATES)
+        n = col.count()
+        if n == 0:
+            return []
+        emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
+        res = col.query(query_embeddings=[emb], n_results=min(k, n), include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+
+
+def where_filter(max_price: float | None = None, exclude_brands: list[str] | None = None,
+                 categories: list[str] | None = None) -> dict[str, Any]:
+    """Chroma metadata filter for in-stock items under the user's constraints."""
+    clauses: list[dict[str, Any]] = [{"in_stock": True}]
+    if max_price is not None:
+        clauses.append({"price": {"$lte": float(max_price)}})
+    if exclude_brands:
+        clauses.append({"brand": {"$nin": list(exclude_brands)}})
+    if categories:
+        clauses.append({"category": {"$in": list(categories)}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -1,0 +1,136 @@
+"""The knowledge graph: an embedded, labelled multigraph over items and concepts.
+
+networkx was chosen over an RDF store for the embedded default: the two queries
+the turn needs are "facts about an entity" and "short labelled paths from the
+user's items to candidate items", both bounded breadth-first walks that are
+direct in networkx and would be multi-join SPARQL property paths with no path
+output. The :class:`KnowledgeGraph` protocol keeps a SPARQL store swappable.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+import networkx as nx
+
+from chatrec.types import Item, Triple
+
+# How much one hop along a predicate says about relatedness (product along a path).
+PREDICATE_WEIGHT = {
+    "compatible_with": 1.0,
+    "accessory_of": 0.6,
+    "successor_of": 0.8,
+    "in_series": 0.7,
+    "suits_need": 0.5,
+    "category": 0.35,
+    "subcategory_of": 0.3,
+    "brand": 0.3,
+}
+DEFAULT_WEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class Hop:
+    source: str
+    predicate: str
+    target: str  # the triple is always (source, predicate, target) as stored
+
+
+@dataclass
+class KGPath:
+    start: str
+    end: str
+    hops: list[Hop] = field(default_factory=list)
+
+    @property
+    def strength(self) -> float:
+        s = 1.0
+        for h in self.hops:
+            s *= PREDICATE_WEIGHT.get(h.predicate, DEFAULT_WEIGHT)
+        return s
+
+    def render(self, label) -> str:
+        """E.g. ``Google Pixel 8 <-compatible_with- Spigen Thin Fit``, following stored direction."""
+        out = label(self.start)
+        node = self.start
+        for h in self.hops:
+            if h.source == node:
+                out += f" -{h.predicate}-> {label(h.target)}"
+                node = h.target
+            else:
+                out += f" <-{h.predicate}- {label(h.source)}"
+                node = h.source
+        return out
+
+
+class KnowledgeGraph(Protocol):
+    def facts(self, entity: str, limit: int = 12) -> list[Triple]: ...
+    def label(self, entity: str) -> str: ...
+    def related_items(self, sources: Iterable[str], max_hops: int = 2) -> dict[str, KGPath]: ...
+    def items_linked(self, entity: str, predicate: str) -> set[str]: ...
+
+
+class NetworkXGraph:
+    """Default :class:`KnowledgeGraph`, built from KB triples."""
+
+    def __init__(self, triples: Iterable[Triple], items: dict[str, Item], hub_degree: int = 60):
+        self.g = nx.MultiDiGraph()
+        for t in triples:
+            self.g.add_edge(t.subject, t.object, key=t.predicate)
+        self.items = items
+        self.hub_degree = hub_degree  # walk *through* no node with more neighbours than this
+
+    def __len__(self) -> int:
+        return self.g.number_of_edges()
+
+    def label(self, entity: str) -> str:
+        if entity in self.items:
+            return self.items[entity].title
+        if ":" in entity and not entity.startswith("http"):
+            return entity.split(":", 1)[1].replace("-", " ")
+        return entity.rstrip("/").rsplit("/", 1)[-1].replace("_", " ")
+
+    def facts(self, entity: str, limit: int = 12) -> list[Triple]:
+        if entity not in self.g:
+            return []
+        out = [Triple(subject=entity, predicate=k, object=v) for _, v, k in self.g.out_edges(entity, keys=True)]
+        inc = [Triple(subject=u, predicate=k, object=entity) for u, _, k in self.g.in_edges(entity, keys=True)]
+        return (out + inc)[:limit]
+
+    def items_linked(self, entity: str, predicate: str) -> set[str]:
+        """Items ``x`` with a ``(x, predicate, entity)`` triple, e.g. accessories compatible with a device."""
+        if entity not in self.g:
+            return set()
+        return {u for u, _, k in self.g.in_edges(entity, keys=True) if k == predicate and u in self.items}
+
+    def _neighbours(self, node: str) -> Iterable[tuple[str, Hop]]:
+        for _, v, k in self.g.out_edges(node, keys=True):
+            yield v, Hop(node, k, v)
+        for u, _, k in self.g.in_edges(node, keys=True):
+            yield u, Hop(u, k, node)
+
+    def related_items(self, sources: Iterable[str], max_hops: int = 2) -> dict[str, KGPath]:
+        """Best-strength path from any source to each catalogue item within ``max_hops``."""
+        best: dict[str, KGPath] = {}
+        for src in dict.fromkeys(sources):
+            if src not in self.g:
+                continue
+            queue = deque([(src, KGPath(src, src))])
+            seen = {src}
+            while queue:
+                node, path = queue.popleft()
+                if len(path.hops) >= max_hops:
+                    continue
+                if node != src and self.g.degree(node) > self.hub_degree:
+                    continue
+                for nxt, hop in self._neighbours(node):
+                    if nxt in seen:
+                        continue
+                    seen.add(nxt)
+                    p = KGPath(src, nxt, path.hops + [hop])
+                    if nxt in self.items and nxt != src and (nxt not in best or p.strength > best[nxt].strength):
+                        best[nxt] = p
+                    queue.append((nxt, p))
+        return best

@@ -1,0 +1,57 @@
+"""A scripted LLM for fast unit tests; registered like the real backends."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterator
+
+from chatrec.llm.base import Message
+
+Script = Callable[[list[Message]], str]
+
+
+def echo_context(messages: list[Message]) -> str:
+    """Default script: answer with the template text given in the prompt, if any."""
+    prompt = messages[-1]["content"]
+    marker = "Answer template:"
+    if marker in prompt:
+        return prompt.split(marker, 1)[1].strip().split("\n\n", 1)[0].strip()
+    return "Here are some options from our catalogue."
+
+
+class FakeLLM:
+    name = "fake"
+
+    def __init__(self, script: Script | list[str] | None = None):
+        self._list = list(script) if isinstance(script, list) else None
+        self._fn: Script = script if callable(script) else echo_context
+        self.calls: list[list[Message]] = []
+
+    def _reply(self, messages: list[Message]) -> str:
+        self.calls.append(messages)
+        if self._list:
+            return self._list.pop(0)
+        return self._fn(messages)
+
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        words = self._reply(messages).split(" ")
+        for i, w in enumerate(words[:max_new_tokens]):
+            if cancel is not None and cancel.is_set():
+                return
+            yield w if i == 0 else " " + w
+
+    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
+        return "".join(self.stream(messages, max_new_tokens))
+
+    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+        # Deterministic stand-in: prompts sharing more words with their first line score higher.
+        out = []
+        for p in prompts:
+            text = p[-1]["content"].lower()
+            head, _, rest = text.partition("\n")
+            out.append(-1.0 / (1 + len(set(head.split()) & set(rest.split()))))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())

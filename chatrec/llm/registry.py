@@ -1,0 +1,41 @@
+"""Backend names -> factories. The only place that names backend classes."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from chatrec.config import Settings
+from chatrec.llm.base import LLMBackend
+
+
+def _transformers(s: Settings) -> LLMBackend:
+    from chatrec.llm.transformers_backend import TransformersLLM
+
+    return TransformersLLM(s.llm, s.cache_dir)
+
+
+def _openai(s: Settings) -> LLMBackend:
+    from chatrec.llm.openai_compat import OpenAICompatibleLLM
+
+    return OpenAICompatibleLLM(s.llm.base_url or "", s.llm.model, s.llm.api_key, s.llm.temperature)
+
+
+def _fake(s: Settings) -> LLMBackend:
+    from chatrec.llm.fake import FakeLLM
+
+    return FakeLLM()
+
+
+BACKENDS: dict[str, Callable[[Settings], LLMBackend]] = {
+    "transformers": _transformers,
+    "openai": _openai,
+    "fake": _fake,
+}
+
+
+def make_llm(settings: Settings) -> LLMBackend:
+    try:
+        factory = BACKENDS[settings.llm.backend]
+    except KeyError:
+        raise ValueError(f"unknown LLM backend {settings.llm.backend!r}; choose one of {sorted(BACKENDS)}") from None
+    return factory(settings)

@@ -1,0 +1,152 @@
+"""Local causal LM through transformers: 4-bit NF4 via bitsandbytes, optional peft LoRA.
+
+Generation runs in a worker thread that takes the model lock itself, so a
+consumer that abandons the stream never holds the lock: the stream's
+``finally`` sets the cancel flag, the stopping criterion ends generation at the
+next token, and the thread releases the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from chatrec.config import LLMSettings, apply_offline_env
+from chatrec.llm.base import Message
+from chatrec.models import llm_path
+
+log = logging.getLogger(__name__)
+
+
+def quantization_config(settings: LLMSettings):
+    """Map config to the bitsandbytes object (``None`` = full precision)."""
+    if settings.quantization == "none":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.float32, bnb_4bit_use_double_quant=False)
+
+
+def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None, merge: bool = True):
+    """Return ``(model, tokenizer)``. The adapter is attached before any generation
+    (bitsandbytes repacks 4-bit weights on the first call) and merged for speed."""
+    apply_offline_env()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    path = llm_path(settings.model, cache_dir)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    qc = quantization_config(settings)
+    kwargs = {"quantization_config": qc} if qc is not None else {"dtype": torch.float32}
+    model = AutoModelForCausalLM.from_pretrained(path, device_map="cpu", **kwargs)
+    adapter = adapter or settings.adapter
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model, tok
+
+
+class _Cancelled:
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> bool:  # StoppingCriteria protocol
+        return self.event.is_set()
+
+
+class TransformersLLM:
+    def __init__(self, settings: LLMSettings, cache_dir: Path):
+        self.settings = settings
+        self.model, self.tokenizer = load_model(settings, cache_dir)
+        self.name = f"transformers:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
+        self._lock = threading.Lock()
+
+    def _encode(self, messages: list[Message]):
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                  return_tensors="pt", return_dict=True)
+
+    def _gen_kwargs(self, max_new_tokens: int) -> dict:
+        sampling = self.settings.temperature > 0
+        kw = {"max_new_tokens": max_new_tokens, "do_sample": sampling,
+              "pad_token_id": self.tokenizer.pad_token_id, "repetition_penalty": 1.15}
+        if sampling:
+            kw["temperature"] = self.settings.temperature
+        return kw
+
+    def stream(self, messages: list[Message], max_new_tokens: int,
+               cancel: threading.Event | None = None) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        cancel = cancel or threading.Event()
+        inputs = self._encode(messages)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    if cancel.is_set():
+                        return
+                    self.model.generate(**inputs, streamer=streamer,
+                                        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                                        **self._gen_kwargs(max_new_tokens))
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+            finally:
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="chatrec-generate", daemon=True)
+        worker.start()
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:
+            cancel.set()
+            worker.join()
+        if errors:
+            raise errors[0]
+
+    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
+        return "".join(self.stream(messages, max_new_tokens))
+
+    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+        """Sum of log-probabilities of ``continuation`` after each chat prompt, in one padded batch."""
+        import torch
+
+        tok = self.tokenizer
+        cont = tok(continuation, add_special_tokens=False)["input_ids"]
+        seqs = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+                for p in prompts]
+        seqs = [list(s) + cont for s in seqs]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s)
+            mask[i, :len(s)] = 1
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for i, s in enumerate(seqs):
+            start = len(s) - len(cont)
+            positions = torch.arange(start - 1, len(s) - 1)
+            out.append(float(logp[i, positions, torch.tensor(cont)].sum()))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,253 @@
+"""The composition root: one conversational turn, as data flowing one way.
+
+guard -> state -> route -> retrieve -> rank -> generate (streamed) -> ground ->
+respond -> log. This is the only module that names concrete classes; edges
+(CLI, Gradio, HTTP, evaluation) talk to :class:`Chatbot`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from chatrec.config import Settings, apply_offline_env
+from chatrec.grounding import check_recommendations, check_text, fallback_text
+from chatrec.kb import KnowledgeBase, load_kb
+from chatrec.kg import NetworkXGraph
+from chatrec.llm import LLMBackend, make_llm
+from chatrec.llm.base import Message
+from chatrec.privacy import mask_pii
+from chatrec.profile import UserHistory, history_of, profile_text
+from chatrec.prompts import Prompts, load_prompts
+from chatrec.ranking import Ranker
+from chatrec.route import decide
+from chatrec.state import DialogueState, EntityLinker, update_state
+from chatrec.store import Store
+from chatrec.types import Recommendation, TurnResult
+
+log = logging.getLogger(__name__)
+
+ABLATIONS = ("kg", "profile", "llm_rank", "history")
+_INJECTION = re.compile(r"(?i)\b(?:ignore (?:all |any )?(?:previous|prior|above) (?:instructions|prompts?)|"
+                        r"you are now|system prompt|disregard (?:the )?(?:rules|instructions)|jailbreak)\b")
+_ORDER_ID = re.compile(r"#\s?([A-Z]{2,4}-?\d{4,}|\d{5,})\b")
+NO_MATCH = "I could not find an in-stock item that fits all of that. Could you relax one of the conditions?"
+
+
+class InputRejected(ValueError):
+    """The message breaks a size or encoding limit."""
+
+
+@dataclass
+class TokenEvent:
+    text: str
+
+
+@dataclass
+class ResultEvent:
+    result: TurnResult
+
+
+class Chatbot:
+    def __init__(self, settings: Settings, *, llm: LLMBackend | None = None, kb: KnowledgeBase | None = None,
+                 index: Any = None, store: Store | None = None, prompts: Prompts | None = None,
+                 progress: bool = False):
+        apply_offline_env()
+        t0 = time.perf_counter()
+        self.settings = settings
+        self.kb = kb or load_kb(settings.kb_dir)
+        if index is None:
+            from chatrec.index import ChromaIndex
+
+            index = ChromaIndex(settings)
+            if not index.is_built(self.kb):
+                index.build(self.kb, progress=progress)
+        self.index = index
+        self.kg = NetworkXGraph(self.kb.triples, self.kb.items)
+        self.linker = EntityLinker(self.kb)
+        self.prompts = prompts or load_prompts()
+        self.store = store or Store(settings.db_path)
+        self.llm = llm or make_llm(settings)
+        self.ranker = Ranker(self.kb, self.kg, self.index, settings.ranking, settings.retrieval.items_k,
+                             llm=self.llm, prompts=self.prompts)
+        self.startup_s = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ API
+
+    def ask(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
+            ablate: Iterable[str] = ()) -> TurnResult:
+        result = None
+        for ev in self.stream(message, conversation_id, user_id, ablate=ablate):
+            if isinstance(ev, ResultEvent):
+                result = ev.result
+        assert result is not None
+        return result
+
+    def stream(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
+               cancel: threading.Event | None = None, ablate: Iterable[str] = ()) -> Iterator[TokenEvent | ResultEvent]:
+        """Yield :class:`TokenEvent` pieces as the model writes, then one :class:`ResultEvent`."""
+        ablate = set(ablate)
+        unknown = ablate - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {sorted(unknown)}; choose from {ABLATIONS}")
+        t0 = time.perf_counter()
+        trace: dict[str, Any] = {"ablate": sorted(ablate)}
+
+        # guard
+        text = self._guard(message, trace)
+
+        # state
+        cid = conversation_id or self.store.new_conversation(user_id)
+        conv = self.store.conversation(cid)
+        if conv is None:
+            self.store.new_conversation(user_id, cid)
+            conv = {"user_id": user_id}
+        user_id = user_id or conv.get("user_id")
+        state = DialogueState.model_validate(self.store.load_state(cid) or {})
+        before = state.constraints.model_copy(deep=True)
+        state = update_state(state, text, self.linker)
+        constraint_changed = state.constraints != before
+        history = history_of(self.kb, user_id) if "history" not in ablate else UserHistory(user_id=user_id)
+        profile = profile_text(self.kb, user_id) if "profile" not in ablate else "Not available."
+
+        # retrieve templates and route
+        q_emb = self.index.embedder.embed([text])[0]
+        tpls = self.index.search_templates(text, self.settings.retrieval.templates_k, query_embedding=q_emb)
+        top = tpls[0] if tpls else None
+        intent = self.kb.templates[top[0]].intent if top else None
+        decision = decide(text, state, top, intent, constraint_changed,
+                          self.settings.retrieval.template_min_similarity)
+        trace["route"] = {"route": decision.route, "reasons": decision.reasons,
+                          "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls]}
+        if decision.route in ("recommend", "both") and (state.constraints.categories or state.mentioned_items
+                                                        or not state.last_request or not constraint_changed):
+            state.last_request = text
+
+        # rank
+        recs: list[Recommendation] = []
+        if decision.route in ("recommend", "both"):
+            query = state.last_request or text
+            emb = q_emb if query == text else None
+            t_rank = time.perf_counter()
+            recs, rank_trace = self.ranker.rank(query, state, history, profile, query_embedding=emb,
+                                                use_kg="kg" not in ablate, use_llm="llm_rank" not in ablate)
+            rank_trace["ms"] = round(1000 * (time.perf_counter() - t_rank), 1)
+            trace["rank"] = rank_trace
+            recs, dropped = check_recommendations(recs, self.kb,
+                                                  lambda i: self.ranker.allowed(self.kb.items[i], state, history))
+            trace.setdefault("grounding", {})["dropped"] = dropped
+
+        # template with slots filled from known data
+        template = self.kb.templates.get(decision.template_id or "")
+        template_text = template.render(self._slot_values(text, state, user_id)) if template else None
+
+        # generate
+        facts = self._facts(state, recs, "kg" not in ablate)
+        messages = self._messages(state, text, profile, facts, recs, template_text, decision.route)
+        trace["prompt_tokens"] = self.llm.count_tokens("\n".join(m["content"] for m in messages))
+        pieces: list[str] = []
+        t_gen = time.perf_counter()
+        ttft = None
+        try:
+            for piece in self.llm.stream(messages, self.settings.llm.max_new_tokens, cancel=cancel):
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                pieces.append(piece)
+                yield TokenEvent(piece)
+        except Exception as exc:  # a failing model must not lose the turn: fall back below
+            log.exception("generation failed")
+            trace["generation_error"] = f"{type(exc).__name__}: {exc}"
+        generated = "".join(pieces).strip()
+        trace["generation"] = {"backend": self.llm.name, "ttft_s": round(ttft or 0.0, 3),
+                               "generate_s": round(time.perf_counter() - t_gen, 3),
+                               "tokens": self.llm.count_tokens(generated) if generated else 0,
+                               "raw": generated}
+
+        # ground
+        report = check_text(generated, recs, self.kb, template_text=template_text,
+                            similarity=self.index.embedder.similarity if template_text else None,
+                            min_similarity=self.settings.grounding.min_template_similarity,
+                            must_cite=decision.route in ("recommend", "both"))
+        reply = generated
+        if not report.ok:
+            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
+            report.fallback = True
+        elif decision.route in ("recommend", "both") and not recs:
+            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
+            report.fallback = True
+            report.problems.append("no allowed item to recommend")
+        trace.setdefault("grounding", {}).update({"ok": report.ok, "fallback": report.fallback,
+                                                  "problems": report.problems})
+
+        # respond and log
+        state.history.extend([{"role": "user", "content": text}, {"role": "assistant", "content": reply}])
+        state.history = state.history[-2 * max(self.settings.history_turns, 1):]
+        if recs:
+            state.last_recommended = [r.item_id for r in recs]
+        trace["latency_s"] = round(time.perf_counter() - t0, 3)
+        sources = ([f"template:{decision.template_id}"] if template else []) + [f"item:{r.item_id}" for r in recs]
+        result = TurnResult(conversation_id=cid, text=reply, route=decision.route, recommendations=recs,
+                            template_id=decision.template_id if template else None, sources=sources, trace=trace)
+        result.turn_id = self.store.save_turn(cid, state.model_dump(), text, reply, decision.route,
+                                              result.template_id, [r.item_id for r in recs],
+                                              result.model_dump(exclude={"trace": {"generation": {"raw"}}}))
+        yield ResultEvent(result)
+
+    def feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
+        return self.store.add_feedback(turn_id, kind, item_id)
+
+    # ------------------------------------------------------------ helpers
+
+    def _guard(self, message: str, trace: dict[str, Any]) -> str:
+        if not isinstance(message, str):
+            raise InputRejected("message must be text")
+        text = message.replace("\x00", "").strip()
+        if not text:
+            raise InputRejected("message is empty")
+        limit = self.settings.max_message_chars
+        if len(text) > limit:
+            raise InputRejected(f"message is {len(text)} characters; the limit is {limit}")
+        masked = mask_pii(text)
+        trace["guard"] = {"pii_masked": masked != text, "injection_suspected": bool(_INJECTION.search(text))}
+        return masked
+
+    def _slot_values(self, text: str, state: DialogueState, user_id: str | None) -> dict[str, str]:
+        values = self.kb.shop.slot_values()
+        user = self.kb.users.get(user_id or "")
+        if user and user.name:
+            values["customer_name"] = user.name.split()[0]
+        past = " ".join(h["content"] for h in state.history if h["role"] == "user")
+        if (m := _ORDER_ID.search(text) or _ORDER_ID.search(past)):
+            values["order_id"] = "#" + m.group(1)
+        if state.mentioned_items:
+            values["item_title"] = "your " + self.kb.items[state.mentioned_items[-1]].title
+        return values
+
+    def _facts(self, state: DialogueState, recs: list[Recommendation], use_kg: bool) -> list[str]:
+        if not use_kg:
+            return []
+        facts: list[str] = []
+        for r in recs:
+            facts.extend(r.evidence.kg_paths[:1])
+        for item_id in state.mentioned_items[-2:]:
+            for t in self.kg.facts(item_id, limit=3):
+                facts.append(f"{self.kg.label(t.subject)} {t.predicate.replace('_', ' ')} {self.kg.label(t.object)}")
+        return list(dict.fromkeys(facts))[:6]
+
+    def _messages(self, state: DialogueState, text: str, profile: str, facts: list[str],
+                  recs: list[Recommendation], template_text: str | None, route: str) -> list[Message]:
+        p = self.prompts
+        system = p.render("system.j2", shop_name=self.kb.shop.name,
+                          example_id=next(iter(self.kb.items)) if self.kb.items else "ID")
+        msgs: list[Message] = [{"role": "system", "content": system}]
+        n = 2 * self.settings.history_turns
+        for h in (state.history[-n:] if n else []):
+            msgs.append({"role": h["role"], "content": h["content"]})  # type: ignore[typeddict-item]
+        msgs.append({"role": "user", "content": p.render(
+            "turn.j2", profile=profile, facts=facts, items=[r.model_dump() for r in recs],
+            template=template_text, message=text, instruction=p.instructions[route])})
+        return msgs

@@ -1,0 +1,229 @@
+"""Candidates from several sources, hard filters, feature fusion, reasons and evidence.
+
+Candidate sources: dense retrieval (Chroma, filtered by the constraints), KG
+paths from the user's items and the items mentioned in the dialogue,
+co-purchases, and popularity. Anything the user owns, rejected, excluded by a
+constraint, or that is out of stock never leaves this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatrec.config import RankingSettings
+from chatrec.index import where_filter
+from chatrec.kb import KnowledgeBase
+from chatrec.kg import KGPath, NetworkXGraph
+from chatrec.llm.base import LLMBackend, ScoringUnsupported
+from chatrec.profile import UserHistory
+from chatrec.state import DialogueState
+from chatrec.types import Evidence, Item, Recommendation
+
+FEATURES = ("dense", "kg", "history", "cooccur", "popular", "price_fit", "pref_brand", "llm")
+
+
+@dataclass
+class Candidate:
+    item: Item
+    sources: set[str] = field(default_factory=set)
+    features: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FEATURES, 0.0))
+    path: KGPath | None = None
+    score: float = 0.0
+
+
+class Behaviour:
+    """Popularity and co-purchase counts from events and accepted recommendations in past logs."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.popularity: Counter[str] = Counter()
+        baskets: dict[str, set[str]] = defaultdict(set)
+        for ev in kb.events:
+            if ev.type == "purchase":
+                self.popularity[ev.item_id] += 1
+                baskets[ev.user_id].add(ev.item_id)
+        for conv in kb.transcripts:
+            for t in conv.turns:
+                for i in t.accepted:
+                    self.popularity[i] += 1
+                    if conv.user_id:
+                        baskets[conv.user_id].add(i)
+        self.co: dict[str, Counter[str]] = defaultdict(Counter)
+        for items in baskets.values():
+            for a in items:
+                for b in items:
+                    if a != b:
+                        self.co[a][b] += 1
+        self.max_pop = max(self.popularity.values(), default=1)
+
+    def popular(self, n: int) -> list[str]:
+        return [i for i, _ in self.popularity.most_common(n)]
+
+
+class Ranker:
+    def __init__(self, kb: KnowledgeBase, kg: NetworkXGraph, index: Any, settings: RankingSettings,
+                 items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None):
+        self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
+        self.behaviour = Behaviour(kb)
+        self.llm, self.prompts = llm, prompts
+
+    # ---------------------------------------------------------------- filters
+
+    def allowed(self, item: Item, state: DialogueState, history: UserHistory) -> str | None:
+        """``None`` if the item may be shown, else why not."""
+        c = state.constraints
+        if not item.in_stock:
+            return "out of stock"
+        if item.id in history.owned:
+            return "already owned"
+        if item.id in state.rejected_items or item.id in history.disliked:
+            return "rejected by the user"
+        if item.brand in c.brands_out:
+            return f"brand {item.brand} excluded"
+        if c.brands_in and item.brand not in c.brands_in:
+            return "not a requested brand"
+        if c.max_price is not None and item.price > c.max_price:
+            return "over budget"
+        if c.min_price is not None and item.price < c.min_price:
+            return "under minimum price"
+        if c.categories and item.category not in c.categories:
+            return "other category"
+        if c.compatible_with and item.id not in self.kg.items_linked(c.compatible_with, "compatible_with"):
+            return f"not compatible with {c.compatible_with}"
+        return None
+
+    # ---------------------------------------------------------------- ranking
+
+    def rank(self, query: str, state: DialogueState, history: UserHistory, profile: str = "",
+             query_embedding: Any = None, use_kg: bool = True, use_llm: bool = True) -> tuple[list[Recommendation], dict]:
+        c = state.constraints
+        cands: dict[str, Candidate] = {}
+
+        def add(item_id: str, source: str) -> Candidate | None:
+            item = self.kb.items.get(item_id)
+            if item is None:
+                return None
+            cand = cands.setdefault(item_id, Candidate(item))
+            cand.sources.add(source)
+            return cand
+
+        where = where_filter(c.max_price, c.brands_out, c.categories)
+        for item_id, sim in self.index.search_items(query, self.items_k, where, query_embedding=query_embedding):
+            if (cand := add(item_id, "dense")):
+                cand.features["dense"] = max(0.0, sim)
+
+        anchors = ([c.compatible_with] if c.compatible_with else []) + state.mentioned_items + history.owned[:5]
+        if use_kg:
+            if c.compatible_with:
+                for item_id in self.kg.items_linked(c.compatible_with, "compatible_with"):
+                    add(item_id, "kg")
+            for item_id, path in self.kg.related_items(anchors, max_hops=2).items():
+                if (cand := add(item_id, "kg")):
+                    from_history = path.start in history.owned
+                    cand.features["kg"] = max(cand.features["kg"], path.strength)
+                    if from_history:
+                        cand.features["history"] = max(cand.features["history"], path.strength)
+                    if cand.path is None or path.strength > cand.path.strength:
+                        cand.path = path
+
+        for owned in history.owned[:5]:
+            for item_id, n in self.behaviour.co.get(owned, Counter()).most_common(10):
+                if (cand := add(item_id, "cooccur")):
+                    cand.features["cooccur"] = max(cand.features["cooccur"], min(1.0, n / 3))
+        for item_id in self.behaviour.popular(20):
+            add(item_id, "popular")
+
+        rejected: Counter[str] = Counter()
+        kept: list[Candidate] = []
+        for cand in cands.values():
+            why = self.allowed(cand.item, state, history)
+            if why:
+                rejected[why] += 1
+                continue
+            kept.append(cand)
+
+        user = self.kb.users.get(history.user_id or "")
+        liked = set(user.preferences.brands_liked) if user else set()
+        for cand in kept:
+            f = cand.features
+            f["popular"] = math.log1p(self.behaviour.popularity[cand.item.id]) / math.log1p(self.behaviour.max_pop)
+            f["price_fit"] = 1.0 if c.max_price is None else 1.0 - 0.5 * cand.item.price / max(c.max_price, 1e-6)
+            f["pref_brand"] = 1.0 if cand.item.brand in liked else 0.0
+            if cand.item.id in self.kg.items_linked(c.compatible_with or "", "compatible_with"):
+                f["kg"] = 1.0
+            cand.score = self._fuse(f)
+        kept.sort(key=lambda x: (-x.score, x.item.id))
+
+        llm_note = "off"
+        if use_llm and self.s.w_llm > 0 and self.llm is not None and kept:
+            llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
+            kept.sort(key=lambda x: (-x.score, x.item.id))
+
+        top = kept[: self.s.top_n]
+        recs = [self._explain(cand, history) for cand in top]
+        trace = {
+            "candidates": {src: sum(1 for x in cands.values() if src in x.sources)
+                           for src in ("dense", "kg", "cooccur", "popular")},
+            "filtered_out": dict(rejected),
+            "constraints": c.model_dump(),
+            "llm_rerank": llm_note,
+            "scored": [{"item_id": x.item.id, "score": round(x.score, 4),
+                        "features": {k: round(v, 3) for k, v in x.features.items()}} for x in kept[:10]],
+        }
+        return recs, trace
+
+    def _fuse(self, f: dict[str, float]) -> float:
+        s = self.s
+        return (s.w_dense * f["dense"] + s.w_kg * f["kg"] + s.w_history * f["history"] + s.w_cooccur * f["cooccur"]
+                + s.w_popular * f["popular"] + s.w_price_fit * f["price_fit"] + s.w_pref_brand * f["pref_brand"]
+                + s.w_llm * f["llm"])
+
+    def _llm_rerank(self, cands: list[Candidate], query: str, profile: str) -> str:
+        prompts = [[{"role": "user", "content": self.prompts.render(
+            "rank.j2", profile=profile, request=query,
+            item=f"{c.item.title} ({c.item.brand}, {c.item.category}, ${c.item.price:.2f})")}] for c in cands]
+        try:
+            yes = self.llm.score(prompts, "Yes")
+            no = self.llm.score(prompts, "No")
+        except ScoringUnsupported as exc:
+            return f"unsupported: {exc}"
+        for cand, y, n in zip(cands, yes, no):
+            cand.features["llm"] = 1.0 / (1.0 + math.exp(n - y))  # P(Yes | Yes or No)
+            cand.score = self._fuse(cand.features)
+        return f"scored {len(cands)}"
+
+    def _explain(self, cand: Candidate, history: UserHistory) -> Recommendation:
+        item = cand.item
+        kg_paths, reasons, hist = [], [], []
+        if cand.path is not None:
+            kg_paths.append(cand.path.render(self.kg.label))
+            if cand.path.start in history.owned:
+                hist.append(cand.path.start)
+        c_with = [h for h in history.owned if item.id in self.kg.items_linked(h, "compatible_with")]
+        for h in c_with:
+            if h not in hist:
+                hist.append(h)
+        if c_with:
+            reasons.append(f"works with your {self.kb.items[c_with[0]].title}")
+        elif cand.path is not None and cand.path.hops:
+            first = cand.path.hops[0].predicate.replace("_", " ")
+            reasons.append(f"linked to {self.kg.label(cand.path.start)} ({first})")
+        if cand.features["dense"] >= 0.3:
+            reasons.append("matches what you asked for")
+        if cand.features["cooccur"] > 0:
+            reasons.append("often bought together with what you own")
+        if cand.features["pref_brand"] > 0:
+            reasons.append(f"from {item.brand}, a brand you like")
+        if not reasons and "popular" in cand.sources:
+            reasons.append("popular with our customers")
+        fields: dict[str, Any] = {"price": item.price, "brand": item.brand, "category": item.category,
+                                  "stock": item.stock}
+        fields.update({k: v for k, v in list(item.attributes.items())[:4]})
+        reason = "; ".join(reasons) or "relevant to your request"
+        reason = reason[0].upper() + reason[1:] + f". ${item.price:.2f}, in stock."
+        return Recommendation(item_id=item.id, title=item.title, price=item.price, brand=item.brand,
+                              category=item.category, score=round(cand.score, 4), reason=reason,
+                              evidence=Evidence(kg_paths=kg_paths, fields=fields, history_items=hist))
+

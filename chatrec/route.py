@@ -1,0 +1,52 @@
+"""Deciding what a turn is: a service question, a recommendation request, both, or a handoff."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from chatrec.state import DialogueState, normalise
+
+Route = Literal["service", "recommend", "both", "handoff", "chitchat"]
+
+_HANDOFF = re.compile(r"\b(?:human|real person|live agent|(?:talk|speak|chat) (?:to|with) (?:a |an |someone|somebody|person|agent|representative)|representative|operator|manager)\b")
+_RECOMMEND = re.compile(
+    r"\b(?:recommend\w*|suggest\w*|looking for|look for|searching for|shopping for|in the market for|need (?:a|an|some|new)|"
+    r"want (?:a|an|some|new|to buy)|buy(?:ing)? (?:a|an|some|new)|gift|present for|which \w+ (?:should|would)|best \w+|options?|"
+    r"alternatives?|show me|anything (?:else|cheaper|similar)|something (?:else|cheaper|similar)|cheaper|"
+    r"(?:different|another|other) brand|not that brand|what (?:else )?goes? with|go with|compatible|upgrade)\b")
+_GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|thank you|ok(?:ay)?|cool|great|bye)\b")
+
+
+@dataclass
+class RouteDecision:
+    route: Route
+    template_id: str | None
+    template_similarity: float
+    reasons: list[str]
+
+
+def decide(message: str, state: DialogueState, top_template: tuple[str, float] | None,
+           template_intent: str | None, constraint_changed: bool,
+           min_sim: float, both_sim: float = 0.5) -> RouteDecision:
+    norm = normalise(message)
+    tid, sim = top_template if top_template else (None, 0.0)
+    reasons = [f"template {tid} similarity {sim:.2f}"] if tid else []
+    if _HANDOFF.search(norm) or (template_intent == "contact_human" and sim >= min_sim + 0.1):
+        return RouteDecision("handoff", tid if template_intent == "contact_human" else None, sim, reasons + ["asks for a person"])
+    wants_items = bool(_RECOMMEND.search(norm))
+    if not wants_items and constraint_changed and state.last_recommended:
+        wants_items = True
+        reasons.append("refines the last recommendation")
+    if wants_items:
+        reasons.append("asks for items")
+        if tid and sim >= both_sim and template_intent not in {"product_compatibility", "product_availability"}:
+            return RouteDecision("both", tid, sim, reasons)
+        return RouteDecision("recommend", None, sim, reasons)
+    if tid and sim >= min_sim:
+        return RouteDecision("service", tid, sim, reasons)
+    if _GREETING.search(norm) or len(norm.split()) <= 3:
+        return RouteDecision("chitchat", None, sim, reasons + ["greeting or too short"])
+    return RouteDecision("service", tid, sim, reasons + ["low-confidence template"]) if tid else \
+        RouteDecision("chitchat", None, sim, reasons)

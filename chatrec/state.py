@@ -1,0 +1,189 @@
+"""Dialogue state: what the user has said they want, carried across turns.
+
+The state is a plain pydantic record (persisted with the conversation). This
+module also owns the light language understanding that updates it: linking
+catalogue items and brands mentioned in the text, budgets, brand exclusions
+("not that brand", "no Samsung"), categories and "compatible with my X".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from chatrec.kb import KnowledgeBase
+
+
+class Constraints(BaseModel):
+    max_price: float | None = None
+    min_price: float | None = None
+    brands_in: list[str] = Field(default_factory=list)
+    brands_out: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    compatible_with: str | None = None  # a device item id
+
+
+class DialogueState(BaseModel):
+    history: list[dict[str, str]] = Field(default_factory=list)  # {"role": "user"|"assistant", "content"}
+    mentioned_items: list[str] = Field(default_factory=list)
+    liked_items: list[str] = Field(default_factory=list)
+    rejected_items: list[str] = Field(default_factory=list)
+    last_recommended: list[str] = Field(default_factory=list)
+    constraints: Constraints = Field(default_factory=Constraints)
+    open_intent: str | None = None
+    last_request: str | None = None  # the last message that said what items are wanted
+
+
+def normalise(text: str) -> str:
+    """Lower-case, NFKC (full-width digits and letters become ASCII), collapse spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w$.\-+'/ ]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+_PRICE = r"\$?\s*(\d+(?:[.,]\d{1,2})?)\s*(?:\$|dollars|usd|bucks)?"
+_MAX_PRICE = re.compile(rf"\b(?:under|below|less than|no more than|max(?:imum)?|up to|at most|cheaper than|within)\s+{_PRICE}")
+_MAX_PRICE_AFTER = re.compile(rf"{_PRICE}\s+(?:or less|max|tops|at most|or under)\b")
+_BUDGET = re.compile(rf"\bbudget (?:is |of )?(?:about |around )?{_PRICE}")
+_MIN_PRICE = re.compile(rf"\b(?:over|above|more than|at least)\s+{_PRICE}")
+_CHEAPER = re.compile(r"\b(?:cheaper|less expensive|too expensive|lower price|something cheaper)\b")
+_THAT_BRAND = re.compile(r"\b(?:not (?:that|this) brand|(?:a |an )?(?:different|another|other) brand|don'?t like (?:that|this) brand|no more (?:of )?that brand)\b")
+_NEGATION = r"(?:no|not|without|except|other than|anything but|avoid|don'?t want|hate|not a fan of|no more)"
+_COMPAT = re.compile(r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$")
+
+
+@dataclass
+class Mention:
+    item_id: str
+    start: int
+    end: int
+
+
+class EntityLinker:
+    """Finds catalogue items (by alias or title) and brands in normalised text; longest match wins."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        names: dict[str, str] = {}
+        for item in kb.items.values():
+            for alias in item.aliases:
+                names.setdefault(normalise(alias), item.id)
+        for item in kb.items.values():
+            names.setdefault(normalise(item.title), item.id)
+        self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
+        self.brands = {normalise(i.brand): i.brand for i in kb.items.values()}
+        self.categories = _category_vocabulary(kb)
+
+    def items(self, text: str) -> list[Mention]:
+        norm = normalise(text)
+        taken = [False] * len(norm)
+        found: list[Mention] = []
+        for name, item_id in self._names:
+            if len(name) < 3:
+                continue
+            for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", norm):
+                if any(taken[m.start():m.end()]):
+                    continue
+                taken[m.start():m.end()] = [True] * (m.end() - m.start())
+                found.append(Mention(item_id, m.start(), m.end()))
+        return sorted(found, key=lambda x: x.start)
+
+    def brand_mentions(self, text: str) -> list[tuple[str, int]]:
+        norm = normalise(text)
+        out = []
+        for key, brand in self.brands.items():
+            for m in re.finditer(rf"(?<![\w]){re.escape(key)}(?![\w])", norm):
+                out.append((brand, m.start()))
+        return out
+
+    def category_mentions(self, text: str) -> list[str]:
+        words = set(_stems(normalise(text)))
+        best: list[str] = []
+        best_score = 0
+        for cat, vocab in self.categories.items():
+            score = len(words & vocab)
+            if score > best_score:
+                best, best_score = [cat], score
+            elif score == best_score and score > 0:
+                best.append(cat)
+        return best
+
+
+def _stems(text: str) -> list[str]:
+    out = []
+    for w in re.findall(r"[a-z0-9]+", text):
+        if len(w) > 3 and w.endswith("es") and w[-3] in "sxh":
+            w = w[:-2]
+        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+            w = w[:-1]
+        out.append(w)
+    return out
+
+
+_GENERIC = {"accessory", "accessorie", "device", "smart", "game", "home"}
+
+
+def _category_vocabulary(kb: KnowledgeBase) -> dict[str, set[str]]:
+    vocab: dict[str, set[str]] = {}
+    for cat in {i.category for i in kb.items.values()}:
+        vocab[cat] = {w for w in _stems(cat.replace("-", " ")) if w not in _GENERIC}
+    return vocab
+
+
+def _price(raw: str) -> float:
+    return float(raw.replace(",", "."))
+
+
+def update_state(state: DialogueState, message: str, linker: EntityLinker) -> DialogueState:
+    """Return a new state with this user message's preferences applied (later statements win)."""
+    s = state.model_copy(deep=True)
+    c = s.constraints
+    norm = normalise(message)
+    kb = linker.kb
+
+    mentions = linker.items(message)
+    for m in mentions:
+        if m.item_id not in s.mentioned_items:
+            s.mentioned_items.append(m.item_id)
+    # "a case for my Pixel 8" -> compatibility with that device
+    for m in mentions:
+        if _COMPAT.search(norm[:m.start]):
+            c.compatible_with = m.item_id
+            break
+
+    if (mt := _MAX_PRICE.search(norm) or _MAX_PRICE_AFTER.search(norm) or _BUDGET.search(norm)):
+        c.max_price = _price(mt.group(1))
+    elif _CHEAPER.search(norm) and s.last_recommended:
+        prices = [kb.items[i].price for i in s.last_recommended if i in kb.items]
+        if prices:
+            c.max_price = round(min(prices) - 0.01, 2)
+    if (mt := _MIN_PRICE.search(norm)):
+        c.min_price = _price(mt.group(1))
+
+    if _THAT_BRAND.search(norm) and s.last_recommended:
+        brand = kb.items[s.last_recommended[0]].brand if s.last_recommended[0] in kb.items else None
+        if brand and brand not in c.brands_out:
+            c.brands_out.append(brand)
+            c.brands_in = [b for b in c.brands_in if b != brand]
+        s.rejected_items.extend(i for i in s.last_recommended if kb.items.get(i) and kb.items[i].brand == brand)
+    for brand, pos in linker.brand_mentions(message):
+        before = norm[max(0, pos - 30):pos]
+        if re.search(rf"\b{_NEGATION}\s+(?:\w+\s+){{0,2}}$", before):
+            if brand not in c.brands_out:
+                c.brands_out.append(brand)
+            c.brands_in = [b for b in c.brands_in if b != brand]
+        elif re.search(r"\b(?:from|by|only|prefer|made by)\s+$", before):
+            if brand not in c.brands_in:
+                c.brands_in.append(brand)
+            c.brands_out = [b for b in c.brands_out if b != brand]
+
+    cats = linker.category_mentions(message)
+    # A device mentioned as the thing to match is not the category asked for.
+    device_cats = {kb.items[m.item_id].category for m in mentions}
+    cats = [x for x in cats if x not in device_cats or not c.compatible_with]
+    if cats:
+        c.categories = cats
+    return s

@@ -1,0 +1,69 @@
+"""Shared fixtures. All state (Chroma, SQLite) lives under tmp paths; the model
+cache (converted weights) is the user's, so the GGUF is converted once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from chatrec.config import Settings, apply_offline_env, load_settings
+from chatrec.kb import KnowledgeBase, load_kb
+
+ROOT = Path(__file__).resolve().parent.parent
+KB_DIR = ROOT / "kb"
+
+apply_offline_env()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATREC_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CHATREC_KB_DIR", str(KB_DIR))
+    monkeypatch.delenv("CHATREC_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_kb(KB_DIR)
+
+
+@pytest.fixture(scope="session")
+def shared_index(tmp_path_factory, kb):
+    from chatrec.index import ChromaIndex
+
+    settings = Settings(kb_dir=KB_DIR, data_dir=tmp_path_factory.mktemp("index"))
+    index = ChromaIndex(settings)
+    index.build(kb)
+    return index
+
+
+def fake_settings(tmp_path: Path, **overrides) -> Settings:
+    return load_settings(kb_dir=str(KB_DIR), data_dir=str(tmp_path / "state"),
+                         llm={"backend": "fake"}, **overrides)
+
+
+@pytest.fixture
+def fake_bot(tmp_path, kb, shared_index):
+    from chatrec.llm.fake import FakeLLM
+    from chatrec.pipeline import Chatbot
+
+    return Chatbot(fake_settings(tmp_path), llm=FakeLLM(), kb=kb, index=shared_index)
+
+
+@pytest.fixture(scope="session")
+def real_bot(tmp_path_factory, kb):
+    """The real pipeline: SmolLM2 in 4-bit NF4, MiniLM, persistent Chroma, the KG, SQLite."""
+    from chatrec.pipeline import Chatbot
+
+    settings = load_settings(kb_dir=str(KB_DIR), data_dir=str(tmp_path_factory.mktemp("real")))
+    assert settings.llm.backend == "transformers" and settings.llm.quantization == "nf4"
+    return Chatbot(settings)
+
+
+def item_by_alias(kb: KnowledgeBase, alias: str) -> str:
+    for item in kb.items.values():
+        if alias in item.aliases:
+            return item.id
+    raise KeyError(alias)
