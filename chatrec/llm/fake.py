@@ -16,7 +16,10 @@ def echo_context(messages: list[Message]) -> str:
     marker = "Answer template:"
     if marker in prompt:
         return prompt.split(marker, 1)[1].strip().split("\n\n", 1)[0].strip()
-    return "Here are some options from our catalogue."
+    cited = [line[2:].split(",")[0] for line in prompt.splitlines() if line.startswith("- [")]
+    if cited:
+        return "I recommend " + " and ".join(cited[:2]) + "."
+    return "Hello! I can help with orders, returns and product advice."
 
 
 class FakeLLM:

@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from chatrec.kb import load_kb
+from chatrec.kg import NetworkXGraph
+
+TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
+
+
+def _kg():
+    kb = load_kb(TINY)
+    return NetworkXGraph(kb.triples, kb.items)
+
+
+def test_facts_and_labels():
+    kg = _kg()
+    facts = {(t.subject, t.predicate, t.object) for t in kg.facts("P8")}
+    assert ("P8", "brand", "brand:Google") in facts and ("C1", "compatible_with", "P8") in facts
+    assert kg.label("C1") == "Spigen Thin Fit Case for Pixel 8" and kg.label("category:phone-cases") == "phone cases"
+
+
+def test_items_linked_is_directional():
+    kg = _kg()
+    assert kg.items_linked("P8", "compatible_with") == {"C1", "C2", "C3"}
+    assert kg.items_linked("C1", "compatible_with") == set()
+
+
+def test_related_items_carry_renderable_paths():
+    kg = _kg()
+    rel = kg.related_items(["P8"])
+    assert rel["C1"].render(kg.label) == "Google Pixel 8 128GB <-compatible_with- Spigen Thin Fit Case for Pixel 8"
+    assert rel["C1"].strength > rel["S24"].strength * 0.5
+    # two hops: the S24 case is reached through the successor link
+    assert [h.predicate for h in rel["C4"].hops] == ["successor_of", "compatible_with"]
+    assert "P8" not in rel
