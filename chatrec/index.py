@@ -15,13 +15,14 @@ from typing import Any
 
 from chatrec.config import Settings, apply_offline_env
 from chatrec.embeddings import Embedder, LocalSentenceTransformerEF
-from chatrec.kb import KnowledgeBase
+from chatrec.kb import KnowledgeBase, template_examples
 from chatrec.types import Item, Template
 
 log = logging.getLogger(__name__)
 
 ITEMS = "items"
 TEMPLATES = "templates"
+EXAMPLES = "examples"  # past customer messages -> the template that answered them
 BATCH = 128
 
 
@@ -82,6 +83,8 @@ class ChromaIndex:
         return [
             self._sync(ITEMS, {i.id: item_row(i) for i in kb.items.values()}, progress),
             self._sync(TEMPLATES, {t.id: template_row(t) for t in kb.templates.values()}, progress),
+            self._sync(EXAMPLES, {i: (q, {"template_id": tid}) for i, (q, tid) in template_examples(kb).items()},
+                       progress),
         ]
 
     def _sync(self, name: str, rows: dict[str, tuple[str, dict[str, Any]]], progress: bool) -> IndexReport:
@@ -107,7 +110,8 @@ class ChromaIndex:
 
     def is_built(self, kb: KnowledgeBase) -> bool:
         return (self.collection(ITEMS).count() == len(kb.items)
-                and self.collection(TEMPLATES).count() == len(kb.templates))
+                and self.collection(TEMPLATES).count() == len(kb.templates)
+                and self.collection(EXAMPLES).count() == len(template_examples(kb)))
 
     # ------------------------------------------------------------ querying
 
@@ -121,14 +125,29 @@ class ChromaIndex:
         res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None, include=["distances"])
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
 
-    def search_templates(self, query: str, k: int, query_embedding: Any = None) -> list[tuple[str, float]]:
-        col = self.collection(TEMPLATES)
-        n = col.count()
-        if n == 0:
-            return []
+    def search_templates(self, query: str, k: int, query_embedding: Any = None,
+                         examples_k: int = 8) -> list[tuple[str, float]]:
+        """Templates ranked by the best of: similarity to the template text, and
+        similarity-weighted votes of the nearest past customer messages it answered."""
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
-        res = col.query(query_embeddings=[emb], n_results=min(k, n), include=["distances"])
-        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+        scores: dict[str, float] = {}
+        col = self.collection(TEMPLATES)
+        if (n := col.count()):
+            res = col.query(query_embeddings=[emb], n_results=min(k, n), include=["distances"])
+            for i, d in zip(res["ids"][0], res["distances"][0]):
+                scores[i] = 1.0 - float(d)
+        ex = self.collection(EXAMPLES)
+        if (n := ex.count()):
+            res = ex.query(query_embeddings=[emb], n_results=min(examples_k, n), include=["distances", "metadatas"])
+            votes: dict[str, list[float]] = {}
+            for d, m in zip(res["distances"][0], res["metadatas"][0]):
+                votes.setdefault(m["template_id"], []).append(1.0 - float(d))
+            total = sum(sum(v) for v in votes.values()) or 1.0
+            for tid, sims in votes.items():
+                # the nearest example's similarity, discounted when neighbours disagree
+                score = max(sims) * (0.5 + 0.5 * sum(sims) / total)
+                scores[tid] = max(scores.get(tid, 0.0), score)
+        return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
 
 
 def where_filter(max_price: float | None = None, exclude_brands: list[str] | None = None,

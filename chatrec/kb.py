@@ -77,8 +77,27 @@ class KnowledgeBase:
         return h.hexdigest()[:16]
 
 
-def _rel(path: Path) -> str:
-    return path.name if not path.is_absolute() else str(path)
+def is_heldout(conversation_id: str, percent: int = 10) -> bool:
+    """Deterministic held-out split by conversation: never trained or indexed on, used by eval."""
+    digest = hashlib.sha256(conversation_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+RECOMMEND_LABEL = "__recommend__"
+
+
+def template_examples(kb: "KnowledgeBase") -> dict[str, tuple[str, str]]:
+    """Past customer messages and what answered them, from training conversations only:
+    ``{example_id: (customer text, template_id or RECOMMEND_LABEL)}``."""
+    out: dict[str, tuple[str, str]] = {}
+    for conv in kb.transcripts:
+        if is_heldout(conv.conversation_id):
+            continue
+        for i, (q, a) in enumerate(zip(conv.turns, conv.turns[1:])):
+            if q.role == "user" and a.role == "agent" and (a.template_id or a.recommended):
+                label = a.template_id if a.template_id and not a.recommended else RECOMMEND_LABEL
+                out[f"{conv.conversation_id}:{i}"] = (q.text, label)
+    return out
 
 
 def read_jsonl(path: Path, model: type[M], errors: list[str]) -> Iterator[tuple[int, M]]:

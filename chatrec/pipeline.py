@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from chatrec.config import Settings, apply_offline_env
 from chatrec.grounding import check_recommendations, check_text, fallback_text
-from chatrec.kb import KnowledgeBase, load_kb
+from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, load_kb
 from chatrec.kg import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
 from chatrec.llm.base import Message
@@ -116,12 +116,14 @@ class Chatbot:
 
         # retrieve templates and route
         q_emb = self.index.embedder.embed([text])[0]
-        tpls = self.index.search_templates(text, self.settings.retrieval.templates_k, query_embedding=q_emb)
+        found = self.index.search_templates(text, self.settings.retrieval.templates_k + 1, query_embedding=q_emb)
+        rec_vote = dict(found).get(RECOMMEND_LABEL, 0.0)
+        tpls = [(i, s) for i, s in found if i in self.kb.templates][: self.settings.retrieval.templates_k]
         top = tpls[0] if tpls else None
         intent = self.kb.templates[top[0]].intent if top else None
         decision = decide(text, state, top, intent, constraint_changed,
-                          self.settings.retrieval.template_min_similarity)
-        trace["route"] = {"route": decision.route, "reasons": decision.reasons,
+                          self.settings.retrieval.template_min_similarity, recommend_vote=rec_vote)
+        trace["route"] = {"route": decision.route, "reasons": decision.reasons, "recommend_vote": round(rec_vote, 3),
                           "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls]}
         if decision.route in ("recommend", "both") and (state.constraints.categories or state.mentioned_items
                                                         or not state.last_request or not constraint_changed):

@@ -12,10 +12,12 @@ Route = Literal["service", "recommend", "both", "handoff", "chitchat"]
 
 _HANDOFF = re.compile(r"\b(?:human|real person|live agent|(?:talk|speak|chat) (?:to|with) (?:a |an |someone|somebody|person|agent|representative)|representative|operator|manager)\b")
 _RECOMMEND = re.compile(
-    r"\b(?:recommend\w*|suggest\w*|looking for|look for|searching for|shopping for|in the market for|need (?:a|an|some|new)|"
+    r"\b(?:recommend\w*|suggest\w*|looking for|look for|searching for|shopping for|in the market for|need (?:a|an|new)|"
     r"want (?:a|an|some|new|to buy)|buy(?:ing)? (?:a|an|some|new)|gift|present for|which \w+ (?:should|would)|best \w+|options?|"
     r"alternatives?|show me|anything (?:else|cheaper|similar)|something (?:else|cheaper|similar)|cheaper|"
-    r"(?:different|another|other) brand|not that brand|what (?:else )?goes? with|go with|compatible|upgrade)\b")
+    r"(?:different|another|other) brand|not that brand|what (?:else )?goes? with|go with|compatible|upgrade|"
+    r"what(?:'s| is) a good|which \w+ (?:fits?|works?)|any (?:good )?\w+ for|ideas?|what (?:should|would) (?:i|you) (?:get|buy|suggest)|"
+    r"budget.friendly|other than|rather avoid|aren'?t)\b")
 _GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|thank you|ok(?:ay)?|cool|great|bye)\b")
 
 
@@ -29,19 +31,23 @@ class RouteDecision:
 
 def decide(message: str, state: DialogueState, top_template: tuple[str, float] | None,
            template_intent: str | None, constraint_changed: bool,
-           min_sim: float, both_sim: float = 0.5) -> RouteDecision:
+           min_sim: float, both_sim: float = 0.5, recommend_vote: float = 0.0) -> RouteDecision:
+    """``recommend_vote`` is how strongly past requests answered with items resemble this message."""
     norm = normalise(message)
     tid, sim = top_template if top_template else (None, 0.0)
     reasons = [f"template {tid} similarity {sim:.2f}"] if tid else []
     if _HANDOFF.search(norm) or (template_intent == "contact_human" and sim >= min_sim + 0.1):
         return RouteDecision("handoff", tid if template_intent == "contact_human" else None, sim, reasons + ["asks for a person"])
     wants_items = bool(_RECOMMEND.search(norm))
+    if not wants_items and recommend_vote >= max(min_sim, sim):
+        wants_items = True
+        reasons.append(f"resembles past recommendation requests ({recommend_vote:.2f})")
     if not wants_items and constraint_changed and state.last_recommended:
         wants_items = True
         reasons.append("refines the last recommendation")
     if wants_items:
         reasons.append("asks for items")
-        if tid and sim >= both_sim and template_intent not in {"product_compatibility", "product_availability"}:
+        if tid and sim >= both_sim and sim >= recommend_vote - 0.1 and template_intent not in {"thanks", "greeting", "add_to_cart"}:
             return RouteDecision("both", tid, sim, reasons)
         return RouteDecision("recommend", None, sim, reasons)
     if tid and sim >= min_sim:
