@@ -125,6 +125,9 @@ class Chatbot:
                           self.settings.retrieval.template_min_similarity, recommend_vote=rec_vote)
         trace["route"] = {"route": decision.route, "reasons": decision.reasons, "recommend_vote": round(rec_vote, 3),
                           "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls]}
+        if decision.route not in ("recommend", "both"):
+            # a service question names things ("return my headphones") without asking for them
+            state.constraints.categories = before.categories
         if decision.route in ("recommend", "both") and (state.constraints.categories or state.mentioned_items
                                                         or not state.last_request or not constraint_changed):
             state.last_request = text

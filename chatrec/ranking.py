@@ -90,9 +90,15 @@ class Ranker:
             return "under minimum price"
         if c.categories and item.category not in c.categories:
             return "other category"
-        if c.compatible_with and item.id not in self.kg.items_linked(c.compatible_with, "compatible_with"):
+        if c.compatible_with and not self.fits(item.id, c.compatible_with):
             return f"not compatible with {c.compatible_with}"
         return None
+
+    def fits(self, item_id: str, device_id: str) -> bool:
+        """Compatible with the device, or universal (an accessory with no compatibility edges)."""
+        if item_id in self.kg.items_linked(device_id, "compatible_with"):
+            return True
+        return not any(t.predicate == "compatible_with" and t.subject == item_id for t in self.kg.facts(item_id, 10_000))
 
     # ---------------------------------------------------------------- ranking
 
@@ -194,6 +200,19 @@ class Ranker:
             cand.score = self._fuse(cand.features)
         return f"scored {len(cands)}"
 
+    def _path_reason(self, path: KGPath, history: UserHistory) -> str:
+        start = self.kg.label(path.start)
+        owner = "your " if path.start in history.owned else ""
+        first = path.hops[0]
+        if len(path.hops) == 1:
+            verb = first.predicate.replace("_", " ")
+            return f"{verb} {owner}{start}" if first.source != path.start else f"{owner}{start} is {verb} it"
+        middle = first.target if first.source == path.start else first.source
+        like = f"like {owner}{start}"
+        if first.predicate == "suits_need":
+            return f"suits {self.kg.label(middle)}, {like}"
+        return f"same {first.predicate.replace('_', ' ')} ({self.kg.label(middle)}) {like}"
+
     def _explain(self, cand: Candidate, history: UserHistory) -> Recommendation:
         item = cand.item
         kg_paths, reasons, hist = [], [], []
@@ -208,8 +227,7 @@ class Ranker:
         if c_with:
             reasons.append(f"works with your {self.kb.items[c_with[0]].title}")
         elif cand.path is not None and cand.path.hops:
-            first = cand.path.hops[0].predicate.replace("_", " ")
-            reasons.append(f"linked to {self.kg.label(cand.path.start)} ({first})")
+            reasons.append(self._path_reason(cand.path, history))
         if cand.features["dense"] >= 0.3:
             reasons.append("matches what you asked for")
         if cand.features["cooccur"] > 0:

@@ -115,7 +115,7 @@ class EntityLinker:
 def _stems(text: str) -> list[str]:
     out = []
     for w in re.findall(r"[a-z0-9]+", text):
-        if len(w) > 3 and w.endswith("es") and w[-3] in "sxh":
+        if len(w) > 4 and w.endswith(("ches", "shes", "sses", "xes")):
             w = w[:-2]
         elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
             w = w[:-1]
@@ -154,6 +154,14 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker) -> Di
             c.compatible_with = m.item_id
             break
 
+    cats = linker.category_mentions(message)
+    # A device mentioned as the thing to match is not the category asked for.
+    device_cats = {kb.items[m.item_id].category for m in mentions}
+    cats = [x for x in cats if x not in device_cats or not c.compatible_with]
+    if cats and set(cats) != set(c.categories):
+        # a new kind of item: budget and brand wishes were about the old one (brand dislikes stay)
+        c.categories, c.max_price, c.min_price, c.brands_in = cats, None, None, []
+
     if (mt := _MAX_PRICE.search(norm) or _MAX_PRICE_AFTER.search(norm) or _BUDGET.search(norm)):
         c.max_price = _price(mt.group(1))
     elif _CHEAPER.search(norm) and s.last_recommended:
@@ -179,11 +187,4 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker) -> Di
             if brand not in c.brands_in:
                 c.brands_in.append(brand)
             c.brands_out = [b for b in c.brands_out if b != brand]
-
-    cats = linker.category_mentions(message)
-    # A device mentioned as the thing to match is not the category asked for.
-    device_cats = {kb.items[m.item_id].category for m in mentions}
-    cats = [x for x in cats if x not in device_cats or not c.compatible_with]
-    if cats:
-        c.categories = cats
     return s
