@@ -4,7 +4,6 @@ Model and catalogue text is escaped before it reaches Markdown, so nothing a
 user or a catalogue row contains is rendered as HTML.
 """
 
-from __future__ import annotations
 
 import html
 from typing import Any, Iterator

@@ -10,9 +10,7 @@ import pytest
 
 from chatrec.config import Settings, apply_offline_env, load_settings
 from chatrec.kb import KnowledgeBase, load_kb
-
-ROOT = Path(__file__).resolve().parent.parent
-KB_DIR = ROOT / "kb"
+from tests_support import KB_DIR, fake_settings
 
 apply_offline_env()
 
@@ -39,11 +37,6 @@ def shared_index(tmp_path_factory, kb):
     return index
 
 
-def fake_settings(tmp_path: Path, **overrides) -> Settings:
-    return load_settings(kb_dir=str(KB_DIR), data_dir=str(tmp_path / "state"),
-                         llm={"backend": "fake"}, **overrides)
-
-
 @pytest.fixture
 def fake_bot(tmp_path, kb, shared_index):
     from chatrec.llm.fake import FakeLLM
@@ -62,8 +55,12 @@ def real_bot(tmp_path_factory, kb):
     return Chatbot(settings)
 
 
-def item_by_alias(kb: KnowledgeBase, alias: str) -> str:
-    for item in kb.items.values():
-        if alias in item.aliases:
-            return item.id
-    raise KeyError(alias)
+@pytest.fixture(scope="session")
+def alias(kb):
+    """``alias("pixel 8")`` -> that device's item id."""
+    def find(name: str) -> str:
+        for item in kb.items.values():
+            if name in item.aliases:
+                return item.id
+        raise KeyError(name)
+    return find

@@ -1,0 +1,91 @@
+"""The whole turn with a scripted LLM (fast); the real-model version is test_e2e.py."""
+
+import threading
+
+import pytest
+
+from chatrec.llm.fake import FakeLLM
+from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent
+from tests_support import assert_allowed, fake_settings
+
+
+def test_service_turn_answers_from_retrieved_template(fake_bot):
+    r = fake_bot.ask("How do I return my headphones?", user_id="U001")
+    assert r.route == "service" and fake_bot.kb.templates[r.template_id].intent == "return_item"
+    assert r.text and not r.recommendations
+    assert r.sources == [f"template:{r.template_id}"]
+
+
+def test_recommendation_for_a_named_device_is_compatible_and_in_stock(fake_bot, alias):
+    pixel = alias("pixel 8")
+    r = fake_bot.ask("Can you recommend a case for my Pixel 8?", user_id="U002")
+    assert r.route == "recommend" and r.recommendations
+    for rec in r.recommendations:
+        assert rec.item_id in fake_bot.kg.items_linked(pixel, "compatible_with")
+        assert fake_bot.kb.items[rec.item_id].in_stock
+        assert any("compatible_with" in p for p in rec.evidence.kg_paths)
+
+
+def test_constraints_hold_across_turns(fake_bot):
+    r1 = fake_bot.ask("I need wireless earbuds for running", user_id="U003")
+    r2 = fake_bot.ask("not that brand", r1.conversation_id, "U003")
+    r3 = fake_bot.ask("actually, under $100", r1.conversation_id, "U003")
+    banned = fake_bot.kb.items[r1.recommendations[0].item_id].brand
+    for r in (r2, r3):
+        assert r.recommendations and all(x.brand != banned for x in r.recommendations)
+        assert all(x.category == "earbuds" for x in r.recommendations)
+    assert all(x.price <= 100 for x in r3.recommendations)
+
+
+def test_never_recommends_disallowed_items(fake_bot):
+    for user in ("U001", "U010", "U020", None):
+        cid = None
+        for msg in ("recommend a gift for a gamer", "something cheaper", "no Sony please",
+                    "suggest a screen protector for my iPhone 15", "any power bank under $40?"):
+            r = fake_bot.ask(msg, cid, user)
+            cid = r.conversation_id
+            assert_allowed(fake_bot, r, user)
+
+
+def test_turns_are_persisted_with_trace_and_masked_text(fake_bot):
+    r = fake_bot.ask("my email is jane@example.com, where is order #VW-48213?", user_id="U001")
+    rows = fake_bot.store.turns(r.conversation_id)
+    assert len(rows) == 1 and "<EMAIL>" in rows[0]["user_text"] and "jane@" not in rows[0]["user_text"]
+    assert r.trace["guard"]["pii_masked"] and r.turn_id == rows[0]["id"]
+    assert "#VW-48213" in r.text or r.template_id  # the order id fills the slot when the template has one
+
+
+def test_ungrounded_generation_falls_back_to_template(tmp_path, kb, shared_index):
+    liar = FakeLLM(lambda msgs: "Buy the Galaxy Quantum X for $5 [VW-9999]!")
+    bot = Chatbot(fake_settings(tmp_path), llm=liar, kb=kb, index=shared_index)
+    r = bot.ask("How do I return my headphones?")
+    assert r.trace["grounding"]["fallback"] is True
+    assert r.text.startswith(kb.templates[r.template_id].text.split("{")[0][:20])
+    assert "VW-9999" not in r.text
+
+
+def test_stream_yields_tokens_then_result_and_honours_cancel(fake_bot):
+    events = list(fake_bot.stream("How do I return my headphones?"))
+    assert isinstance(events[-1], ResultEvent) and sum(isinstance(e, TokenEvent) for e in events) > 3
+    cancel = threading.Event()
+    cancel.set()
+    events = list(fake_bot.stream("How do I return my headphones?", cancel=cancel))
+    assert not any(isinstance(e, TokenEvent) for e in events)  # cancelled before the first token
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 5000])
+def test_bad_input_is_rejected(fake_bot, bad):
+    with pytest.raises(InputRejected):
+        fake_bot.ask(bad)
+
+
+def test_noisy_input_still_routes(fake_bot):
+    r = fake_bot.ask("hw do i retrun my hedphones??? pls", user_id="U001")
+    assert r.route == "service" and fake_bot.kb.templates[r.template_id].intent == "return_item"
+
+
+def test_personalisation_differs_between_users(fake_bot):
+    lists = {u: [x.item_id for x in fake_bot.ask("recommend wireless earbuds", user_id=u).recommendations]
+             for u in ("U001", "U017", None)}
+    assert all(lists.values())
+    assert len({tuple(v) for v in lists.values()}) > 1

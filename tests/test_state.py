@@ -1,0 +1,65 @@
+import pytest
+
+from chatrec.state import DialogueState, EntityLinker, normalise, update_state
+
+
+@pytest.fixture(scope="module")
+def linker(kb):
+    return EntityLinker(kb)
+
+
+def _say(linker, *messages, last=None):
+    s = DialogueState(last_recommended=last or [])
+    for m in messages:
+        s = update_state(s, m, linker)
+    return s
+
+
+def test_longest_alias_wins(linker, alias):
+    found = [m.item_id for m in linker.items("thinking about a pixel 8 pro or an iPhone 15")]
+    assert found == [alias("pixel 8 pro"), alias("iphone 15")]
+
+
+def test_accessory_for_my_device_sets_compatibility_and_category(linker, alias):
+    s = _say(linker, "Can you recommend a case for my Pixel 8?")
+    assert s.constraints.compatible_with == alias("pixel 8")
+    assert "phone-cases" in s.constraints.categories and "smartphones" not in s.constraints.categories
+
+
+@pytest.mark.parametrize("message,expected", [
+    ("earbuds under $100", 100.0),
+    ("earbuds, 80 dollars or less", 80.0),
+    ("my budget is about $150 for headphones", 150.0),
+    ("headphones less than ５０ dollars", 50.0),  # full-width digits
+])
+def test_budgets(linker, message, expected):
+    assert _say(linker, message).constraints.max_price == expected
+
+
+def test_later_budget_revises_earlier(linker):
+    s = _say(linker, "wireless earbuds under $200", "actually, under $50")
+    assert s.constraints.max_price == 50.0 and s.constraints.categories == ["earbuds"]
+
+
+def test_not_that_brand_excludes_the_top_recommendation_brand(linker, kb):
+    top = next(i for i in kb.items.values() if i.category == "phone-cases")
+    s = _say(linker, "not that brand", last=[top.id])
+    assert s.constraints.brands_out == [top.brand]
+    assert top.id in s.rejected_items
+
+
+def test_named_brand_negation_and_preference(linker):
+    s = _say(linker, "a charger please, but no Anker")
+    assert s.constraints.brands_out == ["Anker"]
+    s = _say(linker, "a charger please, but no Anker", "actually only from Anker")
+    assert s.constraints.brands_out == [] and s.constraints.brands_in == ["Anker"]
+
+
+def test_cheaper_lowers_the_budget_below_the_last_list(linker, kb):
+    items = [i for i in kb.items.values() if i.category == "earbuds"][:2]
+    s = _say(linker, "something cheaper", last=[i.id for i in items])
+    assert s.constraints.max_price == round(min(i.price for i in items) - 0.01, 2)
+
+
+def test_normalise_handles_unicode_and_noise():
+    assert normalise("  ＰＩＸＥＬ\u00a08!!  ") == "pixel 8"
