@@ -143,5 +143,13 @@ def chat(ctx, user_id, adapter) -> None:
         sys.stdout.flush()
 
 
+def _register_groups() -> None:
+    from chatrec.cli_serve import register
+
+    register(main)
+
+
+_register_groups()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

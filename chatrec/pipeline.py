@@ -24,7 +24,7 @@ from chatrec.privacy import mask_pii
 from chatrec.profile import UserHistory, history_of, profile_text
 from chatrec.prompts import Prompts, load_prompts
 from chatrec.ranking import Ranker
-from chatrec.route import decide
+from chatrec.route import RouteDecision, decide
 from chatrec.state import DialogueState, EntityLinker, update_state
 from chatrec.store import Store
 from chatrec.types import Recommendation, TurnResult
@@ -50,6 +50,17 @@ class TokenEvent:
 @dataclass
 class ResultEvent:
     result: TurnResult
+
+
+@dataclass
+class TurnPlan:
+    text: str
+    state: DialogueState
+    decision: RouteDecision
+    recs: list[Recommendation]
+    template_text: str | None
+    messages: list[Message]
+    trace: dict[str, Any]
 
 
 class Chatbot:
@@ -108,6 +119,75 @@ class Chatbot:
             conv = {"user_id": user_id}
         user_id = user_id or conv.get("user_id")
         state = DialogueState.model_validate(self.store.load_state(cid) or {})
+        plan = self.plan(text, state, user_id, ablate, trace)
+        state, decision, recs, template_text, messages = (plan.state, plan.decision, plan.recs,
+                                                          plan.template_text, plan.messages)
+        template = self.kb.templates.get(decision.template_id or "")
+
+        # generate, stopping early once the draft is clearly off the template or cites unlisted items
+        trace["prompt_tokens"] = self.llm.count_tokens("\n".join(m["content"] for m in messages))
+        cancel = cancel or threading.Event()
+        pieces: list[str] = []
+        t_gen = time.perf_counter()
+        ttft = None
+        aborted = None
+        try:
+            for piece in self.llm.stream(messages, self.settings.llm.max_new_tokens, cancel=cancel):
+                if ttft is None:
+                    ttft = time.perf_counter() - t0
+                pieces.append(piece)
+                yield TokenEvent(piece)
+                if len(pieces) % 8 == 0 and (aborted := self._off_track("".join(pieces), recs, template_text)):
+                    cancel.set()
+                    break
+        except Exception as exc:  # a failing model must not lose the turn: fall back below
+            log.exception("generation failed")
+            trace["generation_error"] = f"{type(exc).__name__}: {exc}"
+        generated = "".join(pieces).strip()
+        trace["generation"] = {"backend": self.llm.name, "ttft_s": round(ttft or 0.0, 3),
+                               "generate_s": round(time.perf_counter() - t_gen, 3),
+                               "tokens": self.llm.count_tokens(generated) if generated else 0,
+                               "stopped_early": aborted, "raw": generated}
+
+        # ground
+        report = check_text(generated, recs, self.kb, template_text=template_text,
+                            similarity=self.index.embedder.similarity if template_text else None,
+                            min_similarity=self.settings.grounding.min_template_similarity,
+                            must_cite=decision.route in ("recommend", "both"))
+        reply = generated
+        if not report.ok:
+            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
+            report.fallback = True
+        elif decision.route in ("recommend", "both") and not recs:
+            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
+            report.fallback = True
+            report.problems.append("no allowed item to recommend")
+        trace.setdefault("grounding", {}).update({"ok": report.ok, "fallback": report.fallback,
+                                                  "problems": report.problems})
+
+        # respond and log
+        state.history.extend([{"role": "user", "content": text}, {"role": "assistant", "content": reply}])
+        state.history = state.history[-2 * max(self.settings.history_turns, 1):]
+        if recs:
+            state.last_recommended = [r.item_id for r in recs]
+        trace["latency_s"] = round(time.perf_counter() - t0, 3)
+        sources = ([f"template:{decision.template_id}"] if template else []) + [f"item:{r.item_id}" for r in recs]
+        result = TurnResult(conversation_id=cid, text=reply, route=decision.route, recommendations=recs,
+                            template_id=decision.template_id if template else None, sources=sources, trace=trace)
+        result.turn_id = self.store.save_turn(cid, state.model_dump(), text, reply, decision.route,
+                                              result.template_id, [r.item_id for r in recs],
+                                              result.model_dump(exclude={"trace": {"generation": {"raw"}}}))
+        yield ResultEvent(result)
+
+    def plan(self, text: str, state: DialogueState, user_id: str | None, ablate: Iterable[str] = (),
+             trace: dict[str, Any] | None = None, forced_items: list[str] | None = None,
+             forced_template: str | None = None) -> "TurnPlan":
+        """Everything before generation, without touching the store: update the state with
+        ``text``, route, retrieve, rank, fill the template and build the prompt. Training and
+        evaluation call this to build prompts exactly as the live turn does; training passes
+        the logged items / template so the target reply only cites what the prompt shows."""
+        ablate = set(ablate)
+        trace = trace if trace is not None else {}
         before = state.constraints.model_copy(deep=True)
         state = update_state(state, text, self.linker)
         constraint_changed = state.constraints != before
@@ -146,66 +226,40 @@ class Chatbot:
                                                   lambda i: self.ranker.allowed(self.kb.items[i], state, history))
             trace.setdefault("grounding", {})["dropped"] = dropped
 
+        if forced_items is not None:
+            recs = [self.ranker.explain_item(i, history) for i in forced_items if i in self.kb.items]
+            route = decision.route if decision.route in ("recommend", "both") else "recommend"
+            decision = RouteDecision(route if recs else decision.route, forced_template or decision.template_id,
+                                     decision.template_similarity, decision.reasons + ["items from the log"])
+        elif forced_template is not None:
+            route = "service" if decision.route in ("recommend", "chitchat") else decision.route
+            decision = RouteDecision(route, forced_template, decision.template_similarity,
+                                     decision.reasons + ["template from the log"])
+
         # template with slots filled from known data
         template = self.kb.templates.get(decision.template_id or "")
         template_text = template.render(self._slot_values(text, state, user_id)) if template else None
 
-        # generate
         facts = self._facts(state, recs, "kg" not in ablate)
         messages = self._messages(state, text, profile, facts, recs, template_text, decision.route)
-        trace["prompt_tokens"] = self.llm.count_tokens("\n".join(m["content"] for m in messages))
-        pieces: list[str] = []
-        t_gen = time.perf_counter()
-        ttft = None
-        try:
-            for piece in self.llm.stream(messages, self.settings.llm.max_new_tokens, cancel=cancel):
-                if ttft is None:
-                    ttft = time.perf_counter() - t0
-                pieces.append(piece)
-                yield TokenEvent(piece)
-        except Exception as exc:  # a failing model must not lose the turn: fall back below
-            log.exception("generation failed")
-            trace["generation_error"] = f"{type(exc).__name__}: {exc}"
-        generated = "".join(pieces).strip()
-        trace["generation"] = {"backend": self.llm.name, "ttft_s": round(ttft or 0.0, 3),
-                               "generate_s": round(time.perf_counter() - t_gen, 3),
-                               "tokens": self.llm.count_tokens(generated) if generated else 0,
-                               "raw": generated}
-
-        # ground
-        report = check_text(generated, recs, self.kb, template_text=template_text,
-                            similarity=self.index.embedder.similarity if template_text else None,
-                            min_similarity=self.settings.grounding.min_template_similarity,
-                            must_cite=decision.route in ("recommend", "both"))
-        reply = generated
-        if not report.ok:
-            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
-            report.fallback = True
-        elif decision.route in ("recommend", "both") and not recs:
-            reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
-            report.fallback = True
-            report.problems.append("no allowed item to recommend")
-        trace.setdefault("grounding", {}).update({"ok": report.ok, "fallback": report.fallback,
-                                                  "problems": report.problems})
-
-        # respond and log
-        state.history.extend([{"role": "user", "content": text}, {"role": "assistant", "content": reply}])
-        state.history = state.history[-2 * max(self.settings.history_turns, 1):]
-        if recs:
-            state.last_recommended = [r.item_id for r in recs]
-        trace["latency_s"] = round(time.perf_counter() - t0, 3)
-        sources = ([f"template:{decision.template_id}"] if template else []) + [f"item:{r.item_id}" for r in recs]
-        result = TurnResult(conversation_id=cid, text=reply, route=decision.route, recommendations=recs,
-                            template_id=decision.template_id if template else None, sources=sources, trace=trace)
-        result.turn_id = self.store.save_turn(cid, state.model_dump(), text, reply, decision.route,
-                                              result.template_id, [r.item_id for r in recs],
-                                              result.model_dump(exclude={"trace": {"generation": {"raw"}}}))
-        yield ResultEvent(result)
+        return TurnPlan(text, state, decision, recs, template_text, messages, trace)
 
     def feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
         return self.store.add_feedback(turn_id, kind, item_id)
 
     # ------------------------------------------------------------ helpers
+
+    def _off_track(self, draft: str, recs: list[Recommendation], template_text: str | None) -> str | None:
+        """Why a partial generation can no longer pass grounding, or ``None``."""
+        listed = {r.item_id for r in recs}
+        for item_id in self.kb.items:
+            if item_id in draft and item_id not in listed:
+                return f"cites {item_id}"
+        if template_text and len(draft.split()) >= 20:
+            sim = self.index.embedder.similarity(draft, template_text)
+            if sim < self.settings.grounding.min_template_similarity - 0.2:
+                return f"draft similarity {sim:.2f} to the template"
+        return None
 
     def _guard(self, message: str, trace: dict[str, Any]) -> str:
         if not isinstance(message, str):

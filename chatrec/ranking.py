@@ -200,6 +200,13 @@ class Ranker:
             cand.score = self._fuse(cand.features)
         return f"scored {len(cands)}"
 
+    def explain_item(self, item_id: str, history: UserHistory) -> Recommendation:
+        """A recommendation record for a given item (e.g. one a logged agent showed)."""
+        cand = Candidate(self.kb.items[item_id])
+        paths = self.kg.related_items(history.owned[:5], max_hops=2)
+        cand.path = paths.get(item_id)
+        return self._explain(cand, history)
+
     def _path_reason(self, path: KGPath, history: UserHistory) -> str:
         start = self.kg.label(path.start)
         owner = "your " if path.start in history.owned else ""

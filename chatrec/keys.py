@@ -1,0 +1,171 @@
+"""Site keys for the HTTP API: each key lists the web origins allowed to use it.
+
+Keys live in the same SQLite file as the conversation store, in their own
+table (``site_keys``, created with ``CREATE TABLE IF NOT EXISTS`` so the
+store's migration list stays untouched). Only the SHA-256 of a key is stored;
+the plain key is shown once, when it is made.
+
+A site key is embedded in a shop's HTML, so it is not a secret: it identifies
+the shop and, in a browser, the ``Origin`` check stops other sites from using
+it. Rate limits are applied per key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+KEY_PREFIX = "crk_"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS site_keys (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    origins_json TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+)
+"""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def normalize_origin(origin: str) -> str:
+    """``https://Shop.Example:443/`` -> ``https://shop.example``; raises ValueError if it is not an origin."""
+    origin = origin.strip()
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not a web origin (scheme://host[:port]): {origin!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"an origin has no path, query or credentials: {origin!r}")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+@dataclass(frozen=True)
+class SiteKey:
+    id: int
+    prefix: str
+    label: str
+    origins: tuple[str, ...]
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, origin: str) -> bool:
+        try:
+            return normalize_origin(origin) in self.origins
+        except ValueError:
+            return False
+
+    def public(self) -> dict:
+        return {"id": self.id, "prefix": self.prefix, "label": self.label, "origins": list(self.origins),
+                "created_at": self.created_at, "revoked_at": self.revoked_at, "active": self.active}
+
+
+@dataclass
+class _Snapshot:
+    at: float = 0.0
+    by_hash: dict[str, SiteKey] = field(default_factory=dict)
+    origins: frozenset[str] = frozenset()
+
+
+class KeyStore:
+    """Hashed site keys with their origins. Thread-safe; reads are cached for ``ttl`` seconds
+    (so keys added by ``chatrec keys add`` in another process are seen by a running server)."""
+
+    def __init__(self, db_path: str | Path, ttl: float = 2.0):
+        self.path = Path(db_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ttl = ttl
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._snap = _Snapshot()
+        self._conn().execute(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            self._local.conn = conn
+        return conn
+
+    # ------------------------------------------------------------ writes
+
+    def add(self, origins: list[str] | tuple[str, ...] = (), label: str = "") -> tuple[str, SiteKey]:
+        """Make a key; returns ``(plain_key, record)``. The plain key is not stored anywhere."""
+        clean = sorted({normalize_origin(o) for o in origins})
+        key = KEY_PREFIX + secrets.token_urlsafe(24)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        cur = self._conn().execute(
+            "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at) VALUES (?, ?, ?, ?, ?)",
+            (hash_key(key), key[:10], label, json.dumps(clean), now))
+        self.invalidate()
+        return key, SiteKey(int(cur.lastrowid), key[:10], label, tuple(clean), now)
+
+    def revoke(self, key_id: int) -> bool:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        cur = self._conn().execute("UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                   (now, key_id))
+        self.invalidate()
+        return cur.rowcount > 0
+
+    # ------------------------------------------------------------ reads
+
+    def list(self) -> list[SiteKey]:
+        rows = self._conn().execute("SELECT * FROM site_keys ORDER BY id").fetchall()
+        return [SiteKey(r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"],
+                        r["revoked_at"]) for r in rows]
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snap = _Snapshot()
+
+    def _snapshot(self) -> _Snapshot:
+        snap = self._snap
+        if snap.at and time.monotonic() - snap.at < self.ttl:
+            return snap
+        rows = self._conn().execute("SELECT * FROM site_keys WHERE revoked_at IS NULL").fetchall()
+        by_hash = {r["key_hash"]: SiteKey(r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])),
+                                          r["created_at"]) for r in rows}
+        snap = _Snapshot(time.monotonic(), by_hash, frozenset(o for k in by_hash.values() for o in k.origins))
+        with self._lock:
+            self._snap = snap
+        return snap
+
+    def lookup(self, key: str | None) -> SiteKey | None:
+        """The active key record for a plain key, or None."""
+        if not key:
+            return None
+        return self._snapshot().by_hash.get(hash_key(key.strip()))
+
+    def any_active(self) -> bool:
+        return bool(self._snapshot().by_hash)
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Is ``origin`` listed by at least one active key?"""
+        try:
+            return normalize_origin(origin) in self._snapshot().origins
+        except ValueError:
+            return False
