@@ -1,0 +1,144 @@
+"""Load on loopback: N concurrent chat clients against `chatrec serve` for a fixed time.
+
+    python benchmarks/bench_load.py [--clients 8] [--seconds 60] [--backend transformers]
+
+Starts the server in a subprocess on 127.0.0.1 with a fresh state folder, runs N
+client threads that each send turns to POST /v1/chat (stream=false) in a loop until
+the time is up (a 503/429 is counted, then retried after Retry-After), then stops
+the server and checks that every acknowledged turn is a row in SQLite.
+Results go to benchmarks/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = ["How do I return my headphones?", "Can you recommend a case for my Pixel 8?", "not that brand",
+            "What payment methods do you accept?", "I need wireless earbuds for running under $100",
+            "Where is my order #VW-48213?"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--backend", default="transformers", choices=["transformers", "fake"])
+    ap.add_argument("--max-queue", type=int, default=8)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.json"))
+    args = ap.parse_args()
+
+    state = tempfile.mkdtemp(prefix="chatrec-load-")
+    port = free_port()
+    env = {**os.environ, "CHATREC_DATA_DIR": state, "CHATREC_KB_DIR": str(ROOT / "kb")}
+    cmd = [sys.executable, "-m", "chatrec.cli", "--backend", args.backend, "serve", "--port", str(port),
+           "--no-ui", "--rate-per-minute-ip", "0", "--rate-per-minute-key", "0",
+           "--max-queue", str(args.max_queue), "--log-level", "warning"]
+    t_start = time.perf_counter()
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit("server exited:\n" + (server.stderr.read() if server.stderr else ""))
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        ready_s = time.perf_counter() - t_start
+
+        lock = threading.Lock()
+        latencies: list[float] = []
+        outcomes: Counter[str] = Counter()
+        acknowledged: list[int] = []
+        stop_at = time.monotonic() + args.seconds
+
+        def client(n: int) -> None:
+            i = 0
+            cid = None
+            with httpx.Client(timeout=300) as http:
+                while time.monotonic() < stop_at:
+                    msg = MESSAGES[(n + i) % len(MESSAGES)]
+                    body = {"message": msg, "stream": False, "user_id": f"U{(n % 60) + 1:03d}"}
+                    if cid:
+                        body["conversation_id"] = cid
+                    t0 = time.perf_counter()
+                    try:
+                        r = http.post(f"{base}/v1/chat", json=body)
+                    except httpx.HTTPError as exc:
+                        with lock:
+                            outcomes[f"transport:{type(exc).__name__}"] += 1
+                        continue
+                    dt = time.perf_counter() - t0
+                    with lock:
+                        outcomes[str(r.status_code)] += 1
+                        if r.status_code == 200:
+                            latencies.append(dt)
+                            data = r.json()
+                            acknowledged.append(data["turn_id"])
+                            cid = data["conversation_id"]
+                            i += 1
+                    if r.status_code in (429, 503):
+                        time.sleep(min(float(r.headers.get("Retry-After", "1")), max(0.0, stop_at - time.monotonic())))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t_start - ready_s
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    db = sqlite3.connect(Path(state) / "chatrec.sqlite3")
+    rows = {r[0] for r in db.execute("SELECT id FROM turns")}
+    lost = [t for t in acknowledged if t not in rows]
+    result = {
+        "benchmark": "load",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "backend": args.backend, "clients": args.clients, "seconds": args.seconds,
+        "server_ready_s": round(ready_s, 1), "wall_s": round(wall, 1),
+        "turns_completed": len(latencies),
+        "latency_s": {"p50": round(statistics.median(latencies), 2) if latencies else None,
+                      "p95": round(percentile(latencies, 0.95), 2) if latencies else None},
+        "responses_by_status": dict(outcomes),
+        "acknowledged_turns": len(acknowledged), "rows_in_sqlite": len(rows), "lost": len(lost),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
