@@ -1,8 +1,7 @@
 """Site keys for the HTTP API: each key lists the web origins allowed to use it.
 
-Keys live in the same SQLite file as the conversation store, in their own
-table (``site_keys``, created with ``CREATE TABLE IF NOT EXISTS`` so the
-store's migration list stays untouched). Only the SHA-256 of a key is stored;
+Keys live in the same SQLite file as the conversation store, in the
+``site_keys`` table (store migration ``002_site_keys``). Only the SHA-256 of a key is stored;
 the plain key is shown once, when it is made.
 
 A site key is embedded in a shop's HTML, so it is not a secret: it identifies
@@ -23,19 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from chatrec.store import Store
+
 KEY_PREFIX = "crk_"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS site_keys (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key_hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '',
-    origins_json TEXT NOT NULL DEFAULT '[]',
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-)
-"""
 
 
 def hash_key(key: str) -> str:
@@ -100,7 +90,7 @@ class KeyStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._snap = _Snapshot()
-        self._conn().execute(_SCHEMA)
+        Store(self.path)  # applies the migrations, including 002_site_keys
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

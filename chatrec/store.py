@@ -42,6 +42,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             created_at TEXT NOT NULL
         );
     """),
+    ("002_site_keys", """
+        CREATE TABLE site_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key_hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            label TEXT NOT NULL DEFAULT '',
+            origins_json TEXT NOT NULL DEFAULT '[]',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        );
+    """),
 ]
 
 FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "click", "accept")

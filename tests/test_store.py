@@ -11,7 +11,9 @@ def test_migrations_are_idempotent_and_wal(tmp_path):
     Store(db)  # re-opening applies nothing twice
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == ["001_initial"]
+    from chatrec.store import MIGRATIONS
+
+    assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == [m[0] for m in MIGRATIONS]
 
 
 def test_turns_state_and_feedback_survive_reopen(tmp_path):
