@@ -144,9 +144,11 @@ def chat(ctx, user_id, adapter) -> None:
 
 
 def _register_groups() -> None:
-    from chatrec.cli_serve import register
+    from chatrec.cli_import import register as register_import
+    from chatrec.cli_serve import register as register_serve
 
-    register(main)
+    register_serve(main)
+    register_import(main)
 
 
 _register_groups()

@@ -1,0 +1,74 @@
+"""``chatrec import``: QA logs (CSV / JSON Lines) -> KB transcripts and seed templates.
+
+Wired into the main command group by ``register(main)`` in chatrec/cli.py.
+"""
+
+from __future__ import annotations
+
+import click
+
+MAX_REASONS_SHOWN = 20
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="KB folder to write transcripts.jsonl and templates.jsonl into (created if missing)")
+@click.option("--preset", type=click.Choice(["bitext", "generic"]), default="generic", show_default=True,
+              help="column layout: bitext = instruction/response/intent; generic = user/agent")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
+              help="input format [default: from the file name, else sniffed]")
+@click.option("--user-col", help="column with the customer's message")
+@click.option("--agent-col", help="column with the agent's answer")
+@click.option("--conversation-col", help="column with a conversation id (rows sharing it become one conversation)")
+@click.option("--user-id-col", help="column with the customer's id")
+@click.option("--intent-col", help="column with the intent")
+@click.option("--template-col", help="column with a template id (groups answers into templates explicitly)")
+@click.option("--timestamp-col", help="column with a timestamp (ISO 8601 or epoch seconds)")
+@click.option("--encoding", default="auto", show_default=True,
+              help="input encoding; auto = UTF-8 with or without BOM, anything else is refused")
+@click.option("--template-prefix", default=None, help="template ids are PREFIX_<intent> [default: the preset]")
+@click.option("--similarity", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8, show_default=True,
+              help="Jaccard similarity at which an answer counts as its intent's template")
+@click.option("--overwrite", "on_existing", flag_value="overwrite",
+              help="replace transcripts.jsonl / templates.jsonl already in --out")
+@click.option("--merge", "on_existing", flag_value="merge",
+              help="keep rows already in --out, replacing those with the same ids")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def import_cmd(path, out_dir, preset, fmt, user_col, agent_col, conversation_col, user_id_col, intent_col,
+               template_col, timestamp_col, encoding, template_prefix, similarity, on_existing, no_progress):
+    """Import a question-answer log (CSV or JSON Lines) as KB transcripts and seed answer templates.
+
+    Every text is PII-masked; bad rows are reported as file:line: reason and skipped.
+    """
+    from chatrec.importers import PRESETS, ImportFailed, import_file, mapping_with
+
+    mapping = mapping_with(PRESETS[preset], user=user_col, agent=agent_col, conversation=conversation_col,
+                           user_id=user_id_col, intent=intent_col, template_id=template_col,
+                           timestamp=timestamp_col)
+    try:
+        rep = import_file(path, out_dir, preset=preset, mapping=mapping, fmt=fmt, encoding=encoding,
+                          template_prefix=template_prefix, similarity=similarity,
+                          on_existing=on_existing or "error", progress=not no_progress)
+    except ImportFailed as exc:
+        msg = str(exc)
+        if "choose to overwrite or merge" in msg:
+            msg = msg.replace("choose to overwrite or merge", "pass --overwrite or --merge")
+        raise click.ClickException(msg) from exc
+    click.echo(f"{rep.source} ({rep.encoding}): {rep.rows_read} rows read, {rep.rows_imported} imported, "
+               f"{len(rep.skipped)} skipped")
+    click.echo(f"{rep.out_dir}: {rep.conversations} conversations, {rep.turns} turns, {rep.templates} templates "
+               f"({rep.turns_with_template} agent turns linked to a template), {len(rep.slots)} slots "
+               f"in {rep.seconds:.1f}s")
+    if rep.skipped:
+        click.echo("skipped rows:")
+        for reason in rep.skipped[:MAX_REASONS_SHOWN]:
+            click.echo(f"  {reason}")
+        if len(rep.skipped) > MAX_REASONS_SHOWN:
+            click.echo(f"  ... and {len(rep.skipped) - MAX_REASONS_SHOWN} more")
+    for warning in rep.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def register(main_group: click.Group) -> None:
+    main_group.add_command(import_cmd)
