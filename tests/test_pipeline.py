@@ -89,3 +89,14 @@ def test_personalisation_differs_between_users(fake_bot):
              for u in ("U001", "U017", None)}
     assert all(lists.values())
     assert len({tuple(v) for v in lists.values()}) > 1
+
+
+def test_llm_relevance_scores_are_fused_in_one_batch(tmp_path, kb, shared_index):
+    llm = FakeLLM()
+    settings = fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 6})
+    bot = Chatbot(settings, llm=llm, kb=kb, index=shared_index)
+    r = bot.ask("recommend wireless earbuds", user_id="U001")
+    assert r.trace["rank"]["llm_rerank"] == "scored 6"
+    assert all(0 < s["features"]["llm"] < 1 for s in r.trace["rank"]["scored"][:6])
+    off = bot.ask("recommend wireless earbuds", user_id="U001", ablate=["llm_rank"])
+    assert off.trace["rank"]["llm_rerank"] == "off"
