@@ -28,6 +28,8 @@ from pathlib import Path
 
 import httpx
 
+from common import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = ["How do I return my headphones?", "Can you recommend a case for my Pixel 8?", "not that brand",
             "What payment methods do you accept?", "I need wireless earbuds for running under $100",
@@ -39,12 +41,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = [
@@ -31,12 +33,6 @@ SCRIPT = [
     ("U006", ["how do I reset my password", "what warranty do your laptops have?", "recommend a laptop bag"]),
 ]
 
-
-def percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def main() -> None:
