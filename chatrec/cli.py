@@ -19,9 +19,16 @@ def _settings(ctx: click.Context, **overrides) -> Settings:
                              ("model", o.get("model"))) if v}
     base = {k: v for k, v in (("kb_dir", o.get("kb")), ("data_dir", o.get("data_dir"))) if v}
     try:
-        return load_settings(o.get("config"), **base, **({"llm": llm} if llm else {}), **overrides)
+        settings = load_settings(o.get("config"), **base, **({"llm": llm} if llm else {}), **overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    adapter = settings.llm.adapter
+    if adapter and not Path(adapter).exists():
+        named = settings.data_dir / "adapters" / adapter  # an adapter made by `chatrec train --name`
+        if not named.exists():
+            raise click.UsageError(f"adapter {adapter!r} is neither a folder nor a trained adapter in {named.parent}")
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": str(named)})})
+    return settings
 
 
 def _chatbot(settings: Settings, progress: bool = True):
@@ -146,9 +153,11 @@ def chat(ctx, user_id, adapter) -> None:
 def _register_groups() -> None:
     from chatrec.cli_import import register as register_import
     from chatrec.cli_serve import register as register_serve
+    from chatrec.cli_train import register as register_train
 
     register_serve(main)
     register_import(main)
+    register_train(main)
 
 
 _register_groups()
