@@ -52,7 +52,8 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
 
 def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, template_text: str | None,
                similarity: Callable[[str, str], float] | None, min_similarity: float,
-               must_cite: bool) -> GroundingReport:
+               must_cite: bool, context_items: set[str] = frozenset()) -> GroundingReport:
+    """``context_items``: items the customer mentioned or owns, which the reply may name."""
     rep = GroundingReport()
     stripped = text.strip()
     if len(stripped) < 2:
@@ -65,6 +66,16 @@ def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, temp
     for item in kb.items.values():
         if item.id not in listed and len(item.title) > 12 and item.title.lower() in text.lower():
             rep.fail(f"names {item.title!r}, which is not in the recommendation list")
+    lowered = f" {text.lower()} "
+    for r in recs:  # "Case for Pixel 8" names the device only as part of a listed title
+        lowered = lowered.replace(r.title.lower(), " ")
+    for item in kb.items.values():
+        if item.id in listed or item.id in context_items:
+            continue
+        for alias in item.aliases:
+            if len(alias) >= 4 and re.search(rf"(?<![\w-]){re.escape(alias)}(?![\w-])", lowered):
+                rep.fail(f"names {alias!r} ({item.id}), which is not in the recommendation list")
+                break
     allowed_prices = {round(r.price, 2) for r in recs} | _numbers(kb.shop.slot_values().values())
     if template_text:
         allowed_prices |= _numbers([template_text])

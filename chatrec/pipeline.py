@@ -153,7 +153,8 @@ class Chatbot:
         report = check_text(generated, recs, self.kb, template_text=template_text,
                             similarity=self.index.embedder.similarity if template_text else None,
                             min_similarity=self.settings.grounding.min_template_similarity,
-                            must_cite=decision.route in ("recommend", "both"))
+                            must_cite=decision.route in ("recommend", "both"),
+                            context_items=set(state.mentioned_items) | set(history_of(self.kb, user_id).owned))
         reply = generated
         if not report.ok:
             reply = fallback_text(decision.route, template_text, recs, NO_MATCH)

@@ -50,3 +50,13 @@ def test_fallback_lists_items_with_ids(kb):
     item = next(i for i in kb.items.values() if i.in_stock)
     text = fallback_text("both", "Template answer.", [_rec(item)], "none")
     assert text.startswith("Template answer.") and f"[{item.id}]" in text
+
+
+def test_naming_an_unlisted_device_fails_unless_the_customer_mentioned_it(kb):
+    case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
+    other = next(i for i in kb.items.values() if i.aliases and i.id != case.id and "oneplus 12" in i.aliases)
+    text = f"The {case.title} (${case.price:.2f}) fits the OnePlus 12 too."
+    assert not _check(text, [_rec(case)], kb).ok
+    rep = check_text(text, [_rec(case)], kb, template_text=None, similarity=None, min_similarity=0.5,
+                     must_cite=True, context_items={other.id})
+    assert rep.ok, rep.problems

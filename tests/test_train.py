@@ -7,7 +7,6 @@ from chatrec.kb import is_heldout
 from chatrec.llm.fake import FakeLLM
 from chatrec.pipeline import Chatbot
 from chatrec.train import TrainConfig, TrainingError, build_examples, train
-from tests_support import fake_settings
 
 TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
 
@@ -29,7 +28,10 @@ def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
 def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
     from chatrec.kb import load_kb
 
-    bot = Chatbot(fake_settings(tmp_path, kb_dir=str(TINY)), llm=FakeLLM(), kb=load_kb(TINY), index=shared_index)
+    from chatrec.config import load_settings
+
+    settings = load_settings(kb_dir=str(TINY), data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
+    bot = Chatbot(settings, llm=FakeLLM(), kb=load_kb(TINY), index=shared_index)
     with pytest.raises(TrainingError, match="need at least 8"):
         train(bot, tmp_path / "adapter", TrainConfig(max_steps=1))
     assert not (tmp_path / "adapter").exists()
@@ -38,7 +40,7 @@ def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
 @pytest.mark.slow
 def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, fake_bot):
     out = tmp_path / "adapter"
-    card = train(fake_bot, out, TrainConfig(max_steps=1, max_length=256, max_eval_examples=2, eval_steps=10))
+    card = train(fake_bot, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10))
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     saved = json.loads((out / "chatrec_card.json").read_text())
     assert saved["data"]["kb_hash"] == fake_bot.kb.fingerprint() and saved["metrics"]["steps"] == 1

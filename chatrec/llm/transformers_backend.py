@@ -31,9 +31,12 @@ def quantization_config(settings: LLMSettings):
                               bnb_4bit_compute_dtype=torch.float32, bnb_4bit_use_double_quant=False)
 
 
-def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None, merge: bool = True):
-    """Return ``(model, tokenizer)``. The adapter is attached before any generation
-    (bitsandbytes repacks 4-bit weights on the first call) and merged for speed."""
+def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
+    """Return ``(model, tokenizer)``, with the LoRA adapter (if any) merged for serving.
+
+    A LoRA delta merged into NF4 weights is mostly lost when they are re-quantised,
+    so the adapter is merged into the full-precision base once, cached, and that
+    merged model is what gets loaded in 4-bit."""
     apply_offline_env()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -41,21 +44,49 @@ def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = Non
     if settings.threads:
         torch.set_num_threads(settings.threads)
     path = llm_path(settings.model, cache_dir)
+    adapter = adapter or settings.adapter
+    if adapter:
+        path = merged_path(path, adapter, cache_dir)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     qc = quantization_config(settings)
     kwargs = {"quantization_config": qc} if qc is not None else {"dtype": torch.float32}
     model = AutoModelForCausalLM.from_pretrained(path, device_map="cpu", **kwargs)
-    adapter = adapter or settings.adapter
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
-        if merge:
-            model = model.merge_and_unload()
     model.eval()
     return model, tok
+
+
+def merged_path(base: str, adapter: str, cache_dir: Path) -> str:
+    """Folder holding ``base`` + ``adapter`` merged in float32 (built once, atomically)."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.exists():
+        raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_model.safetensors missing)")
+    digest = hashlib.sha256(f"{base}\n{Path(adapter).resolve()}".encode() + weights.read_bytes()).hexdigest()[:16]
+    target = Path(cache_dir) / "merged" / digest
+    if (target / "config.json").exists():
+        return str(target)
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("merging adapter %s into %s in full precision (once)", adapter, base)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, device_map="cpu")
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
 
 
 class _Cancelled:
