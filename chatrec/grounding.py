@@ -53,7 +53,7 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
 def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, template_text: str | None,
                similarity: Callable[[str, str], float] | None, min_similarity: float,
                must_cite: bool, context_items: set[str] = frozenset()) -> GroundingReport:
-    """``context_items``: items the customer mentioned or owns, which the reply may name."""
+    """``context_items``: items the customer mentioned in the dialogue, which the reply may name."""
     rep = GroundingReport()
     stripped = text.strip()
     if len(stripped) < 2:

@@ -154,7 +154,7 @@ class Chatbot:
                             similarity=self.index.embedder.similarity if template_text else None,
                             min_similarity=self.settings.grounding.min_template_similarity,
                             must_cite=decision.route in ("recommend", "both"),
-                            context_items=set(state.mentioned_items) | set(history_of(self.kb, user_id).owned))
+                            context_items=set(state.mentioned_items))
         reply = generated
         if not report.ok:
             reply = fallback_text(decision.route, template_text, recs, NO_MATCH)
