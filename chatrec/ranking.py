@@ -67,6 +67,7 @@ class Ranker:
                  items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None):
         self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
         self.behaviour = Behaviour(kb)
+        self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
         self.llm, self.prompts = llm, prompts
 
     # ---------------------------------------------------------------- filters
@@ -98,7 +99,7 @@ class Ranker:
         """Compatible with the device, or universal (an accessory with no compatibility edges)."""
         if item_id in self.kg.items_linked(device_id, "compatible_with"):
             return True
-        return not any(t.predicate == "compatible_with" and t.subject == item_id for t in self.kg.facts(item_id, 10_000))
+        return item_id not in self._has_compat
 
     # ---------------------------------------------------------------- ranking
 
