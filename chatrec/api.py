@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.datastructures import Headers, MutableHeaders
 
 from chatrec.keys import KeyStore, SiteKey, normalize_origin
-from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent
+from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent, final_result
 from chatrec.store import FEEDBACK_KINDS
 from chatrec.types import TurnResult
 
@@ -302,12 +302,7 @@ class GatedBot:
 
     def ask(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
             ablate: Iterable[str] = ()) -> TurnResult:
-        result = None
-        for ev in self.stream(message, conversation_id, user_id, ablate=ablate):
-            if isinstance(ev, ResultEvent):
-                result = ev.result
-        assert result is not None
-        return result
+        return final_result(self.stream(message, conversation_id, user_id, ablate=ablate))
 
 
 # ---------------------------------------------------------------- rate limits

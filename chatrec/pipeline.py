@@ -38,6 +38,17 @@ _ORDER_ID = re.compile(r"#\s?([A-Z]{2,4}-?\d{4,}|\d{5,})\b")
 NO_MATCH = "I could not find an in-stock item that fits all of that. Could you relax one of the conditions?"
 
 
+def final_result(events: Iterable["TokenEvent | ResultEvent"]) -> TurnResult:
+    """Drain a turn's event stream and return its result."""
+    result = None
+    for ev in events:
+        if isinstance(ev, ResultEvent):
+            result = ev.result
+    if result is None:
+        raise RuntimeError("the turn ended without a result")
+    return result
+
+
 class InputRejected(ValueError):
     """The message breaks a size or encoding limit."""
 
@@ -91,12 +102,7 @@ class Chatbot:
 
     def ask(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
             ablate: Iterable[str] = ()) -> TurnResult:
-        result = None
-        for ev in self.stream(message, conversation_id, user_id, ablate=ablate):
-            if isinstance(ev, ResultEvent):
-                result = ev.result
-        assert result is not None
-        return result
+        return final_result(self.stream(message, conversation_id, user_id, ablate=ablate))
 
     def stream(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
                cancel: threading.Event | None = None, ablate: Iterable[str] = ()) -> Iterator[TokenEvent | ResultEvent]:
