@@ -88,7 +88,7 @@ def _print_result(result, as_json: bool) -> None:
         click.echo(result.model_dump_json(indent=2))
         return
     for r in result.recommendations:
-        click.echo(f"  * [{r.item_id}] {r.title} ${r.price:.2f} - {r.reason}")
+        click.echo(f"  * [{r.item_id}] {r.title} {'' if r.price is None else f'${r.price:.2f} '}- {r.reason}")
         for p in r.evidence.kg_paths:
             click.echo(f"      KG: {p}")
 
@@ -151,6 +151,7 @@ def chat(ctx, user_id, adapter) -> None:
 
 
 def _register_groups() -> None:
+    from chatrec.cli_eval import register as register_eval
     from chatrec.cli_import import register as register_import
     from chatrec.cli_serve import register as register_serve
     from chatrec.cli_train import register as register_train
@@ -158,6 +159,7 @@ def _register_groups() -> None:
     register_serve(main)
     register_import(main)
     register_train(main)
+    register_eval(main)
 
 
 _register_groups()

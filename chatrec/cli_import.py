@@ -1,4 +1,5 @@
-"""``chatrec import``: QA logs (CSV / JSON Lines) -> KB transcripts and seed templates.
+"""``chatrec import``: QA logs (CSV / JSON Lines) -> KB transcripts and seed templates;
+``chatrec import-redial``: the ReDial movie dialogues (and their DBpedia graph) -> a whole KB.
 
 Wired into the main command group by ``register(main)`` in chatrec/cli.py.
 """
@@ -70,5 +71,54 @@ def import_cmd(path, out_dir, preset, fmt, user_col, agent_col, conversation_col
         click.echo(f"warning: {warning}", err=True)
 
 
+@click.command("import-redial")
+@click.argument("dialogues", type=click.Path(exists=True, dir_okay=False))
+@click.option("--movies", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the catalogue, movies_with_mentions.csv (movieId,movieName,nbMentions)")
+@click.option("--kg", "triples", type=click.Path(exists=True, dir_okay=False),
+              help="DBpedia triples, subkg_triples.tsv (head_uri, relation_id, tail_uri); needs --kg-map")
+@click.option("--kg-map", "movie_uris", type=click.Path(exists=True, dir_okay=False),
+              help="movieId -> DBpedia URI, redial_movie_to_dbpedia.tsv; needs --kg")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="KB folder to write (created if missing)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="read only the first N dialogue lines")
+@click.option("--overwrite", is_flag=True, help="replace the KB files already in --out")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def import_redial_cmd(dialogues, movies, triples, movie_uris, out_dir, limit, overwrite, no_progress):
+    """Import ReDial dialogues (JSON Lines) and their movie catalogue as a whole KB.
+
+    Malformed dialogues and bad catalogue or graph rows are reported as file:line: reason and skipped.
+    """
+    from pathlib import Path
+
+    from chatrec.importers import ImportFailed
+    from chatrec.importers_redial import import_redial
+
+    if (triples is None) != (movie_uris is None):
+        raise click.UsageError("--kg and --kg-map go together")
+    try:
+        rep = import_redial(Path(dialogues), Path(movies), Path(out_dir),
+                            triples=Path(triples) if triples else None,
+                            movie_uris=Path(movie_uris) if movie_uris else None,
+                            limit=limit, overwrite=overwrite, progress=not no_progress)
+    except ImportFailed as exc:
+        raise click.ClickException(str(exc).replace("choose to overwrite", "pass --overwrite")) from exc
+    unknown = rep.unknown_mentions
+    click.echo(f"{rep.dialogues}: {rep.dialogues_read} dialogues read, {rep.conversations} imported, "
+               f"{len(rep.skipped)} rows skipped in all")
+    click.echo(f"{rep.out_dir}: {rep.items} items, {rep.triples} triples, {rep.users} users, "
+               f"{rep.conversations} conversations, {rep.turns} turns, {rep.recommendation_turns} recommendation "
+               f"turns ({rep.accepted} accepted items) in {rep.seconds:.1f}s")
+    click.echo(f"{rep.leading_agent_turns_dropped} leading recommender turns dropped, "
+               f"{sum(unknown.values())} mentions of {len(unknown)} movie ids not in the catalogue dropped")
+    if rep.skipped:
+        click.echo("skipped rows:")
+        for reason in rep.skipped[:MAX_REASONS_SHOWN]:
+            click.echo(f"  {reason}")
+        if len(rep.skipped) > MAX_REASONS_SHOWN:
+            click.echo(f"  ... and {len(rep.skipped) - MAX_REASONS_SHOWN} more")
+
+
 def register(main_group: click.Group) -> None:
     main_group.add_command(import_cmd)
+    main_group.add_command(import_redial_cmd)

@@ -60,6 +60,7 @@ class RetrievalSettings(BaseModel):
     templates_k: int = Field(3, ge=1)
     hnsw_ef_search: int = Field(200, ge=10, description="HNSW search breadth (recall vs exact search: benchmarks/)")
     template_min_similarity: float = Field(0.35, description="below this cosine no template answers a service turn")
+    kg_hub_degree: int = Field(60, ge=1, description="KG walks pass through no entity with more neighbours than this")
 
 
 class RankingSettings(BaseModel):
@@ -71,7 +72,10 @@ class RankingSettings(BaseModel):
     w_popular: float = 0.15
     w_price_fit: float = 0.2
     w_pref_brand: float = 0.2
+    w_kg_support: float = 0.2
     w_llm: float = Field(0.0, description="weight of the LLM relevance score (0 = not computed)")
+    weights_file: Path | None = Field(None, description="learned fusion weights (`chatrec fit-ranker`); "
+                                      "replace the w_* values above when the file exists")
     llm_candidates: int = Field(12, ge=1, description="top fused candidates the LLM scores, in one batch")
 
 

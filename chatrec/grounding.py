@@ -43,7 +43,8 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
         if (why := allowed(r.item_id)):
             dropped.append(f"{r.item_id}: {why}")
             continue
-        if abs(item.price - r.price) > 0.005 or item.title != r.title:
+        if (item.price is None) != (r.price is None) or (item.price is not None and abs(item.price - r.price) > 0.005) \
+                or item.title != r.title:
             dropped.append(f"{r.item_id}: price or title differs from the catalogue")
             continue
         kept.append(r)
@@ -76,7 +77,7 @@ def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, temp
             if len(alias) >= 4 and re.search(rf"(?<![\w-]){re.escape(alias)}(?![\w-])", lowered):
                 rep.fail(f"names {alias!r} ({item.id}), which is not in the recommendation list")
                 break
-    allowed_prices = {round(r.price, 2) for r in recs} | _numbers(kb.shop.slot_values().values())
+    allowed_prices = {round(r.price, 2) for r in recs if r.price is not None} | _numbers(kb.shop.slot_values().values())
     if template_text:
         allowed_prices |= _numbers([template_text])
     for m in _PRICE.finditer(text):
@@ -115,7 +116,8 @@ def _repetitive(text: str) -> bool:
 def render_list(recs: list[Recommendation]) -> str:
     if not recs:
         return ""
-    lines = [f"- {r.title} (${r.price:.2f}) [{r.item_id}]: {r.reason}" for r in recs]
+    lines = [f"- {r.title}{f' (${r.price:.2f})' if r.price is not None else ''} [{r.item_id}]: {r.reason}"
+             for r in recs]
     return "Here are some options:\n" + "\n".join(lines)
 
 

@@ -31,8 +31,10 @@ def _hash(doc: str, meta: dict[str, Any]) -> str:
 
 
 def item_row(item: Item) -> tuple[str, dict[str, Any]]:
-    meta = {"brand": item.brand, "category": item.category, "price": float(item.price),
-            "stock": int(item.stock), "in_stock": item.in_stock}
+    meta: dict[str, Any] = {"brand": item.brand, "category": item.category, "stock": int(item.stock),
+                            "in_stock": item.in_stock}
+    if item.price is not None:  # a budget filter then leaves unpriced items out
+        meta["price"] = float(item.price)
     return item.document(), meta
 
 

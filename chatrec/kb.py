@@ -237,7 +237,7 @@ def check_conversation(conv: Conversation, items: dict[str, Item], templates: di
     """Reference checks of one logged conversation against the catalogue and templates."""
     problems = []
     for i, turn in enumerate(conv.turns):
-        unknown = [x for x in turn.recommended if x not in items]
+        unknown = [x for x in [*turn.recommended, *turn.mentions, *turn.liked, *turn.disliked] if x not in items]
         if unknown:
             problems.append(f"turn {i}: unknown item id(s) {unknown}")
         if turn.template_id and turn.template_id not in templates:

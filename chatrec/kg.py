@@ -43,6 +43,7 @@ class KGPath:
     start: str
     end: str
     hops: list[Hop] = field(default_factory=list)
+    support: int = 1  # how many distinct paths (from all sources) reach ``end``
 
     @property
     def strength(self) -> float:
@@ -112,8 +113,12 @@ class NetworkXGraph:
             yield u, Hop(u, k, node)
 
     def related_items(self, sources: Iterable[str], max_hops: int = 2) -> dict[str, KGPath]:
-        """Best-strength path from any source to each catalogue item within ``max_hops``."""
+        """Best-strength path from any source to each catalogue item within ``max_hops``.
+
+        Each path's ``support`` counts the distinct paths that reach its item: two films
+        sharing three actors with the user's favourites are better supported than one."""
         best: dict[str, KGPath] = {}
+        support: dict[str, int] = {}
         for src in dict.fromkeys(sources):
             if src not in self.g:
                 continue
@@ -126,11 +131,15 @@ class NetworkXGraph:
                 if node != src and self.g.degree(node) > self.hub_degree:
                     continue
                 for nxt, hop in self._neighbours(node):
+                    p = KGPath(src, nxt, path.hops + [hop])
+                    if nxt in self.items and nxt != src and nxt != node:
+                        support[nxt] = support.get(nxt, 0) + 1
+                        if nxt not in best or p.strength > best[nxt].strength:
+                            best[nxt] = p
                     if nxt in seen:
                         continue
                     seen.add(nxt)
-                    p = KGPath(src, nxt, path.hops + [hop])
-                    if nxt in self.items and nxt != src and (nxt not in best or p.strength > best[nxt].strength):
-                        best[nxt] = p
                     queue.append((nxt, p))
+        for item_id, p in best.items():
+            p.support = support[item_id]
         return best

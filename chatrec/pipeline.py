@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from chatrec.config import Settings, apply_offline_env
@@ -25,7 +26,7 @@ from chatrec.profile import UserHistory, history_of, profile_text
 from chatrec.prompts import Prompts, load_prompts
 from chatrec.ranking import Ranker
 from chatrec.route import RouteDecision, decide
-from chatrec.state import DialogueState, EntityLinker, update_state
+from chatrec.state import DialogueState, EntityLinker, TurnAnnotations, update_state
 from chatrec.store import Store
 from chatrec.types import Recommendation, TurnResult
 
@@ -77,7 +78,9 @@ class TurnPlan:
 class Chatbot:
     def __init__(self, settings: Settings, *, llm: LLMBackend | None = None, kb: KnowledgeBase | None = None,
                  index: Any = None, store: Store | None = None, prompts: Prompts | None = None,
-                 progress: bool = False):
+                 progress: bool = False, exclude_conversations: set[str] | frozenset[str] = frozenset()):
+        """``exclude_conversations``: logged conversations the ranker's behaviour statistics must not
+        learn from (evaluation passes the ones it replays)."""
         apply_offline_env()
         t0 = time.perf_counter()
         self.settings = settings
@@ -89,13 +92,13 @@ class Chatbot:
             if not index.is_built(self.kb):
                 index.build(self.kb, progress=progress)
         self.index = index
-        self.kg = NetworkXGraph(self.kb.triples, self.kb.items)
+        self.kg = NetworkXGraph(self.kb.triples, self.kb.items, hub_degree=settings.retrieval.kg_hub_degree)
         self.linker = EntityLinker(self.kb)
         self.prompts = prompts or load_prompts()
         self.store = store or Store(settings.db_path)
         self.llm = llm or make_llm(settings)
         self.ranker = Ranker(self.kb, self.kg, self.index, settings.ranking, settings.retrieval.items_k,
-                             llm=self.llm, prompts=self.prompts)
+                             llm=self.llm, prompts=self.prompts, exclude_conversations=exclude_conversations)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API
@@ -188,21 +191,30 @@ class Chatbot:
 
     def plan(self, text: str, state: DialogueState, user_id: str | None, ablate: Iterable[str] = (),
              trace: dict[str, Any] | None = None, forced_items: list[str] | None = None,
-             forced_template: str | None = None) -> "TurnPlan":
+             forced_template: str | None = None, annotated: TurnAnnotations | None = None,
+             rank_always: bool = False, depth: int = 0, query_embedding: Any = None,
+             history_before: datetime | None = None) -> "TurnPlan":
         """Everything before generation, without touching the store: update the state with
         ``text``, route, retrieve, rank, fill the template and build the prompt. Training and
         evaluation call this to build prompts exactly as the live turn does; training passes
-        the logged items / template so the target reply only cites what the prompt shows."""
+        the logged items / template so the target reply only cites what the prompt shows.
+        Evaluation passes the log's entity ``annotated``, ``rank_always`` (rank even when the
+        router would not), ``depth`` (keep that many ranked ids in the trace) and ``history_before``
+        (the conversation's start: later behaviour is not known yet)."""
         ablate = set(ablate)
         trace = trace if trace is not None else {}
         before = state.constraints.model_copy(deep=True)
-        state = update_state(state, text, self.linker)
+        state = update_state(state, text, self.linker, annotated)
         constraint_changed = state.constraints != before
-        history = history_of(self.kb, user_id) if "history" not in ablate else UserHistory(user_id=user_id)
-        profile = profile_text(self.kb, user_id) if "profile" not in ablate else "Not available."
+        history = (history_of(self.kb, user_id, history_before) if "history" not in ablate
+                   else UserHistory(user_id=user_id))
+        profile = profile_text(self.kb, user_id, before=history_before) if "profile" not in ablate else "Not available."
+        if state.liked_items and "profile" not in ablate:
+            liked = [self.kb.items[i].title for i in state.liked_items[-5:] if i in self.kb.items]
+            profile += " In this conversation they said they like: " + "; ".join(liked) + "."
 
         # retrieve templates and route
-        q_emb = self.index.embedder.embed([text])[0]
+        q_emb = query_embedding if query_embedding is not None else self.index.embedder.embed([text])[0]
         found = self.index.search_templates(text, self.settings.retrieval.templates_k + 1, query_embedding=q_emb)
         rec_vote = dict(found).get(RECOMMEND_LABEL, 0.0)
         tpls = [(i, s) for i, s in found if i in self.kb.templates][: self.settings.retrieval.templates_k]
@@ -221,12 +233,13 @@ class Chatbot:
 
         # rank
         recs: list[Recommendation] = []
-        if decision.route in ("recommend", "both"):
+        if decision.route in ("recommend", "both") or rank_always:
             query = state.last_request or text
             emb = q_emb if query == text else None
             t_rank = time.perf_counter()
             recs, rank_trace = self.ranker.rank(query, state, history, profile, query_embedding=emb,
-                                                use_kg="kg" not in ablate, use_llm="llm_rank" not in ablate)
+                                                use_kg="kg" not in ablate, use_llm="llm_rank" not in ablate,
+                                                depth=depth)
             rank_trace["ms"] = round(1000 * (time.perf_counter() - t_rank), 1)
             trace["rank"] = rank_trace
             recs, dropped = check_recommendations(recs, self.kb,

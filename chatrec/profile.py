@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from chatrec.kb import KnowledgeBase
 
@@ -20,11 +21,14 @@ class UserHistory:
         return [i for i, r in self.ratings.items() if r <= 2] + self.returned
 
 
-def history_of(kb: KnowledgeBase, user_id: str | None) -> UserHistory:
+def history_of(kb: KnowledgeBase, user_id: str | None, before: datetime | None = None) -> UserHistory:
+    """The user's behaviour, newest first; ``before`` keeps only events earlier than that time
+    (replaying a logged conversation must not see what the user did after it)."""
     h = UserHistory(user_id=user_id)
     if not user_id:
         return h
-    for ev in sorted(kb.events_of(user_id), key=lambda e: e.ts, reverse=True):
+    events = [e for e in kb.events_of(user_id) if before is None or e.ts < before]
+    for ev in sorted(events, key=lambda e: e.ts, reverse=True):
         if ev.type == "purchase" and ev.item_id not in h.owned:
             h.owned.append(ev.item_id)
         elif ev.type == "view" and ev.item_id not in h.viewed:
@@ -37,12 +41,12 @@ def history_of(kb: KnowledgeBase, user_id: str | None) -> UserHistory:
     return h
 
 
-def profile_text(kb: KnowledgeBase, user_id: str | None, max_items: int = 4) -> str:
+def profile_text(kb: KnowledgeBase, user_id: str | None, max_items: int = 4, before: datetime | None = None) -> str:
     """E.g. 'Maya R., a photographer in Lisbon. Owns: Canon EOS R50. Viewed: ... Likes brands: Canon.'"""
     user = kb.users.get(user_id or "")
     if user is None:
         return "A new customer with no purchase history."
-    h = history_of(kb, user.id)
+    h = history_of(kb, user.id, before)
     title = lambda i: kb.items[i].title if i in kb.items else i  # noqa: E731
     parts = [f"{user.name or user.id}" + (f", a {user.segment}" if user.segment else "")
              + (f" in {user.location}" if user.location else "") + "."]

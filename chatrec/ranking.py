@@ -8,6 +8,8 @@ constraint, or that is out of stock never leaves this module.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +24,23 @@ from chatrec.profile import UserHistory
 from chatrec.state import DialogueState
 from chatrec.types import Evidence, Item, Recommendation
 
-FEATURES = ("dense", "kg", "history", "cooccur", "popular", "price_fit", "pref_brand", "llm")
+log = logging.getLogger(__name__)
+
+
+def fusion_weights(settings: RankingSettings) -> dict[str, float]:
+    """The feature weights: learned ones from ``settings.weights_file`` when it exists, else the ``w_*`` values."""
+    weights = {f: float(getattr(settings, f"w_{f}")) for f in FEATURES}
+    path = settings.weights_file
+    if path is not None and path.exists():
+        learned = json.loads(path.read_text(encoding="utf-8"))["weights"]
+        unknown = set(learned) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"{path}: unknown feature(s) {sorted(unknown)}; known: {FEATURES}")
+        weights.update({f: float(w) for f, w in learned.items() if f != "llm"})
+        log.info("fusion weights from %s", path)
+    return weights
+
+FEATURES = ("dense", "kg", "kg_support", "history", "cooccur", "popular", "price_fit", "pref_brand", "llm")
 
 
 @dataclass
@@ -37,14 +55,23 @@ class Candidate:
 class Behaviour:
     """Popularity and co-purchase counts from events and accepted recommendations in past logs."""
 
-    def __init__(self, kb: KnowledgeBase):
+    def __init__(self, kb: KnowledgeBase, exclude: set[str] | frozenset[str] = frozenset()):
+        """``exclude``: conversation ids left out (the ones being evaluated must not teach the ranker).
+
+        A numeric item attribute ``popularity`` (e.g. mention counts from an importer) is a prior count."""
         self.popularity: Counter[str] = Counter()
+        for item in kb.items.values():
+            prior = item.attributes.get("popularity")
+            if isinstance(prior, (int, float)) and not isinstance(prior, bool) and prior > 0:
+                self.popularity[item.id] += prior
         baskets: dict[str, set[str]] = defaultdict(set)
         for ev in kb.events:
             if ev.type == "purchase":
                 self.popularity[ev.item_id] += 1
                 baskets[ev.user_id].add(ev.item_id)
         for conv in kb.transcripts:
+            if conv.conversation_id in exclude:
+                continue
             for t in conv.turns:
                 for i in t.accepted:
                     self.popularity[i] += 1
@@ -64,9 +91,11 @@ class Behaviour:
 
 class Ranker:
     def __init__(self, kb: KnowledgeBase, kg: NetworkXGraph, index: Any, settings: RankingSettings,
-                 items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None):
+                 items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None,
+                 exclude_conversations: set[str] | frozenset[str] = frozenset()):
         self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
-        self.behaviour = Behaviour(kb)
+        self.weights = fusion_weights(settings)
+        self.behaviour = Behaviour(kb, exclude_conversations)
         self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
         self.llm, self.prompts = llm, prompts
 
@@ -85,9 +114,9 @@ class Ranker:
             return f"brand {item.brand} excluded"
         if c.brands_in and item.brand not in c.brands_in:
             return "not a requested brand"
-        if c.max_price is not None and item.price > c.max_price:
+        if c.max_price is not None and (item.price is None or item.price > c.max_price):
             return "over budget"
-        if c.min_price is not None and item.price < c.min_price:
+        if c.min_price is not None and (item.price is None or item.price < c.min_price):
             return "under minimum price"
         if c.categories and item.category not in c.categories:
             return "other category"
@@ -104,7 +133,11 @@ class Ranker:
     # ---------------------------------------------------------------- ranking
 
     def rank(self, query: str, state: DialogueState, history: UserHistory, profile: str = "",
-             query_embedding: Any = None, use_kg: bool = True, use_llm: bool = True) -> tuple[list[Recommendation], dict]:
+             query_embedding: Any = None, use_kg: bool = True, use_llm: bool = True,
+             depth: int = 0) -> tuple[list[Recommendation], dict]:
+        """The top ``top_n`` recommendations and a trace; with ``depth`` > 0 the trace also holds the
+        ``depth`` best allowed item ids (``ranked``) and every candidate's features (``features``),
+        which evaluation and :func:`chatrec.fusion.fit_weights` use."""
         c = state.constraints
         cands: dict[str, Candidate] = {}
 
@@ -117,11 +150,13 @@ class Ranker:
             return cand
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
-        for item_id, sim in self.index.search_items(query, self.items_k, where, query_embedding=query_embedding):
+        for item_id, sim in self.index.search_items(query, max(self.items_k, depth), where,
+                                                    query_embedding=query_embedding):
             if (cand := add(item_id, "dense")):
                 cand.features["dense"] = max(0.0, sim)
 
-        anchors = ([c.compatible_with] if c.compatible_with else []) + state.mentioned_items + history.owned[:5]
+        anchors = ([c.compatible_with] if c.compatible_with else []) + state.liked_items + state.mentioned_items[-5:] \
+            + history.owned[:5]
         if use_kg:
             if c.compatible_with:
                 for item_id in self.kg.items_linked(c.compatible_with, "compatible_with"):
@@ -130,6 +165,7 @@ class Ranker:
                 if (cand := add(item_id, "kg")):
                     from_history = path.start in history.owned
                     cand.features["kg"] = max(cand.features["kg"], path.strength)
+                    cand.features["kg_support"] = min(1.0, math.log1p(path.support) / math.log1p(8))
                     if from_history:
                         cand.features["history"] = max(cand.features["history"], path.strength)
                     if cand.path is None or path.strength > cand.path.strength:
@@ -139,7 +175,7 @@ class Ranker:
             for item_id, n in self.behaviour.co.get(owned, Counter()).most_common(10):
                 if (cand := add(item_id, "cooccur")):
                     cand.features["cooccur"] = max(cand.features["cooccur"], min(1.0, n / 3))
-        for item_id in self.behaviour.popular(20):
+        for item_id in self.behaviour.popular(max(20, depth)):
             add(item_id, "popular")
 
         rejected: Counter[str] = Counter()
@@ -156,7 +192,8 @@ class Ranker:
         for cand in kept:
             f = cand.features
             f["popular"] = math.log1p(self.behaviour.popularity[cand.item.id]) / math.log1p(self.behaviour.max_pop)
-            f["price_fit"] = 1.0 if c.max_price is None else 1.0 - 0.5 * cand.item.price / max(c.max_price, 1e-6)
+            price = cand.item.price
+            f["price_fit"] = 1.0 if c.max_price is None or price is None else 1.0 - 0.5 * price / max(c.max_price, 1e-6)
             f["pref_brand"] = 1.0 if cand.item.brand in liked else 0.0
             if cand.item.id in self.kg.items_linked(c.compatible_with or "", "compatible_with"):
                 f["kg"] = 1.0
@@ -164,7 +201,7 @@ class Ranker:
         kept.sort(key=lambda x: (-x.score, x.item.id))
 
         llm_note = "off"
-        if use_llm and self.s.w_llm > 0 and self.llm is not None and kept:
+        if use_llm and self.weights["llm"] > 0 and self.llm is not None and kept:
             llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
             kept.sort(key=lambda x: (-x.score, x.item.id))
 
@@ -179,18 +216,19 @@ class Ranker:
             "scored": [{"item_id": x.item.id, "score": round(x.score, 4),
                         "features": {k: round(v, 3) for k, v in x.features.items()}} for x in kept[:10]],
         }
+        if depth:
+            trace["ranked"] = [x.item.id for x in kept[:depth]]
+            trace["features"] = {x.item.id: [round(x.features[f], 4) for f in FEATURES] for x in kept}
         return recs, trace
 
     def _fuse(self, f: dict[str, float]) -> float:
-        s = self.s
-        return (s.w_dense * f["dense"] + s.w_kg * f["kg"] + s.w_history * f["history"] + s.w_cooccur * f["cooccur"]
-                + s.w_popular * f["popular"] + s.w_price_fit * f["price_fit"] + s.w_pref_brand * f["pref_brand"]
-                + s.w_llm * f["llm"])
+        return sum(w * f[name] for name, w in self.weights.items())
 
     def _llm_rerank(self, cands: list[Candidate], query: str, profile: str) -> str:
         prompts = [[{"role": "user", "content": self.prompts.render(
             "rank.j2", profile=profile, request=query,
-            item=f"{c.item.title} ({c.item.brand}, {c.item.category}, ${c.item.price:.2f})")}] for c in cands]
+            item=f"{c.item.title} ({', '.join(x for x in (c.item.brand, c.item.category, c.item.price_text) if x)})")}]
+            for c in cands]
         try:
             yes = self.llm.score(prompts, "Yes")
             no = self.llm.score(prompts, "No")
@@ -248,7 +286,7 @@ class Ranker:
                                   "stock": item.stock}
         fields.update({k: v for k, v in list(item.attributes.items())[:4]})
         reason = "; ".join(reasons) or "relevant to your request"
-        reason = reason[0].upper() + reason[1:] + f". ${item.price:.2f}, in stock."
+        reason = reason[0].upper() + reason[1:] + (f". {item.price_text}, in stock." if item.price is not None else ".")
         return Recommendation(item_id=item.id, title=item.title, price=item.price, brand=item.brand,
                               category=item.category, score=round(cand.score, 4), reason=reason,
                               evidence=Evidence(kg_paths=kg_paths, fields=fields, history_items=hist))

@@ -17,6 +17,15 @@ from pydantic import BaseModel, Field
 from chatrec.kb import KnowledgeBase
 
 
+@dataclass
+class TurnAnnotations:
+    """Entity annotations a log carries for one user turn (see ``LoggedTurn``)."""
+
+    mentions: list[str]
+    liked: list[str]
+    disliked: list[str]
+
+
 class Constraints(BaseModel):
     max_price: float | None = None
     min_price: float | None = None
@@ -74,7 +83,7 @@ class EntityLinker:
         for item in kb.items.values():
             names.setdefault(normalise(item.title), item.id)
         self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
-        self.brands = {normalise(i.brand): i.brand for i in kb.items.values()}
+        self.brands = {normalise(i.brand): i.brand for i in kb.items.values() if normalise(i.brand)}
         self.categories = _category_vocabulary(kb)
 
     def items(self, text: str) -> list[Mention]:
@@ -137,19 +146,28 @@ def _price(raw: str) -> float:
     return float(raw.replace(",", "."))
 
 
-def update_state(state: DialogueState, message: str, linker: EntityLinker) -> DialogueState:
-    """Return a new state with this user message's preferences applied (later statements win)."""
+def update_state(state: DialogueState, message: str, linker: EntityLinker,
+                 annotated: "TurnAnnotations | None" = None) -> DialogueState:
+    """Return a new state with this user message's preferences applied (later statements win).
+
+    ``annotated`` carries a log's own entity annotations (item mentions, likes, dislikes, as in
+    ReDial); its mentions then replace linking the text against the catalogue."""
     s = state.model_copy(deep=True)
     c = s.constraints
     norm = normalise(message)
     kb = linker.kb
 
-    mentions = linker.items(message)
+    if annotated is not None:
+        mentions = [Mention(i, 0, 0) for i in annotated.mentions if i in kb.items]
+        s.liked_items.extend(i for i in annotated.liked if i not in s.liked_items)
+        s.rejected_items.extend(i for i in annotated.disliked if i not in s.rejected_items)
+    else:
+        mentions = linker.items(message)
     for m in mentions:
         if m.item_id not in s.mentioned_items:
             s.mentioned_items.append(m.item_id)
     # "a case for my Pixel 8" -> compatibility with that device
-    for m in mentions:
+    for m in mentions if annotated is None else ():
         if _COMPAT.search(norm[:m.start]):
             c.compatible_with = m.item_id
             break
@@ -165,7 +183,7 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker) -> Di
     if (mt := _MAX_PRICE.search(norm) or _MAX_PRICE_AFTER.search(norm) or _BUDGET.search(norm)):
         c.max_price = _price(mt.group(1))
     elif _CHEAPER.search(norm) and s.last_recommended:
-        prices = [kb.items[i].price for i in s.last_recommended if i in kb.items]
+        prices = [p for i in s.last_recommended if i in kb.items and (p := kb.items[i].price) is not None]
         if prices:
             c.max_price = round(min(prices) - 0.01, 2)
     if (mt := _MIN_PRICE.search(norm)):

@@ -36,8 +36,8 @@ class Item(_Row):
     title: str = Field(min_length=1)
     description: str = ""
     category: str = Field(min_length=1)
-    brand: str = Field(min_length=1)
-    price: float = Field(gt=0)
+    brand: str = ""
+    price: float | None = Field(default=None, gt=0)  # None: not sold at a list price (e.g. a film catalogue)
     stock: int = Field(ge=0)
     attributes: dict[str, AttrValue] = Field(default_factory=dict)
     aliases: list[str] = Field(default_factory=list)
@@ -46,10 +46,15 @@ class Item(_Row):
     def in_stock(self) -> bool:
         return self.stock > 0
 
+    @property
+    def price_text(self) -> str:
+        return "" if self.price is None else f"${self.price:.2f}"
+
     def document(self) -> str:
         """The text embedded for dense retrieval."""
         attrs = ", ".join(f"{k}: {_fmt_attr(v)}" for k, v in self.attributes.items())
-        return f"{self.title}. {self.brand} {self.category.replace('-', ' ')}. {self.description} {attrs}".strip()
+        kind = f"{self.brand} {self.category.replace('-', ' ')}".strip()
+        return f"{self.title}. {kind}. {self.description} {attrs}".strip()
 
 
 def _fmt_attr(value: AttrValue) -> str:
@@ -121,13 +126,20 @@ class LoggedTurn(_Row):
     template_id: str | None = None
     recommended: list[str] = Field(default_factory=list)
     accepted: list[str] = Field(default_factory=list)
+    # Optional entity annotations (e.g. ReDial's ``@movieId``): items the text refers to, and items
+    # the customer says in this turn they liked or disliked. Replay feeds them to the dialogue state.
+    mentions: list[str] = Field(default_factory=list)
+    liked: list[str] = Field(default_factory=list)
+    disliked: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _accepted_subset(self) -> "LoggedTurn":
         if not set(self.accepted) <= set(self.recommended):
             raise ValueError("'accepted' must be a subset of 'recommended'")
         if self.role == "user" and (self.recommended or self.template_id or self.intent):
-            raise ValueError("user turns carry only role and text")
+            raise ValueError("user turns carry no intent, template_id, recommended or accepted")
+        if self.role == "agent" and (self.liked or self.disliked):
+            raise ValueError("'liked' and 'disliked' belong to user turns")
         return self
 
 
@@ -152,7 +164,7 @@ class Evidence(BaseModel):
 class Recommendation(BaseModel):
     item_id: str
     title: str
-    price: float
+    price: float | None
     brand: str
     category: str
     score: float

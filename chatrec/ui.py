@@ -34,7 +34,7 @@ def recommendations_markdown(result: TurnResult | None) -> str:
         return "_No recommendations for this turn._"
     out = []
     for r in result.recommendations:
-        out.append(f"**{escape(r.title)}** — ${r.price:.2f} · `{escape(r.item_id)}` · score {r.score:.2f}  \n"
+        out.append(f"**{escape(r.title)}** — {'' if r.price is None else f'${r.price:.2f} · '}`{escape(r.item_id)}` · score {r.score:.2f}  \n"
                    f"{escape(r.reason)}")
         for p in r.evidence.kg_paths:
             out.append(f"  \n↳ KG: {escape(p)}")

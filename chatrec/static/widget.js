@@ -253,7 +253,9 @@
       var card = el("article", { className: "card", role: "listitem" });
       var name = el("h3", null, rec.title);
       card.appendChild(name);
-      card.appendChild(el("div", { className: "price" }, priceFormat.format(Number(rec.price) || 0)));
+      if (rec.price !== null && rec.price !== undefined) {
+        card.appendChild(el("div", { className: "price" }, priceFormat.format(Number(rec.price))));
+      }
       if (rec.reason) card.appendChild(el("p", { className: "reason" }, rec.reason));
       var actions = el("div", { className: "actions" });
       var done = msg.itemFeedback[rec.item_id] || {};
@@ -406,7 +408,7 @@
         botMsg.text = result.text || streamed;
         botMsg.turnId = result.turn_id || null;
         botMsg.recs = (result.recommendations || []).map(function (r) {
-          return { item_id: String(r.item_id), title: String(r.title), price: Number(r.price),
+          return { item_id: String(r.item_id), title: String(r.title), price: r.price === null ? null : Number(r.price),
             reason: String(r.reason || "") };
         });
       } else {
