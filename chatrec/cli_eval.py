@@ -43,11 +43,13 @@ def register(main: click.Group) -> None:
     @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="processes")
     @click.option("--generate", is_flag=True, help="generate replies with the LLM (slow on CPU) instead of "
                                                    "scoring the grounded template/list answer")
+    @click.option("--fusion", type=click.Choice(["learned", "configured"]), default="learned", show_default=True,
+                  help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_*")
     @click.option("--no-resume", is_flag=True, help="start over even if --out holds a partial run")
     @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=100))
     @click.pass_context
     def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, no_baselines, split, limit, sample, seed, workers, generate,
-                 no_resume, bootstrap) -> None:
+                 fusion, no_resume, bootstrap) -> None:
         """Replay TRANSCRIPTS (JSON Lines, the kb transcript format) turn by turn, or
         `chatrec eval compare RUN_A[:SYSTEM] RUN_B[:SYSTEM]` for paired differences.
 
@@ -80,7 +82,7 @@ def register(main: click.Group) -> None:
         ablations = [a.strip() for a in ablate.split(",") if a.strip()]
         opts = EvalOptions(transcripts=str(transcripts), out=out, ablations=ablations, baselines=not no_baselines,
                            limit=limit, sample=sample, seed=seed, workers=workers, generate=generate, split=split,
-                           bootstrap=bootstrap)
+                           bootstrap=bootstrap, fusion=fusion)
         out_dir = Path(out)
         if no_resume and out_dir.exists():
             for name in ("run.json", "convs.jsonl", "turns.jsonl", "features.jsonl", "summary.json", "report.html"):

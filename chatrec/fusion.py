@@ -27,7 +27,8 @@ from chatrec.ranking import FEATURES
 NEGATIVES_PER_TURN = 20
 
 
-def _fold(conversation_id: str) -> int:
+def fold_of(conversation_id: str) -> int:
+    """0 or 1: the cross-fitting fold of a conversation (a stable hash of its id)."""
     return hashlib.sha256(conversation_id.encode()).digest()[0] % 2
 
 
@@ -73,19 +74,23 @@ def save_weights(fitted: dict[str, Any], path: Path, source: str) -> None:
     os.replace(tmp, path)
 
 
-def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int) -> dict[str, Any] | None:
-    """Metrics of the full system's candidates re-ranked by cross-fitted weights.
+def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int, system: str,
+                     vectors: dict[str, np.ndarray] | None = None) -> dict[str, Any] | None:
+    """Metrics of one system's candidates re-ranked by cross-fitted weights.
 
     Returns per-conversation (numerator, denominator) sums in the evaluator's format, the
     recall@1..50 curves, each conversation's first list, and the weights of both folds."""
-    from chatrec.evaluation import DEPTH, rank_metrics
+    from chatrec.evaluation import DEPTH, intra_list_diversity, rank_metrics
 
     if not features_path.exists():
         return None
     keep = set(conversation_ids)
-    fitted = [fit_weights((r for r in _rows(features_path)
-                           if r["conversation_id"] in keep and _fold(r["conversation_id"]) != k), seed)
-              for k in (0, 1)]
+
+    def rows(fold: int | None = None) -> Iterator[dict]:
+        return (r for r in _rows(features_path) if r.get("system", "full") == system and r["conversation_id"] in keep
+                and (fold is None or fold_of(r["conversation_id"]) != fold))
+
+    fitted = [fit_weights(rows(k), seed) for k in (0, 1)]
     if any(f is None for f in fitted):
         return None
     weights = [np.array([f["weights"][name] for name in FEATURES]) for f in fitted]  # type: ignore[index]
@@ -93,13 +98,11 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
     first_lists: dict[str, list[str]] = {}
     curves = {"recall": np.zeros(DEPTH), "recall_new": np.zeros(DEPTH)}
     totals = {"recall": 0, "recall_new": 0}
-    for r in _rows(features_path):
+    for r in rows():
         cid = r["conversation_id"]
-        if cid not in keep:
-            continue
         ids = list(r["features"])
         x = np.asarray([r["features"][i] for i in ids], dtype=np.float64).reshape(-1, len(FEATURES))
-        score = x @ weights[_fold(cid)]
+        score = x @ weights[fold_of(cid)]
         order = sorted(range(len(ids)), key=lambda j: (-score[j], ids[j]))
         ranked = [ids[j] for j in order[:DEPTH]]
         first_lists.setdefault(cid, ranked[:10])
@@ -109,6 +112,10 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
             a = acc.setdefault(name, [0.0, 0.0])
             a[0] += n
             a[1] += d
+        if vectors is not None and (div := intra_list_diversity(ranked[:10], vectors)) is not None:
+            a = acc.setdefault("rec.diversity", [0.0, 0.0])
+            a[0] += div
+            a[1] += 1
         for key, gold in (("recall", set(r["gold"])), ("recall_new", set(r["gold_new"]))):
             totals[key] += len(gold)
             for rank, item in enumerate(ranked):

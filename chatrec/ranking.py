@@ -53,7 +53,8 @@ class Candidate:
 
 
 class Behaviour:
-    """Popularity and co-purchase counts from events and accepted recommendations in past logs."""
+    """Popularity and co-occurrence counts from events and past logs: items bought by the same
+    user, and items mentioned or recommended in the same logged conversation."""
 
     def __init__(self, kb: KnowledgeBase, exclude: set[str] | frozenset[str] = frozenset()):
         """``exclude``: conversation ids left out (the ones being evaluated must not teach the ranker).
@@ -69,16 +70,20 @@ class Behaviour:
             if ev.type == "purchase":
                 self.popularity[ev.item_id] += 1
                 baskets[ev.user_id].add(ev.item_id)
+        talked: list[set[str]] = []
         for conv in kb.transcripts:
             if conv.conversation_id in exclude:
                 continue
+            in_conv: set[str] = set()
             for t in conv.turns:
+                in_conv.update(t.mentions, t.recommended, t.liked)
                 for i in t.accepted:
                     self.popularity[i] += 1
                     if conv.user_id:
                         baskets[conv.user_id].add(i)
+            talked.append(in_conv)
         self.co: dict[str, Counter[str]] = defaultdict(Counter)
-        for items in baskets.values():
+        for items in [*baskets.values(), *talked]:
             for a in items:
                 for b in items:
                     if a != b:
@@ -171,10 +176,12 @@ class Ranker:
                     if cand.path is None or path.strength > cand.path.strength:
                         cand.path = path
 
-        for owned in history.owned[:5]:
-            for item_id, n in self.behaviour.co.get(owned, Counter()).most_common(10):
-                if (cand := add(item_id, "cooccur")):
-                    cand.features["cooccur"] = max(cand.features["cooccur"], min(1.0, n / 3))
+        co: Counter[str] = Counter()
+        for anchor in dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]):
+            co.update(dict(self.behaviour.co.get(anchor, Counter()).most_common(max(10, depth))))
+        for item_id, n in co.most_common(max(30, depth)):
+            if (cand := add(item_id, "cooccur")):
+                cand.features["cooccur"] = min(1.0, math.log1p(n) / math.log1p(8))
         for item_id in self.behaviour.popular(max(20, depth)):
             add(item_id, "popular")
 
@@ -282,8 +289,8 @@ class Ranker:
             reasons.append(f"from {item.brand}, a brand you like")
         if not reasons and "popular" in cand.sources:
             reasons.append("popular with our customers")
-        fields: dict[str, Any] = {"price": item.price, "brand": item.brand, "category": item.category,
-                                  "stock": item.stock}
+        fields: dict[str, Any] = {k: v for k, v in (("price", item.price), ("brand", item.brand),
+                                                    ("category", item.category), ("stock", item.stock)) if v not in (None, "")}
         fields.update({k: v for k, v in list(item.attributes.items())[:4]})
         reason = "; ".join(reasons) or "relevant to your request"
         reason = reason[0].upper() + reason[1:] + (f". {item.price_text}, in stock." if item.price is not None else ".")
