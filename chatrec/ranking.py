@@ -237,11 +237,10 @@ class Ranker:
             item=f"{c.item.title} ({', '.join(x for x in (c.item.brand, c.item.category, c.item.price_text) if x)})")}]
             for c in cands]
         try:
-            yes = self.llm.score(prompts, "Yes")
-            no = self.llm.score(prompts, "No")
+            yes_no = self.llm.score_choices(prompts, ["Yes", "No"])
         except ScoringUnsupported as exc:
             return f"unsupported: {exc}"
-        for cand, y, n in zip(cands, yes, no):
+        for cand, (y, n) in zip(cands, yes_no):
             cand.features["llm"] = 1.0 / (1.0 + math.exp(n - y))  # P(Yes | Yes or No)
             cand.score = self._fuse(cand.features)
         return f"scored {len(cands)}"

@@ -30,6 +30,11 @@ class LLMBackend(Protocol):
         """Log-likelihood of ``continuation`` as the assistant's reply to each prompt, in one batch."""
         ...
 
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        """Log-probability of each choice's first token as the reply's first token, for every
+        prompt, from one batched forward pass (e.g. ``["Yes", "No"]``)."""
+        ...
+
     def count_tokens(self, text: str) -> int: ...
 
 

@@ -47,6 +47,11 @@ class FakeLLM:
     def generate(self, messages: list[Message], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
 
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        # the first choice gets the word-overlap score of score(), the others its complement
+        first = self.score(prompts, choices[0])
+        return [[s] + [-1.0 - s] * (len(choices) - 1) for s in first]
+
     def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
         # Deterministic stand-in: prompts sharing more words with their first line score higher.
         out = []

@@ -36,5 +36,8 @@ class OpenAICompatibleLLM:
     def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
         raise ScoringUnsupported("chat-completions servers do not return prompt log-likelihoods")
 
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        raise ScoringUnsupported("chat-completions servers do not return prompt log-likelihoods")
+
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
