@@ -420,12 +420,14 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
         if prev.get("fingerprint") != opts.fingerprint():
             raise EvalError(f"{out} holds a run with other options; pass --no-resume or another --out")
     # select conversations
-    rows = list(read_conversations(Path(opts.transcripts), kb))
-    skipped = [{"conversation_id": None, "line": ln, "error": err} for ln, conv, err in rows if conv is None]
-    convs = [(ln, conv) for ln, conv, _ in rows if conv is not None]
-    del rows
-    if opts.split != "all":
-        convs = [(ln, c) for ln, c in convs if is_heldout(c.conversation_id) == (opts.split == "heldout")]
+    # select: only (line, id) pairs are kept in memory; conversations are parsed again when run
+    skipped: list[dict] = []
+    convs: list[tuple[int, str]] = []
+    for ln, conv, err in read_conversations(Path(opts.transcripts), kb):
+        if conv is None:
+            skipped.append({"conversation_id": None, "line": ln, "error": err})
+        elif opts.split == "all" or is_heldout(conv.conversation_id) == (opts.split == "heldout"):
+            convs.append((ln, conv.conversation_id))
     if opts.sample is not None and opts.sample < len(convs):
         keep = set(random.Random(opts.seed).sample(range(len(convs)), opts.sample))
         convs = [x for i, x in enumerate(convs) if i in keep]
@@ -433,11 +435,11 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
         convs = convs[: opts.limit]
     if not convs:
         raise EvalError(f"no conversation to evaluate in {opts.transcripts} (split={opts.split})")
-    selected_ids = [c.conversation_id for _, c in convs]
+    selected_ids = [c for _, c in convs]
     run_file.write_text(json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts),
                                     "kb": str(settings.kb_dir)}, indent=2))
     done = _completed(out)
-    todo = [(i, ln, c) for i, (ln, c) in enumerate(convs) if c.conversation_id not in done]
+    todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
     log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
 
     index = ChromaIndex(settings)
@@ -463,12 +465,10 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
                 f.flush()
             bar.update(1)
 
-        jobs = [(i, ln, c.model_dump_json()) for i, ln, c in todo]
-        ids = {i: c.conversation_id for i, _, c in todo}
-        del todo, convs
+        ids = {i: c for i, c in todo.values()}
         if opts.workers <= 1:
             _init_worker(settings.model_dump_json(), opts, exclude)
-            for job in jobs:
+            for job in _jobs(Path(opts.transcripts), todo):
                 order, ln, res, err = _work(job)
                 write(order, ln, res, err, ids[order])
         else:
@@ -477,14 +477,28 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
             ctx = mp.get_context("spawn")
             with ctx.Pool(opts.workers, initializer=_init_worker,
                           initargs=(settings.model_dump_json(), opts, exclude)) as pool:
-                for order, ln, res, err in pool.imap_unordered(_work, jobs, chunksize=1):
-                    write(order, ln, res, err, ids[order])
+                window: list[tuple[int, int, str]] = []
+                for job in [*_jobs(Path(opts.transcripts), todo), None]:
+                    if job is not None:
+                        window.append(job)
+                    if len(window) == 64 * opts.workers or (job is None and window):
+                        for order, ln, res, err in pool.imap_unordered(_work, window, chunksize=1):
+                            write(order, ln, res, err, ids[order])
+                        window = []
     bar.close()
     summary = summarise(out, opts, settings, skipped, time.perf_counter() - t_start)
     from chatrec.eval_report import write_html
 
     write_html(summary, out / "turns.jsonl", out / "report.html")
     return summary
+
+
+def _jobs(path: Path, todo: dict[int, tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
+    """``(order, line, raw JSON)`` for the selected lines, read lazily."""
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line_no, raw in enumerate(fh, 1):
+            if line_no in todo:
+                yield todo[line_no][0], line_no, raw
 
 
 def _completed(out: Path) -> set[str]:
@@ -538,62 +552,150 @@ def _ci(num: np.ndarray, den: np.ndarray, w: np.ndarray) -> tuple[float, float, 
     return float(num.sum() / total), float(lo), float(hi)
 
 
-def load_conversation_sums(out: Path) -> tuple[list[dict], list[dict]]:
-    """(finished conversation rows sorted by input order, failed ones)."""
-    ok, failed = [], []
-    with (out / "convs.jsonl").open(encoding="utf-8") as fh:
+class ScoreTable:
+    """Per-conversation (numerator, denominator) sums as two compact ``conversations x columns``
+    arrays, one column per (system, metric); built by streaming ``convs.jsonl``."""
+
+    def __init__(self, ids: list[str], users: list[str | None]):
+        self.ids, self.users = ids, users
+        self.row = {cid: i for i, cid in enumerate(ids)}
+        self.cols: dict[tuple[str, str], int] = {}
+        self.num = np.zeros((len(ids), 0), dtype=np.float64)
+        self.den = np.zeros((len(ids), 0), dtype=np.float64)
+
+    def col(self, system: str, metric: str) -> int:
+        if (system, metric) not in self.cols:
+            self.cols[(system, metric)] = len(self.cols)
+            if self.num.shape[1] < len(self.cols):  # grow in blocks
+                extra = max(16, self.num.shape[1] // 2)
+                self.num = np.pad(self.num, ((0, 0), (0, extra)))
+                self.den = np.pad(self.den, ((0, 0), (0, extra)))
+        return self.cols[(system, metric)]
+
+    def put(self, cid: str, system: str, sums: dict[str, list[float]]) -> None:
+        r = self.row[cid]
+        for metric, (n, d) in sums.items():
+            c = self.col(system, metric)
+            self.num[r, c], self.den[r, c] = n, d
+
+    def drop(self, system: str, metric: str) -> None:
+        if (c := self.cols.get((system, metric))) is not None:
+            self.num[:, c] = self.den[:, c] = 0.0
+
+    def systems(self) -> list[str]:
+        return list(dict.fromkeys(s for s, _ in self.cols))
+
+    def metrics(self, system: str) -> list[str]:
+        return sorted(m for s, m in self.cols if s == system and self.den[:, self.cols[(s, m)]].sum() > 0)
+
+    def pair(self, system: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        c = self.cols[(system, metric)]
+        return self.num[:, c], self.den[:, c]
+
+    def save(self, path: Path) -> None:
+        """``scores.jsonl``: the final per-conversation sums that ``compare`` pairs up."""
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for r, cid in enumerate(self.ids):
+                sums: dict[str, dict[str, list[float]]] = {}
+                for (system, metric), c in self.cols.items():
+                    if self.den[r, c] > 0 or self.num[r, c] != 0:
+                        sums.setdefault(system, {})[metric] = [float(self.num[r, c]), float(self.den[r, c])]
+                fh.write(json.dumps({"conversation_id": cid, "sums": sums}) + "\n")
+        os.replace(tmp, path)
+
+
+@dataclass
+class _Extras:
+    """What the summary needs besides the sums, kept small: latencies, coverage, a few lists."""
+
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    ttft: dict[str, list[float]] = field(default_factory=dict)
+    covered: dict[str, set[str]] = field(default_factory=dict)
+    lists: dict[str, list[tuple[str | None, list[str]]]] = field(default_factory=dict)  # first 300 per system
+
+    def add_list(self, system: str, user: str | None, items: list[str]) -> None:
+        self.covered.setdefault(system, set()).update(items)
+        lst = self.lists.setdefault(system, [])
+        if len(lst) < 300:
+            lst.append((user, items))
+
+
+def load_scores(out: Path) -> tuple[ScoreTable, _Extras, list[dict]]:
+    """The finished conversations' sums in input order, the extras, and the failed conversations."""
+    path = out / "convs.jsonl"
+    meta: list[tuple[int, str, str | None]] = []
+    failed: list[dict] = []
+    with path.open(encoding="utf-8") as fh:
         for raw in fh:
             row = json.loads(raw)
-            (failed if row.get("error") else ok).append(row)
-    ok.sort(key=lambda r: r["order"])
-    return ok, failed
+            if row.get("error"):
+                failed.append({"conversation_id": row["conversation_id"], "line": row["line"], "error": row["error"]})
+            else:
+                meta.append((row["order"], row["conversation_id"], row.get("user_id")))
+    meta.sort()
+    table = ScoreTable([m[1] for m in meta], [m[2] for m in meta])
+    extras = _Extras()
+    order_of = {cid: i for i, (_, cid, _) in enumerate(meta)}
+    firsts: list[dict[str, list[str]] | None] = [None] * len(meta)
+    with path.open(encoding="utf-8") as fh:
+        for raw in fh:
+            row = json.loads(raw)
+            if row.get("error"):
+                continue
+            for system, sums in row["sums"].items():
+                table.put(row["conversation_id"], system, sums)
+            for system, xs in row["latency"].items():
+                extras.latency.setdefault(system, []).extend(xs)
+            for system, xs in row.get("ttft", {}).items():
+                extras.ttft.setdefault(system, []).extend(xs)
+            firsts[order_of[row["conversation_id"]]] = row["first_lists"]
+    for user, first in zip(table.users, firsts):  # in input order, so the kept lists are deterministic
+        for system, items in (first or {}).items():
+            extras.add_list(system, user, items)
+    return table, extras, failed
+
+
+def _metric(value: float, n: int, ci: tuple[float, float] | None = None) -> dict[str, Any]:
+    return {"value": round(value, 4), "ci_low": round(ci[0], 4) if ci else None,
+            "ci_high": round(ci[1], 4) if ci else None, "n": n}
 
 
 def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[dict], wall_s: float) -> dict[str, Any]:
-    convs, failed = load_conversation_sums(out)
-    skipped = skipped + [{"conversation_id": r["conversation_id"], "line": r["line"], "error": r["error"]}
-                         for r in failed]
-    learned = _apply_learned_fusion(out, convs, opts, settings) if opts.fusion == "learned" else {}
-    systems = list(dict.fromkeys(s for c in convs for s in c["sums"]))
-    n = len(convs)
+    table, extras, failed = load_scores(out)
+    skipped = skipped + failed
+    learned = _apply_learned_fusion(out, table, extras, opts, settings) if opts.fusion == "learned" else {}
+    table.save(out / "scores.jsonl")
+    systems = table.systems()
+    n = len(table.ids)
     w = _bootstrap_weights(n, opts.bootstrap, opts.seed) if n else np.zeros((0, 0))
+    first = systems[0] if systems else ""
+    n_rec = int(table.pair(first, "rec.ndcg@1")[1].sum()) if (first, "rec.ndcg@1") in table.cols else 0
+    n_service = max((int(table.pair(first, m)[1].sum()) for m in ("service.intent_acc", "service.template_acc")
+                     if (first, m) in table.cols), default=0)
+    kb_size = len(_kb_items(settings))
     result: dict[str, Any] = {}
-    n_rec = n_service = 0
-    for c in convs:
-        first = next(iter(c["sums"].values()), {})
-        n_rec += int(first.get("rec.ndcg@1", [0, 0])[1])
-        n_service += int(max(first.get("service.intent_acc", [0, 0])[1], first.get("service.template_acc", [0, 0])[1]))
     for system in systems:
-        names = sorted({k for c in convs for k in c["sums"].get(system, {})})
         metrics: dict[str, Any] = {}
-        for name in names:
-            num = np.array([c["sums"].get(system, {}).get(name, [0.0, 0.0])[0] for c in convs], dtype=np.float64)
-            den = np.array([c["sums"].get(system, {}).get(name, [0.0, 0.0])[1] for c in convs], dtype=np.float64)
+        for name in table.metrics(system):
+            num, den = table.pair(system, name)
             ci = _ci(num, den, w)
             if ci is not None:
-                metrics[name] = {"value": round(ci[0], 4), "ci_low": round(ci[1], 4), "ci_high": round(ci[2], 4),
-                                 "n": int(den.sum())}
-        lat = np.array([x for c in convs for x in c["latency"].get(system, [])])
+                metrics[name] = _metric(ci[0], int(den.sum()), (ci[1], ci[2]))
+        lat = np.asarray(extras.latency.get(system, []))
         if len(lat):
             for q in (50, 95):
-                metrics[f"cost.latency_p{q}_s"] = {"value": round(float(np.percentile(lat, q)), 4),
-                                                   "ci_low": None, "ci_high": None, "n": int(len(lat))}
-        ttft = np.array([x for c in convs for x in c.get("ttft", {}).get(system, [])])
+                metrics[f"cost.latency_p{q}_s"] = _metric(float(np.percentile(lat, q)), len(lat))
+        ttft = np.asarray(extras.ttft.get(system, []))
         if len(ttft):
-            metrics["cost.ttft_p50_s"] = {"value": round(float(np.percentile(ttft, 50)), 4), "ci_low": None,
-                                          "ci_high": None, "n": int(len(ttft))}
-        lists = [c["first_lists"][system] for c in convs if c["first_lists"].get(system)]
-        if lists:
-            covered = {i for lst in lists for i in lst}
-            kb_size = len(_kb_items(settings))
-            metrics["rec.coverage"] = {"value": round(len(covered) / max(kb_size, 1), 4), "ci_low": None,
-                                       "ci_high": None, "n": len(lists)}
-            users = [(c["user_id"], c["first_lists"][system]) for c in convs if c["first_lists"].get(system)][:300]
+            metrics["cost.ttft_p50_s"] = _metric(float(np.percentile(ttft, 50)), len(ttft))
+        if system in extras.covered:
+            metrics["rec.coverage"] = _metric(len(extras.covered[system]) / max(kb_size, 1), len(extras.lists[system]))
+            users = extras.lists[system]
             dis = [1 - len(set(a) & set(b)) / max(len(set(a) | set(b)), 1)
                    for x, (ua, a) in enumerate(users) for ub, b in users[x + 1:] if ua != ub]
             if dis:
-                metrics["rec.inter_user_dissimilarity"] = {"value": round(float(np.mean(dis)), 4), "ci_low": None,
-                                                           "ci_high": None, "n": len(dis)}
+                metrics["rec.inter_user_dissimilarity"] = _metric(float(np.mean(dis)), len(dis))
         curve = {}
         for prefix, key in (("rec", "recall"), ("rec_new", "recall_new")):
             if f"{prefix}.recall@50" in metrics:
@@ -603,8 +705,7 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
         "run": {"transcripts": str(opts.transcripts), "kb": str(settings.kb_dir), "adapter": settings.llm.adapter,
                 "seed": opts.seed, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - wall_s)),
                 "wall_s": round(wall_s, 1), "conversations": n, "turns": {"rec": n_rec, "service": n_service},
-                "skipped": skipped, "systems": systems, "options": asdict(opts),
-                "fusion": opts.fusion,
+                "skipped": skipped, "systems": systems, "options": asdict(opts), "fusion": opts.fusion,
                 "learned_weights": {s: v["weights"] for s, v in learned.items()}},
         "systems": result,
     }
@@ -614,36 +715,43 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
     return summary
 
 
-def _apply_learned_fusion(out: Path, convs: list[dict], opts: EvalOptions, settings: Settings) -> dict[str, Any]:
-    """Replace each pipeline system's ranking metrics by those of its cross-fitted re-ranking."""
+_RANKING_METRICS = ("rec.recall", "rec.ndcg", "rec.mrr", "rec_new.", "rec.diversity")
+
+
+def _apply_learned_fusion(out: Path, table: ScoreTable, extras: _Extras, opts: EvalOptions,
+                          settings: Settings) -> dict[str, Any]:
+    """Replace each pipeline system's ranking metrics by those of its cross-fitted re-ranking;
+    keep the full system's configured-weight numbers as ``full@configured``."""
     from chatrec.fusion import cross_fit_system
     from chatrec.index import ChromaIndex
 
     col = ChromaIndex(settings).collection("items").get(include=["embeddings"])
     vectors = {i: np.asarray(e, dtype=np.float32) for i, e in zip(col["ids"], col["embeddings"])}
-    ids = [c["conversation_id"] for c in convs]
-    systems = list(dict.fromkeys(s for c in convs for s in c["sums"] if s not in BASELINES))
     done: dict[str, Any] = {}
-    for system in systems:
-        res = cross_fit_system(out / "features.jsonl", ids, opts.seed, system, vectors)
+    for system in [s for s in table.systems() if s not in BASELINES]:
+        res = cross_fit_system(out / "features.jsonl", table.ids, opts.seed, system, vectors)
         if res is None:
             continue
         done[system] = res
-        for c in convs:
-            cid = c["conversation_id"]
-            sums = c["sums"].get(system)
-            if sums is None:
-                continue
-            if system == "full":
-                c["sums"]["full@configured"] = json.loads(json.dumps(sums))
-                if "full" in c["first_lists"]:
-                    c["first_lists"]["full@configured"] = c["first_lists"]["full"]
-                c["latency"]["full@configured"] = c["latency"].get("full", [])
-            for k in [k for k in sums if k.startswith(("rec.recall", "rec.ndcg", "rec.mrr", "rec_new.", "rec.diversity"))]:
-                del sums[k]
-            sums.update(res["sums"].get(cid, {}))
+        if system == "full":
+            for metric in table.metrics("full"):
+                num, den = table.pair("full", metric)
+                c = table.col("full@configured", metric)
+                table.num[:, c], table.den[:, c] = num, den
+            extras.latency["full@configured"] = list(extras.latency.get("full", []))
+            if "full" in extras.covered:
+                extras.covered["full@configured"] = set(extras.covered["full"])
+                extras.lists["full@configured"] = list(extras.lists["full"])
+        for metric in table.metrics(system):
+            if metric.startswith(_RANKING_METRICS):
+                table.drop(system, metric)
+        for cid, sums in res["sums"].items():
+            table.put(cid, system, sums)
+        extras.covered.pop(system, None)
+        extras.lists.pop(system, None)
+        for cid, user in zip(table.ids, table.users):
             if cid in res["first_lists"]:
-                c["first_lists"][system] = res["first_lists"][cid]
+                extras.add_list(system, user, res["first_lists"][cid])
     return done
 
 
@@ -680,6 +788,15 @@ def _recall_curve(out: Path, system: str, prefix: str) -> list[float]:
 # --------------------------------------------------------------------------- comparison
 
 
+def _score_rows(run: Path) -> Iterator[dict]:
+    path = run / "scores.jsonl"
+    if not path.exists():
+        raise EvalError(f"{run} has no scores.jsonl: not a finished `chatrec eval` run")
+    with path.open(encoding="utf-8") as fh:
+        for raw in fh:
+            yield json.loads(raw)
+
+
 def compare(a: str, b: str, seed: int = 7, resamples: int = 2000) -> dict[str, Any]:
     """Paired differences ``A - B`` on the conversations both runs scored. ``a``/``b`` are
     ``RUN_DIR`` or ``RUN_DIR:system`` (default system ``full``)."""
@@ -690,8 +807,8 @@ def compare(a: str, b: str, seed: int = 7, resamples: int = 2000) -> dict[str, A
         return Path(path), system or "full"
 
     (pa, sa), (pb, sb) = parse(a), parse(b)
-    ca = {c["conversation_id"]: c["sums"].get(sa) for c in load_conversation_sums(pa)[0]}
-    cb = {c["conversation_id"]: c["sums"].get(sb) for c in load_conversation_sums(pb)[0]}
+    ca = {c["conversation_id"]: c["sums"].get(sa) for c in _score_rows(pa)}
+    cb = {c["conversation_id"]: c["sums"].get(sb) for c in _score_rows(pb)}
     common = sorted(i for i in ca.keys() & cb.keys() if ca[i] is not None and cb[i] is not None)
     if not common:
         raise EvalError(f"no conversation scored by both {a} and {b}")
