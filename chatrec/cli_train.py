@@ -1,4 +1,4 @@
-"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations."""
+"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations; ``chatrec export``: merge an adapter."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def register(main: click.Group) -> None:
     @click.option("--no-resume", is_flag=True, help="ignore checkpoints of an interrupted run")
     @click.pass_context
     def train(ctx, out, name, max_steps, time_budget, max_length, no_resume) -> None:
-        """Train a LoRA adapter on kb/transcripts.jsonl (held-out conversations for eval loss)."""
+        """Train a LoRA adapter on kb/transcripts.jsonl (held-out conversations for eval loss).
+
+        An interrupted run (Ctrl-C, killed) resumes from its last checkpoint when run again."""
         from chatrec.cli import _settings
         from chatrec.kb import KBError
         from chatrec.llm.fake import FakeLLM
@@ -41,3 +43,41 @@ def register(main: click.Group) -> None:
         m = {k: v for k, v in card["metrics"].items() if k != "log_history"}
         click.echo(f"adapter written to {target}")
         click.echo(json.dumps(m, indent=2))
+
+    @main.command()
+    @click.option("--adapter", required=True, help="LoRA adapter folder, or a name under <data-dir>/adapters")
+    @click.option("--out", required=True, type=click.Path(file_okay=False), help="folder for the merged model")
+    @click.option("--overwrite", is_flag=True, help="replace --out if it already holds files")
+    @click.pass_context
+    def export(ctx, adapter, out, overwrite) -> None:
+        """Merge a LoRA adapter into the base model (in float32) and save it as a model folder.
+
+        Point llm.model (or --model) at the folder to serve it without peft; it is
+        quantised to 4-bit NF4 when loaded, like any model."""
+        from chatrec.cli import _settings
+        from chatrec.llm.transformers_backend import export_merged
+        from chatrec.models import ModelNotAvailable, llm_path
+
+        settings = _settings(ctx, adapter=adapter)
+        adapter_dir = Path(settings.llm.adapter or adapter)
+        card_file = adapter_dir / "chatrec_card.json"
+        card = json.loads(card_file.read_text()) if card_file.exists() else {}
+        trained_on = card.get("base_model")
+        if trained_on and trained_on != settings.llm.model:
+            raise click.ClickException(f"{adapter_dir} was trained on {trained_on!r}, not {settings.llm.model!r}; "
+                                       f"pass --model {trained_on}")
+        try:
+            base = llm_path(settings.llm.model, settings.cache_dir)
+        except ModelNotAvailable as exc:
+            raise click.ClickException(str(exc)) from exc
+        info = {"base_model": settings.llm.model, "base_path": base, "adapter": str(adapter_dir.resolve()),
+                "merged_dtype": "float32", "adapter_card": {k: v for k, v in card.items() if k != "metrics"}
+                | ({"metrics": {k: v for k, v in card["metrics"].items() if k != "log_history"}}
+                   if "metrics" in card else {})}
+        try:
+            target = export_merged(base, adapter_dir, out, overwrite=overwrite, card=info)
+        except (FileNotFoundError, FileExistsError) as exc:
+            raise click.ClickException(f"{exc}{'; pass --overwrite' if isinstance(exc, FileExistsError) else ''}") \
+                from exc
+        click.echo(f"merged model written to {target}")
+        click.echo(f"serve it with: chatrec --model {target} chat   (or llm.model = \"{target}\" in the config)")

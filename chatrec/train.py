@@ -9,12 +9,20 @@ prompt shows. Loss is on the reply only. Conversations are split by id
 The adapter is written to a temporary folder and renamed into place, with a
 ``chatrec_card.json`` beside it (base model, data hash, config, metrics).
 
+Interrupted runs: checkpoints live in ``<out>.work`` until the adapter is final.
+A rerun resumes from the newest complete checkpoint there (one without
+``trainer_state.json`` was cut off while being written and is discarded), unless
+the examples or the model-shaping config changed since, in which case the stale
+checkpoints are discarded with a warning. The target folder only ever holds a
+complete adapter: a killed run leaves the previous one (or none) in place.
+
 Cost on the 2-core CPU (NF4 base, batch 1, 512 tokens): about 7 s per step and
 about 2.5 s per evaluated example, so the defaults are small (see TrainConfig).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +30,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from chatrec.kb import is_heldout
 from chatrec.privacy import mask_pii
@@ -54,11 +62,21 @@ class TrainConfig:
                                                                "gate_proj", "up_proj", "down_proj"])
 
 
-def build_examples(bot: Any, heldout: bool | None = None) -> list[dict[str, Any]]:
-    """Prompt-completion examples from the KB transcripts (``heldout`` None = all)."""
+MIN_TRAIN_EXAMPLES = 8
+RUN_FILE = "chatrec_run.json"  # in the work folder: what its checkpoints were trained on
+
+
+def build_examples(bot: Any, heldout: bool | None = None,
+                   conversation_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
+
+    ``conversation_ids`` restricts them to those conversations (a benchmark's own split)."""
+    wanted = set(conversation_ids) if conversation_ids is not None else None
     out = []
     for conv in bot.kb.transcripts:
         if heldout is not None and is_heldout(conv.conversation_id) != heldout:
+            continue
+        if wanted is not None and conv.conversation_id not in wanted:
             continue
         state = DialogueState()
         turns = conv.turns
@@ -78,20 +96,40 @@ def build_examples(bot: Any, heldout: bool | None = None) -> list[dict[str, Any]
     return out
 
 
+def _length(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> int:
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                        add_generation_prompt=generation_prompt)
+    return len(ids["input_ids"])
+
+
 def fit_to_context(examples: list[dict[str, Any]], tokenizer: Any, max_length: int) -> int:
-    """Drop the oldest history messages of prompts that do not fit; return how many were cut."""
-    cut = 0
+    """Make examples fit ``max_length`` tokens; return how many were cut.
+
+    The oldest history turns go first (a user message together with the reply that
+    followed it), never the system prompt or the current turn. An example whose
+    prompt alone still leaves no room for a reply token is removed from
+    ``examples`` (there would be nothing to learn from it); a reply that is still
+    too long is cut at its end by the trainer. Each case is logged as a warning."""
+    cut, kept, dropped = 0, [], 0
     for ex in examples:
-        def length() -> int:
-            ids = tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True, return_dict=True)
-            return len(ids["input_ids"])
+        prompt = ex["prompt"]
         trimmed = False
-        while length() > max_length and len(ex["prompt"]) > 2:
-            del ex["prompt"][1]  # the oldest turn after the system prompt
+        while len(prompt) > 2 and _length(tokenizer, prompt + ex["completion"]) > max_length:
+            # prompt = [system, history..., current user turn]: drop the oldest history turn
+            n = 2 if prompt[1]["role"] == "user" and len(prompt) > 3 and prompt[2]["role"] == "assistant" else 1
+            del prompt[1:1 + n]
             trimmed = True
         cut += trimmed
+        if _length(tokenizer, prompt, generation_prompt=True) >= max_length:
+            dropped += 1
+            continue
+        kept.append(ex)
     if cut:
         log.warning("%d example(s) were longer than %d tokens: oldest turns dropped", cut, max_length)
+    if dropped:
+        log.warning("%d example(s) have a prompt of %d tokens or more even without history: left out",
+                    dropped, max_length)
+    examples[:] = kept
     return cut
 
 
@@ -113,8 +151,56 @@ class _TimeBudget:
         self.callback = CB()
 
 
-def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resume: bool = True) -> dict[str, Any]:
-    """Train a LoRA adapter on ``bot.kb``'s transcripts; return the card."""
+def _fingerprint(train_ex: list[dict[str, Any]], cfg: TrainConfig, base: str) -> str:
+    """What a checkpoint depends on: the examples, the base model and the model-shaping config."""
+    shape = {k: v for k, v in asdict(cfg).items() if k not in ("max_steps", "time_budget_s", "eval_steps",
+                                                                 "save_steps", "max_eval_examples")}
+    h = hashlib.sha256(json.dumps({"base": base, "config": shape}, sort_keys=True).encode())
+    for ex in train_ex:
+        h.update(json.dumps([ex["prompt"], ex["completion"]], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _prepare_work(work: Path, fingerprint: str, resume: bool) -> bool:
+    """Keep only complete checkpoints of the same run; return whether one is left to resume."""
+    work.mkdir(parents=True, exist_ok=True)
+    run_file = work / RUN_FILE
+    ckpts = [p for p in work.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")]
+    previous = json.loads(run_file.read_text()).get("fingerprint") if run_file.exists() else None
+    if ckpts and (not resume or previous != fingerprint):
+        if resume:
+            log.warning("checkpoints in %s were trained on other examples or settings: starting afresh", work)
+        for p in ckpts:
+            shutil.rmtree(p)
+        ckpts = []
+    for p in list(ckpts):
+        if not (p / "trainer_state.json").exists():
+            log.warning("checkpoint %s is incomplete (the run was killed while saving it): discarded", p.name)
+            shutil.rmtree(p)
+            ckpts.remove(p)
+    run_file.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    return bool(ckpts)
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out``; the old ``out`` is only removed once replaced."""
+    old = out.with_name(out.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resume: bool = True,
+          examples: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+          callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train a LoRA adapter on ``bot.kb``'s transcripts; return the card.
+
+    ``examples`` = ``(train, eval)`` prompt-completion examples (from :func:`build_examples`)
+    replaces the default split by conversation; ``callbacks`` are extra transformers
+    ``TrainerCallback`` objects."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -127,18 +213,24 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
     cfg = config or TrainConfig()
     out = Path(out_dir)
     work = out.with_name(out.name + ".work")  # checkpoints live here until the adapter is final
-    work.mkdir(parents=True, exist_ok=True)
 
-    train_ex, eval_ex = build_examples(bot, heldout=False), build_examples(bot, heldout=True)
+    if examples is None:
+        train_ex, eval_ex = build_examples(bot, heldout=False), build_examples(bot, heldout=True)
+    else:
+        train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]
-    if len(train_ex) < 8:
-        raise TrainingError(f"only {len(train_ex)} training example(s) in {bot.kb.root}; need at least 8 "
-                            "user->agent exchanges in transcripts.jsonl")
+    if len(train_ex) < MIN_TRAIN_EXAMPLES:
+        raise TrainingError(f"only {len(train_ex)} training example(s) in {bot.kb.root}; need at least "
+                            f"{MIN_TRAIN_EXAMPLES} user->agent exchanges in transcripts.jsonl")
     base = llm_path(bot.settings.llm.model, bot.settings.cache_dir)
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     truncated = fit_to_context(train_ex, tok, cfg.max_length) + fit_to_context(eval_ex, tok, cfg.max_length)
+    if len(train_ex) < MIN_TRAIN_EXAMPLES:
+        raise TrainingError(f"only {len(train_ex)} training example(s) fit in {cfg.max_length} tokens; "
+                            f"need at least {MIN_TRAIN_EXAMPLES} (raise --max-length)")
+    has_ckpt = _prepare_work(work, _fingerprint(train_ex, cfg, base), resume)
     qc = quantization_config(bot.settings.llm)
     model = AutoModelForCausalLM.from_pretrained(base, device_map="cpu",
                                                  **({"quantization_config": qc} if qc else {"dtype": torch.float32}))
@@ -158,16 +250,21 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
                              target_modules=cfg.target_modules, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tok, peft_config=peft_config,
-                         callbacks=[_TimeBudget(cfg.time_budget_s).callback])
-    has_ckpt = any(p.name.startswith("checkpoint-") for p in work.iterdir())
+                         callbacks=[_TimeBudget(cfg.time_budget_s).callback, *(callbacks or [])])
+    if has_ckpt:
+        log.warning("resuming from the last checkpoint in %s", work)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if (resume and has_ckpt) else None)
+    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
     metrics: dict[str, Any] = {"train_loss": round(float(result.training_loss), 4), "steps": result.global_step,
                                "train_seconds": round(time.perf_counter() - t0, 1),
                                "train_examples": len(train_ex), "eval_examples": len(eval_ex),
-                               "examples_truncated": truncated}
+                               "examples_truncated": truncated, "resumed": has_ckpt}
     if eval_ds is not None:
-        metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
+        last = [h for h in trainer.state.log_history if "eval_loss" in h]
+        if last and last[-1].get("step") == result.global_step:
+            metrics["eval_loss"] = round(float(last[-1]["eval_loss"]), 4)  # already evaluated at the last step
+        else:
+            metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
     metrics["log_history"] = [h for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
 
     tmp = out.with_name(out.name + ".tmp")
@@ -176,11 +273,10 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
     trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     card = {"base_model": bot.settings.llm.model, "base_path": base, "quantization": bot.settings.llm.quantization,
-            "data": {"kb": str(bot.kb.root), "kb_hash": bot.kb.fingerprint()}, "config": asdict(cfg),
-            "metrics": metrics}
+            "data": {"kb": str(bot.kb.root), "kb_hash": bot.kb.fingerprint(),
+                     "examples": "given by the caller" if examples is not None else "kb split by conversation"},
+            "config": asdict(cfg), "metrics": metrics}
     (tmp / "chatrec_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    _replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return card

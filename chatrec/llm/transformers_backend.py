@@ -60,9 +60,6 @@ def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = Non
 def merged_path(base: str, adapter: str, cache_dir: Path) -> str:
     """Folder holding ``base`` + ``adapter`` merged in float32 (built once, atomically)."""
     import hashlib
-    import os
-    import shutil
-    import tempfile
 
     weights = Path(adapter) / "adapter_model.safetensors"
     if not weights.exists():
@@ -71,22 +68,51 @@ def merged_path(base: str, adapter: str, cache_dir: Path) -> str:
     target = Path(cache_dir) / "merged" / digest
     if (target / "config.json").exists():
         return str(target)
+    export_merged(base, adapter, target, overwrite=True)  # a folder without config.json is a leftover
+    return str(target)
+
+
+def export_merged(base: str, adapter: str | Path, out: str | Path, overwrite: bool = False,
+                  card: dict | None = None) -> Path:
+    """Merge the LoRA ``adapter`` into ``base`` in float32 and save the merged model
+    (safetensors + tokenizer) to ``out``, atomically: it is written to a temporary
+    folder beside ``out`` and renamed into place. The result is a plain model folder
+    that ``llm.model`` can name; it is quantised (NF4) when loaded, like any model.
+
+    Merging into float32 weights, not into the 4-bit ones, keeps the LoRA delta: a
+    delta merged into NF4 weights is mostly lost when they are re-quantised.
+    ``card`` (if given) is written beside the weights as ``chatrec_export.json``."""
+    import json
+    import os
+    import shutil
+    import tempfile
+
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("merging adapter %s into %s in full precision (once)", adapter, base)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=target.parent))
+    apply_offline_env()
+    adapter, out = Path(adapter), Path(out)
+    if not (adapter / "adapter_model.safetensors").exists():
+        raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_model.safetensors missing)")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty")
+    log.info("merging adapter %s into %s in full precision", adapter, base)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".merge-", dir=out.parent))
     try:
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, device_map="cpu")
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        model.save_pretrained(tmp)
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        model.save_pretrained(tmp)  # safetensors
         AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
-        os.replace(tmp, target)
+        if card is not None:
+            (tmp / "chatrec_export.json").write_text(json.dumps(card, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
+    return out
 
 
 class _Cancelled:
@@ -178,6 +204,27 @@ class TransformersLLM:
             positions = torch.arange(start - 1, len(s) - 1)
             out.append(float(logp[i, positions, torch.tensor(cont)].sum()))
         return out
+
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        """Next-token log-probabilities of each choice's first token, one left-padded forward pass."""
+        import torch
+
+        tok = self.tokenizer
+        firsts = [tok(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+        seqs = [list(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+                for p in prompts]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(seqs):  # left padding: every prompt ends at the last position
+            ids[i, width - len(s):] = torch.tensor(s)
+            mask[i, width - len(s):] = 1
+        with self._lock, torch.inference_mode():
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=1).logits[:, -1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        return [[float(logp[i, t]) for t in firsts] for i in range(len(seqs))]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
