@@ -61,12 +61,7 @@ def import_cmd(path, out_dir, preset, fmt, user_col, agent_col, conversation_col
     click.echo(f"{rep.out_dir}: {rep.conversations} conversations, {rep.turns} turns, {rep.templates} templates "
                f"({rep.turns_with_template} agent turns linked to a template), {len(rep.slots)} slots "
                f"in {rep.seconds:.1f}s")
-    if rep.skipped:
-        click.echo("skipped rows:")
-        for reason in rep.skipped[:MAX_REASONS_SHOWN]:
-            click.echo(f"  {reason}")
-        if len(rep.skipped) > MAX_REASONS_SHOWN:
-            click.echo(f"  ... and {len(rep.skipped) - MAX_REASONS_SHOWN} more")
+    _echo_skipped(rep.skipped)
     for warning in rep.warnings:
         click.echo(f"warning: {warning}", err=True)
 
@@ -111,12 +106,16 @@ def import_redial_cmd(dialogues, movies, triples, movie_uris, out_dir, limit, ov
                f"turns ({rep.accepted} accepted items) in {rep.seconds:.1f}s")
     click.echo(f"{rep.leading_agent_turns_dropped} leading recommender turns dropped, "
                f"{sum(unknown.values())} mentions of {len(unknown)} movie ids not in the catalogue dropped")
-    if rep.skipped:
+    _echo_skipped(rep.skipped)
+
+
+def _echo_skipped(skipped: list[str]) -> None:
+    if skipped:
         click.echo("skipped rows:")
-        for reason in rep.skipped[:MAX_REASONS_SHOWN]:
+        for reason in skipped[:MAX_REASONS_SHOWN]:
             click.echo(f"  {reason}")
-        if len(rep.skipped) > MAX_REASONS_SHOWN:
-            click.echo(f"  ... and {len(rep.skipped) - MAX_REASONS_SHOWN} more")
+        if len(skipped) > MAX_REASONS_SHOWN:
+            click.echo(f"  ... and {len(skipped) - MAX_REASONS_SHOWN} more")
 
 
 def register(main_group: click.Group) -> None:
