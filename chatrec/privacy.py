@@ -396,6 +396,10 @@ def _find_phone(n: str, found: list) -> list[tuple[int, int, str]]:
         if re.fullmatch(r"[0-9]+(?:\.[0-9]+)+", raw) and (
                 re.search(r"(?:^|\.)[0-9](?:\.|$)", raw) or _VERSION_CUE.search(_before(n, start, 20))):
             continue  # a version number such as 120.0.6099.109
+        groups = re.findall(r"[0-9]+", raw)
+        if len(groups) <= 3 and all(len(g) == 4 and 1900 <= int(g) <= 2099 for g in groups) and not (
+                _PHONE_CUE.search(_before(n, start))):
+            continue  # years: "Moneyball 2012 (2009)", "1984 1985"
         bare = raw.isdigit()
         international = raw.startswith("+") or (raw.startswith("00") and raw[2:3] != "0" and not bare)
         before = _before(n, start)
@@ -444,6 +448,8 @@ _NOT_NAMES = {
     "on", "at", "for", "from", "with", "and", "or", "but", "to", "of", "is", "was", "be", "all", "what", "who",
     "how", "when", "why", "where", "which", "customer", "support", "order", "team", "admin", "service", "sir",
     "madam", "everyone", "guys", "team", "you", "me", "we", "they", "he", "she",
+    # sign-offs after "thanks" / "cheers"
+    "bye", "goodbye", "cya", "later", "mate", "buddy", "friend", "folks", "everybody", "man", "dude", "lol",
     # days and months ("call me Monday")
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "tomorrow", "tonight",
     "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",

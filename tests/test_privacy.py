@@ -127,6 +127,10 @@ NEGATIVES = [
     "4K 120Hz 3840 x 2160 and 1920x1080",
     "from 2019-2024 it worked",
     "models from 2019 - 2024",
+    # movie titles with years (ReDial messages)
+    "I liked Inception (2010) and Looper (2012)",
+    "The Karate Kid 2010 (2010) or the 1984 one",
+    "Moneyball 2012 (2009)",
     # numbers that fail a checksum
     "the 4111 1111 1111 1112 number fails Luhn",
     "DE00 1234 5678 9012 3456 78 is not an IBAN",
@@ -150,6 +154,9 @@ NEGATIVES = [
     "the best Sony headphones",
     "this is Sony's best",
     "thanks!",
+    "Thanks Bye!",
+    "thank you Goodbye",
+    "Cheers Mate",
     "I live on Park Lane",
     "the 2 for the way home",
     "buy 2 cables on Main Street",
