@@ -66,3 +66,21 @@ def test_cli_ask_json_with_the_real_model(tmp_path, monkeypatch):
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["route"] == "service" and data["template_id"] and data["trace"]["generation"]["backend"].startswith("transformers")
+
+
+def test_ranking_scores_with_a_shared_prefix_cache_equal_full_prompts(real_bot, kb):
+    """The ranker's Yes/No scores reuse the KV cache of the tokens all prompts share
+    (profile, request); they must equal scoring every prompt in full."""
+    from chatrec.profile import profile_text
+
+    profile = profile_text(kb, "U003")
+    items = list(kb.items.values())[:20]  # more than one scoring chunk
+    prompts = [[{"role": "user", "content": real_bot.prompts.render(
+        "rank.j2", profile=profile, request="Can you recommend a wireless charger?",
+        item=f"{it.title} ({it.brand}, {it.category})")}] for it in items]
+    shared = real_bot.llm.score_choices(prompts, ["Yes", "No"])
+    full = real_bot.llm.score_choices(prompts, ["Yes", "No"], share_prefix=False)
+    assert len(shared) == len(full) == 20
+    for a, b in zip(shared, full):
+        assert a == pytest.approx(b, abs=1e-3)
+    assert len({round(y - n, 4) for y, n in shared}) > 1  # the candidates really differ
