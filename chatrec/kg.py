@@ -134,8 +134,8 @@ class NetworkXGraph:
                     p = KGPath(src, nxt, path.hops + [hop])
                     if nxt in self.items and nxt != src and nxt != node:
                         support[nxt] = support.get(nxt, 0) + 1
-                        if nxt not in best or p.strength > best[nxt].strength:
-                            best[nxt] = p
+                        if nxt not in best or (p.strength, -len(p.hops)) > (best[nxt].strength, -len(best[nxt].hops)):
+                            best[nxt] = p  # the strongest path; of equally strong ones, the shortest
                     if nxt in seen:
                         continue
                     seen.add(nxt)

@@ -32,3 +32,16 @@ def test_related_items_carry_renderable_paths():
     # two hops: the S24 case is reached through the successor link
     assert [h.predicate for h in rel["C4"].hops] == ["successor_of", "compatible_with"]
     assert "P8" not in rel
+
+
+def test_of_equally_strong_paths_the_shortest_explains():
+    """Owning a phone and its case: a charger for the phone is explained by the phone
+    (one compatible_with hop), not by case -> phone -> charger (two hops, same strength)."""
+    from chatrec.types import Item, Triple
+
+    items = {i: Item(id=i, title=i, category="x", price=1.0, stock=1) for i in ("PHONE", "CASE", "CHARGER")}
+    triples = [Triple(subject="CASE", predicate="compatible_with", object="PHONE"),
+               Triple(subject="CHARGER", predicate="compatible_with", object="PHONE")]
+    kg = NetworkXGraph(triples, items)
+    path = kg.related_items(["CASE", "PHONE"])["CHARGER"]
+    assert path.start == "PHONE" and len(path.hops) == 1
