@@ -149,6 +149,13 @@ def intra_list_diversity(ids: list[str], vectors: dict[str, np.ndarray]) -> floa
 # --------------------------------------------------------------------------- replay
 
 
+def needs_real_llm(settings: Settings, opts: EvalOptions) -> bool:
+    """Whether the replay must load the configured model: to generate replies, or because
+    the full system's ranking uses the LLM score (``-llm_rank`` only switches it off for
+    that ablation). Otherwise a scripted model stands in, since nothing reads its text."""
+    return opts.generate or settings.ranking.w_llm > 0
+
+
 class Replayer:
     """Scores one conversation at a time for every system; holds the bot and item vectors."""
 
@@ -157,8 +164,7 @@ class Replayer:
         from chatrec.pipeline import Chatbot
 
         self.opts = opts
-        needs_llm = opts.generate or ("llm_rank" not in opts.ablations and settings.ranking.w_llm > 0)
-        llm = None if needs_llm else FakeLLM()
+        llm = None if needs_real_llm(settings, opts) else FakeLLM()
         self.bot = Chatbot(settings, llm=llm, exclude_conversations=exclude)
         self.behaviours = {k: Behaviour(self.bot.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
         self.base_llm = None

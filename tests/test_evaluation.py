@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from chatrec.config import Settings
-from chatrec.evaluation import EvalError, EvalOptions, compare, rank_metrics, run_eval
+from chatrec.evaluation import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
 from chatrec.fusion import fit_weights, fold_of
 from chatrec.kb import is_heldout
 from chatrec.ranking import FEATURES
@@ -164,3 +164,14 @@ def test_cli_eval_and_compare(run_a, logs, tmp_path, monkeypatch):
     assert res.exit_code != 0 and "no such file" in res.output
     res = runner.invoke(main, ["eval", str(logs), "--ablate", "nonsense", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "unknown ablation" in res.output
+
+
+def test_llm_ranking_loads_the_real_model_even_when_llm_rank_is_also_ablated():
+    """With ranking.w_llm > 0 the full system ranks with the LLM score: the replay must not
+    put the scripted stand-in there just because ``-llm_rank`` is among the ablations."""
+    on = Settings(ranking={"w_llm": 0.5})
+    assert needs_real_llm(on, EvalOptions(transcripts="t", out="o"))  # default ablations include llm_rank
+    assert needs_real_llm(on, EvalOptions(transcripts="t", out="o", ablations=[]))
+    off = Settings()
+    assert not needs_real_llm(off, EvalOptions(transcripts="t", out="o"))
+    assert needs_real_llm(off, EvalOptions(transcripts="t", out="o", generate=True))
