@@ -400,9 +400,12 @@ def _work(job: tuple[int, int, str]) -> tuple[int, int, dict | None, str | None]
 
 
 def eval_settings(settings: Settings, kb: KnowledgeBase) -> Settings:
-    """Evaluation keeps one Chroma index per KB, apart from the live chat state."""
+    """Evaluation keeps one Chroma index per KB, apart from the live chat state, and ranks
+    items by exact dense search: HNSW graphs loaded by different worker processes can
+    return different near-ties, and a replay must give the same lists every time."""
     data_dir = settings.data_dir / "eval" / kb.fingerprint()[:12]
-    return settings.model_copy(update={"data_dir": data_dir})
+    retrieval = settings.retrieval.model_copy(update={"exact_search": True})
+    return settings.model_copy(update={"data_dir": data_dir, "retrieval": retrieval})
 
 
 def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> dict[str, Any]:

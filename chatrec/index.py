@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chatrec.config import Settings, apply_offline_env
@@ -68,11 +69,19 @@ class ChromaIndex:
         self.embedder = Embedder(r.embedder)
         self._ef = LocalSentenceTransformerEF(r.embedder)
         self._collections: dict[str, Any] = {}
+        self._exact: tuple[list[str], Any, list[dict[str, Any]]] | None = None
+
+    def collection_name(self, name: str) -> str:
+        """Chroma's name for our collection ``name`` of this KB: ``items-<8 hex>``, keyed by the
+        KB folder, so two KBs sharing a data folder or a Chroma server never overwrite (and
+        re-embed) each other's rows."""
+        kb = str(Path(self.settings.kb_dir).resolve())
+        return f"{name}-{hashlib.sha256(kb.encode()).hexdigest()[:8]}"
 
     def collection(self, name: str) -> Any:
         if name not in self._collections:
             self._collections[name] = self.client.get_or_create_collection(
-                name,
+                self.collection_name(name),
                 embedding_function=self._ef,
                 configuration={"hnsw": {"space": "cosine", "ef_construction": 200,
                                         "ef_search": self.settings.retrieval.hnsw_ef_search, "max_neighbors": 32}},
@@ -82,6 +91,7 @@ class ChromaIndex:
     # ------------------------------------------------------------ building
 
     def build(self, kb: KnowledgeBase, progress: bool = False) -> list[IndexReport]:
+        self._exact = None
         return [
             self._sync(ITEMS, {i.id: item_row(i) for i in kb.items.values()}, progress),
             self._sync(TEMPLATES, {t.id: template_row(t) for t in kb.templates.values()}, progress),
@@ -124,8 +134,30 @@ class ChromaIndex:
         if n == 0:
             return []
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
+        if self.settings.retrieval.exact_search:
+            return self._exact_items(emb, k, where)
         res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None, include=["distances"])
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+
+    def _exact_items(self, emb: Any, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
+        """Exact cosine top-``k`` over every stored item vector that passes ``where``; ties go
+        to the smaller id. HNSW graphs loaded in different processes can return different
+        near-ties; this cannot, so replays are reproducible (and exact)."""
+        import numpy as np
+
+        if self._exact is None:
+            got = self.collection(ITEMS).get(include=["embeddings", "metadatas"])
+            order = sorted(range(len(got["ids"])), key=lambda j: got["ids"][j])
+            mat = np.asarray([got["embeddings"][j] for j in order], dtype=np.float32)
+            mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+            self._exact = ([got["ids"][j] for j in order], mat, [got["metadatas"][j] or {} for j in order])
+        ids, mat, metas = self._exact
+        q = np.asarray(emb, dtype=np.float32)
+        sims = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        if where:
+            sims = np.where(np.fromiter((matches(m, where) for m in metas), bool, len(metas)), sims, -np.inf)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(ids[j], float(sims[j])) for j in top if np.isfinite(sims[j])]
 
     def search_templates(self, query: str, k: int, query_embedding: Any = None,
                          examples_k: int = 8) -> list[tuple[str, float]]:
@@ -150,6 +182,28 @@ class ChromaIndex:
                 score = max(sims) * (0.5 + 0.5 * sum(sims) / total)
                 scores[tid] = max(scores.get(tid, 0.0), score)
         return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+
+
+_OPS = {"$eq": lambda v, x: v == x, "$ne": lambda v, x: v != x, "$gt": lambda v, x: v is not None and v > x,
+        "$gte": lambda v, x: v is not None and v >= x, "$lt": lambda v, x: v is not None and v < x,
+        "$lte": lambda v, x: v is not None and v <= x, "$in": lambda v, x: v in x, "$nin": lambda v, x: v not in x}
+
+
+def matches(meta: dict[str, Any], where: dict[str, Any]) -> bool:
+    """Whether metadata ``meta`` passes a Chroma ``where`` filter ($and, $or and the
+    comparison operators), for exact search outside Chroma."""
+    for key, cond in where.items():
+        if key == "$and":
+            ok = all(matches(meta, c) for c in cond)
+        elif key == "$or":
+            ok = any(matches(meta, c) for c in cond)
+        elif isinstance(cond, dict):
+            ok = all(_OPS[op](meta.get(key), x) for op, x in cond.items())
+        else:
+            ok = meta.get(key) == cond
+        if not ok:
+            return False
+    return True
 
 
 def where_filter(max_price: float | None = None, exclude_brands: list[str] | None = None,

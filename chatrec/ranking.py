@@ -83,7 +83,8 @@ class Behaviour:
                         baskets[conv.user_id].add(i)
             talked.append(in_conv)
         self.co: dict[str, Counter[str]] = defaultdict(Counter)
-        for items in [*baskets.values(), *talked]:
+        for basket in [*baskets.values(), *talked]:
+            items = sorted(basket)  # not set order, which changes with the process's hash seed
             for a in items:
                 for b in items:
                     if a != b:
@@ -164,7 +165,7 @@ class Ranker:
             + history.owned[:5]
         if use_kg:
             if c.compatible_with:
-                for item_id in self.kg.items_linked(c.compatible_with, "compatible_with"):
+                for item_id in sorted(self.kg.items_linked(c.compatible_with, "compatible_with")):
                     add(item_id, "kg")
             for item_id, path in self.kg.related_items(anchors, max_hops=2).items():
                 if (cand := add(item_id, "kg")):

@@ -137,7 +137,7 @@ _GENERIC = {"accessory", "accessorie", "device", "smart", "game", "home"}
 
 def _category_vocabulary(kb: KnowledgeBase) -> dict[str, set[str]]:
     vocab: dict[str, set[str]] = {}
-    for cat in {i.category for i in kb.items.values()}:
+    for cat in sorted({i.category for i in kb.items.values()}):
         vocab[cat] = {w for w in _stems(cat.replace("-", " ")) if w not in _GENERIC}
     return vocab
 

@@ -33,7 +33,7 @@ def test_reopened_collection_embeds_queries_locally(shared_index):
     import chromadb
 
     client = chromadb.PersistentClient(path=str(shared_index.settings.chroma_dir))
-    col = client.get_collection(ITEMS)
+    col = client.get_collection(shared_index.collection_name(ITEMS))
     res = col.query(query_texts=["noise cancelling earbuds"], n_results=3)
     assert len(res["ids"][0]) == 3
     assert col.configuration_json["embedding_function"]["name"] == "chatrec-local-sentence-transformer"
@@ -61,3 +61,31 @@ def test_hnsw_recall_against_exact_search(shared_index, kb):
         hits += len(exact & approx)
         total += 10
     assert hits / total >= 0.95
+
+
+def test_exact_search_agrees_with_hnsw_and_honours_filters(shared_index, kb):
+    from chatrec.index import ChromaIndex
+
+    exact = ChromaIndex(shared_index.settings.model_copy(update={
+        "retrieval": shared_index.settings.retrieval.model_copy(update={"exact_search": True})}))
+    where = where_filter(max_price=30, exclude_brands=["Anker"])
+    hits = exact.search_items("usb-c charger", 10, where)
+    assert len(hits) == 10 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    for item_id, _ in hits:
+        item = kb.items[item_id]
+        assert item.price <= 30 and item.brand != "Anker" and item.in_stock
+    approx = shared_index.search_items("usb-c charger", 10, where)
+    assert {i for i, _ in hits[:5]} <= {i for i, _ in approx}  # HNSW agrees on the demo catalogue
+    assert exact.search_items("usb-c charger", 10, where) == hits  # and the same every time
+
+
+def test_where_matcher_follows_chroma_operators():
+    from chatrec.index import matches
+
+    meta = {"in_stock": True, "price": 25.0, "brand": "Anker", "category": "chargers"}
+    assert matches(meta, where_filter(max_price=30, categories=["chargers"]))
+    assert not matches(meta, where_filter(max_price=20))
+    assert not matches(meta, where_filter(exclude_brands=["Anker"]))
+    assert not matches({**meta, "in_stock": False}, where_filter())
+    assert matches(meta, {"$or": [{"brand": "Apple"}, {"price": {"$lt": 30}}]})
+    assert not matches({"brand": "Anker"}, {"price": {"$lte": 30}})  # a missing field never passes a bound
