@@ -16,8 +16,11 @@ def register(main: click.Group) -> None:
     @click.option("--time-budget", type=float, help="stop (and save) after this many seconds")
     @click.option("--max-length", type=click.IntRange(min=64), default=512, show_default=True)
     @click.option("--no-resume", is_flag=True, help="ignore checkpoints of an interrupted run")
+    @click.option("--rank-negatives", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="also train the LLM ranker's Yes/No task at logged recommendation turns, with this many "
+                       "hard negatives (best-ranked items the agent did not show) per turn; 0 = off")
     @click.pass_context
-    def train(ctx, out, name, max_steps, time_budget, max_length, no_resume) -> None:
+    def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_negatives) -> None:
         """Train a LoRA adapter on kb/transcripts.jsonl (held-out conversations for eval loss).
 
         An interrupted run (Ctrl-C, killed) resumes from its last checkpoint when run again."""
@@ -35,7 +38,8 @@ def register(main: click.Group) -> None:
         except KBError as exc:
             raise click.ClickException(str(exc)) from exc
         target = Path(out) if out else settings.data_dir / "adapters" / name
-        cfg = TrainConfig(max_steps=max_steps, time_budget_s=time_budget, max_length=max_length)
+        cfg = TrainConfig(max_steps=max_steps, time_budget_s=time_budget, max_length=max_length,
+                          rank_negatives=rank_negatives)
         try:
             card = run(bot, target, cfg, resume=not no_resume)
         except TrainingError as exc:

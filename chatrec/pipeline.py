@@ -73,6 +73,7 @@ class TurnPlan:
     template_text: str | None
     messages: list[Message]
     trace: dict[str, Any]
+    rank_inputs: tuple[str, str] | None = None  # (request, profile) the ranker scored with, when it ran
 
 
 class Chatbot:
@@ -233,8 +234,10 @@ class Chatbot:
 
         # rank
         recs: list[Recommendation] = []
+        rank_inputs = None
         if decision.route in ("recommend", "both") or rank_always:
             query = state.last_request or text
+            rank_inputs = (query, profile)
             emb = q_emb if query == text else None
             t_rank = time.perf_counter()
             recs, rank_trace = self.ranker.rank(query, state, history, profile, query_embedding=emb,
@@ -262,7 +265,7 @@ class Chatbot:
 
         facts = self._facts(state, recs, "kg" not in ablate)
         messages = self._messages(state, text, profile, facts, recs, template_text, decision.route)
-        return TurnPlan(text, state, decision, recs, template_text, messages, trace)
+        return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs)
 
     def feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
         return self.store.add_feedback(turn_id, kind, item_id)

@@ -19,7 +19,7 @@ from chatrec.config import RankingSettings
 from chatrec.index import where_filter
 from chatrec.kb import KnowledgeBase
 from chatrec.kg import KGPath, NetworkXGraph
-from chatrec.llm.base import LLMBackend, ScoringUnsupported
+from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.profile import UserHistory
 from chatrec.state import DialogueState
 from chatrec.types import Evidence, Item, Recommendation
@@ -232,11 +232,14 @@ class Ranker:
     def _fuse(self, f: dict[str, float]) -> float:
         return sum(w * f[name] for name, w in self.weights.items())
 
+    def rank_prompt(self, item: Item, query: str, profile: str) -> list[Message]:
+        """The Yes/No prompt the LLM scores for one candidate (training builds the same)."""
+        fields = ", ".join(x for x in (item.brand, item.category, item.price_text) if x)
+        return [{"role": "user", "content": self.prompts.render("rank.j2", profile=profile, request=query,
+                                                                  item=f"{item.title} ({fields})")}]
+
     def _llm_rerank(self, cands: list[Candidate], query: str, profile: str) -> str:
-        prompts = [[{"role": "user", "content": self.prompts.render(
-            "rank.j2", profile=profile, request=query,
-            item=f"{c.item.title} ({', '.join(x for x in (c.item.brand, c.item.category, c.item.price_text) if x)})")}]
-            for c in cands]
+        prompts = [self.rank_prompt(c.item, query, profile) for c in cands]
         try:
             yes_no = self.llm.score_choices(prompts, ["Yes", "No"])
         except ScoringUnsupported as exc:

@@ -58,6 +58,7 @@ class TrainConfig:
     save_steps: int = 50
     max_eval_examples: int = 32  # evaluation is a full forward pass per example: keep it small on CPU
     seed: int = 7
+    rank_negatives: int = 0  # > 0: also learn the ranker's Yes/No task (see build_examples)
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                "gate_proj", "up_proj", "down_proj"])
 
@@ -67,10 +68,15 @@ RUN_FILE = "chatrec_run.json"  # in the work folder: what its checkpoints were t
 
 
 def build_examples(bot: Any, heldout: bool | None = None,
-                   conversation_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+                   conversation_ids: Iterable[str] | None = None, rank_negatives: int = 0) -> list[dict[str, Any]]:
     """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
 
-    ``conversation_ids`` restricts them to those conversations (a benchmark's own split)."""
+    ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
+    ``rank_negatives`` > 0 adds the LLM ranker's task at every logged recommendation turn,
+    with the exact prompt :meth:`chatrec.ranking.Ranker.rank_prompt` scores at inference:
+    "Yes" for each item the customer accepted (or, without feedback, each item the agent
+    showed), "No" for shown items they did not accept and for the ``rank_negatives``
+    best-ranked items the agent did not show (hard negatives)."""
     wanted = set(conversation_ids) if conversation_ids is not None else None
     out = []
     for conv in bot.kb.transcripts:
@@ -84,16 +90,35 @@ def build_examples(bot: Any, heldout: bool | None = None,
             if q.role != "user" or a.role != "agent":
                 continue
             text, reply = mask_pii(q.text), mask_pii(a.text)
+            rank_task = bool(rank_negatives and a.recommended)
             plan = bot.plan(text, state, conv.user_id, forced_items=list(a.recommended) if a.recommended else None,
-                            forced_template=a.template_id)
+                            forced_template=a.template_id, rank_always=rank_task,
+                            depth=len(a.recommended) + rank_negatives if rank_task else 0,
+                            ablate=("llm_rank",) if rank_task else ())
             out.append({"prompt": plan.messages, "completion": [{"role": "assistant", "content": reply}],
                         "conversation_id": conv.conversation_id})
+            if rank_task and plan.rank_inputs is not None:
+                out.extend(_rank_examples(bot, a, plan, rank_negatives, conv.conversation_id))
             state = plan.state
             state.history = (state.history + [{"role": "user", "content": text},
                                               {"role": "assistant", "content": reply}])[-2 * bot.settings.history_turns:]
             if a.recommended:
                 state.last_recommended = list(a.recommended)
     return out
+
+
+def _rank_examples(bot: Any, turn: Any, plan: Any, negatives: int, conversation_id: str) -> list[dict[str, Any]]:
+    query, profile = plan.rank_inputs
+    positives = list(turn.accepted or turn.recommended)
+    labels = {i: "Yes" for i in positives}
+    if turn.accepted:
+        labels.update({i: "No" for i in turn.recommended if i not in labels})
+    hard = [i for i in plan.trace.get("rank", {}).get("ranked", []) if i not in turn.recommended]
+    labels.update({i: "No" for i in hard[:negatives]})
+    return [{"prompt": bot.ranker.rank_prompt(bot.kb.items[i], query, profile),
+             "completion": [{"role": "assistant", "content": label}], "conversation_id": conversation_id,
+             "task": "rank"}
+            for i, label in labels.items() if i in bot.kb.items]
 
 
 def _length(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> int:
@@ -215,7 +240,8 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
     work = out.with_name(out.name + ".work")  # checkpoints live here until the adapter is final
 
     if examples is None:
-        train_ex, eval_ex = build_examples(bot, heldout=False), build_examples(bot, heldout=True)
+        train_ex = build_examples(bot, heldout=False, rank_negatives=cfg.rank_negatives)
+        eval_ex = build_examples(bot, heldout=True, rank_negatives=cfg.rank_negatives)
     else:
         train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]

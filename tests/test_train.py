@@ -25,6 +25,32 @@ def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
     assert listed and listed <= shown  # the prompt lists what the logged agent showed
 
 
+def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(fake_bot):
+    some = [c.conversation_id for c in fake_bot.kb.transcripts if any(t.recommended for t in c.turns)][:30]
+    plain = build_examples(fake_bot, conversation_ids=some)
+    both = build_examples(fake_bot, conversation_ids=some, rank_negatives=2)
+    rank = [e for e in both if e.get("task") == "rank"]
+    assert [e for e in both if e.get("task") != "rank"] == plain  # the reply examples do not change
+    assert {e["completion"][0]["content"] for e in rank} == {"Yes", "No"}
+    by_title = {item.title: item for item in fake_bot.kb.items.values()}
+    convs = {c.conversation_id: c for c in fake_bot.kb.transcripts}
+    hard = 0
+    for ex in rank:
+        line = ex["prompt"][-1]["content"].rsplit("Candidate item: ", 1)[1]
+        item = next(i for t, i in by_title.items() if line.startswith(t + " ("))
+        request = ex["prompt"][-1]["content"].split("Customer request: ", 1)[1].split("\n", 1)[0]
+        profile = ex["prompt"][-1]["content"].split("Customer profile: ", 1)[1].split("\nCustomer request: ", 1)[0]
+        assert ex["prompt"] == fake_bot.ranker.rank_prompt(item, request, profile)  # what inference scores
+        turns = convs[ex["conversation_id"]].turns
+        accepted = {i for t in turns for i in (t.accepted or t.recommended)}
+        if ex["completion"][0]["content"] == "Yes":
+            assert item.id in accepted
+        else:
+            assert item.id not in {i for t in turns for i in t.accepted}
+            hard += item.id not in {i for t in turns for i in t.recommended}
+    assert hard  # hard negatives: items the ranker put on top that the agent did not show
+
+
 def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
     from chatrec.kb import load_kb
 
@@ -40,11 +66,13 @@ def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
 @pytest.mark.slow
 def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, fake_bot):
     out = tmp_path / "adapter"
-    card = train(fake_bot, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10))
+    card = train(fake_bot, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10, rank_negatives=1))
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     saved = json.loads((out / "chatrec_card.json").read_text())
     assert saved["data"]["kb_hash"] == fake_bot.kb.fingerprint() and saved["metrics"]["steps"] == 1
     assert card["metrics"]["eval_loss"] > 0
+    assert saved["config"]["rank_negatives"] == 1  # with the ranker's Yes/No examples
+    assert card["metrics"]["train_examples"] > len(build_examples(fake_bot, heldout=False))
     assert not out.with_name(out.name + ".tmp").exists() and not out.with_name(out.name + ".work").exists()
 
 
