@@ -69,7 +69,7 @@ class ChromaIndex:
         self.embedder = Embedder(r.embedder)
         self._ef = LocalSentenceTransformerEF(r.embedder)
         self._collections: dict[str, Any] = {}
-        self._exact: tuple[list[str], Any, list[dict[str, Any]]] | None = None
+        self._exact: dict[str, tuple[list[str], Any, list[dict[str, Any]]]] = {}
 
     def collection_name(self, name: str) -> str:
         """Chroma's name for our collection ``name`` of this KB: ``items-<8 hex>``, keyed by the
@@ -91,7 +91,7 @@ class ChromaIndex:
     # ------------------------------------------------------------ building
 
     def build(self, kb: KnowledgeBase, progress: bool = False) -> list[IndexReport]:
-        self._exact = None
+        self._exact = {}
         return [
             self._sync(ITEMS, {i.id: item_row(i) for i in kb.items.values()}, progress),
             self._sync(TEMPLATES, {t.id: template_row(t) for t in kb.templates.values()}, progress),
@@ -134,30 +134,46 @@ class ChromaIndex:
         if n == 0:
             return []
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
-        if self.settings.retrieval.exact_search:
-            return self._exact_items(emb, k, where)
-        res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None, include=["distances"])
-        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+        return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, min(k, n), where)]
 
-    def _exact_items(self, emb: Any, k: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
-        """Exact cosine top-``k`` over every stored item vector that passes ``where``; ties go
-        to the smaller id. HNSW graphs loaded in different processes can return different
-        near-ties; this cannot, so replays are reproducible (and exact)."""
+    def _query(self, name: str, emb: Any, k: int,
+               where: dict[str, Any] | None = None) -> list[tuple[str, float, dict[str, Any]]]:
+        """Top-``k`` (id, cosine similarity, metadata) of collection ``name``: Chroma's HNSW
+        search, or with ``retrieval.exact_search`` an exact one."""
+        if self.settings.retrieval.exact_search:
+            return self._exact_query(name, emb, k, where)
+        res = self.collection(name).query(query_embeddings=[emb], n_results=k, where=where or None,
+                                          include=["distances", "metadatas"])
+        return [(i, 1.0 - float(d), m or {})
+                for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])]
+
+    def _exact_query(self, name: str, emb: Any, k: int,
+                     where: dict[str, Any] | None) -> list[tuple[str, float, dict[str, Any]]]:
+        """Exact cosine top-``k`` over every stored vector of ``name`` that passes ``where``;
+        ties go to the smaller id. HNSW graphs loaded in different processes can return
+        different near-ties; this cannot, so replays are reproducible (and exact). The
+        vectors are cached and re-read when the collection's size changes (another process
+        re-indexed) or this instance rebuilds."""
         import numpy as np
 
-        if self._exact is None:
-            got = self.collection(ITEMS).get(include=["embeddings", "metadatas"])
+        col = self.collection(name)
+        cached = self._exact.get(name)
+        if cached is None or len(cached[0]) != col.count():
+            got = col.get(include=["embeddings", "metadatas"])
             order = sorted(range(len(got["ids"])), key=lambda j: got["ids"][j])
-            mat = np.asarray([got["embeddings"][j] for j in order], dtype=np.float32)
+            mat = np.asarray([got["embeddings"][j] for j in order], dtype=np.float32).reshape(len(order), -1)
             mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-            self._exact = ([got["ids"][j] for j in order], mat, [got["metadatas"][j] or {} for j in order])
-        ids, mat, metas = self._exact
+            cached = self._exact[name] = ([got["ids"][j] for j in order], mat,
+                                          [got["metadatas"][j] or {} for j in order])
+        ids, mat, metas = cached
+        if not ids:
+            return []
         q = np.asarray(emb, dtype=np.float32)
         sims = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
         if where:
             sims = np.where(np.fromiter((matches(m, where) for m in metas), bool, len(metas)), sims, -np.inf)
         top = np.argsort(-sims, kind="stable")[:k]
-        return [(ids[j], float(sims[j])) for j in top if np.isfinite(sims[j])]
+        return [(ids[j], float(sims[j]), metas[j]) for j in top if np.isfinite(sims[j])]
 
     def search_templates(self, query: str, k: int, query_embedding: Any = None,
                          examples_k: int = 8) -> list[tuple[str, float]]:
@@ -165,17 +181,13 @@ class ChromaIndex:
         similarity-weighted votes of the nearest past customer messages it answered."""
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
         scores: dict[str, float] = {}
-        col = self.collection(TEMPLATES)
-        if (n := col.count()):
-            res = col.query(query_embeddings=[emb], n_results=min(k, n), include=["distances"])
-            for i, d in zip(res["ids"][0], res["distances"][0]):
-                scores[i] = 1.0 - float(d)
-        ex = self.collection(EXAMPLES)
-        if (n := ex.count()):
-            res = ex.query(query_embeddings=[emb], n_results=min(examples_k, n), include=["distances", "metadatas"])
+        if (n := self.collection(TEMPLATES).count()):
+            for i, sim, _ in self._query(TEMPLATES, emb, min(k, n)):
+                scores[i] = sim
+        if (n := self.collection(EXAMPLES).count()):
             votes: dict[str, list[float]] = {}
-            for d, m in zip(res["distances"][0], res["metadatas"][0]):
-                votes.setdefault(m["template_id"], []).append(1.0 - float(d))
+            for _, sim, m in self._query(EXAMPLES, emb, min(examples_k, n)):
+                votes.setdefault(m["template_id"], []).append(sim)
             total = sum(sum(v) for v in votes.values()) or 1.0
             for tid, sims in votes.items():
                 # the nearest example's similarity, discounted when neighbours disagree

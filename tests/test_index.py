@@ -76,7 +76,40 @@ def test_exact_search_agrees_with_hnsw_and_honours_filters(shared_index, kb):
         assert item.price <= 30 and item.brand != "Anker" and item.in_stock
     approx = shared_index.search_items("usb-c charger", 10, where)
     assert {i for i, _ in hits[:5]} <= {i for i, _ in approx}  # HNSW agrees on the demo catalogue
-    assert exact.search_items("usb-c charger", 10, where) == hits  # and the same every time
+    again = ChromaIndex(exact.settings)  # a second instance (as in another worker process) reads the same
+    assert again.search_items("usb-c charger", 10, where) == hits
+    # templates (and the past questions that vote for them) are searched exactly too
+    for q in ("where is my order", "I want my money back", "do you ship abroad"):
+        assert [t for t, _ in exact.search_templates(q, 3)] == [t for t, _ in shared_index.search_templates(q, 3)]
+
+
+def test_exact_search_ties_go_to_the_smaller_id(tmp_path):
+    from chatrec.index import ChromaIndex
+
+    s = Settings(kb_dir=KB_DIR, data_dir=tmp_path / "state")
+    s = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"exact_search": True})})
+    index = ChromaIndex(s)
+    col = index.collection(ITEMS)
+    same = [1.0] + [0.0] * 383
+    col.add(ids=["b", "a", "c"], embeddings=[same, same, [0.0, 1.0] + [0.0] * 382],
+            metadatas=[{"in_stock": True}, {"in_stock": True}, {"in_stock": True}], documents=["x", "x", "y"])
+    assert [i for i, _ in index.search_items("", 3, query_embedding=same)] == ["a", "b", "c"]
+    col.add(ids=["0"], embeddings=[same], metadatas=[{"in_stock": False}], documents=["x"])  # another writer
+    assert [i for i, _ in index.search_items("", 2, query_embedding=same)] == ["0", "a"]  # cache re-read
+    assert [i for i, _ in index.search_items("", 2, where_filter(), query_embedding=same)] == ["a", "b"]
+
+
+def test_where_matcher_agrees_with_chroma(shared_index, kb):
+    from chatrec.index import matches
+
+    col = shared_index.collection(ITEMS)
+    metas = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(col.get(include=["metadatas"]))))
+    brands = sorted({i.brand for i in kb.items.values() if i.brand})[:3]
+    cats = sorted({i.category for i in kb.items.values()})[:2]
+    for where in (where_filter(), where_filter(max_price=50), where_filter(exclude_brands=brands),
+                  where_filter(max_price=200, exclude_brands=brands[:1], categories=cats),
+                  {"$or": [{"brand": {"$in": brands}}, {"price": {"$lt": 20}}]}):
+        assert {i for i, m in metas.items() if matches(m, where)} == set(col.get(where=where)["ids"]), where
 
 
 def test_where_matcher_follows_chroma_operators():
