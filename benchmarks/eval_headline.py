@@ -33,8 +33,8 @@ def headline(run_dir: Path, command: str, pairs: list[str]) -> dict:
     run = {k: summary["run"][k] for k in RUN_FIELDS if k in summary["run"]}
     run["skipped"] = len(run.get("skipped", []))
     run["options"] = {k: v for k, v in summary["run"].get("options", {}).items() if k not in ("out", "transcripts")}
-    out = {"machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPU cores, "
-                      f"Python {platform.python_version()}",
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    out = {"summarised_on": f"{platform.machine()}, {cores} CPU cores, Python {platform.python_version()}",
            "command": command, "run": run, "systems": {}}
     for name, system in summary["systems"].items():
         metrics = system.get("metrics", system)
@@ -42,7 +42,9 @@ def headline(run_dir: Path, command: str, pairs: list[str]) -> dict:
     comparisons = {}
     for pair in pairs:
         a, _, b = pair.partition(":")
-        res = compare(f"{run_dir}:{a}", f"{run_dir}:{b}")
+        if not a or not b or {a, b} - set(summary["systems"]):
+            raise SystemExit(f"--compare {pair}: give A:B, two of {', '.join(summary['systems'])}")
+        res = compare(f"{run_dir}:{a}", f"{run_dir}:{b}", seed=summary["run"].get("seed", 7))
         comparisons[f"{a} - {b}"] = {"conversations": res["conversations"],
                                      "metrics": {k: v for k, v in res["metrics"].items() if k in METRICS}}
     if comparisons:
@@ -67,7 +69,8 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="the eval run's --out folder")
     ap.add_argument("--command", required=True, help="the command that made the run (recorded)")
     ap.add_argument("--compare", action="append", default=[], metavar="A:B",
-                    help="paired difference of system A minus system B (repeatable)")
+                    help="paired difference of system A minus system B, as `chatrec eval compare` gives it "
+                         "(repeatable; write --compare=-kg:full when A starts with '-')")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--table", default="rec.recall@1,rec.recall@10,rec.recall@50,rec_new.recall@10",
                     help="comma-separated metrics of the markdown table printed at the end")

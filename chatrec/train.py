@@ -73,11 +73,16 @@ def build_examples(bot: Any, heldout: bool | None = None,
 
     ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
     ``rank_negatives`` > 0 adds the LLM ranker's task at every logged recommendation turn,
-    with the exact prompt :meth:`chatrec.ranking.Ranker.rank_prompt` scores at inference:
-    "Yes" for each item the customer accepted (or, without feedback, each item the agent
-    showed), "No" for shown items they did not accept and for the ``rank_negatives``
-    best-ranked items the agent did not show (hard negatives)."""
+    with the exact prompt :meth:`chatrec.ranking.Ranker.rank_prompt` scores at inference.
+    When the log records feedback (any turn has ``accepted``), accepted items are "Yes" and
+    shown items that were not accepted are "No"; without feedback every shown item is
+    "Yes". The ``rank_negatives`` items the fused ranker puts highest that the agent never
+    showed in this conversation are "No" (hard negatives).
+
+    The user's profile and history are read as they were when the conversation started
+    (``started_at``), as evaluation does: later purchases must not leak into the prompt."""
     wanted = set(conversation_ids) if conversation_ids is not None else None
+    feedback = bool(rank_negatives) and any(t.accepted for c in bot.kb.transcripts for t in c.turns)
     out = []
     for conv in bot.kb.transcripts:
         if heldout is not None and is_heldout(conv.conversation_id) != heldout:
@@ -86,39 +91,34 @@ def build_examples(bot: Any, heldout: bool | None = None,
             continue
         state = DialogueState()
         turns = conv.turns
-        for q, a in zip(turns, turns[1:]):
+        shown = {i for t in turns for i in t.recommended}
+        for n, (q, a) in enumerate(zip(turns, turns[1:]), start=1):
             if q.role != "user" or a.role != "agent":
                 continue
             text, reply = mask_pii(q.text), mask_pii(a.text)
             rank_task = bool(rank_negatives and a.recommended)
             plan = bot.plan(text, state, conv.user_id, forced_items=list(a.recommended) if a.recommended else None,
                             forced_template=a.template_id, rank_always=rank_task,
-                            depth=len(a.recommended) + rank_negatives if rank_task else 0,
-                            ablate=("llm_rank",) if rank_task else ())
+                            depth=len(shown) + rank_negatives if rank_task else 0,
+                            ablate=("llm_rank",) if rank_task else (), history_before=conv.started_at)
             out.append({"prompt": plan.messages, "completion": [{"role": "assistant", "content": reply}],
                         "conversation_id": conv.conversation_id})
             if rank_task and plan.rank_inputs is not None:
-                out.extend(_rank_examples(bot, a, plan, rank_negatives, conv.conversation_id))
+                labels = {i: "Yes" for i in (a.accepted if feedback else a.recommended)}
+                labels.update({i: "No" for i in a.recommended if i not in labels})
+                hard = [i for i in plan.trace.get("rank", {}).get("ranked", []) if i not in shown]
+                labels.update({i: "No" for i in hard[:rank_negatives]})
+                query, profile = plan.rank_inputs
+                out.extend({"prompt": bot.ranker.rank_prompt(bot.kb.items[i], query, profile),
+                            "completion": [{"role": "assistant", "content": label}],
+                            "conversation_id": conv.conversation_id, "turn": n, "item_id": i, "task": "rank"}
+                           for i, label in labels.items() if i in bot.kb.items)
             state = plan.state
             state.history = (state.history + [{"role": "user", "content": text},
                                               {"role": "assistant", "content": reply}])[-2 * bot.settings.history_turns:]
             if a.recommended:
                 state.last_recommended = list(a.recommended)
     return out
-
-
-def _rank_examples(bot: Any, turn: Any, plan: Any, negatives: int, conversation_id: str) -> list[dict[str, Any]]:
-    query, profile = plan.rank_inputs
-    positives = list(turn.accepted or turn.recommended)
-    labels = {i: "Yes" for i in positives}
-    if turn.accepted:
-        labels.update({i: "No" for i in turn.recommended if i not in labels})
-    hard = [i for i in plan.trace.get("rank", {}).get("ranked", []) if i not in turn.recommended]
-    labels.update({i: "No" for i in hard[:negatives]})
-    return [{"prompt": bot.ranker.rank_prompt(bot.kb.items[i], query, profile),
-             "completion": [{"role": "assistant", "content": label}], "conversation_id": conversation_id,
-             "task": "rank"}
-            for i, label in labels.items() if i in bot.kb.items]
 
 
 def _length(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> int:

@@ -25,30 +25,49 @@ def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
     assert listed and listed <= shown  # the prompt lists what the logged agent showed
 
 
-def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(fake_bot):
-    some = [c.conversation_id for c in fake_bot.kb.transcripts if any(t.recommended for t in c.turns)][:30]
+def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path, fake_bot, kb, shared_index):
+    from chatrec.privacy import mask_pii
+    from chatrec.state import DialogueState
+    from tests_support import fake_settings
+
+    some = [c.conversation_id for c in kb.transcripts if any(t.recommended for t in c.turns)][:30]
     plain = build_examples(fake_bot, conversation_ids=some)
     both = build_examples(fake_bot, conversation_ids=some, rank_negatives=2)
     rank = [e for e in both if e.get("task") == "rank"]
     assert [e for e in both if e.get("task") != "rank"] == plain  # the reply examples do not change
-    assert {e["completion"][0]["content"] for e in rank} == {"Yes", "No"}
-    by_title = {item.title: item for item in fake_bot.kb.items.values()}
-    convs = {c.conversation_id: c for c in fake_bot.kb.transcripts}
-    hard = 0
+    convs = {c.conversation_id: c for c in kb.transcripts}
+    per_turn: dict = {}
     for ex in rank:
-        line = ex["prompt"][-1]["content"].rsplit("Candidate item: ", 1)[1]
-        item = next(i for t, i in by_title.items() if line.startswith(t + " ("))
-        request = ex["prompt"][-1]["content"].split("Customer request: ", 1)[1].split("\n", 1)[0]
-        profile = ex["prompt"][-1]["content"].split("Customer profile: ", 1)[1].split("\nCustomer request: ", 1)[0]
-        assert ex["prompt"] == fake_bot.ranker.rank_prompt(item, request, profile)  # what inference scores
-        turns = convs[ex["conversation_id"]].turns
-        accepted = {i for t in turns for i in (t.accepted or t.recommended)}
+        conv = convs[ex["conversation_id"]]
+        turn, item = conv.turns[ex["turn"]], ex["item_id"]
+        per_turn.setdefault((conv.conversation_id, ex["turn"]), []).append((item, ex["completion"][0]["content"]))
         if ex["completion"][0]["content"] == "Yes":
-            assert item.id in accepted
-        else:
-            assert item.id not in {i for t in turns for i in t.accepted}
-            hard += item.id not in {i for t in turns for i in t.recommended}
-    assert hard  # hard negatives: items the ranker put on top that the agent did not show
+            assert item in turn.accepted  # the demo log records feedback: only accepted items are Yes
+        elif item not in turn.recommended:  # a hard negative: never shown anywhere in the conversation
+            assert all(item not in t.recommended for t in conv.turns)
+    for (cid, n), labelled in per_turn.items():
+        turn = convs[cid].turns[n]
+        assert {i for i, label in labelled if label == "Yes"} == set(turn.accepted)
+        assert {i for i, label in labelled if label == "No"} >= set(turn.recommended) - set(turn.accepted)
+        assert len([i for i, _ in labelled if i not in turn.recommended]) <= 2
+    assert sum(i not in convs[cid].turns[n].recommended for (cid, n), ls in per_turn.items() for i, _ in ls) > 20
+
+    # each prompt is the one the ranker scores at inference for that item, turn and user
+    class Recording(FakeLLM):
+        def score_choices(self, prompts, choices):
+            self.scored = getattr(self, "scored", []) + prompts
+            return super().score_choices(prompts, choices)
+
+    llm = Recording()
+    live = Chatbot(fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 50}), llm=llm, kb=kb,
+                   index=shared_index)
+    cid, n = next(k for k in per_turn if k[1] == 1)  # an opening turn: no state to carry over
+    conv = convs[cid]
+    live.plan(mask_pii(conv.turns[0].text), DialogueState(), conv.user_id, rank_always=True,
+              history_before=conv.started_at)
+    ours = [e["prompt"] for e in rank if (e["conversation_id"], e["turn"]) == (cid, n)
+            and e["item_id"] not in conv.turns[n].recommended]
+    assert ours and all(p in llm.scored for p in ours)
 
 
 def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
