@@ -268,10 +268,10 @@ class Replayer:
                 shown = [r.item_id for r in plan.recs]
                 if is_rec:
                     m["rec.route_acc"] = (float(plan.decision.route in ("recommend", "both")), 1)
-                    if trace.get("rank", {}).get("features"):
-                        features.append({"system": system, "conversation_id": conv.conversation_id,
-                                         "turn_index": idx, "features": trace["rank"]["features"],
-                                         "gold": gold, "gold_new": gold_new})
+                    # also a turn with no allowed candidate: learned fusion must score it as a miss
+                    features.append({"system": system, "conversation_id": conv.conversation_id,
+                                     "turn_index": idx, "features": trace.get("rank", {}).get("features", {}),
+                                     "gold": gold, "gold_new": gold_new})
                 else:
                     logged_tpl = bot.kb.templates.get(turn.template_id or "")
                     chosen = bot.kb.templates.get(plan.decision.template_id or "")

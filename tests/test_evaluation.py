@@ -136,6 +136,27 @@ def test_resume_refuses_other_options(run_a, logs, state_dir, tmp_path):
         _run(logs, out, state_dir, seed=8)
 
 
+def test_a_turn_with_nothing_to_recommend_counts_as_a_miss_for_every_system(state_dir, tmp_path):
+    """Learned fusion re-ranks the candidates it finds in features.jsonl; a turn whose
+    constraints leave no candidate must still count (recall 0), as it does for baselines."""
+    conv = next(c for c in map(json.loads, HELDOUT) if any(t.get("recommended") for t in c["turns"]))
+    item = next(i for t in conv["turns"] for i in t.get("recommended", []))
+    none_left = {"conversation_id": "CNONE", "user_id": conv["user_id"], "turns": [
+        {"role": "user", "text": "Can you recommend something under $0.01? Nothing from any brand costs more."},
+        {"role": "agent", "text": "Here is one.", "recommended": [item]}]}
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text("\n".join([*HELDOUT, json.dumps(none_left)]) + "\n")  # enough rows to learn the fusion
+    summary = _run(logs, tmp_path / "out", state_dir)
+    rows = [json.loads(x) for x in (tmp_path / "out" / "turns.jsonl").read_text().splitlines()]
+    empty = [r for r in rows if r["conversation_id"] == "CNONE" and r["system"] == "full"]
+    assert empty and empty[0]["ranked"] == []  # the constraint leaves nothing
+    assert "full" in summary["run"]["learned_weights"]
+    n = {name: s["metrics"]["rec.recall@10"]["n"] for name, s in summary["systems"].items()}
+    assert len(set(n.values())) == 1, n  # the same gold items in every denominator
+    same = compare(f"{tmp_path / 'out'}:full", f"{tmp_path / 'out'}:popularity")
+    assert "rec.recall@10" in same["metrics"]
+
+
 def test_compare_is_paired_and_zero_against_itself(run_a):
     out, _ = run_a
     same = compare(str(out), str(out))
