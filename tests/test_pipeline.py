@@ -91,6 +91,17 @@ def test_personalisation_differs_between_users(fake_bot):
     assert len({tuple(v) for v in lists.values()}) > 1
 
 
+def test_a_user_with_no_history_gets_popular_relevant_items(fake_bot):
+    r = fake_bot.ask("Can you recommend a wireless charger?", user_id=None)
+    assert r.route == "recommend" and r.recommendations
+    items = [fake_bot.kb.items[x.item_id] for x in r.recommendations]
+    assert all(i.in_stock for i in items)
+    assert all("charg" in (i.category + " " + i.title).lower() for i in items)  # relevant to the request
+    popular = set(fake_bot.ranker.behaviour.popular(50))
+    assert any(i.id in popular for i in items)  # and drawn from what other customers bought
+    assert all(not x.evidence.history_items for x in r.recommendations)  # no history to cite
+
+
 def test_llm_relevance_scores_are_fused_in_one_batch(tmp_path, kb, shared_index):
     llm = FakeLLM()
     settings = fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 6})
