@@ -545,7 +545,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "timing": {"base": base["seconds"], "lora": lora["seconds"],
                        "base_generate_tokens_per_s": base["generate_tokens_per_s"],
                        "lora_generate_tokens_per_s": lora["generate_tokens_per_s"]},
-            "examples": [{"conversation_id": convs[i].conversation_id, "question": convs[i].turns[0].text,
+            # the question and reference stay in the CSV (read it by path): bitext-NNNNNN is its N-th data row
+            "examples": [{"conversation_id": convs[i].conversation_id,
                           "intent": convs[i].turns[1].intent, "base_reply": base["replies"][k],
                           "lora_reply": lora["replies"][k]} for k, i in enumerate(scored[:min(3, n_gen)])],
             "per_row": {"conversation_ids": [convs[i].conversation_id for i in scored[:n_ppl]],
