@@ -129,25 +129,27 @@ class ChromaIndex:
 
     def search_items(self, query: str, k: int, where: dict[str, Any] | None = None,
                      query_embedding: Any = None) -> list[tuple[str, float]]:
-        col = self.collection(ITEMS)
-        n = col.count()
-        if n == 0:
+        if self.collection(ITEMS).count() == 0:
             return []
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
-        return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, min(k, n), where)]
+        return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, k, where)]
 
     def _query(self, name: str, emb: Any, k: int,
                where: dict[str, Any] | None = None) -> list[tuple[str, float, dict[str, Any]]]:
         """Top-``k`` (id, cosine similarity, metadata) of collection ``name``: Chroma's HNSW
-        search, or with ``retrieval.exact_search`` an exact one."""
+        search, or with ``retrieval.exact_search`` an exact one. Empty for an empty collection."""
+        col = self.collection(name)
+        n = col.count()
+        if n == 0:
+            return []
         if self.settings.retrieval.exact_search:
-            return self._exact_query(name, emb, k, where)
-        res = self.collection(name).query(query_embeddings=[emb], n_results=k, where=where or None,
-                                          include=["distances", "metadatas"])
+            return self._exact_query(name, n, emb, k, where)
+        res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None,
+                        include=["distances", "metadatas"])
         return [(i, 1.0 - float(d), m or {})
                 for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])]
 
-    def _exact_query(self, name: str, emb: Any, k: int,
+    def _exact_query(self, name: str, count: int, emb: Any, k: int,
                      where: dict[str, Any] | None) -> list[tuple[str, float, dict[str, Any]]]:
         """Exact cosine top-``k`` over every stored vector of ``name`` that passes ``where``;
         ties go to the smaller id. HNSW graphs loaded in different processes can return
@@ -156,18 +158,15 @@ class ChromaIndex:
         re-indexed) or this instance rebuilds."""
         import numpy as np
 
-        col = self.collection(name)
         cached = self._exact.get(name)
-        if cached is None or len(cached[0]) != col.count():
-            got = col.get(include=["embeddings", "metadatas"])
+        if cached is None or len(cached[0]) != count:
+            got = self.collection(name).get(include=["embeddings", "metadatas"])
             order = sorted(range(len(got["ids"])), key=lambda j: got["ids"][j])
             mat = np.asarray([got["embeddings"][j] for j in order], dtype=np.float32).reshape(len(order), -1)
             mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
             cached = self._exact[name] = ([got["ids"][j] for j in order], mat,
                                           [got["metadatas"][j] or {} for j in order])
         ids, mat, metas = cached
-        if not ids:
-            return []
         q = np.asarray(emb, dtype=np.float32)
         sims = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
         if where:
@@ -181,18 +180,16 @@ class ChromaIndex:
         similarity-weighted votes of the nearest past customer messages it answered."""
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
         scores: dict[str, float] = {}
-        if (n := self.collection(TEMPLATES).count()):
-            for i, sim, _ in self._query(TEMPLATES, emb, min(k, n)):
-                scores[i] = sim
-        if (n := self.collection(EXAMPLES).count()):
-            votes: dict[str, list[float]] = {}
-            for _, sim, m in self._query(EXAMPLES, emb, min(examples_k, n)):
-                votes.setdefault(m["template_id"], []).append(sim)
-            total = sum(sum(v) for v in votes.values()) or 1.0
-            for tid, sims in votes.items():
-                # the nearest example's similarity, discounted when neighbours disagree
-                score = max(sims) * (0.5 + 0.5 * sum(sims) / total)
-                scores[tid] = max(scores.get(tid, 0.0), score)
+        for i, sim, _ in self._query(TEMPLATES, emb, k):
+            scores[i] = sim
+        votes: dict[str, list[float]] = {}
+        for _, sim, m in self._query(EXAMPLES, emb, examples_k):
+            votes.setdefault(m["template_id"], []).append(sim)
+        total = sum(sum(v) for v in votes.values()) or 1.0
+        for tid, sims in votes.items():
+            # the nearest example's similarity, discounted when neighbours disagree
+            score = max(sims) * (0.5 + 0.5 * sum(sims) / total)
+            scores[tid] = max(scores.get(tid, 0.0), score)
         return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
 
 
