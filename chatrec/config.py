@@ -59,7 +59,7 @@ class RetrievalSettings(BaseModel):
     items_k: int = Field(30, ge=1, description="dense candidates per turn")
     templates_k: int = Field(3, ge=1)
     hnsw_ef_search: int = Field(200, ge=10, description="HNSW search breadth (recall vs exact search: benchmarks/)")
-    exact_search: bool = Field(False, description="items by exact cosine over all stored vectors instead of HNSW "
+    exact_search: bool = Field(False, description="items and templates by exact cosine over all stored vectors, not HNSW "
                                                   "(deterministic across processes; chatrec eval always uses it)")
     template_min_similarity: float = Field(0.35, description="below this cosine no template answers a service turn")
     kg_hub_degree: int = Field(60, ge=1, description="KG walks pass through no entity with more neighbours than this")
