@@ -49,6 +49,7 @@ class Candidate:
     sources: set[str] = field(default_factory=set)
     features: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FEATURES, 0.0))
     path: KGPath | None = None
+    co_anchor: str | None = None  # the owned or mentioned item it is most often bought with
     score: float = 0.0
 
 
@@ -178,11 +179,17 @@ class Ranker:
                         cand.path = path
 
         co: Counter[str] = Counter()
+        co_anchor: dict[str, tuple[int, str]] = {}
         for anchor in dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]):
-            co.update(dict(self.behaviour.co.get(anchor, Counter()).most_common(max(10, depth))))
+            top = dict(self.behaviour.co.get(anchor, Counter()).most_common(max(10, depth)))
+            co.update(top)
+            for item_id, n in top.items():
+                if n > co_anchor.get(item_id, (0, ""))[0]:
+                    co_anchor[item_id] = (n, anchor)
         for item_id, n in co.most_common(max(30, depth)):
             if (cand := add(item_id, "cooccur")):
                 cand.features["cooccur"] = min(1.0, math.log1p(n) / math.log1p(8))
+                cand.co_anchor = co_anchor[item_id][1]
         for item_id in self.behaviour.popular(max(20, depth)):
             add(item_id, "popular")
 
@@ -286,8 +293,12 @@ class Ranker:
             reasons.append(self._path_reason(cand.path, history))
         if cand.features["dense"] >= 0.3:
             reasons.append("matches what you asked for")
-        if cand.features["cooccur"] > 0:
-            reasons.append("often bought together with what you own")
+        if cand.co_anchor in self.kb.items:
+            owned = cand.co_anchor in history.owned
+            anchor = self.kb.items[cand.co_anchor].title
+            reasons.append(f"often bought together with {'your' if owned else 'the'} {anchor}")
+            if owned and cand.co_anchor not in hist:
+                hist.append(cand.co_anchor)
         if cand.features["pref_brand"] > 0:
             reasons.append(f"from {item.brand}, a brand you like")
         if not reasons and "popular" in cand.sources:

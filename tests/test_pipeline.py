@@ -102,6 +102,22 @@ def test_a_user_with_no_history_gets_popular_relevant_items(fake_bot):
     assert all(not x.evidence.history_items for x in r.recommendations)  # no history to cite
 
 
+def test_bought_together_reasons_name_the_item_and_whose_it_is(fake_bot):
+    guest = fake_bot.ask("Can you recommend a case for my Pixel 8?", user_id=None).recommendations
+    owner = fake_bot.ask("Can you recommend a wireless charger?", user_id="U003").recommendations
+    said = [(x, "guest") for x in guest if "bought together" in x.reason]
+    said += [(x, "owner") for x in owner if "bought together" in x.reason]
+    assert {who for _, who in said} == {"guest", "owner"}
+    for rec, who in said:
+        anchor = rec.reason.split("often bought together with ", 1)[1].split(";")[0].split(". $")[0]
+        if who == "guest":  # a guest owns nothing: the item they mentioned, not "your" one
+            assert anchor.startswith("the ") and not rec.evidence.history_items
+        else:
+            title = anchor.removeprefix("your ")
+            assert anchor.startswith("your ") and any(fake_bot.kb.items[h].title == title
+                                                      for h in rec.evidence.history_items)
+
+
 def test_llm_relevance_scores_are_fused_in_one_batch(tmp_path, kb, shared_index):
     llm = FakeLLM()
     settings = fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 6})
