@@ -20,8 +20,8 @@ def main() -> None:
     apply_offline_env()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from chatrec.pipeline import Chatbot
-    from chatrec.ui import build_app
+    from chatrec.chatbot import Chatbot
+    from chatrec.ui.gradio_app import build_app
 
     settings = load_settings(llm={"adapter": args.adapter} if args.adapter else {})
     bot = Chatbot(settings, progress=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from chatrec.config import load_settings  # noqa: E402
-from chatrec.evaluation import EvalOptions, run_eval  # noqa: E402
+from chatrec.eval.runner import EvalOptions, run_eval  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

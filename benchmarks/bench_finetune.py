@@ -13,7 +13,7 @@
    measured and must be < 0.9. Only train conversations go into the KB the pipeline
    retrieves templates from.
 3. Evaluate the base model (SmolLM2-135M, NF4) on test rows, train a LoRA with
-   ``chatrec.train.train`` on train rows (the default ``TrainConfig``; see BENCH_TRAIN
+   ``chatrec.train.sft.train`` on train rows (the default ``TrainConfig``; see BENCH_TRAIN
    below for the two monitoring/budget settings the benchmark adds), merge it in
    float32 (``chatrec export``'s code) and evaluate the merged model loaded in NF4,
    exactly as it is served, on the same rows with the same prompts.
@@ -382,16 +382,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from chatrec.config import apply_offline_env, load_settings
 
     apply_offline_env()
-    from chatrec.embeddings import Embedder
-    from chatrec.importers import import_file, write_kb
+    from chatrec.retrieval.embeddings import Embedder
+    from chatrec.importers.qa_logs import import_file, write_kb
     from chatrec.kb import load_kb
     from chatrec.llm.fake import FakeLLM
     from chatrec.llm.transformers_backend import export_merged
     from chatrec.models import llm_path
-    from chatrec.pipeline import Chatbot
-    from chatrec.privacy import mask_pii
-    from chatrec.state import DialogueState
-    from chatrec.train import TrainConfig, build_examples, train
+    from chatrec.chatbot import Chatbot
+    from chatrec.turn.pii import mask_pii
+    from chatrec.turn.state import DialogueState
+    from chatrec.train.sft import TrainConfig, build_examples, train
 
     keep_work = args.work is not None
     work = Path(args.work).resolve() if keep_work else Path(tempfile.mkdtemp(prefix="chatrec-bench-ft-"))

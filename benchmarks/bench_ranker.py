@@ -34,9 +34,9 @@ from common import percentile  # noqa: E402
 from chatrec.config import load_settings  # noqa: E402
 from chatrec.kb import is_heldout, load_kb  # noqa: E402
 from chatrec.llm.fake import FakeLLM  # noqa: E402
-from chatrec.pipeline import Chatbot  # noqa: E402
-from chatrec.profile import history_of, profile_text  # noqa: E402
-from chatrec.state import DialogueState, update_state  # noqa: E402
+from chatrec.chatbot import Chatbot  # noqa: E402
+from chatrec.turn.profile import history_of, profile_text  # noqa: E402
+from chatrec.turn.state import DialogueState, update_state  # noqa: E402
 
 QUESTION = "Can you recommend a wireless charger?"
 USERS = ("U003", "U011")  # a Pixel 8 owner and an iPhone 15 Pro owner

@@ -46,7 +46,7 @@ def main() -> None:
 
     apply_offline_env()
     t0 = time.perf_counter()
-    from chatrec.pipeline import Chatbot, ResultEvent, TokenEvent
+    from chatrec.chatbot import Chatbot, ResultEvent, TokenEvent
 
     with tempfile.TemporaryDirectory() as state:
         settings = load_settings(kb_dir=str(ROOT / "kb"), data_dir=state)

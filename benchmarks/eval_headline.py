@@ -17,7 +17,7 @@ import os
 import platform
 from pathlib import Path
 
-from chatrec.evaluation import compare
+from chatrec.eval.runner import compare
 
 METRICS = ("rec.recall@1", "rec.recall@5", "rec.recall@10", "rec.recall@50",
            "rec_new.recall@1", "rec_new.recall@5", "rec_new.recall@10", "rec_new.recall@50",

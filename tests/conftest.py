@@ -29,7 +29,7 @@ def kb() -> KnowledgeBase:
 
 @pytest.fixture(scope="session")
 def shared_index(tmp_path_factory, kb):
-    from chatrec.index import ChromaIndex
+    from chatrec.retrieval.chroma import ChromaIndex
 
     settings = Settings(kb_dir=KB_DIR, data_dir=tmp_path_factory.mktemp("index"))
     index = ChromaIndex(settings)
@@ -40,7 +40,7 @@ def shared_index(tmp_path_factory, kb):
 @pytest.fixture
 def fake_bot(tmp_path, kb, shared_index):
     from chatrec.llm.fake import FakeLLM
-    from chatrec.pipeline import Chatbot
+    from chatrec.chatbot import Chatbot
 
     return Chatbot(fake_settings(tmp_path), llm=FakeLLM(), kb=kb, index=shared_index)
 
@@ -48,7 +48,7 @@ def fake_bot(tmp_path, kb, shared_index):
 @pytest.fixture(scope="session")
 def real_bot(tmp_path_factory, kb):
     """The real pipeline: SmolLM2 in 4-bit NF4, MiniLM, persistent Chroma, the KG, SQLite."""
-    from chatrec.pipeline import Chatbot
+    from chatrec.chatbot import Chatbot
 
     settings = load_settings(kb_dir=str(KB_DIR), data_dir=str(tmp_path_factory.mktemp("real")))
     assert settings.llm.backend == "transformers" and settings.llm.quantization == "nf4"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from chatrec.api import Busy, Gate, GatedBot, ServeSettings, create_app
+from chatrec.serve.app import Busy, Gate, GatedBot, ServeSettings, create_app
 from chatrec.llm.fake import FakeLLM
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"
@@ -404,7 +404,7 @@ def test_gate_is_fifo_bounded_and_survives_abandoned_waiters():
 
 
 def test_ui_turns_share_the_gate(fake_bot):
-    from chatrec.ui import respond
+    from chatrec.ui.gradio_app import respond
 
     gate = Gate(max_concurrent=1, max_queue=0)
     gated = GatedBot(fake_bot, gate, wait_s=0.1)
@@ -444,7 +444,7 @@ def test_gradio_ui_is_mounted_under_ui(fake_bot):
 
 
 def test_cli_keys_add_and_list():
-    from chatrec.cli_serve import register
+    from chatrec.cli.serve import register
 
     @click.group()
     @click.pass_context

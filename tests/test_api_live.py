@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from chatrec.api import ServeSettings, create_app
+from chatrec.serve.app import ServeSettings, create_app
 from chatrec.llm.fake import FakeLLM
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"

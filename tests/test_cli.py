@@ -3,7 +3,7 @@ import shutil
 
 from click.testing import CliRunner
 
-from chatrec.cli import main
+from chatrec.cli.main import main
 from tests_support import KB_DIR
 
 

@@ -52,7 +52,7 @@ def test_multi_turn_service_then_compatible_recommendation_then_brand_exclusion(
 
 
 def test_gradio_chat_function_streams_with_the_real_model(real_bot):
-    from chatrec.ui import respond
+    from chatrec.ui.gradio_app import respond
 
     updates = list(respond(real_bot, "Do you have wireless earbuds for running?", [], "U005 · z", {}))
     assert len(updates) > 3
@@ -60,7 +60,7 @@ def test_gradio_chat_function_streams_with_the_real_model(real_bot):
 
 
 def test_cli_ask_json_with_the_real_model(tmp_path, monkeypatch):
-    from chatrec.cli import main
+    from chatrec.cli.main import main
 
     out = CliRunner().invoke(main, ["ask", "What payment methods do you accept?", "--json"])
     assert out.exit_code == 0, out.output
@@ -71,7 +71,7 @@ def test_cli_ask_json_with_the_real_model(tmp_path, monkeypatch):
 def test_ranking_scores_with_a_shared_prefix_cache_equal_full_prompts(real_bot, kb):
     """The ranker's Yes/No scores reuse the KV cache of the tokens all prompts share
     (profile, request); they must equal scoring every prompt in full."""
-    from chatrec.profile import profile_text
+    from chatrec.turn.profile import profile_text
 
     profile = profile_text(kb, "U003")
     items = list(kb.items.values())[:20]  # more than one scoring chunk

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from chatrec.config import Settings
-from chatrec.evaluation import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
-from chatrec.fusion import fit_weights, fold_of
+from chatrec.eval.runner import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
+from chatrec.eval.fusion import fit_weights, fold_of
 from chatrec.kb import is_heldout
-from chatrec.ranking import FEATURES
+from chatrec.turn.rank import FEATURES
 from tests_support import KB_DIR
 
 
@@ -174,7 +174,7 @@ def test_folds_are_stable_and_balanced():
 
 
 def test_cli_eval_and_compare(run_a, logs, tmp_path, monkeypatch):
-    from chatrec.cli import main
+    from chatrec.cli.main import main
 
     out_a, _ = run_a
     runner = CliRunner()

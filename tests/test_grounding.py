@@ -1,4 +1,4 @@
-from chatrec.grounding import check_recommendations, check_text, fallback_text
+from chatrec.turn.ground import check_recommendations, check_text, fallback_text
 from chatrec.types import Evidence, Recommendation
 
 

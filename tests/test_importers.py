@@ -11,8 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from chatrec.cli_import import register
-from chatrec.importers import (
+from chatrec.cli.importers import register
+from chatrec.importers.qa_logs import (
     ColumnMapping,
     ImportFailed,
     import_file,

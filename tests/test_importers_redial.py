@@ -10,11 +10,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from chatrec.cli_import import register
-from chatrec.importers import ImportFailed
-from chatrec.importers_redial import display_name, entity_name, import_redial
+from chatrec.cli.importers import register
+from chatrec.importers.qa_logs import ImportFailed
+from chatrec.importers.redial import display_name, entity_name, import_redial
 from chatrec.kb import load_kb
-from chatrec.kg import NetworkXGraph
+from chatrec.kg.networkx_graph import NetworkXGraph
 
 DBR = "http://dbpedia.org/resource/"
 MOVIES = """movieId,movieName,nbMentions
@@ -255,7 +255,7 @@ def test_cli(src, tmp_path):
 
 def test_empty_templates_index(imported, tmp_path):
     from chatrec.config import Settings
-    from chatrec.index import TEMPLATES, ChromaIndex
+    from chatrec.retrieval.chroma import TEMPLATES, ChromaIndex
 
     report, kb = imported
     index = ChromaIndex(Settings(kb_dir=report.out_dir, data_dir=tmp_path / "state"))

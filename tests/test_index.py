@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from chatrec.config import Settings
-from chatrec.index import ITEMS, ChromaIndex, where_filter
+from chatrec.retrieval.chroma import ITEMS, ChromaIndex, where_filter
 from chatrec.kb import load_kb
 from tests_support import KB_DIR
 
@@ -64,7 +64,7 @@ def test_hnsw_recall_against_exact_search(shared_index, kb):
 
 
 def test_exact_search_agrees_with_hnsw_and_honours_filters(shared_index, kb):
-    from chatrec.index import ChromaIndex
+    from chatrec.retrieval.chroma import ChromaIndex
 
     exact = ChromaIndex(shared_index.settings.model_copy(update={
         "retrieval": shared_index.settings.retrieval.model_copy(update={"exact_search": True})}))
@@ -84,7 +84,7 @@ def test_exact_search_agrees_with_hnsw_and_honours_filters(shared_index, kb):
 
 
 def test_exact_search_ties_go_to_the_smaller_id(tmp_path):
-    from chatrec.index import ChromaIndex
+    from chatrec.retrieval.chroma import ChromaIndex
 
     s = Settings(kb_dir=KB_DIR, data_dir=tmp_path / "state")
     s = s.model_copy(update={"retrieval": s.retrieval.model_copy(update={"exact_search": True})})
@@ -100,7 +100,7 @@ def test_exact_search_ties_go_to_the_smaller_id(tmp_path):
 
 
 def test_where_matcher_agrees_with_chroma(shared_index, kb):
-    from chatrec.index import matches
+    from chatrec.retrieval.chroma import matches
 
     col = shared_index.collection(ITEMS)
     metas = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(col.get(include=["metadatas"]))))
@@ -113,7 +113,7 @@ def test_where_matcher_agrees_with_chroma(shared_index, kb):
 
 
 def test_where_matcher_follows_chroma_operators():
-    from chatrec.index import matches
+    from chatrec.retrieval.chroma import matches
 
     meta = {"in_stock": True, "price": 25.0, "brand": "Anker", "category": "chargers"}
     assert matches(meta, where_filter(max_price=30, categories=["chargers"]))

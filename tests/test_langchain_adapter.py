@@ -1,4 +1,4 @@
-from chatrec.langchain_adapter import CatalogueRetriever, as_runnable
+from chatrec.integrations.langchain import CatalogueRetriever, as_runnable
 
 
 def test_runnable_invoke_and_stream(fake_bot):

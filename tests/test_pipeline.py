@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from chatrec.llm.fake import FakeLLM
-from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent
+from chatrec.chatbot import Chatbot, InputRejected, ResultEvent, TokenEvent
 from tests_support import assert_allowed, fake_settings
 
 

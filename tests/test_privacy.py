@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from chatrec.privacy import find_pii, luhn_ok, mask_pii
+from chatrec.turn.pii import find_pii, luhn_ok, mask_pii
 from tests_support import KB_DIR
 
 # (text, placeholder, the personal data that must be gone)

@@ -1,6 +1,6 @@
 import pytest
 
-from chatrec.state import DialogueState, EntityLinker, normalise, update_state
+from chatrec.turn.state import DialogueState, EntityLinker, normalise, update_state
 
 
 @pytest.fixture(scope="module")

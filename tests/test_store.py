@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from chatrec.store import Store
+from chatrec.store.sqlite import Store
 
 
 def test_migrations_are_idempotent_and_wal(tmp_path):
@@ -11,7 +11,7 @@ def test_migrations_are_idempotent_and_wal(tmp_path):
     Store(db)  # re-opening applies nothing twice
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    from chatrec.store import MIGRATIONS
+    from chatrec.store.sqlite import MIGRATIONS
 
     assert [r[0] for r in conn.execute("SELECT name FROM _migrations")] == [m[0] for m in MIGRATIONS]
 

@@ -5,8 +5,8 @@ import pytest
 
 from chatrec.kb import is_heldout
 from chatrec.llm.fake import FakeLLM
-from chatrec.pipeline import Chatbot
-from chatrec.train import TrainConfig, TrainingError, build_examples, train
+from chatrec.chatbot import Chatbot
+from chatrec.train.sft import TrainConfig, TrainingError, build_examples, train
 
 TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
 
@@ -26,8 +26,8 @@ def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
 
 
 def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path, fake_bot, kb, shared_index):
-    from chatrec.privacy import mask_pii
-    from chatrec.state import DialogueState
+    from chatrec.turn.pii import mask_pii
+    from chatrec.turn.state import DialogueState
     from tests_support import fake_settings
 
     some = [c.conversation_id for c in kb.transcripts if any(t.recommended for t in c.turns)][:30]
@@ -169,7 +169,7 @@ def test_examples_that_cannot_fit_the_context_are_a_clear_error(tmp_path, tiny_m
 def test_long_conversations_lose_their_oldest_turns_with_a_warning(tiny_model, caplog):
     from transformers import AutoTokenizer
 
-    from chatrec.train import fit_to_context
+    from chatrec.train.sft import fit_to_context
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     system = {"role": "system", "content": "You are the shop's assistant."}
@@ -185,7 +185,7 @@ def test_long_conversations_lose_their_oldest_turns_with_a_warning(tiny_model, c
     short = {"prompt": [system, current], "completion": reply}
     hopeless = {"prompt": [system, {"role": "user", "content": "word " * 400}], "completion": reply}
     examples = [long, short, hopeless]
-    with caplog.at_level("WARNING", logger="chatrec.train"):
+    with caplog.at_level("WARNING", logger="chatrec.train.sft"):
         cut = fit_to_context(examples, tok, limit)
     assert cut == 1  # `long` lost turns; `hopeless` has no history to lose
     assert examples == [long, short]  # `hopeless` has no room for a reply even without history: left out
@@ -255,7 +255,7 @@ def test_checkpoints_of_other_data_are_not_resumed(tmp_path, tiny_model, caplog)
     with pytest.raises(_Killed):
         train(bot, out, cfg, examples=(train_ex, eval_ex), callbacks=[_kill_after(2)])
     seen: list[int] = []
-    with caplog.at_level("WARNING", logger="chatrec.train"):
+    with caplog.at_level("WARNING", logger="chatrec.train.sft"):
         card = train(bot, out, cfg, examples=(train_ex[1:], eval_ex), callbacks=[_record_steps(seen)])
     assert seen == [1, 2, 3] and card["metrics"]["resumed"] is False
     assert any("starting afresh" in r.getMessage() for r in caplog.records)
@@ -287,7 +287,7 @@ def test_export_merges_an_adapter_by_name_in_full_precision_and_the_result_loads
     from click.testing import CliRunner
     from transformers import AutoModelForCausalLM
 
-    from chatrec.cli import main
+    from chatrec.cli.main import main
     from chatrec.config import LLMSettings, load_settings
     from chatrec.llm.transformers_backend import load_model
 
@@ -323,7 +323,7 @@ def test_export_merges_an_adapter_by_name_in_full_precision_and_the_result_loads
 def test_export_refuses_an_adapter_of_another_base_model_or_a_missing_one(tmp_path, tiny_model):
     from click.testing import CliRunner
 
-    from chatrec.cli import main
+    from chatrec.cli.main import main
 
     data_dir = tmp_path / "state"
     _random_adapter(tiny_model, data_dir / "adapters" / "shop", "some/other-model")

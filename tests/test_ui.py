@@ -1,4 +1,4 @@
-from chatrec.ui import message_text, recommendations_markdown, record_like, respond
+from chatrec.ui.gradio_app import message_text, recommendations_markdown, record_like, respond
 
 
 def test_gradio_chat_function_streams_and_shows_recommendations(fake_bot):
@@ -34,6 +34,6 @@ def test_markdown_escapes_model_and_catalogue_text(fake_bot):
 
 
 def test_build_app_constructs(fake_bot):
-    from chatrec.ui import build_app
+    from chatrec.ui.gradio_app import build_app
 
     assert build_app(fake_bot) is not None

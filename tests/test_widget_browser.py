@@ -13,7 +13,7 @@ import time
 import pytest
 import uvicorn
 
-from chatrec.api import ServeSettings, create_app
+from chatrec.serve.app import ServeSettings, create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),

@@ -13,7 +13,7 @@ def fake_settings(tmp_path: Path, **overrides) -> Settings:
 
 
 def assert_allowed(bot, result, user_id):
-    from chatrec.profile import history_of
+    from chatrec.turn.profile import history_of
 
     history = history_of(bot.kb, user_id)
     state = bot.store.load_state(result.conversation_id)

@@ -46,9 +46,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.datastructures import Headers, MutableHeaders
 
-from chatrec.keys import KeyStore, SiteKey, normalize_origin
-from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent, final_result
-from chatrec.store import FEEDBACK_KINDS
+from chatrec.store.keys import KeyStore, SiteKey, normalize_origin
+from chatrec.chatbot import Chatbot, InputRejected, ResultEvent, TokenEvent, final_result
+from chatrec.store.sqlite import FEEDBACK_KINDS
 from chatrec.types import TurnResult
 
 log = logging.getLogger(__name__)
@@ -877,7 +877,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     if settings.ui:
         import gradio as gr
 
-        from chatrec.ui import build_app
+        from chatrec.ui.gradio_app import build_app
 
         gr.mount_gradio_app(app, build_app(GatedBot(bot, gate, settings.ui_wait_s)), path="/ui",
                             ssr_mode=False, mcp_server=False)

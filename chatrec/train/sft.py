@@ -1,7 +1,7 @@
 """QLoRA supervised fine-tuning on the shop's past conversations (TRL SFTTrainer, CPU-safe).
 
 Each logged agent reply becomes one example whose prompt is built by
-:meth:`chatrec.pipeline.Chatbot.plan` exactly as at inference (system prompt,
+:meth:`chatrec.chatbot.Chatbot.plan` exactly as at inference (system prompt,
 profile, KG facts, retrieved items, filled template, history), with the items
 and template the logged agent actually used, so the target only cites what the
 prompt shows. Loss is on the reply only. Conversations are split by id
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from chatrec.kb import is_heldout
-from chatrec.privacy import mask_pii
-from chatrec.state import DialogueState
+from chatrec.turn.pii import mask_pii
+from chatrec.turn.state import DialogueState
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def build_examples(bot: Any, heldout: bool | None = None,
 
     ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
     ``rank_negatives`` > 0 adds the LLM ranker's task at every logged recommendation turn,
-    with the exact prompt :meth:`chatrec.ranking.Ranker.rank_prompt` scores at inference.
+    with the exact prompt :meth:`chatrec.turn.rank.Ranker.rank_prompt` scores at inference.
     When the log records feedback (any turn has ``accepted``), accepted items are "Yes" and
     shown items that were not accepted are "No"; without feedback every shown item is
     "Yes". The ``rank_negatives`` items the fused ranker puts highest that the agent never

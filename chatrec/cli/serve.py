@@ -9,9 +9,9 @@ import click
 
 
 def _base_settings(ctx: click.Context, **overrides):
-    from chatrec.cli import _settings
+    from chatrec.cli.context import settings_from
 
-    return _settings(ctx, **overrides)
+    return settings_from(ctx, **overrides)
 
 
 @click.command()
@@ -44,8 +44,8 @@ def serve(ctx, host, port, max_concurrent, max_queue, max_body_bytes, rate_per_m
     import uvicorn
     from pydantic import ValidationError
 
-    from chatrec.api import ServeSettings, create_app
-    from chatrec.cli import _chatbot
+    from chatrec.serve.app import ServeSettings, create_app
+    from chatrec.cli.context import make_chatbot
 
     try:
         serve_settings = ServeSettings(
@@ -55,7 +55,7 @@ def serve(ctx, host, port, max_concurrent, max_queue, max_body_bytes, rate_per_m
             demo_site_key=demo_key, ui=not no_ui, demo=not no_demo)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from exc
-    bot = _chatbot(_base_settings(ctx, adapter=adapter))
+    bot = make_chatbot(_base_settings(ctx, adapter=adapter))
     app = create_app(bot, serve_settings)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     click.echo(f"chatrec API on http://{shown}:{port}  (UI /ui, demo /demo, widget /widget.js, OpenAI /v1)")
@@ -68,7 +68,7 @@ def keys() -> None:
 
 
 def _keystore(ctx: click.Context):
-    from chatrec.keys import KeyStore
+    from chatrec.store.keys import KeyStore
 
     return KeyStore(_base_settings(ctx).db_path)
 

@@ -8,7 +8,7 @@ user or a catalogue row contains is rendered as HTML.
 import html
 from typing import Any, Iterator
 
-from chatrec.pipeline import Chatbot, InputRejected, ResultEvent, TokenEvent
+from chatrec.chatbot import Chatbot, InputRejected, ResultEvent, TokenEvent
 from chatrec.types import TurnResult
 
 GUEST = "guest (no history)"

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatrec.config import RankingSettings
-from chatrec.index import where_filter
+from chatrec.retrieval.chroma import where_filter
 from chatrec.kb import KnowledgeBase
-from chatrec.kg import KGPath, NetworkXGraph
+from chatrec.kg.networkx_graph import KGPath, NetworkXGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
-from chatrec.profile import UserHistory
-from chatrec.state import DialogueState
+from chatrec.turn.profile import UserHistory
+from chatrec.turn.state import DialogueState
 from chatrec.types import Evidence, Item, Recommendation
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class Ranker:
              depth: int = 0) -> tuple[list[Recommendation], dict]:
         """The top ``top_n`` recommendations and a trace; with ``depth`` > 0 the trace also holds the
         ``depth`` best allowed item ids (``ranked``) and every candidate's features (``features``),
-        which evaluation and :func:`chatrec.fusion.fit_weights` use."""
+        which evaluation and :func:`chatrec.eval.fusion.fit_weights` use."""
         c = state.constraints
         cands: dict[str, Candidate] = {}
 

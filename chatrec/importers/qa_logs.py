@@ -9,7 +9,7 @@ customer-support CSV (``instruction``, ``response``, ``intent``; other columns i
 
 What happens to each row:
 
-- Every text is masked with :func:`chatrec.privacy.mask_pii` before it is written.
+- Every text is masked with :func:`chatrec.turn.pii.mask_pii` before it is written.
 - ``{{Order Number}}`` placeholders in answers become template slots ``{order_number}``
   (snake_case; a trailing "Anonymized" is dropped; a placeholder that is only a number
   or a hash becomes ``{reference_number}``). Each slot gets a human default ("your
@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
 from chatrec.kb import KBError, load_kb
-from chatrec.privacy import mask_pii
+from chatrec.turn.pii import mask_pii
 from chatrec.types import Conversation, Template
 
 __all__ = ["ColumnMapping", "ImportFailed", "ImportReport", "PRESETS", "import_file", "read_exchanges"]
@@ -568,7 +568,7 @@ def _conversations(exchanges: list[_Exchange], linked: dict[int, str], prefix: s
     return out
 
 
-def _jsonl(rows: Iterable[dict]) -> str:
+def jsonl_text(rows: Iterable[dict]) -> str:
     def line(r: dict) -> str:
         s = json.dumps(r, ensure_ascii=False)
         return s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
@@ -589,7 +589,7 @@ def _merge(existing: Path, new_rows: list[dict], key: str) -> str:
         except (json.JSONDecodeError, AttributeError):
             pass  # kept as is: load_kb reports it, and nothing is replaced
         kept.append(raw + "\n")
-    return "".join(kept) + _jsonl(new_rows)
+    return "".join(kept) + jsonl_text(new_rows)
 
 
 def _write(path: Path, text: str) -> None:
@@ -613,7 +613,7 @@ def write_kb(out_dir: str | Path, conversations: list[dict], templates: list[dic
         if on_existing == "merge" and (out / name).exists():
             contents[name] = _merge(out / name, rows, key)
         else:
-            contents[name] = _jsonl(rows)
+            contents[name] = jsonl_text(rows)
     if not (out / "shop.json").exists():
         contents["shop.json"] = json.dumps({"name": shop_name, "currency": "USD"}, indent=2) + "\n"
     if not (out / "catalogue.jsonl").exists():

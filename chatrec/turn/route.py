@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from chatrec.state import DialogueState, normalise
+from chatrec.turn.state import DialogueState, normalise
 
 Route = Literal["service", "recommend", "both", "handoff", "chitchat"]
 

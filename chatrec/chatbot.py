@@ -16,18 +16,18 @@ from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from chatrec.config import Settings, apply_offline_env
-from chatrec.grounding import check_recommendations, check_text, fallback_text
+from chatrec.turn.ground import check_recommendations, check_text, fallback_text
 from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, load_kb
-from chatrec.kg import NetworkXGraph
+from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
 from chatrec.llm.base import Message
-from chatrec.privacy import mask_pii
-from chatrec.profile import UserHistory, history_of, profile_text
-from chatrec.prompts import Prompts, load_prompts
-from chatrec.ranking import Ranker
-from chatrec.route import RouteDecision, decide
-from chatrec.state import DialogueState, EntityLinker, TurnAnnotations, update_state
-from chatrec.store import Store
+from chatrec.turn.pii import mask_pii
+from chatrec.turn.profile import UserHistory, history_of, profile_text
+from chatrec.turn.compose import Prompts, load_prompts
+from chatrec.turn.rank import Ranker
+from chatrec.turn.route import RouteDecision, decide
+from chatrec.turn.state import DialogueState, EntityLinker, TurnAnnotations, update_state
+from chatrec.store.sqlite import Store
 from chatrec.types import Recommendation, TurnResult
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Chatbot:
         self.settings = settings
         self.kb = kb or load_kb(settings.kb_dir)
         if index is None:
-            from chatrec.index import ChromaIndex
+            from chatrec.retrieval.chroma import ChromaIndex
 
             index = ChromaIndex(settings)
             if not index.is_built(self.kb):

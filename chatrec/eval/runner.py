@@ -1,7 +1,7 @@
 """Batch evaluation: replay logged conversations turn by turn and score every system on the same turns.
 
 For each agent turn the system sees the conversation up to that turn (never a later
-one): the customer's messages pass through :meth:`chatrec.pipeline.Chatbot.plan`
+one): the customer's messages pass through :meth:`chatrec.chatbot.Chatbot.plan`
 exactly as in a live chat, and the *logged* agent replies (not the system's) go into
 the history, so every turn starts from what really happened.
 
@@ -16,7 +16,7 @@ Learning from the logs without scoring a conversation with what it taught: the e
 conversations are split in two folds by a hash of their id. A conversation in one fold is
 ranked with behaviour statistics (popularity, co-occurrence) from the logs outside that
 fold, and, with ``fusion="learned"`` (the default), with fusion weights fitted on the other
-fold's turns (:mod:`chatrec.fusion`): each pipeline system's candidates are re-ranked post
+fold's turns (:mod:`chatrec.eval.fusion`): each pipeline system's candidates are re-ranked post
 hoc by its own cross-fitted weights, and ``full@configured`` keeps the full system with the
 configured ``ranking.w_*`` weights for reference.
 
@@ -48,18 +48,17 @@ import numpy as np
 from pydantic import ValidationError
 
 from chatrec.config import Settings
-from chatrec.grounding import check_text, fallback_text
+from chatrec.turn.ground import check_text, fallback_text
 from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, check_conversation, is_heldout
-from chatrec.fusion import fold_of
-from chatrec.profile import history_of
-from chatrec.ranking import Behaviour
-from chatrec.state import DialogueState, TurnAnnotations, update_state
+from chatrec.eval.fusion import fold_of
+from chatrec.eval.metrics import DEPTH, KS, intra_list_diversity, rank_metrics, rouge_l
+from chatrec.turn.profile import history_of
+from chatrec.turn.rank import Behaviour
+from chatrec.turn.state import DialogueState, TurnAnnotations, update_state
 from chatrec.types import Conversation
 
 log = logging.getLogger(__name__)
 
-KS = (1, 5, 10, 50)
-DEPTH = 50
 BASELINES = ("popularity", "repeat_last", "embedding_only")
 DESCRIPTIONS = {
     "full": "the full pipeline as configured",
@@ -102,50 +101,6 @@ class EvalOptions:
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------- metrics
-
-
-def rank_metrics(ranked: list[str], gold: list[str], prefix: str) -> dict[str, tuple[float, float]]:
-    """Per-turn (numerator, denominator) pairs: recall is micro over gold items, NDCG/MRR per turn."""
-    gold_set = set(gold)
-    if not gold_set:
-        return {}
-    out: dict[str, tuple[float, float]] = {}
-    pos = {item: r for r, item in enumerate(ranked[:DEPTH]) if item in gold_set}
-    first = min(pos.values()) if pos else None
-    for k in KS:
-        hits = sum(1 for r in pos.values() if r < k)
-        out[f"{prefix}.recall@{k}"] = (hits, len(gold_set))
-        dcg = sum(1.0 / math.log2(r + 2) for r in pos.values() if r < k)
-        idcg = sum(1.0 / math.log2(r + 2) for r in range(min(k, len(gold_set))))
-        out[f"{prefix}.ndcg@{k}"] = (dcg / idcg, 1)
-        out[f"{prefix}.mrr@{k}"] = (1.0 / (first + 1) if first is not None and first < k else 0.0, 1)
-    return out
-
-
-def rouge_l(a: str, b: str) -> float:
-    from rouge_score import rouge_scorer
-
-    global _SCORER
-    if _SCORER is None:
-        _SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return float(_SCORER.score(b, a)["rougeL"].fmeasure)
-
-
-_SCORER: Any = None
-
-
-def intra_list_diversity(ids: list[str], vectors: dict[str, np.ndarray]) -> float | None:
-    """Mean pairwise cosine distance of the listed items' embeddings."""
-    vs = [vectors[i] for i in ids if i in vectors]
-    if len(vs) < 2:
-        return None
-    m = np.stack(vs)
-    sims = m @ m.T
-    n = len(vs)
-    return float(1.0 - (sims.sum() - n) / (n * (n - 1)))
-
-
 # --------------------------------------------------------------------------- replay
 
 
@@ -161,7 +116,7 @@ class Replayer:
 
     def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str]):
         from chatrec.llm.fake import FakeLLM
-        from chatrec.pipeline import Chatbot
+        from chatrec.chatbot import Chatbot
 
         self.opts = opts
         llm = None if needs_real_llm(settings, opts) else FakeLLM()
@@ -333,7 +288,7 @@ class Replayer:
         """The text the system would show: generated and grounded with ``--generate``, else the
         grounded fallback (the filled template or the item list)."""
         bot = self.bot
-        from chatrec.pipeline import NO_MATCH
+        from chatrec.chatbot import NO_MATCH
 
         fallback = fallback_text(plan.decision.route, plan.template_text, plan.recs, NO_MATCH)
         if not self.opts.generate or system not in ("full", "-adapter"):
@@ -412,7 +367,7 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
     """Replay, score and summarise; returns the summary (also written to ``out/summary.json``)."""
     from tqdm.auto import tqdm
 
-    from chatrec.index import ChromaIndex
+    from chatrec.retrieval.chroma import ChromaIndex
     from chatrec.kb import load_kb
 
     t_start = time.perf_counter()
@@ -496,7 +451,7 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
                         window = []
     bar.close()
     summary = summarise(out, opts, settings, skipped, time.perf_counter() - t_start)
-    from chatrec.eval_report import write_html
+    from chatrec.eval.report import write_html
 
     write_html(summary, out / "turns.jsonl", out / "report.html")
     return summary
@@ -731,8 +686,8 @@ def _apply_learned_fusion(out: Path, table: ScoreTable, extras: _Extras, opts: E
                           settings: Settings) -> dict[str, Any]:
     """Replace each pipeline system's ranking metrics by those of its cross-fitted re-ranking;
     keep the full system's configured-weight numbers as ``full@configured``."""
-    from chatrec.fusion import cross_fit_system
-    from chatrec.index import ChromaIndex
+    from chatrec.eval.fusion import cross_fit_system
+    from chatrec.retrieval.chroma import ChromaIndex
 
     col = ChromaIndex(settings).collection("items").get(include=["embeddings"])
     vectors = {i: np.asarray(e, dtype=np.float32) for i, e in zip(col["ids"], col["embeddings"])}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatrec.config import Settings, apply_offline_env
-from chatrec.embeddings import Embedder, LocalSentenceTransformerEF
+from chatrec.retrieval.embeddings import Embedder, LocalSentenceTransformerEF
 from chatrec.kb import KnowledgeBase, template_examples
 from chatrec.types import Item, Template
 

@@ -1,10 +1,10 @@
 """A small learned ranker: fusion weights fitted on logged recommendation turns.
 
 Each candidate the full pipeline produced for a logged recommendation turn is one
-example: its feature vector (:data:`chatrec.ranking.FEATURES`) and whether the logged
+example: its feature vector (:data:`chatrec.turn.rank.FEATURES`) and whether the logged
 agent recommended it. A logistic regression (scikit-learn) on these examples gives one
 weight per feature; ranking by the fitted linear score is what
-:class:`chatrec.ranking.Ranker` does with ``ranking.weights_file``.
+:class:`chatrec.turn.rank.Ranker` does with ``ranking.weights_file``.
 
 Evaluation uses :func:`cross_fit_system`: conversations are split in two folds by a
 hash of their id, and each fold is re-ranked with weights fitted on the other, so no
@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from chatrec.ranking import FEATURES
+from chatrec.turn.rank import FEATURES
 
 NEGATIVES_PER_TURN = 20
 
@@ -32,7 +32,7 @@ def fold_of(conversation_id: str) -> int:
     return hashlib.sha256(conversation_id.encode()).digest()[0] % 2
 
 
-def _rows(path: Path) -> Iterator[dict]:
+def feature_rows(path: Path) -> Iterator[dict]:
     with path.open(encoding="utf-8") as fh:
         for raw in fh:
             yield json.loads(raw)
@@ -80,14 +80,14 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
 
     Returns per-conversation (numerator, denominator) sums in the evaluator's format, the
     recall@1..50 curves, each conversation's first list, and the weights of both folds."""
-    from chatrec.evaluation import DEPTH, intra_list_diversity, rank_metrics
+    from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics
 
     if not features_path.exists():
         return None
     keep = set(conversation_ids)
 
     def rows(fold: int | None = None) -> Iterator[dict]:
-        return (r for r in _rows(features_path) if r.get("system", "full") == system and r["conversation_id"] in keep
+        return (r for r in feature_rows(features_path) if r.get("system", "full") == system and r["conversation_id"] in keep
                 and (fold is None or fold_of(r["conversation_id"]) != fold))
 
     fitted = [fit_weights(rows(k), seed) for k in (0, 1)]

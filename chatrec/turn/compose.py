@@ -1,4 +1,4 @@
-"""Prompt files in ``prompts/``, rendered with Jinja2 in strict mode.
+"""Prompt files (the package data ``chatrec.prompts``, from ``prompts/``), rendered with Jinja2 in strict mode.
 
 A template that references a variable the caller did not pass raises
 :class:`jinja2.UndefinedError` instead of silently rendering an empty string.
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# The repository's top-level ``prompts/`` folder is installed as the package data
+# ``chatrec.prompts`` (pyproject ``package-dir``), so a wheel finds it too.
+DEFAULT_DIR = Path(str(resources.files("chatrec.prompts")))
 
 
 class Prompts:

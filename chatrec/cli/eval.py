@@ -55,8 +55,8 @@ def register(main: click.Group) -> None:
 
         Writes OUT/summary.json, OUT/turns.jsonl (one row per system and turn), and
         OUT/report.html (opens offline)."""
-        from chatrec.cli import _settings
-        from chatrec.evaluation import HEADLINE, EvalError, EvalOptions, compare, run_eval
+        from chatrec.cli.context import settings_from
+        from chatrec.eval.runner import HEADLINE, EvalError, EvalOptions, compare, run_eval
         from chatrec.kb import KBError
 
         if args[0] == "compare":
@@ -78,7 +78,7 @@ def register(main: click.Group) -> None:
         if not transcripts.is_file():
             raise click.UsageError(f"no such file: {transcripts}")
         overrides = {"kb_dir": kb_dir} if kb_dir else {}
-        settings = _settings(ctx, adapter=adapter, **overrides)
+        settings = settings_from(ctx, adapter=adapter, **overrides)
         ablations = [a.strip() for a in ablate.split(",") if a.strip()]
         opts = EvalOptions(transcripts=str(transcripts), out=out, ablations=ablations, baselines=not no_baselines,
                            limit=limit, sample=sample, seed=seed, workers=workers, generate=generate, split=split,
@@ -109,17 +109,17 @@ def register(main: click.Group) -> None:
         Point `ranking.weights_file` (CHATREC_RANKING__WEIGHTS_FILE) at the result to use them."""
         import tempfile
 
-        from chatrec.cli import _settings
-        from chatrec.evaluation import EvalOptions, run_eval
-        from chatrec.fusion import _rows, fit_weights, save_weights
+        from chatrec.cli.context import settings_from
+        from chatrec.eval.runner import EvalOptions, run_eval
+        from chatrec.eval.fusion import feature_rows, fit_weights, save_weights
 
-        settings = _settings(ctx)
+        settings = settings_from(ctx)
         target = Path(out) if out else settings.data_dir / "ranker.json"
         with tempfile.TemporaryDirectory() as tmp:
             opts = EvalOptions(transcripts=str(settings.kb_dir / "transcripts.jsonl"), out=tmp, ablations=[],
                                baselines=False, split="train", limit=limit, seed=seed, bootstrap=100)
             run_eval(settings, opts)
-            fitted = fit_weights(_rows(Path(tmp) / "features.jsonl"), seed)
+            fitted = fit_weights(feature_rows(Path(tmp) / "features.jsonl"), seed)
         if fitted is None:
             raise click.ClickException("the logs hold no recommendation turn with a recommended candidate")
         save_weights(fitted, target, source=str(settings.kb_dir / "transcripts.jsonl"))

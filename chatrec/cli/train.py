@@ -24,14 +24,14 @@ def register(main: click.Group) -> None:
         """Train a LoRA adapter on kb/transcripts.jsonl (held-out conversations for eval loss).
 
         An interrupted run (Ctrl-C, killed) resumes from its last checkpoint when run again."""
-        from chatrec.cli import _settings
+        from chatrec.cli.context import settings_from
         from chatrec.kb import KBError
         from chatrec.llm.fake import FakeLLM
-        from chatrec.pipeline import Chatbot
-        from chatrec.train import TrainConfig, TrainingError
-        from chatrec.train import train as run
+        from chatrec.chatbot import Chatbot
+        from chatrec.train.sft import TrainConfig, TrainingError
+        from chatrec.train.sft import train as run
 
-        settings = _settings(ctx)
+        settings = settings_from(ctx)
         try:
             # Prompts are built by the pipeline; no generation happens, so no model is loaded for it.
             bot = Chatbot(settings, llm=FakeLLM(), progress=True)
@@ -58,11 +58,11 @@ def register(main: click.Group) -> None:
 
         Point llm.model (or --model) at the folder to serve it without peft; it is
         quantised to 4-bit NF4 when loaded, like any model."""
-        from chatrec.cli import _settings
+        from chatrec.cli.context import settings_from
         from chatrec.llm.transformers_backend import export_merged
         from chatrec.models import ModelNotAvailable, llm_path
 
-        settings = _settings(ctx, adapter=adapter)
+        settings = settings_from(ctx, adapter=adapter)
         adapter_dir = Path(settings.llm.adapter or adapter)
         card_file = adapter_dir / "chatrec_card.json"
         card = json.loads(card_file.read_text()) if card_file.exists() else {}

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chatrec.store import Store
+from chatrec.store.sqlite import Store
 
 KEY_PREFIX = "crk_"
 

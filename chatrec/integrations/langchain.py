@@ -15,7 +15,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from pydantic import ConfigDict
 
-from chatrec.pipeline import Chatbot, ResultEvent, TokenEvent
+from chatrec.chatbot import Chatbot, ResultEvent, TokenEvent
 
 
 def _args(inp: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ class CatalogueRetriever(BaseRetriever):
     k: int = 5
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        from chatrec.index import where_filter
+        from chatrec.retrieval.chroma import where_filter
 
         docs = []
         for item_id, sim in self.bot.index.search_items(query, self.k, where_filter()):

@@ -19,7 +19,7 @@ URIs replaced by item ids, other URIs by ``dbr:<Name>``), ``transcripts.jsonl``
 seeker turns), ``users.jsonl`` (``W<seeker worker id>``), a minimal ``shop.json`` and
 an empty ``templates.jsonl``.
 
-Texts are masked with :func:`chatrec.privacy.mask_pii` like every other import; the
+Texts are masked with :func:`chatrec.turn.pii.mask_pii` like every other import; the
 ``@<movieId>`` mentions are held aside while masking, so titles are never altered.
 
 Bad input rows (a malformed dialogue, an unparsable catalogue or graph row) are
@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 from urllib.parse import unquote
 
-from chatrec.importers import ImportFailed, _jsonl
+from chatrec.importers.qa_logs import ImportFailed, jsonl_text
 from chatrec.kb import FILES, KBError, load_kb
-from chatrec.privacy import mask_pii
+from chatrec.turn.pii import mask_pii
 
 __all__ = ["RedialReport", "import_redial"]
 
@@ -472,11 +472,11 @@ def import_redial(dialogues: Path, movies: Path, out_dir: Path, *, triples: Path
 
     report.files_written = _stage_and_move(out, {
         "shop.json": json.dumps(SHOP, indent=2) + "\n",
-        "catalogue.jsonl": _jsonl(catalogue.values()),
+        "catalogue.jsonl": jsonl_text(catalogue.values()),
         "templates.jsonl": "",
         "kg.tsv": _tsv(kg),
-        "users.jsonl": _jsonl(users),
-        "transcripts.jsonl": _jsonl(conversations),
+        "users.jsonl": jsonl_text(users),
+        "transcripts.jsonl": jsonl_text(conversations),
     })
     report.items = len(catalogue)
     report.triples = len(kg)

@@ -1,0 +1,42 @@
+"""What every command shares: settings from the global flags, and the chatbot built from them.
+
+Command modules import this; nothing here imports a command module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from chatrec.config import Settings, load_settings
+from chatrec.kb import KBError
+
+
+def settings_from(ctx: click.Context, **overrides) -> Settings:
+    o = ctx.obj or {}
+    llm = {k: v for k, v in (("adapter", overrides.pop("adapter", None)), ("backend", o.get("backend")),
+                             ("model", o.get("model"))) if v}
+    base = {k: v for k, v in (("kb_dir", o.get("kb")), ("data_dir", o.get("data_dir"))) if v}
+    try:
+        settings = load_settings(o.get("config"), **base, **({"llm": llm} if llm else {}), **overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    adapter = settings.llm.adapter
+    if adapter and not Path(adapter).exists():
+        named = settings.data_dir / "adapters" / adapter  # an adapter made by `chatrec train --name`
+        if not named.exists():
+            raise click.UsageError(f"adapter {adapter!r} is neither a folder nor a trained adapter in {named.parent}")
+        settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": str(named)})})
+    return settings
+
+
+def make_chatbot(settings: Settings, progress: bool = True):
+    from chatrec.chatbot import Chatbot
+
+    try:
+        return Chatbot(settings, progress=progress)
+    except KBError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+

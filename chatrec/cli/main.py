@@ -1,0 +1,37 @@
+"""The ``chatrec`` command group: global flags, then each command group registers itself."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from chatrec.cli import chat as chat_commands
+from chatrec.cli import eval as eval_commands
+from chatrec.cli import importers as import_commands
+from chatrec.cli import kb as kb_commands
+from chatrec.cli import serve as serve_commands
+from chatrec.cli import train as train_commands
+from chatrec.config import apply_offline_env
+
+
+@click.group()
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file (also CHATREC_CONFIG).")
+@click.option("--kb", type=click.Path(file_okay=False), help="knowledge-base folder [kb]")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="state folder [.chatrec]")
+@click.option("--backend", type=click.Choice(["transformers", "openai", "fake"]), help="LLM backend")
+@click.option("--model", help="LLM: Hugging Face id or local folder (default: embedded SmolLM2)")
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_context
+def main(ctx: click.Context, config, kb, data_dir, backend, model, verbose) -> None:
+    """chatrec: grounded customer-service and recommendation chat."""
+    apply_offline_env()
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"config": config, "kb": kb, "data_dir": data_dir, "backend": backend, "model": model}
+
+
+for _commands in (kb_commands, chat_commands, serve_commands, import_commands, train_commands, eval_commands):
+    _commands.register(main)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
