@@ -1,0 +1,1 @@
+"""Batch evaluation: replay logged conversations, score systems, baselines and ablations, summarise and report."""

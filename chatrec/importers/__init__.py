@@ -1,0 +1,1 @@
+"""Importers: turn common public formats (CSV/JSONL QA logs, ReDial dialogues) into the KB formats."""

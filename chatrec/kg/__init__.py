@@ -1,0 +1,1 @@
+"""The knowledge graph: facts, labels and paths between items and entities."""

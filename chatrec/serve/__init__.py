@@ -1,0 +1,1 @@
+"""The HTTP edge: FastAPI app, routes, access control, the bounded model queue and the widget."""

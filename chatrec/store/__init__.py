@@ -1,0 +1,1 @@
+"""Persistent state: conversations, turns, feedback and site keys (SQLite, append-only migrations)."""

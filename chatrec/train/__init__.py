@@ -1,0 +1,1 @@
+"""Fine-tuning: training examples from logged conversations and QLoRA SFT."""
