@@ -5,4 +5,10 @@ types/config <- kb <- index/kg <- prompts <- llm <- ranking/grounding <- dialogu
 <- pipeline (composition root) <- edges (cli, gradio, api).
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # The one version string is pyproject.toml's [project] version, read from the installed metadata.
+    __version__ = version("chatrec")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"

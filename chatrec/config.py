@@ -1,17 +1,24 @@
 """One typed settings tree: defaults < TOML file < ``CHATREC_*`` env vars < explicit overrides.
 
-Nested fields use ``__`` in env vars, e.g. ``CHATREC_LLM__BACKEND=openai``.
-Nothing here reads files or the environment at import time; call
-:func:`load_settings`.
+Nested fields use ``__`` in env vars, e.g. ``CHATREC_LLM__BACKEND=openai``; the TOML
+file is ``--config`` (``load_settings(config_file)``) or ``CHATREC_CONFIG``. A missing
+config file and an unknown ``CHATREC_*`` variable are errors (:class:`SettingsError`).
+Nothing here reads files or the environment at import time, and nothing writes the
+environment except :func:`apply_offline_env`; call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import types
+import typing
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 EMBEDDED_LLM = "embedded:smollm2-135m-instruct"
@@ -33,7 +40,13 @@ def apply_offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
-class LLMSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section (``[name]`` in TOML, ``CHATREC_NAME__KEY``): a misspelt key is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMSettings(Section):
     backend: Literal["transformers", "openai", "fake"] = Field(
         "transformers", description="transformers: local model; openai: any OpenAI-compatible server; fake: scripted (tests)")
     model: str = Field(EMBEDDED_LLM, description="Hugging Face id, local folder, or the embedded SmolLM2")
@@ -52,7 +65,7 @@ class LLMSettings(BaseModel):
         return self
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(Section):
     embedder: str = Field(EMBEDDED_EMBEDDER, description="sentence-transformers folder or id, or the embedded MiniLM")
     chroma_host: str | None = Field(None, description="use a Chroma server (HttpClient) instead of the local folder")
     chroma_port: int = 8000
@@ -65,7 +78,7 @@ class RetrievalSettings(BaseModel):
     kg_hub_degree: int = Field(60, ge=1, description="KG walks pass through no entity with more neighbours than this")
 
 
-class RankingSettings(BaseModel):
+class RankingSettings(Section):
     top_n: int = Field(4, ge=1, le=20, description="recommendations shown per turn")
     w_dense: float = 1.0
     w_kg: float = 0.6
@@ -81,9 +94,174 @@ class RankingSettings(BaseModel):
     llm_candidates: int = Field(12, ge=1, description="top fused candidates the LLM scores, in one batch")
 
 
-class GroundingSettings(BaseModel):
+class GroundingSettings(Section):
     min_template_similarity: float = Field(
         0.55, description="a generated service answer must be at least this similar to its template, else the template is used")
+
+
+class TrainSettings(Section):
+    """``chatrec train`` (QLoRA on the KB's transcripts); :class:`chatrec.train.sft.TrainConfig` takes its defaults
+    from here. Cost on a 2-core CPU (NF4, batch 1, 512 tokens): about 7 s a step, 2.5 s an evaluated example."""
+
+    max_steps: int = Field(150, ge=1, description="optimiser steps")
+    time_budget_s: float | None = Field(None, gt=0, description="stop (and save) after this many seconds")
+    learning_rate: float = Field(3e-4, gt=0)
+    batch_size: int = Field(1, ge=1, description="examples per device step (train and eval)")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    max_length: int = Field(512, ge=64, description="tokens per example; the oldest history turns are cut first")
+    eval_steps: int = Field(50, ge=1, description="held-out loss every this many steps")
+    save_steps: int = Field(50, ge=1, description="checkpoint every this many steps (an interrupted run resumes there)")
+    max_eval_examples: int = Field(32, ge=1, description="held-out examples per evaluation (a full forward pass each: "
+                                                         "keep it small on CPU)")
+    seed: int = 7
+    rank_negatives: int = Field(0, ge=0, description="> 0: also learn the LLM ranker's Yes/No task at logged "
+                                                     "recommendation turns, with this many hard negatives per turn")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="modules the LoRA adapter wraps")
+
+
+class EvalSettings(Section):
+    """``chatrec eval`` run defaults; :class:`chatrec.eval.runner.EvalOptions` takes its defaults from here."""
+
+    ablations: list[str] = Field(default_factory=lambda: ["kg", "profile", "llm_rank"],
+                                 description="parts switched off one at a time: kg, profile, llm_rank, history, adapter")
+    baselines: bool = Field(True, description="also score popularity / repeat_last / embedding_only")
+    split: Literal["all", "heldout", "train"] = Field(
+        "all", description="which conversations (heldout = the 10% hash split that training never sees)")
+    seed: int = Field(7, description="sampling, bootstrap, cross-fitting and permutation-test seed")
+    workers: int = Field(1, ge=1, description="replay processes")
+    generate: bool = Field(False, description="generate replies with the LLM (slow on CPU) instead of scoring the "
+                                              "grounded template/list answer")
+    bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for the confidence intervals")
+    max_new_tokens: int = Field(96, ge=1, le=2048, description="reply length cap when generating")
+    fusion: Literal["learned", "configured"] = Field(
+        "learned", description="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_*")
+
+
+def normalize_origin(origin: str) -> str:
+    """``https://Shop.Example:443/`` -> ``https://shop.example``; raises ValueError if it is not an origin.
+
+    Pure, and here in the bottom layer so that the serve settings and the site-key store
+    (:mod:`chatrec.store.keys`) share it without importing each other."""
+    origin = origin.strip()
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not a web origin (scheme://host[:port]): {origin!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"an origin has no path, query or credentials: {origin!r}")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+class ServeSettings(Section):
+    """``chatrec serve``: the HTTP edge (chatrec/serve/); its command-line flags override these only when given."""
+
+    host: str = Field("127.0.0.1", description="bind address")
+    port: int = Field(8000, ge=0, le=65535)
+    max_concurrent: int = Field(1, ge=1, description="turns generating at once (the model is CPU-bound)")
+    max_queue: int = Field(8, ge=0, description="turns waiting for a slot; more are refused with 503")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when the queue is full")
+    max_body_bytes: int = Field(16 * 1024, ge=256, description="request bodies under /v1/ larger than this get 413")
+    rate_per_minute_key: float = Field(120, ge=0, description="requests per minute per site key (0 = unlimited)")
+    rate_per_minute_ip: float = Field(30, ge=0, description="requests per minute per client IP (0 = unlimited)")
+    admin_token: str | None = Field(None, description="bearer token for /v1/admin/*; None disables the admin API")
+    require_key: bool | None = Field(None, description="None: a site key is required once any key exists")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed without a key's listing")
+    accept_user_id: bool = Field(True, description="take user_id/user from requests (personalisation); turn off "
+                                                   "for public sites until user ids are signed by the shop")
+    expose_trace: bool = Field(False, description="include the turn trace (routing, timings) in responses")
+    model_id: str = Field("chatrec", description="model id shown by the OpenAI-compatible API")
+    ui: bool = Field(True, description="mount the Gradio UI under /ui")
+    demo: bool = Field(True, description="serve the demo shop page at /demo")
+    demo_site_key: str | None = Field(None, description="site key written into the /demo page")
+    ui_wait_s: float = Field(300, gt=0, description="how long a Gradio UI turn waits for a slot")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        return [normalize_origin(o) for o in v]
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be loaded: a missing config file, an unknown ``CHATREC_*`` variable."""
+
+
+# Variables with the prefix that are not settings fields (read by name elsewhere).
+NON_SETTINGS_ENV = frozenset({
+    "CHATREC_CONFIG",  # the TOML file
+    "CHATREC_ADMIN_TOKEN", "CHATREC_DEMO_SITE_KEY", "CHATREC_SERVE_HOST", "CHATREC_SERVE_PORT",  # `chatrec serve` flags
+    "CHATREC_SCREENSHOT_DIR",  # tests/test_widget_browser.py
+})
+
+# The TOML file of the load_settings call in progress (not the process environment).
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("chatrec_config_file", default=None)
+
+
+def check_sources(config_file: str | Path | None = None) -> Path | None:
+    """Check what :func:`load_settings` reads before reading it: every ``CHATREC_*`` variable
+    names a setting, and the config file (``config_file``, else ``CHATREC_CONFIG``) exists.
+    Returns that file (None: no file); raises :class:`SettingsError`."""
+    unknown = unknown_env_vars()
+    if unknown:
+        raise SettingsError("unknown CHATREC_ environment variable(s):\n  " + "\n  ".join(unknown))
+    path, origin = (Path(config_file) if config_file is not None else None), "--config"
+    if path is None and os.environ.get("CHATREC_CONFIG"):
+        path, origin = Path(os.environ["CHATREC_CONFIG"]), "CHATREC_CONFIG"
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {str(path)!r} (from {origin}) does not exist"
+                            + (" or is not a file" if path.exists() else ""))
+    return path
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings section class behind a field annotation (``X``, ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [m for m in map(_model_of, typing.get_args(annotation)) if m is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def unknown_env_vars(environ: typing.Mapping[str, str] | None = None) -> list[str]:
+    """One line per ``CHATREC_*`` variable that names no setting (nested ``__`` keys are checked
+    too), each with the close match or the names valid at that level."""
+    environ = os.environ if environ is None else environ
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("CHATREC_") or upper in NON_SETTINGS_ENV:
+            continue
+        model: type[BaseModel] = Settings
+        path: list[str] = []
+        for part in upper.removeprefix("CHATREC_").lower().split("__"):
+            fields = model.model_fields if model is not None else {}
+            if part not in fields:
+                if model is None:
+                    problems.append(f"{name}: {'.'.join(path)} is a value, not a section")
+                    break
+                valid = sorted(fields)
+                close = difflib.get_close_matches(part, valid, n=1)
+                if not path:
+                    sections = sorted(k for k, f in fields.items() if _model_of(f.annotation))
+                    hint = f"valid sections: {', '.join(sections)}; other settings: " \
+                           f"{', '.join(k for k in valid if k not in sections)}"
+                else:
+                    hint = f"{'.'.join(path)} has: {', '.join(valid)}"
+                suggestion = f"did you mean CHATREC_{'__'.join([*path, close[0]]).upper()}? " if close else ""
+                problems.append(f"{name}: no setting {'.'.join([*path, part])!r}; {suggestion}{hint}")
+                break
+            path.append(part)
+            model = _model_of(fields[part].annotation)
+    return problems
 
 
 class Settings(BaseSettings):
@@ -98,6 +276,9 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -108,9 +289,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("CHATREC_CONFIG")
+        # Highest priority first: explicit values, CHATREC_* variables, the TOML file, then the defaults.
+        toml_file = check_sources(_CONFIG_FILE.get())
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file:
+        if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
@@ -126,18 +308,18 @@ class Settings(BaseSettings):
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build settings; ``overrides`` (e.g. from CLI flags) win over everything else.
 
-    Nested overrides are dicts, e.g. ``llm={"adapter": "out/adapter"}``; they are
-    merged with the lower layers rather than replacing them.
+    Layers, lowest first: defaults < the TOML ``config_file`` (else ``CHATREC_CONFIG``)
+    < ``CHATREC_*`` variables < ``overrides``. Nested overrides are dicts, e.g.
+    ``llm={"adapter": "out/adapter"}``; they are merged with the lower layers rather
+    than replacing them, and ``None`` values (an unset CLI flag) are left out.
+    Raises :class:`SettingsError` for a missing config file or an unknown ``CHATREC_*``
+    variable, and pydantic's ``ValidationError`` (also a ``ValueError``) for bad values.
     """
-    if config_file is not None:
-        os.environ["CHATREC_CONFIG"] = str(config_file)
-    base = Settings()
-    if not overrides:
-        return base
-    merged = base.model_dump()
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **{k: v for k, v in value.items() if v is not None}}
-        elif value is not None:
-            merged[key] = value
-    return Settings.model_validate(merged)
+    def given(value: Any) -> Any:
+        return {k: given(v) for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+
+    token = _CONFIG_FILE.set(Path(config_file) if config_file is not None else None)
+    try:
+        return Settings(**{k: given(v) for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE.reset(token)

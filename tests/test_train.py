@@ -12,8 +12,8 @@ TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
 
 
 def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
-    train_ex = build_examples(fake_bot, heldout=False)
-    held = build_examples(fake_bot, heldout=True)
+    train_ex = build_examples(fake_bot.planner, heldout=False)
+    held = build_examples(fake_bot.planner, heldout=True)
     assert train_ex and held
     assert not {e["conversation_id"] for e in train_ex} & {e["conversation_id"] for e in held}
     assert all(is_heldout(e["conversation_id"]) for e in held)
@@ -27,12 +27,13 @@ def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
 
 def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path, fake_bot, kb, shared_index):
     from chatrec.turn.pii import mask_pii
+    from chatrec.turn.plan import PlanOptions, TurnInput
     from chatrec.turn.state import DialogueState
     from tests_support import fake_settings
 
     some = [c.conversation_id for c in kb.transcripts if any(t.recommended for t in c.turns)][:30]
-    plain = build_examples(fake_bot, conversation_ids=some)
-    both = build_examples(fake_bot, conversation_ids=some, rank_negatives=2)
+    plain = build_examples(fake_bot.planner, conversation_ids=some)
+    both = build_examples(fake_bot.planner, conversation_ids=some, rank_negatives=2)
     rank = [e for e in both if e.get("task") == "rank"]
     assert [e for e in both if e.get("task") != "rank"] == plain  # the reply examples do not change
     convs = {c.conversation_id: c for c in kb.transcripts}
@@ -63,8 +64,8 @@ def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path,
                    index=shared_index)
     cid, n = next(k for k in per_turn if k[1] == 1)  # an opening turn: no state to carry over
     conv = convs[cid]
-    live.plan(mask_pii(conv.turns[0].text), DialogueState(), conv.user_id, rank_always=True,
-              history_before=conv.started_at)
+    live.planner.plan(TurnInput(mask_pii(conv.turns[0].text), DialogueState(), conv.user_id, conv.started_at),
+                      PlanOptions(rank_always=True))
     ours = [e["prompt"] for e in rank if (e["conversation_id"], e["turn"]) == (cid, n)
             and e["item_id"] not in conv.turns[n].recommended]
     assert ours and all(p in llm.scored for p in ours)
@@ -76,7 +77,7 @@ def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
     from chatrec.config import load_settings
 
     settings = load_settings(kb_dir=str(TINY), data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
-    bot = Chatbot(settings, llm=FakeLLM(), kb=load_kb(TINY), index=shared_index)
+    bot = Chatbot(settings, llm=FakeLLM(), kb=load_kb(TINY), index=shared_index).planner
     with pytest.raises(TrainingError, match="need at least 8"):
         train(bot, tmp_path / "adapter", TrainConfig(max_steps=1))
     assert not (tmp_path / "adapter").exists()
@@ -85,13 +86,13 @@ def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
 @pytest.mark.slow
 def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, fake_bot):
     out = tmp_path / "adapter"
-    card = train(fake_bot, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10, rank_negatives=1))
+    card = train(fake_bot.planner, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10, rank_negatives=1))
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     saved = json.loads((out / "chatrec_card.json").read_text())
     assert saved["data"]["kb_hash"] == fake_bot.kb.fingerprint() and saved["metrics"]["steps"] == 1
     assert card["metrics"]["eval_loss"] > 0
     assert saved["config"]["rank_negatives"] == 1  # with the ranker's Yes/No examples
-    assert card["metrics"]["train_examples"] > len(build_examples(fake_bot, heldout=False))
+    assert card["metrics"]["train_examples"] > len(build_examples(fake_bot.planner, heldout=False))
     assert not out.with_name(out.name + ".tmp").exists() and not out.with_name(out.name + ".work").exists()
 
 

@@ -9,11 +9,29 @@ from pathlib import Path
 
 import click
 
-from chatrec.config import Settings, load_settings
+from chatrec.config import Settings, SettingsError, check_sources, load_settings
 from chatrec.kb import KBError
 
 
+def check_settings_sources(config: str | None) -> None:
+    """Run by the command group for every command: a missing config file or an unknown
+    ``CHATREC_*`` variable is a usage error before any work starts."""
+    try:
+        check_sources(config)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def default_of(section: str, key: str) -> str:
+    """Help text for a flag that falls back to a settings field: its default and its setting names."""
+    field = Settings.model_fields[section].default_factory().model_fields[key]  # type: ignore[misc]
+    default = field.get_default(call_default_factory=True)
+    shown = ",".join(default) if isinstance(default, list) else "unset" if default is None else default
+    return f"[default: {shown}; setting {section}.{key}, CHATREC_{section.upper()}__{key.upper()}]"
+
+
 def settings_from(ctx: click.Context, **overrides) -> Settings:
+    """Settings from the global flags plus ``overrides`` (a command's flags; None = not given)."""
     o = ctx.obj or {}
     llm = {k: v for k, v in (("adapter", overrides.pop("adapter", None)), ("backend", o.get("backend")),
                              ("model", o.get("model"))) if v}

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from chatrec.cli.context import default_of
+from chatrec.extras import require, require_extra
+
 
 def _table(summary: dict, metrics: list[str]) -> str:
     head = "| system | " + " | ".join(metrics) + " |"
@@ -32,38 +35,48 @@ def register(main: click.Group) -> None:
     @click.option("--kb", "kb_dir", type=click.Path(file_okay=False), help="knowledge base of the transcripts")
     @click.option("--adapter", help="LoRA adapter folder or name (then -adapter is an ablation with --generate)")
     @click.option("--out", default="eval-out", show_default=True, type=click.Path(file_okay=False))
-    @click.option("--ablate", default="kg,profile,llm_rank", show_default=True,
-                  help="comma-separated parts to switch off one at a time: kg, profile, llm_rank, history, adapter")
-    @click.option("--no-baselines", is_flag=True, help="skip popularity / repeat_last / embedding_only")
-    @click.option("--split", type=click.Choice(["all", "heldout", "train"]), default="all", show_default=True,
-                  help="which conversations (held-out = the 10%% hash split that training never sees)")
+    @click.option("--ablate", help="comma-separated parts to switch off one at a time: kg, profile, llm_rank, "
+                                   "history, adapter " + default_of("eval", "ablations"))
+    @click.option("--baselines/--no-baselines", default=None,
+                  help="score popularity / repeat_last / embedding_only too " + default_of("eval", "baselines"))
+    @click.option("--split", type=click.Choice(["all", "heldout", "train"]),
+                  help="which conversations (held-out = the 10% hash split that training never sees) "
+                       + default_of("eval", "split"))
     @click.option("--limit", type=click.IntRange(min=1), help="first N conversations only")
     @click.option("--sample", type=click.IntRange(min=1), help="a seeded random sample of N conversations")
-    @click.option("--seed", default=7, show_default=True, type=int)
-    @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="processes")
-    @click.option("--generate", is_flag=True, help="generate replies with the LLM (slow on CPU) instead of "
-                                                   "scoring the grounded template/list answer")
-    @click.option("--fusion", type=click.Choice(["learned", "configured"]), default="learned", show_default=True,
-                  help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_*")
+    @click.option("--seed", type=int, help=default_of("eval", "seed"))
+    @click.option("--workers", type=click.IntRange(min=1), help="processes " + default_of("eval", "workers"))
+    @click.option("--generate/--no-generate", default=None,
+                  help="generate replies with the LLM (slow on CPU) instead of scoring the grounded template/list "
+                       "answer " + default_of("eval", "generate"))
+    @click.option("--fusion", type=click.Choice(["learned", "configured"]),
+                  help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_* "
+                       + default_of("eval", "fusion"))
     @click.option("--no-resume", is_flag=True, help="start over even if --out holds a partial run")
-    @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=100))
+    @click.option("--bootstrap", type=click.IntRange(min=100), help=default_of("eval", "bootstrap"))
     @click.pass_context
-    def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, no_baselines, split, limit, sample, seed, workers, generate,
+    def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, baselines, split, limit, sample, seed, workers, generate,
                  fusion, no_resume, bootstrap) -> None:
         """Replay TRANSCRIPTS (JSON Lines, the kb transcript format) turn by turn, or
         `chatrec eval compare RUN_A[:SYSTEM] RUN_B[:SYSTEM]` for paired differences.
 
+        Run options default to the [eval] settings section (TOML or CHATREC_EVAL__*).
         Writes OUT/summary.json, OUT/turns.jsonl (one row per system and turn), and
         OUT/report.html (opens offline)."""
         from chatrec.cli.context import settings_from
         from chatrec.eval.runner import HEADLINE, EvalError, EvalOptions, compare, run_eval
         from chatrec.kb import KBError
 
+        ablations = None if ablate is None else [a.strip() for a in ablate.split(",") if a.strip()]
+        settings = settings_from(ctx, adapter=adapter, **({"kb_dir": kb_dir} if kb_dir else {}), eval={
+            "ablations": ablations, "baselines": baselines, "split": split, "seed": seed, "workers": workers,
+            "generate": generate, "fusion": fusion, "bootstrap": bootstrap})
         if args[0] == "compare":
             if len(args) != 3:
                 raise click.UsageError("usage: chatrec eval compare RUN_A[:SYSTEM] RUN_B[:SYSTEM]")
+            require("scipy", purpose="chatrec eval compare")
             try:
-                res = compare(args[1], args[2], seed=seed)
+                res = compare(args[1], args[2], seed=settings.eval.seed)
             except (EvalError, FileNotFoundError) as exc:
                 raise click.ClickException(str(exc)) from exc
             click.echo(f"A = {res['a']}, B = {res['b']}, {res['conversations']} conversations in common\n")
@@ -77,12 +90,9 @@ def register(main: click.Group) -> None:
         transcripts = Path(args[0])
         if not transcripts.is_file():
             raise click.UsageError(f"no such file: {transcripts}")
-        overrides = {"kb_dir": kb_dir} if kb_dir else {}
-        settings = settings_from(ctx, adapter=adapter, **overrides)
-        ablations = [a.strip() for a in ablate.split(",") if a.strip()]
-        opts = EvalOptions(transcripts=str(transcripts), out=out, ablations=ablations, baselines=not no_baselines,
-                           limit=limit, sample=sample, seed=seed, workers=workers, generate=generate, split=split,
-                           bootstrap=bootstrap, fusion=fusion)
+        require_extra("eval", "chatrec eval")
+        opts = EvalOptions(transcripts=str(transcripts), out=out, limit=limit, sample=sample,
+                           **settings.eval.model_dump())
         out_dir = Path(out)
         if no_resume and out_dir.exists():
             for name in ("run.json", "convs.jsonl", "turns.jsonl", "features.jsonl", "summary.json", "report.html"):
@@ -101,7 +111,7 @@ def register(main: click.Group) -> None:
     @main.command(name="fit-ranker")
     @click.option("--out", type=click.Path(dir_okay=False), help="weights file [<data-dir>/ranker.json]")
     @click.option("--limit", type=click.IntRange(min=1), help="first N training conversations")
-    @click.option("--seed", default=7, show_default=True, type=int)
+    @click.option("--seed", type=int, help=default_of("eval", "seed"))
     @click.pass_context
     def fit_ranker(ctx, out, limit, seed) -> None:
         """Learn the fusion weights from the KB's logged recommendation turns (training split only).
@@ -113,7 +123,9 @@ def register(main: click.Group) -> None:
         from chatrec.eval.runner import EvalOptions, run_eval
         from chatrec.eval.fusion import feature_rows, fit_weights, save_weights
 
-        settings = settings_from(ctx)
+        require_extra("eval", "chatrec fit-ranker")
+        settings = settings_from(ctx, eval={"seed": seed})
+        seed = settings.eval.seed
         target = Path(out) if out else settings.data_dir / "ranker.json"
         with tempfile.TemporaryDirectory() as tmp:
             opts = EvalOptions(transcripts=str(settings.kb_dir / "transcripts.jsonl"), out=tmp, ablations=[],

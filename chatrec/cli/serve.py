@@ -1,11 +1,13 @@
 """``chatrec serve`` (the HTTP API, widget and UI under uvicorn) and ``chatrec keys`` (site keys).
 
-Wired into the main command group by ``register(main)`` in chatrec/cli.py.
+Wired into the main command group by ``register(main)`` in chatrec/cli/main.py.
 """
 
 from __future__ import annotations
 
 import click
+
+from chatrec.config import ServeSettings
 
 
 def _base_settings(ctx: click.Context, **overrides):
@@ -14,52 +16,56 @@ def _base_settings(ctx: click.Context, **overrides):
     return settings_from(ctx, **overrides)
 
 
+def _help(name: str, text: str = "") -> str:
+    """Help from the ``serve`` settings section, so each default is written once (in chatrec.config)."""
+    field = ServeSettings.model_fields[name]
+    default = field.get_default(call_default_factory=True)
+    shown = f"default: {default}; " if default not in (None, []) else ""
+    return f"{text or field.description or ''} [{shown}serve.{name}]".lstrip()
+
+
+# Every flag defaults to None ("not given") and then leaves serve.<name> as the settings
+# tree has it (defaults < TOML [serve] < CHATREC_SERVE__* < the flag).
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="CHATREC_SERVE_HOST", help="bind address")
-@click.option("--port", default=8000, show_default=True, type=int, envvar="CHATREC_SERVE_PORT")
-@click.option("--max-concurrent", default=1, show_default=True, type=click.IntRange(min=1),
-              help="turns generating at once")
-@click.option("--max-queue", default=8, show_default=True, type=click.IntRange(min=0),
-              help="turns waiting for a slot; more get 503")
-@click.option("--max-body-bytes", default=16 * 1024, show_default=True, type=click.IntRange(min=256))
-@click.option("--rate-per-minute-key", default=120.0, show_default=True, type=click.FloatRange(min=0),
-              help="requests per minute per site key (0 = unlimited)")
-@click.option("--rate-per-minute-ip", default=30.0, show_default=True, type=click.FloatRange(min=0),
-              help="requests per minute per client address (0 = unlimited)")
-@click.option("--admin-token", envvar="CHATREC_ADMIN_TOKEN", default=None,
-              help="bearer token for /v1/admin/* (also CHATREC_ADMIN_TOKEN); unset = admin API off")
+@click.option("--host", envvar="CHATREC_SERVE_HOST", help=_help("host"))
+@click.option("--port", type=click.IntRange(0, 65535), envvar="CHATREC_SERVE_PORT", help=_help("port"))
+@click.option("--max-concurrent", type=click.IntRange(min=1), help=_help("max_concurrent"))
+@click.option("--max-queue", type=click.IntRange(min=0), help=_help("max_queue"))
+@click.option("--max-body-bytes", type=click.IntRange(min=256), help=_help("max_body_bytes"))
+@click.option("--rate-per-minute-key", type=click.FloatRange(min=0), help=_help("rate_per_minute_key"))
+@click.option("--rate-per-minute-ip", type=click.FloatRange(min=0), help=_help("rate_per_minute_ip"))
+@click.option("--admin-token", envvar="CHATREC_ADMIN_TOKEN",
+              help=_help("admin_token", "bearer token for /v1/admin/* (also CHATREC_ADMIN_TOKEN); unset = admin API off"))
 @click.option("--require-key/--no-require-key", default=None,
-              help="require a site key [default: once any key exists]")
-@click.option("--cors-origin", "cors_origins", multiple=True, help="extra allowed browser origin (repeatable)")
-@click.option("--demo-key", default=None, envvar="CHATREC_DEMO_SITE_KEY", help="site key written into /demo")
-@click.option("--no-ui", is_flag=True, help="do not mount the Gradio UI under /ui")
-@click.option("--no-demo", is_flag=True, help="do not serve the demo page at /demo")
+              help=_help("require_key", "require a site key (default: once any key exists)"))
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help=_help("cors_origins", "extra allowed browser origin (repeatable; replaces the configured list)"))
+@click.option("--demo-key", envvar="CHATREC_DEMO_SITE_KEY", help=_help("demo_site_key"))
+@click.option("--ui/--no-ui", default=None, help=_help("ui"))
+@click.option("--demo/--no-demo", default=None, help=_help("demo"))
 @click.option("--adapter", help="LoRA adapter folder")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_context
 def serve(ctx, host, port, max_concurrent, max_queue, max_body_bytes, rate_per_minute_key, rate_per_minute_ip,
-          admin_token, require_key, cors_origins, demo_key, no_ui, no_demo, adapter, log_level) -> None:
+          admin_token, require_key, cors_origins, demo_key, ui, demo, adapter, log_level) -> None:
     """Serve the chat API (SSE + OpenAI-compatible), the widget, /demo and the UI at /ui."""
     import uvicorn
-    from pydantic import ValidationError
 
-    from chatrec.serve.app import ServeSettings, create_app
     from chatrec.cli.context import make_chatbot
+    from chatrec.serve.app import create_app
 
-    try:
-        serve_settings = ServeSettings(
-            host=host, port=port, max_concurrent=max_concurrent, max_queue=max_queue, max_body_bytes=max_body_bytes,
-            rate_per_minute_key=rate_per_minute_key, rate_per_minute_ip=rate_per_minute_ip,
-            admin_token=admin_token or None, require_key=require_key, cors_origins=list(cors_origins),
-            demo_site_key=demo_key, ui=not no_ui, demo=not no_demo)
-    except ValidationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    bot = make_chatbot(_base_settings(ctx, adapter=adapter))
-    app = create_app(bot, serve_settings)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    click.echo(f"chatrec API on http://{shown}:{port}  (UI /ui, demo /demo, widget /widget.js, OpenAI /v1)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    given = dict(host=host, port=port, max_concurrent=max_concurrent, max_queue=max_queue,
+                 max_body_bytes=max_body_bytes, rate_per_minute_key=rate_per_minute_key,
+                 rate_per_minute_ip=rate_per_minute_ip, admin_token=admin_token or None, require_key=require_key,
+                 cors_origins=list(cors_origins) or None, demo_site_key=demo_key, ui=ui, demo=demo)
+    overrides = {k: v for k, v in given.items() if v is not None}
+    settings = _base_settings(ctx, adapter=adapter, **({"serve": overrides} if overrides else {}))
+    cfg = settings.serve
+    app = create_app(make_chatbot(settings), cfg)
+    shown = "localhost" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    click.echo(f"chatrec API on http://{shown}:{cfg.port}  (UI /ui, demo /demo, widget /widget.js, OpenAI /v1)")
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level, proxy_headers=False)
 
 
 @click.group()

@@ -7,41 +7,50 @@ from pathlib import Path
 
 import click
 
+from chatrec.cli.context import default_of
+from chatrec.extras import require_extra
+
 
 def register(main: click.Group) -> None:
     @main.command()
     @click.option("--out", help="adapter folder [<data-dir>/adapters/<name>]")
     @click.option("--name", default="default", show_default=True, help="adapter name (used when --out is not given)")
-    @click.option("--max-steps", type=click.IntRange(min=1), default=150, show_default=True)
-    @click.option("--time-budget", type=float, help="stop (and save) after this many seconds")
-    @click.option("--max-length", type=click.IntRange(min=64), default=512, show_default=True)
+    @click.option("--max-steps", type=click.IntRange(min=1), help=f"optimiser steps {default_of('train', 'max_steps')}")
+    @click.option("--time-budget", type=click.FloatRange(min=0, min_open=True),
+                  help=f"stop (and save) after this many seconds {default_of('train', 'time_budget_s')}")
+    @click.option("--max-length", type=click.IntRange(min=64),
+                  help=f"tokens per example {default_of('train', 'max_length')}")
     @click.option("--no-resume", is_flag=True, help="ignore checkpoints of an interrupted run")
-    @click.option("--rank-negatives", type=click.IntRange(min=0), default=0, show_default=True,
+    @click.option("--rank-negatives", type=click.IntRange(min=0),
                   help="also train the LLM ranker's Yes/No task at logged recommendation turns, with this many "
-                       "hard negatives (best-ranked items the agent did not show) per turn; 0 = off")
+                       "hard negatives (best-ranked items the agent did not show) per turn; 0 = off "
+                       + default_of("train", "rank_negatives"))
+    @click.option("--seed", type=int, help=default_of("train", "seed"))
     @click.pass_context
-    def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_negatives) -> None:
+    def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_negatives, seed) -> None:
         """Train a LoRA adapter on kb/transcripts.jsonl (held-out conversations for eval loss).
 
-        An interrupted run (Ctrl-C, killed) resumes from its last checkpoint when run again."""
+        Every option of the run is in the [train] settings section (TOML or CHATREC_TRAIN__*);
+        the flags override it. An interrupted run (Ctrl-C, killed) resumes from its last
+        checkpoint when run again."""
         from chatrec.cli.context import settings_from
         from chatrec.kb import KBError
-        from chatrec.llm.fake import FakeLLM
-        from chatrec.chatbot import Chatbot
+        from chatrec.chatbot import build_planner
         from chatrec.train.sft import TrainConfig, TrainingError
         from chatrec.train.sft import train as run
 
-        settings = settings_from(ctx)
+        require_extra("train", "chatrec train")
+        settings = settings_from(ctx, train={"max_steps": max_steps, "time_budget_s": time_budget,
+                                             "max_length": max_length, "rank_negatives": rank_negatives, "seed": seed})
         try:
-            # Prompts are built by the pipeline; no generation happens, so no model is loaded for it.
-            bot = Chatbot(settings, llm=FakeLLM(), progress=True)
+            # Prompts are planned as a live turn plans them; planning needs no model.
+            planner = build_planner(settings, progress=True)
         except KBError as exc:
             raise click.ClickException(str(exc)) from exc
         target = Path(out) if out else settings.data_dir / "adapters" / name
-        cfg = TrainConfig(max_steps=max_steps, time_budget_s=time_budget, max_length=max_length,
-                          rank_negatives=rank_negatives)
+        cfg = TrainConfig(**settings.train.model_dump())
         try:
-            card = run(bot, target, cfg, resume=not no_resume)
+            card = run(planner, target, cfg, resume=not no_resume)
         except TrainingError as exc:
             raise click.ClickException(str(exc)) from exc
         m = {k: v for k, v in card["metrics"].items() if k != "log_history"}

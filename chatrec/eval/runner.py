@@ -1,7 +1,7 @@
 """Batch evaluation: replay logged conversations turn by turn and score every system on the same turns.
 
 For each agent turn the system sees the conversation up to that turn (never a later
-one): the customer's messages pass through :meth:`chatrec.chatbot.Chatbot.plan`
+one): the customer's messages pass through :class:`chatrec.turn.plan.Planner`, advanced by :func:`chatrec.turn.replay.replay`,
 exactly as in a live chat, and the *logged* agent replies (not the system's) go into
 the history, so every turn starts from what really happened.
 
@@ -47,14 +47,16 @@ from typing import Any, Iterator
 import numpy as np
 from pydantic import ValidationError
 
-from chatrec.config import Settings
+from chatrec.config import EvalSettings, Settings
 from chatrec.turn.ground import check_text, fallback_text
 from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, check_conversation, is_heldout
 from chatrec.eval.fusion import fold_of
 from chatrec.eval.metrics import DEPTH, KS, intra_list_diversity, rank_metrics, rouge_l
-from chatrec.turn.profile import history_of
+from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour
-from chatrec.turn.state import DialogueState, TurnAnnotations, update_state
+from chatrec.turn.plan import PlanOptions
+from chatrec.turn.replay import ReplayStep, replay
+from chatrec.turn.state import DialogueState
 from chatrec.types import Conversation
 
 log = logging.getLogger(__name__)
@@ -80,21 +82,28 @@ class EvalError(ValueError):
     """The evaluation cannot run (bad options, or a resumed run with different options)."""
 
 
+_DEFAULTS = EvalSettings()
+
+
 @dataclass
 class EvalOptions:
+    """One evaluation run: what to replay and where to write, then the run-level options whose
+    defaults (and descriptions) are the ``[eval]`` settings section's (:class:`chatrec.config.EvalSettings`):
+    ``EvalOptions(transcripts, out, **settings.eval.model_dump())`` builds one from the settings."""
+
     transcripts: str
     out: str
-    ablations: list[str] = field(default_factory=lambda: ["kg", "profile", "llm_rank"])
-    baselines: bool = True
-    limit: int | None = None
-    sample: int | None = None
-    seed: int = 7
-    workers: int = 1
-    generate: bool = False
-    split: str = "all"  # all | heldout | train
-    bootstrap: int = 1000
-    max_new_tokens: int = 96
-    fusion: str = "learned"  # learned (cross-fitted from the logs) | configured (ranking.w_* as set)
+    ablations: list[str] = field(default_factory=lambda: list(_DEFAULTS.ablations))
+    baselines: bool = _DEFAULTS.baselines
+    limit: int | None = None  # first N conversations
+    sample: int | None = None  # a seeded random sample of N conversations
+    seed: int = _DEFAULTS.seed
+    workers: int = _DEFAULTS.workers
+    generate: bool = _DEFAULTS.generate
+    split: str = _DEFAULTS.split  # all | heldout | train
+    bootstrap: int = _DEFAULTS.bootstrap
+    max_new_tokens: int = _DEFAULTS.max_new_tokens
+    fusion: str = _DEFAULTS.fusion  # learned (cross-fitted from the logs) | configured (ranking.w_* as set)
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in asdict(self).items() if k not in ("workers", "out")}
@@ -111,24 +120,43 @@ def needs_real_llm(settings: Settings, opts: EvalOptions) -> bool:
     return opts.generate or settings.ranking.w_llm > 0
 
 
+
+class _ConversationRows:
+    """What scoring one conversation accumulates: per-turn rows, per-system sums, features."""
+
+    def __init__(self, conv: Conversation, systems: list[str], history: UserHistory):
+        self.conv, self.history = conv, history
+        self.turns: list[dict] = []
+        self.sums: dict[str, dict[str, list[float]]] = {s: {} for s in systems}
+        self.latency: dict[str, list[float]] = {s: [] for s in systems}
+        self.ttft: dict[str, list[float]] = {}
+        self.first_lists: dict[str, list[str]] = {}
+        self.features: list[dict] = []
+
+    def result(self) -> dict[str, Any]:
+        return {"conversation_id": self.conv.conversation_id, "user_id": self.conv.user_id, "turns": self.turns,
+                "sums": self.sums, "latency": self.latency, "ttft": self.ttft, "first_lists": self.first_lists,
+                "features": self.features}
+
+
 class Replayer:
-    """Scores one conversation at a time for every system; holds the bot and item vectors."""
+    """Scores one conversation at a time for every system; holds the planner and item vectors."""
 
     def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str]):
-        from chatrec.llm.fake import FakeLLM
-        from chatrec.chatbot import Chatbot
+        from chatrec.chatbot import build_planner
+        from chatrec.llm import make_llm
 
         self.opts = opts
-        llm = None if needs_real_llm(settings, opts) else FakeLLM()
-        self.bot = Chatbot(settings, llm=llm, exclude_conversations=exclude)
-        self.behaviours = {k: Behaviour(self.bot.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
+        self.settings = settings
+        self.llm = make_llm(settings) if needs_real_llm(settings, opts) else None
+        self.planner = build_planner(settings, llm=self.llm, exclude_conversations=exclude)
+        self.kb, self.ranker, self.retriever = self.planner.kb, self.planner.ranker, self.planner.retriever
+        self.behaviours = {k: Behaviour(self.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
         self.base_llm = None
         if opts.generate and settings.llm.adapter and "adapter" in opts.ablations:
-            from chatrec.llm import make_llm
-
             base = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": None})})
             self.base_llm = make_llm(base)
-        col = self.bot.index.collection("items")
+        col = self.retriever.collection("items")
         got = col.get(include=["embeddings"])
         self.vectors = {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
         self.systems = self._systems()
@@ -145,61 +173,28 @@ class Replayer:
 
     def conversation(self, conv: Conversation) -> dict[str, Any]:
         """All rows for one conversation: per-turn records, per-system sums, candidate features."""
-        bot = self.bot
-        bot.ranker.behaviour = self.behaviours[fold_of(conv.conversation_id)]
-        annotated_log = any(t.mentions or t.liked or t.disliked for t in conv.turns)
-        state = DialogueState()
-        history = history_of(bot.kb, conv.user_id, conv.started_at)
-        pending: list[str] = []
-        ann = TurnAnnotations([], [], [])
-        turns: list[dict] = []
-        sums: dict[str, dict[str, list[float]]] = {s: {} for s in self.systems}
-        latency: dict[str, list[float]] = {s: [] for s in self.systems}
-        ttft: dict[str, list[float]] = {}
-        first_lists: dict[str, list[str]] = {}
-        features: list[dict] = []
-        for idx, turn in enumerate(conv.turns):
-            if turn.role == "user":
-                pending.append(turn.text)
-                ann.mentions += turn.mentions
-                ann.liked += turn.liked
-                ann.disliked += turn.disliked
-                continue
-            text = " ".join(pending).strip()
-            annotations = ann if annotated_log else None
+        self.ranker.behaviour = self.behaviours[fold_of(conv.conversation_id)]
+        rows = _ConversationRows(conv, self.systems, history_of(self.kb, conv.user_id, conv.started_at))
+        for step in replay(conv, self.planner):
+            turn = step.agent
             is_rec = bool(turn.recommended)
             is_service = not is_rec and bool(turn.template_id or (turn.intent and turn.intent != RECOMMEND_LABEL))
-            if text and (is_rec or is_service):
-                mentioned_before = list(state.mentioned_items)
-                new_state = self._score_turn(conv, idx, turn, text, state, annotations, history, is_rec,
-                                             mentioned_before, turns, sums, latency, ttft, first_lists, features)
-            elif text:
-                new_state = update_state(state, text, bot.linker, annotations)
-            else:
-                new_state = state.model_copy(deep=True)
-            # the logged agent's reply, not the system's, continues the conversation
-            if text:
-                new_state.history.append({"role": "user", "content": text})
-            new_state.history.append({"role": "assistant", "content": turn.text})
-            new_state.history = new_state.history[-2 * max(bot.settings.history_turns, 1):]
-            for i in [*turn.mentions, *turn.recommended]:
-                if i not in new_state.mentioned_items:
-                    new_state.mentioned_items.append(i)
-            if turn.recommended:
-                new_state.last_recommended = list(turn.recommended)
-            state = new_state
-            pending, ann = [], TurnAnnotations([], [], [])
-        return {"conversation_id": conv.conversation_id, "user_id": conv.user_id, "turns": turns,
-                "sums": sums, "latency": latency, "ttft": ttft, "first_lists": first_lists, "features": features}
+            if step.input.text and (is_rec or is_service):
+                step.continue_with(self._score_turn(step, is_rec, rows))
+        return rows.result()
 
-    def _score_turn(self, conv, idx, turn, text, state, annotations, history, is_rec, mentioned_before,
-                    turns, sums, latency, ttft, first_lists, features) -> DialogueState:
-        bot, opts = self.bot, self.opts
-        top_n = bot.settings.ranking.top_n
+    def _score_turn(self, step: ReplayStep, is_rec: bool, rows: "_ConversationRows") -> DialogueState:
+        """Score every system on this turn; return the full system's state to continue from."""
+        conv, idx, turn, text, state = rows.conv, step.index, step.agent, step.input.text, step.input.state
+        turns, sums, latency, ttft = rows.turns, rows.sums, rows.latency, rows.ttft
+        first_lists, features = rows.first_lists, rows.features
+        history = rows.history
+        opts = self.opts
+        top_n = self.settings.ranking.top_n
         gold = list(dict.fromkeys(turn.recommended))
-        gold_new = [g for g in gold if g not in mentioned_before]
+        gold_new = [g for g in gold if g not in step.seen_before]
         t0 = time.perf_counter()
-        q_emb = bot.index.embedder.embed([text])[0]
+        q_emb = self.retriever.embedder.embed([text])[0]
         embed_s = time.perf_counter() - t0
         full_state: DialogueState | None = None
         for system in self.systems:
@@ -208,15 +203,15 @@ class Replayer:
                                    "kind": "rec" if is_rec else "service", "input": text}
             m: dict[str, tuple[float, float]] = {}
             if system in BASELINES:
-                ranked = self._baseline(system, text, full_state or state, history, q_emb) if is_rec else []
+                ranked = self._baseline(system, text, full_state or state, history, q_emb, step.seen_before) if is_rec else []
                 shown = ranked[:top_n]
                 reply = None
             else:
-                ablate = [system[1:]] if system.startswith("-") and system != "-adapter" else []
+                ablate = frozenset([system[1:]] if system.startswith("-") and system != "-adapter" else [])
                 trace: dict[str, Any] = {}
-                plan = bot.plan(text, state, conv.user_id, ablate, trace, annotated=annotations,
-                                rank_always=is_rec, depth=DEPTH if is_rec else 0, query_embedding=q_emb,
-                                history_before=conv.started_at)
+                plan = self.planner.plan(step.input, PlanOptions(ablate=ablate, rank_always=is_rec,
+                                                                 depth=DEPTH if is_rec else 0, query_embedding=q_emb),
+                                         trace)
                 if system == "full":
                     full_state = plan.state
                 ranked = trace.get("rank", {}).get("ranked", [])
@@ -228,8 +223,8 @@ class Replayer:
                                      "turn_index": idx, "features": trace.get("rank", {}).get("features", {}),
                                      "gold": gold, "gold_new": gold_new})
                 else:
-                    logged_tpl = bot.kb.templates.get(turn.template_id or "")
-                    chosen = bot.kb.templates.get(plan.decision.template_id or "")
+                    logged_tpl = self.kb.templates.get(turn.template_id or "")
+                    chosen = self.kb.templates.get(plan.decision.template_id or "")
                     if logged_tpl is not None:
                         m["service.template_acc"] = (float(chosen is not None and chosen.id == logged_tpl.id), 1)
                     logged_intent = turn.intent or (logged_tpl.intent if logged_tpl else None)
@@ -242,8 +237,8 @@ class Replayer:
             if is_rec:
                 m.update(rank_metrics(ranked, gold, "rec"))
                 m.update(rank_metrics(ranked, gold_new, "rec_new"))
-                bad = [i for i in shown if i not in bot.kb.items or not bot.kb.items[i].in_stock
-                       or bot.ranker.allowed(bot.kb.items[i], full_state or state, history) is not None]
+                bad = [i for i in shown if i not in self.kb.items or not self.kb.items[i].in_stock
+                       or self.ranker.allowed(self.kb.items[i], full_state or state, history) is not None]
                 if system not in ("repeat_last",):  # repeating what was said is the point of that baseline
                     m["grounding.invalid_rec_rate"] = (len(bad), max(len(shown), 1)) if shown else (0, 0)
                 if (div := intra_list_diversity(ranked[:10], self.vectors)) is not None:
@@ -254,7 +249,7 @@ class Replayer:
                 row["output"] = reply
                 if not is_rec:
                     m["service.rouge_l"] = (rouge_l(reply, turn.text), 1)
-                    m["service.cosine"] = (bot.index.embedder.similarity(reply, turn.text), 1)
+                    m["service.cosine"] = (self.retriever.embedder.similarity(reply, turn.text), 1)
             row["latency_s"] = round(elapsed, 4)
             row["metrics"] = {k: (round(n / d, 4) if d else None) for k, (n, d) in m.items()}
             latency[system].append(elapsed)
@@ -265,35 +260,35 @@ class Replayer:
                 a[1] += d
             turns.append(row)
         if full_state is None:
-            full_state = update_state(state, text, bot.linker, annotations)
+            full_state = self.planner.advance_state(step.input)
         return full_state
 
-    def _baseline(self, system: str, text: str, state: DialogueState, history, q_emb) -> list[str]:
-        bot = self.bot
+    def _baseline(self, system: str, text: str, state: DialogueState, history: UserHistory, q_emb: Any,
+                  seen_before: list[str]) -> list[str]:
         if system == "repeat_last":
-            return list(dict.fromkeys(reversed(state.mentioned_items)))[:DEPTH]
+            said = seen_before + [i for i in state.mentioned_items if i not in seen_before]
+            return list(dict.fromkeys(reversed(said)))[:DEPTH]
         if system == "popularity":
             out = []
-            for i in bot.ranker.behaviour.popular(len(bot.kb.items)):
-                if bot.ranker.allowed(bot.kb.items[i], state, history) is None:
+            for i in self.ranker.behaviour.popular(len(self.kb.items)):
+                if self.ranker.allowed(self.kb.items[i], state, history) is None:
                     out.append(i)
                     if len(out) == DEPTH:
                         break
             return out
         query = state.last_request or text
         emb = q_emb if query == text else None
-        return [i for i, _ in bot.index.search_items(query, DEPTH, {"in_stock": True}, query_embedding=emb)]
+        return [i for i, _ in self.retriever.search_items(query, DEPTH, {"in_stock": True}, query_embedding=emb)]
 
     def _reply(self, system: str, plan, m: dict, ttft: dict) -> str:
         """The text the system would show: generated and grounded with ``--generate``, else the
         grounded fallback (the filled template or the item list)."""
-        bot = self.bot
         from chatrec.chatbot import NO_MATCH
 
         fallback = fallback_text(plan.decision.route, plan.template_text, plan.recs, NO_MATCH)
         if not self.opts.generate or system not in ("full", "-adapter"):
             return fallback
-        llm = self.base_llm if system == "-adapter" else bot.llm
+        llm = self.base_llm if system == "-adapter" else self.llm
         t0 = time.perf_counter()
         first = None
         pieces = []
@@ -304,9 +299,9 @@ class Replayer:
         draft = "".join(pieces).strip()
         ttft.setdefault(system, []).append(first or 0.0)
         m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
-        report = check_text(draft, plan.recs, bot.kb, template_text=plan.template_text,
-                            similarity=bot.index.embedder.similarity if plan.template_text else None,
-                            min_similarity=bot.settings.grounding.min_template_similarity,
+        report = check_text(draft, plan.recs, self.kb, template_text=plan.template_text,
+                            similarity=self.retriever.embedder.similarity if plan.template_text else None,
+                            min_similarity=self.settings.grounding.min_template_similarity,
                             must_cite=plan.decision.route in ("recommend", "both"),
                             context_items=set(plan.state.mentioned_items))
         unlisted = any("not in the list" in p or "unlisted" in p for p in report.problems)

@@ -20,32 +20,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from chatrec.config import normalize_origin
 from chatrec.store.sqlite import Store
 
 KEY_PREFIX = "crk_"
 
 
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def normalize_origin(origin: str) -> str:
-    """``https://Shop.Example:443/`` -> ``https://shop.example``; raises ValueError if it is not an origin."""
-    origin = origin.strip()
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not a web origin (scheme://host[:port]): {origin!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"an origin has no path, query or credentials: {origin!r}")
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = parts.port
-    default = {"http": 80, "https": 443}[parts.scheme]
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 @dataclass(frozen=True)

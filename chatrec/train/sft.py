@@ -1,7 +1,7 @@
 """QLoRA supervised fine-tuning on the shop's past conversations (TRL SFTTrainer, CPU-safe).
 
 Each logged agent reply becomes one example whose prompt is built by
-:meth:`chatrec.chatbot.Chatbot.plan` exactly as at inference (system prompt,
+:func:`chatrec.train.examples.build_examples` on the same planner and replay as a live turn and evaluation (system prompt,
 profile, KG facts, retrieved items, filled template, history), with the items
 and template the logged agent actually used, so the target only cites what the
 prompt shows. Loss is on the reply only. Conversations are split by id
@@ -32,9 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from chatrec.kb import is_heldout
-from chatrec.turn.pii import mask_pii
-from chatrec.turn.state import DialogueState
+from chatrec.train.examples import build_examples
 
 log = logging.getLogger(__name__)
 
@@ -43,82 +41,36 @@ class TrainingError(RuntimeError):
     """Training cannot start (e.g. too little data)."""
 
 
+from chatrec.config import TrainSettings  # noqa: E402  (TrainConfig's defaults)
+
+_DEFAULTS = TrainSettings()
+
+
 @dataclass
 class TrainConfig:
-    max_steps: int = 150
-    time_budget_s: float | None = None
-    learning_rate: float = 3e-4
-    batch_size: int = 1
-    grad_accum: int = 1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    max_length: int = 512
-    eval_steps: int = 50
-    save_steps: int = 50
-    max_eval_examples: int = 32  # evaluation is a full forward pass per example: keep it small on CPU
-    seed: int = 7
-    rank_negatives: int = 0  # > 0: also learn the ranker's Yes/No task (see build_examples)
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                               "gate_proj", "up_proj", "down_proj"])
+    """One training run. Its defaults (and their descriptions) are written once, in the ``[train]``
+    settings section (:class:`chatrec.config.TrainSettings`); ``TrainConfig(**settings.train.model_dump())``
+    builds one from the settings."""
+
+    max_steps: int = _DEFAULTS.max_steps
+    time_budget_s: float | None = _DEFAULTS.time_budget_s
+    learning_rate: float = _DEFAULTS.learning_rate
+    batch_size: int = _DEFAULTS.batch_size
+    grad_accum: int = _DEFAULTS.grad_accum
+    lora_r: int = _DEFAULTS.lora_r
+    lora_alpha: int = _DEFAULTS.lora_alpha
+    lora_dropout: float = _DEFAULTS.lora_dropout
+    max_length: int = _DEFAULTS.max_length
+    eval_steps: int = _DEFAULTS.eval_steps
+    save_steps: int = _DEFAULTS.save_steps
+    max_eval_examples: int = _DEFAULTS.max_eval_examples
+    seed: int = _DEFAULTS.seed
+    rank_negatives: int = _DEFAULTS.rank_negatives
+    target_modules: list[str] = field(default_factory=lambda: list(_DEFAULTS.target_modules))
 
 
 MIN_TRAIN_EXAMPLES = 8
 RUN_FILE = "chatrec_run.json"  # in the work folder: what its checkpoints were trained on
-
-
-def build_examples(bot: Any, heldout: bool | None = None,
-                   conversation_ids: Iterable[str] | None = None, rank_negatives: int = 0) -> list[dict[str, Any]]:
-    """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
-
-    ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
-    ``rank_negatives`` > 0 adds the LLM ranker's task at every logged recommendation turn,
-    with the exact prompt :meth:`chatrec.turn.rank.Ranker.rank_prompt` scores at inference.
-    When the log records feedback (any turn has ``accepted``), accepted items are "Yes" and
-    shown items that were not accepted are "No"; without feedback every shown item is
-    "Yes". The ``rank_negatives`` items the fused ranker puts highest that the agent never
-    showed in this conversation are "No" (hard negatives).
-
-    The user's profile and history are read as they were when the conversation started
-    (``started_at``), as evaluation does: later purchases must not leak into the prompt."""
-    wanted = set(conversation_ids) if conversation_ids is not None else None
-    feedback = bool(rank_negatives) and any(t.accepted for c in bot.kb.transcripts for t in c.turns)
-    out = []
-    for conv in bot.kb.transcripts:
-        if heldout is not None and is_heldout(conv.conversation_id) != heldout:
-            continue
-        if wanted is not None and conv.conversation_id not in wanted:
-            continue
-        state = DialogueState()
-        turns = conv.turns
-        shown = {i for t in turns for i in t.recommended}
-        for n, (q, a) in enumerate(zip(turns, turns[1:]), start=1):
-            if q.role != "user" or a.role != "agent":
-                continue
-            text, reply = mask_pii(q.text), mask_pii(a.text)
-            rank_task = bool(rank_negatives and a.recommended)
-            plan = bot.plan(text, state, conv.user_id, forced_items=list(a.recommended) if a.recommended else None,
-                            forced_template=a.template_id, rank_always=rank_task,
-                            depth=len(shown) + rank_negatives if rank_task else 0,
-                            ablate=("llm_rank",) if rank_task else (), history_before=conv.started_at)
-            out.append({"prompt": plan.messages, "completion": [{"role": "assistant", "content": reply}],
-                        "conversation_id": conv.conversation_id})
-            if rank_task and plan.rank_inputs is not None:
-                labels = {i: "Yes" for i in (a.accepted if feedback else a.recommended)}
-                labels.update({i: "No" for i in a.recommended if i not in labels})
-                hard = [i for i in plan.trace.get("rank", {}).get("ranked", []) if i not in shown]
-                labels.update({i: "No" for i in hard[:rank_negatives]})
-                query, profile = plan.rank_inputs
-                out.extend({"prompt": bot.ranker.rank_prompt(bot.kb.items[i], query, profile),
-                            "completion": [{"role": "assistant", "content": label}],
-                            "conversation_id": conv.conversation_id, "turn": n, "item_id": i, "task": "rank"}
-                           for i, label in labels.items() if i in bot.kb.items)
-            state = plan.state
-            state.history = (state.history + [{"role": "user", "content": text},
-                                              {"role": "assistant", "content": reply}])[-2 * bot.settings.history_turns:]
-            if a.recommended:
-                state.last_recommended = list(a.recommended)
-    return out
 
 
 def _length(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> int:
@@ -218,10 +170,10 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resume: bool = True,
+def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, resume: bool = True,
           examples: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
           callbacks: list[Any] | None = None) -> dict[str, Any]:
-    """Train a LoRA adapter on ``bot.kb``'s transcripts; return the card.
+    """Train a LoRA adapter on ``planner.kb``'s transcripts; return the card.
 
     ``examples`` = ``(train, eval)`` prompt-completion examples (from :func:`build_examples`)
     replaces the default split by conversation; ``callbacks`` are extra transformers
@@ -240,15 +192,15 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
     work = out.with_name(out.name + ".work")  # checkpoints live here until the adapter is final
 
     if examples is None:
-        train_ex = build_examples(bot, heldout=False, rank_negatives=cfg.rank_negatives)
-        eval_ex = build_examples(bot, heldout=True, rank_negatives=cfg.rank_negatives)
+        train_ex = build_examples(planner, heldout=False, rank_negatives=cfg.rank_negatives)
+        eval_ex = build_examples(planner, heldout=True, rank_negatives=cfg.rank_negatives)
     else:
         train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]
     if len(train_ex) < MIN_TRAIN_EXAMPLES:
-        raise TrainingError(f"only {len(train_ex)} training example(s) in {bot.kb.root}; need at least "
+        raise TrainingError(f"only {len(train_ex)} training example(s) in {planner.kb.root}; need at least "
                             f"{MIN_TRAIN_EXAMPLES} user->agent exchanges in transcripts.jsonl")
-    base = llm_path(bot.settings.llm.model, bot.settings.cache_dir)
+    base = llm_path(planner.settings.llm.model, planner.settings.cache_dir)
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -257,7 +209,7 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
         raise TrainingError(f"only {len(train_ex)} training example(s) fit in {cfg.max_length} tokens; "
                             f"need at least {MIN_TRAIN_EXAMPLES} (raise --max-length)")
     has_ckpt = _prepare_work(work, _fingerprint(train_ex, cfg, base), resume)
-    qc = quantization_config(bot.settings.llm)
+    qc = quantization_config(planner.settings.llm)
     model = AutoModelForCausalLM.from_pretrained(base, device_map="cpu",
                                                  **({"quantization_config": qc} if qc else {"dtype": torch.float32}))
     cols = ["prompt", "completion"]
@@ -298,8 +250,8 @@ def train(bot: Any, out_dir: str | Path, config: TrainConfig | None = None, resu
         shutil.rmtree(tmp)
     trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    card = {"base_model": bot.settings.llm.model, "base_path": base, "quantization": bot.settings.llm.quantization,
-            "data": {"kb": str(bot.kb.root), "kb_hash": bot.kb.fingerprint(),
+    card = {"base_model": planner.settings.llm.model, "base_path": base, "quantization": planner.settings.llm.quantization,
+            "data": {"kb": str(planner.kb.root), "kb_hash": planner.kb.fingerprint(),
                      "examples": "given by the caller" if examples is not None else "kb split by conversation"},
             "config": asdict(cfg), "metrics": metrics}
     (tmp / "chatrec_card.json").write_text(json.dumps(card, indent=2) + "\n")

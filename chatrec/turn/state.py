@@ -37,7 +37,8 @@ class Constraints(BaseModel):
 
 class DialogueState(BaseModel):
     history: list[dict[str, str]] = Field(default_factory=list)  # {"role": "user"|"assistant", "content"}
-    mentioned_items: list[str] = Field(default_factory=list)
+    mentioned_items: list[str] = Field(default_factory=list)  # named by the customer
+    shown_items: list[str] = Field(default_factory=list)  # shown or named by the agent
     liked_items: list[str] = Field(default_factory=list)
     rejected_items: list[str] = Field(default_factory=list)
     last_recommended: list[str] = Field(default_factory=list)

@@ -1,0 +1,192 @@
+"""The OpenAI-compatible API: ``POST /v1/chat/completions``, ``GET /v1/models[/{id}]``.
+
+The ``openai`` client and LangChain's ``ChatOpenAI`` work unchanged. The last user message
+is the turn, ``user`` is the user id, the site key may come as the client's ``api_key``,
+and the structured turn (recommendations, sources, ids) rides along in an extra
+``chatrec`` field. Extra request fields (temperature, max_tokens, n, tools ...) are
+accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from typing import Annotated, Any, AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatrec.chatbot import Chatbot, ResultEvent
+from chatrec.config import ServeSettings
+from chatrec.serve.deps import OpenAIKeyDep, ServeSettingsDep, TurnsDep
+from chatrec.serve.errors import ApiError
+from chatrec.serve.sse import TurnStream, sse, words
+from chatrec.serve.turns import END, AsyncTurn, Turns, public_result
+from chatrec.types import TurnResult
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+log = logging.getLogger(__name__)
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[Any] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        if isinstance(self.content, list):
+            return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in self.content
+                           if not isinstance(p, dict) or p.get("type", "text") == "text")
+        return ""
+
+
+class OpenAIChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, n, tools ... are accepted and ignored
+    model: str = "chatrec"
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    user: str | None = Field(None, max_length=64)
+    conversation_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    metadata: dict[str, Any] | None = None
+
+
+class HistoryIndex:
+    """OpenAI clients resend the whole history; a history the server answered (hashed, per
+    site key and user) maps to its conversation, so the next request continues it.
+    In memory, the newest ``max_entries``."""
+
+    def __init__(self, max_entries: int = 10_000):
+        self.max_entries = max_entries
+        self._threads: OrderedDict[str, str] = OrderedDict()
+
+    @staticmethod
+    def _key(scope: str, msgs: list[tuple[str, str]]) -> str:
+        return hashlib.sha256(json.dumps([scope, msgs], ensure_ascii=False).encode()).hexdigest()
+
+    def find(self, scope: str, msgs: list[tuple[str, str]]) -> str | None:
+        return self._threads.get(self._key(scope, msgs)) if msgs else None
+
+    def remember(self, scope: str, msgs: list[tuple[str, str]], conversation_id: str) -> None:
+        self._threads[self._key(scope, msgs)] = conversation_id
+        while len(self._threads) > self.max_entries:
+            self._threads.popitem(last=False)
+
+
+async def get_history(request: Request) -> HistoryIndex:
+    return request.app.state.openai_history
+
+
+HistoryDep = Annotated[HistoryIndex, Depends(get_history)]
+
+
+def _model_card(settings: ServeSettings) -> dict[str, Any]:
+    return {"id": settings.model_id, "object": "model", "created": 0, "owned_by": "chatrec"}
+
+
+@router.get("/models")
+def models(settings: ServeSettingsDep):
+    return {"object": "list", "data": [_model_card(settings)]}
+
+
+@router.get("/models/{model_id}")
+def model(model_id: str, settings: ServeSettingsDep):
+    if model_id != settings.model_id:
+        raise ApiError(404, f"the model {model_id!r} does not exist", code="model_not_found")
+    return _model_card(settings)
+
+
+@router.post("/chat/completions")
+async def completions(body: OpenAIChatRequest, request: Request, record: OpenAIKeyDep, turns: TurnsDep,
+                      settings: ServeSettingsDep, history: HistoryDep):
+    last = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
+    if last is None:
+        raise ApiError(400, "messages must contain a user message", code="invalid_request")
+    message = body.messages[last].text()
+    user_id = body.user if settings.accept_user_id else None
+    # OpenAI clients resend the whole history; continue the conversation it came from.
+    scope = f"{record.id if record else '-'}|{user_id or ''}"
+    prior = [(m.role, m.text()) for m in body.messages[:last] if m.role in ("user", "assistant")]
+    cid = body.conversation_id or (body.metadata or {}).get("conversation_id")
+    if not isinstance(cid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cid):
+        cid = history.find(scope, prior)
+
+    turn, first = await turns.start(request, message, cid, user_id)
+    completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)])
+    if not body.stream:
+        return JSONResponse(completion.body(await turns.collect(request, turn, first)))
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
+    return TurnStream(completion.events(turns, turn, first, include_usage), turn)
+
+
+class _Completion:
+    """One completion's wire format (a ``chat.completion``, or ``chat.completion.chunk`` events)."""
+
+    def __init__(self, settings: ServeSettings, bot: Chatbot, history: HistoryIndex, scope: str,
+                 asked: list[tuple[str, str]]):
+        self.settings, self.bot, self.history, self.scope, self.asked = settings, bot, history, scope, asked
+        self.id = "chatcmpl-" + uuid.uuid4().hex
+        self.created = int(time.time())
+
+    def finish(self, result: TurnResult) -> tuple[dict[str, int], dict[str, Any]]:
+        """Remember the answered history; the token usage and the ``chatrec`` extra of the turn."""
+        self.history.remember(self.scope, self.asked + [("assistant", result.text)], result.conversation_id)
+        message = self.asked[-1][1]
+        prompt = int(result.trace.get("prompt_tokens") or self.bot.llm.count_tokens(message))
+        completion = self.bot.llm.count_tokens(result.text) if result.text else 0
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        return usage, public_result(result, self.settings.expose_trace)
+
+    def body(self, result: TurnResult) -> dict[str, Any]:
+        usage, extra = self.finish(result)
+        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.settings.model_id,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text, "refusal": None},
+                             "logprobs": None, "finish_reason": "stop"}],
+                "usage": usage, "chatrec": extra}
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
+        data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.settings.model_id, "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        data.update(extra)
+        return sse(None, data)
+
+    async def events(self, turns: Turns, turn: AsyncTurn, first: Any, include_usage: bool) -> AsyncIterator[str]:
+        # Only the grounded reply is sent: the raw generation can be replaced by the
+        # grounding check after it is written, and a completion cannot take text back.
+        ev, result = first, None
+        try:
+            yield self.chunk({"role": "assistant", "content": ""})
+            while ev is not END:
+                if isinstance(ev, ResultEvent):
+                    result = ev.result
+                elif isinstance(ev, BaseException):
+                    log.error("turn failed", exc_info=ev)
+                    yield sse(None, {"error": {"message": "the turn failed", "type": "api_error",
+                                               "param": None, "code": "internal_error"}})
+                    return
+                ev = await turn.next()
+            if result is None:
+                return
+            usage, extra = self.finish(result)
+            for piece in words(result.text):
+                yield self.chunk({"content": piece})
+            if include_usage:
+                yield self.chunk({}, "stop", chatrec=extra)
+                yield sse(None, {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                                 "model": self.settings.model_id, "system_fingerprint": None, "choices": [],
+                                 "usage": usage})
+            else:
+                yield self.chunk({}, "stop", chatrec=extra, usage=usage)
+            yield sse(None, "[DONE]")
+        finally:
+            turns.done(turn)

@@ -1,0 +1,180 @@
+"""Planning a turn: everything between the guarded message and the model.
+
+:class:`Planner` updates the dialogue state with the message, routes it, retrieves
+templates and items, ranks, fills the template and builds the prompt. It holds no
+store and no model (the ranker may hold one for its Yes/No score), so the live turn,
+training and evaluation all plan with it and get the same prompt for the same input;
+``tests/unit/turn/test_prompt_parity.py`` proves it.
+
+What differs between callers is stated in :class:`PlanOptions`, never in a copy of
+this code: training passes the items and template the logged agent used, evaluation
+asks for the ranked list even when the router would not rank, and ablations switch
+parts off.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chatrec.config import Settings
+from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase
+from chatrec.kg.networkx_graph import KnowledgeGraph
+from chatrec.llm.base import Message
+from chatrec.turn.compose import Prompts, build_messages, kg_facts, slot_values
+from chatrec.turn.ground import check_recommendations
+from chatrec.turn.profile import UserHistory, history_of, profile_text
+from chatrec.turn.rank import Ranker
+from chatrec.turn.route import RouteDecision, decide
+from chatrec.turn.state import DialogueState, EntityLinker, TurnAnnotations, update_state
+from chatrec.types import Recommendation
+
+ABLATIONS = ("kg", "profile", "llm_rank", "history")
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """One customer message and what is known before it.
+
+    ``text`` is already guarded (PII masked). ``as_of`` cuts the user's behaviour
+    history (a replayed conversation's start: later purchases are not known yet).
+    ``annotated`` carries a log's own entity annotations, used instead of linking.
+    """
+
+    text: str
+    state: DialogueState
+    user_id: str | None = None
+    as_of: datetime | None = None
+    annotated: TurnAnnotations | None = None
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a caller's plan differs from the live default (which is ``PlanOptions()``)."""
+
+    ablate: frozenset[str] = frozenset()
+    forced_items: tuple[str, ...] | None = None  # show these (a logged agent's items), explained
+    forced_template: str | None = None  # answer with this template (the logged agent's)
+    rank_always: bool = False  # rank even when the router would not (evaluation)
+    depth: int = 0  # keep this many ranked ids in the trace
+    query_embedding: Any = None  # the message's embedding, when the caller has it already
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablation(s) {sorted(unknown)}; choose from {ABLATIONS}")
+
+
+@dataclass
+class TurnPlan:
+    text: str
+    state: DialogueState
+    decision: RouteDecision
+    recs: list[Recommendation]
+    template_text: str | None
+    messages: list[Message]
+    trace: dict[str, Any]
+    rank_inputs: tuple[str, str] | None = None  # (request, profile) the ranker scored with, when it ran
+    history: UserHistory = field(default_factory=UserHistory)
+
+
+class Planner:
+    """Plans turns from the KB, the retriever, the KG, the ranker and the prompts."""
+
+    def __init__(self, settings: Settings, kb: KnowledgeBase, retriever: Any, kg: KnowledgeGraph, ranker: Ranker,
+                 prompts: Prompts):
+        self.settings, self.kb, self.retriever, self.kg, self.ranker, self.prompts = (
+            settings, kb, retriever, kg, ranker, prompts)
+        self.linker = EntityLinker(kb)
+
+    def advance_state(self, turn: TurnInput) -> DialogueState:
+        """The state after the message alone, without routing (a replayed turn nobody scores)."""
+        return update_state(turn.state, turn.text, self.linker, turn.annotated)
+
+    def plan(self, turn: TurnInput, options: PlanOptions = PlanOptions(), trace: dict[str, Any] | None = None
+             ) -> TurnPlan:
+        ablate = options.ablate
+        trace = trace if trace is not None else {}
+        text, user_id = turn.text, turn.user_id
+        before = turn.state.constraints.model_copy(deep=True)
+        state = update_state(turn.state, text, self.linker, turn.annotated)
+        constraint_changed = state.constraints != before
+        history = (history_of(self.kb, user_id, turn.as_of) if "history" not in ablate
+                   else UserHistory(user_id=user_id))
+        profile = self._profile(user_id, turn.as_of, state, "profile" not in ablate)
+
+        decision, q_emb = self._route(text, state, constraint_changed, options, trace)
+        if decision.route not in ("recommend", "both"):
+            # a service question names things ("return my headphones") without asking for them
+            state.constraints.categories = before.categories
+        if decision.route in ("recommend", "both") and (state.constraints.categories or state.mentioned_items
+                                                        or not state.last_request or not constraint_changed):
+            state.last_request = text
+
+        recs: list[Recommendation] = []
+        rank_inputs = None
+        if decision.route in ("recommend", "both") or options.rank_always:
+            query = state.last_request or text
+            rank_inputs = (query, profile)
+            recs = self._rank(query, state, history, profile, q_emb if query == text else None, options, trace)
+
+        if options.forced_items is not None:
+            recs = [self.ranker.explain_item(i, history) for i in options.forced_items if i in self.kb.items]
+            route = decision.route if decision.route in ("recommend", "both") else "recommend"
+            decision = RouteDecision(route if recs else decision.route, options.forced_template or decision.template_id,
+                                     decision.template_similarity, decision.reasons + ["items from the log"])
+        elif options.forced_template is not None:
+            route = "service" if decision.route in ("recommend", "chitchat") else decision.route
+            decision = RouteDecision(route, options.forced_template, decision.template_similarity,
+                                     decision.reasons + ["template from the log"])
+
+        template = self.kb.templates.get(decision.template_id or "")
+        template_text = template.render(slot_values(self.kb, text, state, user_id)) if template else None
+        facts = kg_facts(self.kg, state, recs) if "kg" not in ablate else []
+        messages = build_messages(self.prompts, self.kb.shop.name, next(iter(self.kb.items), "ID"), state.history,
+                                  self.settings.history_turns, text, profile, facts, recs, template_text,
+                                  decision.route)
+        return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history)
+
+    # ------------------------------------------------------------ stages
+
+    def _profile(self, user_id: str | None, as_of: datetime | None, state: DialogueState, use: bool) -> str:
+        if not use:
+            return "Not available."
+        profile = profile_text(self.kb, user_id, before=as_of)
+        if state.liked_items:
+            liked = [self.kb.items[i].title for i in state.liked_items[-5:] if i in self.kb.items]
+            profile += " In this conversation they said they like: " + "; ".join(liked) + "."
+        return profile
+
+    def _route(self, text: str, state: DialogueState, constraint_changed: bool, options: PlanOptions,
+               trace: dict[str, Any]) -> tuple[RouteDecision, Any]:
+        r = self.settings.retrieval
+        q_emb = options.query_embedding
+        if q_emb is None:
+            q_emb = self.retriever.embedder.embed([text])[0]
+        found = self.retriever.search_templates(text, r.templates_k + 1, query_embedding=q_emb)
+        rec_vote = dict(found).get(RECOMMEND_LABEL, 0.0)
+        tpls = [(i, s) for i, s in found if i in self.kb.templates][: r.templates_k]
+        top = tpls[0] if tpls else None
+        intent = self.kb.templates[top[0]].intent if top else None
+        decision = decide(text, state, top, intent, constraint_changed, r.template_min_similarity,
+                          recommend_vote=rec_vote)
+        trace["route"] = {"route": decision.route, "reasons": decision.reasons, "recommend_vote": round(rec_vote, 3),
+                          "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls]}
+        return decision, q_emb
+
+    def _rank(self, query: str, state: DialogueState, history: UserHistory, profile: str, q_emb: Any,
+              options: PlanOptions, trace: dict[str, Any]) -> list[Recommendation]:
+        t_rank = time.perf_counter()
+        recs, rank_trace = self.ranker.rank(query, state, history, profile, query_embedding=q_emb,
+                                            use_kg="kg" not in options.ablate,
+                                            use_llm="llm_rank" not in options.ablate, depth=options.depth)
+        rank_trace["ms"] = round(1000 * (time.perf_counter() - t_rank), 1)
+        trace["rank"] = rank_trace
+        recs, dropped = check_recommendations(recs, self.kb, lambda i: self.ranker.allowed(self.kb.items[i], state,
+                                                                                            history))
+        trace.setdefault("grounding", {})["dropped"] = dropped
+        return recs
