@@ -20,10 +20,10 @@
 4. Metrics, each with a seeded percentile bootstrap 95% CI and a paired CI for LoRA - base:
    ROUGE-L F1 and MiniLM cosine of the greedy reply vs the reference answer; reference
    perplexity (loss on the reply tokens only, given the inference prompt); intent
-   accuracy of the template the pipeline retrieves (``Chatbot.plan().decision``; it does
+   accuracy of the template the pipeline retrieves (``Planner.plan().decision``; it does
    not depend on the LLM, so it is the same for both and reported once).
 
-Prompts are built by ``Chatbot.plan`` exactly as a live turn builds them (system prompt,
+Prompts are built by ``Planner.plan`` exactly as a live turn builds them (system prompt,
 retrieved template with its slots filled, the question). Generation is greedy with the
 serving backend's repetition penalty (1.15), batched with left padding.
 
@@ -385,13 +385,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from chatrec.retrieval.embeddings import Embedder
     from chatrec.importers.qa_logs import import_file, write_kb
     from chatrec.kb import load_kb
-    from chatrec.llm.fake import FakeLLM
     from chatrec.llm.transformers_backend import export_merged
     from chatrec.models import llm_path
-    from chatrec.chatbot import Chatbot
+    from chatrec.chatbot import build_planner
     from chatrec.turn.pii import mask_pii
+    from chatrec.turn.plan import TurnInput
     from chatrec.turn.state import DialogueState
-    from chatrec.train.sft import TrainConfig, build_examples, train
+    from chatrec.train.examples import build_examples
+    from chatrec.train.sft import TrainConfig, train
 
     keep_work = args.work is not None
     work = Path(args.work).resolve() if keep_work else Path(tempfile.mkdtemp(prefix="chatrec-bench-ft-"))
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_kb(kb_train, [by_id[cid].model_dump(mode="json", exclude_none=True) for cid in train_ids],
                  [tp.model_dump(mode="json", exclude_none=True) for tp in full.templates.values()], "overwrite")
         settings = load_settings(kb_dir=str(kb_train), data_dir=str(work / "state"), llm={"backend": "fake"})
-        bot = Chatbot(settings, llm=FakeLLM(), progress=True)
+        bot = build_planner(settings, progress=True)
         cfg = TrainConfig(**{**BENCH_TRAIN, **profile["train"], "seed": args.seed})
         n_train = max(8, cfg.max_steps * cfg.batch_size * cfg.grad_accum)  # each example seen once
         train_sample = random.Random(args.seed + 2).sample(train_ids, min(n_train, len(train_ids)))
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         plans = []
         for i in tqdm(scored + loss_rows, desc="test prompts", unit="row"):
-            plans.append(bot.plan(mask_pii(convs[i].turns[0].text), DialogueState(), None))
+            plans.append(bot.plan(TurnInput(mask_pii(convs[i].turns[0].text), DialogueState())))
         test_plans, loss_plans = plans[:len(scored)], plans[len(scored):]
         loss_ex = [{"prompt": p.messages, "completion": [{"role": "assistant", "content": convs[i].turns[1].text}]}
                    for p, i in zip(loss_plans, loss_rows)]
@@ -533,7 +534,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          **{k: v for k, v in train_metrics.items() if k != "steps"}},
             "metrics": metrics,
             "notes": [
-                "intent accuracy comes from template retrieval (Chatbot.plan), which does not use the LLM: "
+                "intent accuracy comes from template retrieval (Planner.plan), which does not use the LLM: "
                 "it is identical for base and LoRA by construction and is reported once (difference 0).",
                 f"routes of the scored test questions: {routes}",
                 "perplexity is exp(total reply NLL / total reply tokens) over the rows, reply tokens only, "

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import percentile  # noqa: E402
 
 from chatrec.config import load_settings  # noqa: E402
+from chatrec.turn.plan import TurnInput  # noqa: E402
 from chatrec.kb import is_heldout, load_kb  # noqa: E402
 from chatrec.llm.fake import FakeLLM  # noqa: E402
 from chatrec.chatbot import Chatbot  # noqa: E402
@@ -58,7 +59,7 @@ def time_rank(bot: Chatbot, reqs, depth: int = 50) -> tuple[list[float], list[in
     """Milliseconds per ``rank`` call and the number of candidates each one ranked."""
     ms, sizes = [], []
     for text, user in reqs:
-        state = update_state(DialogueState(), text, bot.linker)
+        state = update_state(DialogueState(), text, bot.planner.linker)
         history = history_of(bot.kb, user)
         profile = profile_text(bot.kb, user)
         t0 = time.perf_counter()
@@ -97,7 +98,7 @@ def main() -> None:
 
         lists = {}
         for user in USERS:
-            res = bot.plan(QUESTION, DialogueState(), user)
+            res = bot.planner.plan(TurnInput(QUESTION, DialogueState(), user))
             lists[user] = {"profile": profile_text(kb, user),
                            "items": [{"item_id": r.item_id, "title": r.title, "reason": r.reason,
                                       "kg_paths": r.evidence.kg_paths, "history_items": r.evidence.history_items}

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -51,7 +50,7 @@ from chatrec.config import EvalSettings, Settings
 from chatrec.turn.ground import check_text, fallback_text
 from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, check_conversation, is_heldout
 from chatrec.eval.fusion import fold_of
-from chatrec.eval.metrics import DEPTH, KS, intra_list_diversity, rank_metrics, rouge_l
+from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
 from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour
 from chatrec.turn.plan import PlanOptions
@@ -189,7 +188,6 @@ class Replayer:
         turns, sums, latency, ttft = rows.turns, rows.sums, rows.latency, rows.ttft
         first_lists, features = rows.first_lists, rows.features
         history = rows.history
-        opts = self.opts
         top_n = self.settings.ranking.top_n
         gold = list(dict.fromkeys(turn.recommended))
         gold_new = [g for g in gold if g not in step.seen_before]
