@@ -55,7 +55,7 @@ def main() -> None:
     state = tempfile.mkdtemp(prefix="chatrec-load-")
     port = free_port()
     env = {**os.environ, "CHATREC_DATA_DIR": state, "CHATREC_KB_DIR": str(ROOT / "kb")}
-    cmd = [sys.executable, "-m", "chatrec.cli.commands", "--backend", args.backend, "serve", "--port", str(port),
+    cmd = [sys.executable, "-m", "chatrec.cli.main", "--backend", args.backend, "serve", "--port", str(port),
            "--no-ui", "--rate-per-minute-ip", "0", "--rate-per-minute-key", "0",
            "--max-queue", str(args.max_queue), "--log-level", "warning"]
     t_start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The HTTP edge (chatrec/api.py) through FastAPI's TestClient, with the scripted fake LLM."""
+"""The HTTP edge (chatrec/serve/) through FastAPI's TestClient, with the scripted fake LLM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from chatrec.serve.app import Busy, Gate, GatedBot, ServeSettings, create_app
+from chatrec.config import ServeSettings
+from chatrec.serve.app import create_app
+from chatrec.serve.gate import Busy, Gate
+from chatrec.serve.turns import GatedBot
 from chatrec.llm.fake import FakeLLM
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"
@@ -371,6 +374,47 @@ def test_full_queue_gives_503_with_retry_after(fake_bot):
         assert c.get("/readyz").json()["running"] == 0
 
 
+# ------------------------------------------------------------------ dependency seams
+
+
+def test_dependencies_are_overridden_on_an_app_built_once(fake_bot):
+    """Each need of the routes (access check, settings, bot, gate) is one dependency a test can swap."""
+    from chatrec.serve.deps import get_bot, get_gate, get_serve_settings, site_key
+
+    c = make_client(fake_bot, require_key=True)
+    app, msg = c.app, {"message": "hi", "stream": False}
+    assert c.post("/v1/chat", json=msg).status_code == 401
+    app.dependency_overrides[site_key] = lambda: None  # the access check lets everyone in
+    r = c.post("/v1/chat", json=msg)
+    assert r.status_code == 200 and r.json()["trace"] == {}
+    app.dependency_overrides[get_serve_settings] = lambda: ServeSettings(expose_trace=True)  # read per request
+    assert c.post("/v1/chat", json=msg).json()["trace"]["route"]
+
+    class Spy:
+        def __init__(self, bot):
+            self.bot, self.messages = bot, []
+
+        def __getattr__(self, name):
+            return getattr(self.bot, name)
+
+        def stream(self, message, *args, **kw):
+            self.messages.append(message)
+            return self.bot.stream(message, *args, **kw)
+
+    spy = Spy(fake_bot)
+    app.dependency_overrides[get_bot] = lambda: spy  # the turns run on the overriding bot
+    assert c.post("/v1/chat", json={"message": "hello there", "stream": False}).status_code == 200
+    assert spy.messages == ["hello there"]
+    full = Gate(max_concurrent=1, max_queue=0)
+    full.acquire_blocking()
+    app.dependency_overrides[get_gate] = lambda: full
+    r = c.post("/v1/chat", json=msg)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert app.state.gate.running == 0 and full.running == 1
+    app.dependency_overrides.clear()
+    assert c.post("/v1/chat", json=msg).status_code == 401
+
+
 # ------------------------------------------------------------------ the gate
 
 
@@ -437,7 +481,8 @@ def test_health_widget_and_demo(fake_bot):
 
 
 def test_gradio_ui_is_mounted_under_ui(fake_bot):
-    with TestClient(create_app(fake_bot, ServeSettings())) as c:
+    assert fake_bot.settings.serve.ui  # create_app's default settings: the bot's [serve] section
+    with TestClient(create_app(fake_bot)) as c:
         r = c.get("/ui/")
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
         assert c.get("/healthz").status_code == 200
@@ -464,3 +509,25 @@ def test_cli_keys_add_and_list():
     assert runner.invoke(grp, ["keys", "revoke", "1"]).exit_code == 0
     assert "revoked" in runner.invoke(grp, ["keys", "list"]).output
     assert "--max-queue" in runner.invoke(grp, ["serve", "--help"]).output
+
+
+def test_cli_serve_flags_override_the_settings_only_when_given(fake_bot, monkeypatch):
+    import uvicorn
+
+    from chatrec.cli import context
+    from chatrec.cli.serve import serve
+
+    ran: dict = {}
+    monkeypatch.setattr(context, "make_chatbot", lambda settings: fake_bot)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.update(app=app, **kw))
+    monkeypatch.setenv("CHATREC_SERVE__MAX_QUEUE", "3")
+    monkeypatch.setenv("CHATREC_SERVE__PORT", "8123")
+    obj = {"config": None, "kb": None, "data_dir": None, "backend": None, "model": None}
+    out = CliRunner().invoke(serve, ["--port", "9123", "--no-ui", "--cors-origin", SHOP + "/"], obj=obj)
+    assert out.exit_code == 0, out.output
+    s = ran["app"].state.settings
+    assert (ran["host"], ran["port"]) == ("127.0.0.1", 9123) and "127.0.0.1:9123" in out.output
+    assert (s.port, s.max_queue, s.ui, s.demo, s.cors_origins) == (9123, 3, False, True, [SHOP])
+    assert s.max_concurrent == ServeSettings().max_concurrent and s.require_key is None
+    bad = CliRunner().invoke(serve, ["--cors-origin", "ftp://x", "--no-ui"], obj=obj)
+    assert bad.exit_code == 2 and "origin" in bad.output

@@ -11,7 +11,8 @@ import httpx
 import pytest
 import uvicorn
 
-from chatrec.serve.app import ServeSettings, create_app
+from chatrec.config import ServeSettings
+from chatrec.serve.app import create_app
 from chatrec.llm.fake import FakeLLM
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"

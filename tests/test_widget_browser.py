@@ -13,7 +13,8 @@ import time
 import pytest
 import uvicorn
 
-from chatrec.serve.app import ServeSettings, create_app
+from chatrec.config import ServeSettings
+from chatrec.serve.app import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),

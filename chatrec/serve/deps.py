@@ -5,7 +5,8 @@ need on an app built once: ``app.dependency_overrides[get_gate] = lambda: Gate(1
 The shared objects live on ``app.state`` (made by :func:`chatrec.serve.app.create_app`);
 the getters only read them, so an override replaces one need and nothing else. The
 turn starter (:data:`TurnsDep`) is built from the bot, gate and settings dependencies,
-so overriding any of those reaches the turns too.
+so overriding any of those reaches the turns too. (The Gradio UI under ``/ui`` is no
+FastAPI route: it keeps the app's own bot and gate.)
 
 Access control, in the order a request meets it:
 
@@ -13,7 +14,8 @@ Access control, in the order a request meets it:
    key?) and the body size limit, before any route runs.
 2. :func:`site_key` / :func:`openai_site_key`: the per-address rate limit, the presented
    key (required once any key exists, or with ``require_key``), whether *that* key lists
-   the browser's origin, and the per-key rate limit.
+   the browser's origin, and the per-key rate limit. Dependencies run before the body is
+   validated, so a request that is refused gets 401/403/429 whatever its body.
 3. :func:`require_admin` (``AdminOnly``, on the whole admin router): the admin bearer token.
 """
 
