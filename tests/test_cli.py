@@ -48,3 +48,119 @@ def test_chat_repl_streams_and_quits(tmp_path):
 def test_ask_rejects_oversized_message():
     out = CliRunner().invoke(main, ["--backend", "fake", "ask", "x" * 5000, "--json"])
     assert out.exit_code == 2 and "limit is 2000" in out.output
+
+
+def test_version_is_the_package_metadata():
+    import tomllib
+    from pathlib import Path
+
+    import chatrec
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert chatrec.__version__ == pyproject["project"]["version"]
+    out = CliRunner().invoke(main, ["--version"])
+    assert out.exit_code == 0 and out.output.strip() == f"chatrec {chatrec.__version__}"
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path, monkeypatch):
+    missing = tmp_path / "missing.toml"
+    out = CliRunner().invoke(main, ["--config", str(missing), "validate"])
+    assert out.exit_code == 2 and str(missing) in out.output and "does not exist" in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    monkeypatch.setenv("CHATREC_CONFIG", str(missing))
+    out = CliRunner().invoke(main, ["validate"])
+    assert out.exit_code == 2 and "CHATREC_CONFIG" in out.output and "Traceback" not in out.output
+
+
+def test_unknown_chatrec_variable_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("CHATREC_LLM__MODLE", "x")
+    out = CliRunner().invoke(main, ["validate"])
+    assert out.exit_code == 2 and "CHATREC_LLM__MODLE" in out.output and "CHATREC_LLM__MODEL" in out.output
+
+
+def _no_extras(monkeypatch, module):
+    monkeypatch.setattr(module, "require_extra", lambda *a, **k: None)
+    monkeypatch.setattr(module, "require", lambda *a, **k: None, raising=False)
+
+
+def test_train_flags_fall_back_to_the_train_section(tmp_path, monkeypatch):
+    import chatrec.chatbot
+    import chatrec.cli.train
+    import chatrec.train.sft
+
+    seen = {}
+
+    def fake_train(planner, target, cfg, resume=True):
+        seen.update(cfg=cfg, target=target, resume=resume)
+        return {"metrics": {"train_loss": 1.0}}
+
+    _no_extras(monkeypatch, chatrec.cli.train)
+    monkeypatch.setattr(chatrec.train.sft, "train", fake_train)
+    for name in ("build_planner", "Chatbot"):  # whichever the command builds the prompts with
+        monkeypatch.setattr(chatrec.chatbot, name, lambda *a, **k: object(), raising=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\nmax_steps = 5\nseed = 11\nlora_r = 8\n")
+    monkeypatch.setenv("CHATREC_TRAIN__LORA_R", "4")
+    out = CliRunner().invoke(main, ["--config", str(cfg), "train", "--max-steps", "3", "--name", "x"])
+    assert out.exit_code == 0, out.output
+    c = seen["cfg"]
+    assert (c.max_steps, c.seed, c.lora_r, c.max_length) == (3, 11, 4, 512)
+    assert seen["target"] == tmp_path / "state" / "adapters" / "x"
+
+
+def test_eval_flags_fall_back_to_the_eval_section(tmp_path, monkeypatch):
+    import chatrec.cli.eval
+    import chatrec.eval.runner
+
+    seen = {}
+
+    def fake_run(settings, opts, progress=True):
+        seen["opts"] = opts
+        return {"systems": {}, "run": {"conversations": 0, "turns": {"rec": 0, "service": 0}, "skipped": [],
+                                       "wall_s": 0.0}}
+
+    _no_extras(monkeypatch, chatrec.cli.eval)
+    monkeypatch.setattr(chatrec.eval.runner, "run_eval", fake_run)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[eval]\nablations = ["kg"]\nseed = 3\nbootstrap = 200\n')
+    monkeypatch.setenv("CHATREC_EVAL__WORKERS", "2")
+    out = CliRunner().invoke(main, ["--config", str(cfg), "eval", str(KB_DIR / "transcripts.jsonl"), "--out",
+                                    str(tmp_path / "run"), "--seed", "5", "--no-baselines", "--limit", "4"])
+    assert out.exit_code == 0, out.output
+    o = seen["opts"]
+    assert (o.ablations, o.seed, o.bootstrap, o.workers, o.baselines, o.limit) == (["kg"], 5, 200, 2, False, 4)
+    assert (o.fusion, o.split, o.generate) == ("learned", "all", False)
+
+
+def test_a_missing_extra_ends_with_the_install_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # `import trl` now fails as if it were not installed
+    out = CliRunner().invoke(main, ["train"])
+    assert out.exit_code == 1, out.output
+    assert out.output.strip().endswith("pip install 'chatrec[train]'") and "Traceback" not in out.output
+
+
+def test_a_plain_import_of_a_missing_extra_also_gets_the_install_line(monkeypatch):
+    import sys
+
+    import click
+
+    from chatrec.cli.main import ChatrecGroup
+
+    group = ChatrecGroup()
+
+    @group.command()
+    def serve():
+        import uvicorn  # noqa: F401  (as a command module imports an optional package, without require())
+
+    @group.command()
+    def broken():
+        import not_installed_anywhere_xyz  # noqa: F401
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    out = CliRunner().invoke(group, ["serve"])
+    assert out.exit_code == 1, out.output
+    assert "chatrec serve" in out.output and out.output.strip().endswith("pip install 'chatrec[serve]'")
+    out = CliRunner().invoke(group, ["broken"])  # not an extra's package: the error is not disguised
+    assert isinstance(out.exception, ModuleNotFoundError) and not isinstance(out.exception, click.ClickException)

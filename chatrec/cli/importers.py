@@ -1,7 +1,7 @@
 """``chatrec import``: QA logs (CSV / JSON Lines) -> KB transcripts and seed templates;
 ``chatrec import-redial``: the ReDial movie dialogues (and their DBpedia graph) -> a whole KB.
 
-Wired into the main command group by ``register(main)`` in chatrec/cli.py.
+Wired into the main command group by ``register(main)`` in chatrec/cli/main.py.
 """
 
 from __future__ import annotations
