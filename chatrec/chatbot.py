@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Iterable, Iterator
 
 from chatrec.config import Settings, apply_offline_env
@@ -113,10 +114,12 @@ class Chatbot:
         conv = self.store.conversation(cid)
         if conv is None:
             self.store.new_conversation(user_id, cid)
-            conv = {"user_id": user_id}
+            conv = self.store.conversation(cid) or {"user_id": user_id}
         user_id = user_id or conv.get("user_id")
         state = DialogueState.model_validate(self.store.load_state(cid) or {})
-        plan = self.planner.plan(TurnInput(text, state, user_id), options, trace)
+        # behaviour as of the conversation's start, as a replayed conversation sees it
+        started = datetime.fromisoformat(conv["created_at"]) if conv.get("created_at") else None
+        plan = self.planner.plan(TurnInput(text, state, user_id, started), options, trace)
 
         pieces: list[str] = []
         yield from self._generate(plan, cancel or threading.Event(), t0, pieces)

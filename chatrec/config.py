@@ -69,7 +69,8 @@ class RetrievalSettings(Section):
     embedder: str = Field(EMBEDDED_EMBEDDER, description="sentence-transformers folder or id, or the embedded MiniLM")
     chroma_host: str | None = Field(None, description="use a Chroma server (HttpClient) instead of the local folder")
     chroma_port: int = 8000
-    items_k: int = Field(30, ge=1, description="dense candidates per turn")
+    items_k: int = Field(50, ge=1, description="candidates per source and turn (dense, co-occurrence, popular); "
+                                                  "also the deepest ranked list evaluation scores")
     templates_k: int = Field(3, ge=1)
     hnsw_ef_search: int = Field(200, ge=10, description="HNSW search breadth (recall vs exact search: benchmarks/)")
     exact_search: bool = Field(False, description="items and templates by exact cosine over all stored vectors, not HNSW "

@@ -53,7 +53,7 @@ from chatrec.eval.fusion import fold_of
 from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
 from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour
-from chatrec.turn.plan import PlanOptions
+from chatrec.turn.plan import PlanOptions, Planner
 from chatrec.turn.replay import ReplayStep, replay
 from chatrec.turn.state import DialogueState
 from chatrec.types import Conversation
@@ -141,14 +141,18 @@ class _ConversationRows:
 class Replayer:
     """Scores one conversation at a time for every system; holds the planner and item vectors."""
 
-    def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str]):
+    def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str], planner: Planner | None = None):
+        """``planner``: plan with this one (its ranker's LLM, if any, also generates) instead of building one."""
         from chatrec.chatbot import build_planner
         from chatrec.llm import make_llm
 
         self.opts = opts
         self.settings = settings
-        self.llm = make_llm(settings) if needs_real_llm(settings, opts) else None
-        self.planner = build_planner(settings, llm=self.llm, exclude_conversations=exclude)
+        if planner is not None:
+            self.llm, self.planner = planner.ranker.llm, planner
+        else:
+            self.llm = make_llm(settings) if needs_real_llm(settings, opts) else None
+            self.planner = build_planner(settings, llm=self.llm, exclude_conversations=exclude)
         self.kb, self.ranker, self.retriever = self.planner.kb, self.planner.ranker, self.planner.retriever
         self.behaviours = {k: Behaviour(self.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
         self.base_llm = None
@@ -257,8 +261,8 @@ class Replayer:
                 a[0] += n
                 a[1] += d
             turns.append(row)
-        if full_state is None:
-            full_state = self.planner.advance_state(step.input)
+        if full_state is None:  # only baselines ran: the live plan's state continues the conversation
+            full_state = self.planner.plan(step.input).state
         return full_state
 
     def _baseline(self, system: str, text: str, state: DialogueState, history: UserHistory, q_emb: Any,

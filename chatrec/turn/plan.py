@@ -4,7 +4,7 @@
 templates and items, ranks, fills the template and builds the prompt. It holds no
 store and no model (the ranker may hold one for its Yes/No score), so the live turn,
 training and evaluation all plan with it and get the same prompt for the same input;
-``tests/unit/turn/test_prompt_parity.py`` proves it.
+``tests/test_prompt_parity.py`` proves it.
 
 What differs between callers is stated in :class:`PlanOptions`, never in a copy of
 this code: training passes the items and template the logged agent used, evaluation
@@ -88,10 +88,6 @@ class Planner:
         self.settings, self.kb, self.retriever, self.kg, self.ranker, self.prompts = (
             settings, kb, retriever, kg, ranker, prompts)
         self.linker = EntityLinker(kb)
-
-    def advance_state(self, turn: TurnInput) -> DialogueState:
-        """The state after the message alone, without routing (a replayed turn nobody scores)."""
-        return update_state(turn.state, turn.text, self.linker, turn.annotated)
 
     def plan(self, turn: TurnInput, options: PlanOptions = PlanOptions(), trace: dict[str, Any] | None = None
              ) -> TurnPlan:

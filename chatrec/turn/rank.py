@@ -144,7 +144,8 @@ class Ranker:
              depth: int = 0) -> tuple[list[Recommendation], dict]:
         """The top ``top_n`` recommendations and a trace; with ``depth`` > 0 the trace also holds the
         ``depth`` best allowed item ids (``ranked``) and every candidate's features (``features``),
-        which evaluation and :func:`chatrec.eval.fusion.fit_weights` use."""
+        which evaluation and :func:`chatrec.eval.fusion.fit_weights` use. ``depth`` never changes
+        the candidates (each source gives ``items_k``), so evaluation ranks the list a live turn shows."""
         c = state.constraints
         cands: dict[str, Candidate] = {}
 
@@ -157,7 +158,7 @@ class Ranker:
             return cand
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
-        for item_id, sim in self.index.search_items(query, max(self.items_k, depth), where,
+        for item_id, sim in self.index.search_items(query, self.items_k, where,
                                                     query_embedding=query_embedding):
             if (cand := add(item_id, "dense")):
                 cand.features["dense"] = max(0.0, sim)
@@ -181,16 +182,16 @@ class Ranker:
         co: Counter[str] = Counter()
         co_anchor: dict[str, tuple[int, str]] = {}
         for anchor in dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]):
-            top = dict(self.behaviour.co.get(anchor, Counter()).most_common(max(10, depth)))
+            top = dict(self.behaviour.co.get(anchor, Counter()).most_common(self.items_k))
             co.update(top)
             for item_id, n in top.items():
                 if n > co_anchor.get(item_id, (0, ""))[0]:
                     co_anchor[item_id] = (n, anchor)
-        for item_id, n in co.most_common(max(30, depth)):
+        for item_id, n in co.most_common(self.items_k):
             if (cand := add(item_id, "cooccur")):
                 cand.features["cooccur"] = min(1.0, math.log1p(n) / math.log1p(8))
                 cand.co_anchor = co_anchor[item_id][1]
-        for item_id in self.behaviour.popular(max(20, depth)):
+        for item_id in self.behaviour.popular(self.items_k):
             add(item_id, "popular")
 
         rejected: Counter[str] = Counter()

@@ -55,8 +55,9 @@ class ReplayStep:
 
 
 def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
-    """Each agent turn of ``conv`` in order; call :meth:`ReplayStep.continue_with` with the
-    plan's state when the turn was planned, else the message alone updates the state."""
+    """Each agent turn of ``conv`` in order. A caller that plans the turn passes the plan's
+    state to :meth:`ReplayStep.continue_with`; otherwise the turn is planned here, so the
+    state always moves on exactly as in a live chat."""
     annotated_log = any(t.mentions or t.liked or t.disliked for t in conv.turns)
     state = DialogueState()
     seen: list[str] = []  # every item named by either side, in the order they came up
@@ -75,8 +76,8 @@ def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
         yield step
         if step._state_after_message is not None:
             after = step._state_after_message
-        elif text:
-            after = planner.advance_state(step.input)
+        elif text:  # nobody planned this turn: the live plan's state, as a live chat would have it
+            after = planner.plan(step.input).state
         else:
             after = state.model_copy(deep=True)
         state = advance(after, text, step.reply, turn.recommended, planner.settings.history_turns, named=turn.mentions)
