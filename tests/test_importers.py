@@ -460,3 +460,11 @@ def test_cli_bitext_preset_and_errors(cli, bitext_csv, tmp_path):
     empty.write_text("", encoding="utf-8")
     res = CliRunner().invoke(cli, ["import", str(empty), "--out", str(tmp_path / "kb2")])
     assert res.exit_code == 1 and "the file is empty" in res.output
+
+
+def test_the_importer_registry_loads_each_importer_and_names_the_valid_ones_for_an_unknown_one():
+    from chatrec.importers import IMPORTERS, get_importer
+
+    assert {name: callable(get_importer(name)) for name in IMPORTERS} == {"qa-logs": True, "redial": True}
+    with pytest.raises(KeyError, match="choose from qa-logs, redial"):
+        get_importer("inspired")

@@ -19,61 +19,63 @@ def _print_result(result, as_json: bool) -> None:
             click.echo(f"      KG: {p}")
 
 
-def register(main: click.Group) -> None:
-    @main.command()
-    @click.argument("message")
-    @click.option("--user", "user_id", help="user id from kb/users.jsonl")
-    @click.option("--conversation", "conversation_id", help="continue this conversation")
-    @click.option("--adapter", help="LoRA adapter folder")
-    @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-    @click.pass_context
-    def ask(ctx, message, user_id, conversation_id, adapter, as_json) -> None:
-        """Answer one message."""
-        from chatrec.chatbot import InputRejected
+@click.command()
+@click.argument("message")
+@click.option("--user", "user_id", help="user id from kb/users.jsonl")
+@click.option("--conversation", "conversation_id", help="continue this conversation")
+@click.option("--adapter", help="LoRA adapter folder")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.pass_context
+def ask(ctx, message, user_id, conversation_id, adapter, as_json) -> None:
+    """Answer one message."""
+    from chatrec.chatbot import InputRejected
 
-        bot = make_chatbot(settings_from(ctx, adapter=adapter), progress=not as_json)
+    bot = make_chatbot(settings_from(ctx, adapter=adapter), progress=not as_json)
+    try:
+        result = bot.ask(message, conversation_id, user_id)
+    except InputRejected as exc:
+        raise click.UsageError(str(exc)) from exc
+    if not as_json:
+        click.echo(result.text)
+    _print_result(result, as_json)
+
+
+@click.command()
+@click.option("--user", "user_id", help="user id from kb/users.jsonl")
+@click.option("--adapter", help="LoRA adapter folder")
+@click.pass_context
+def chat(ctx, user_id, adapter) -> None:
+    """Terminal chat with streamed replies. Empty line or Ctrl-D quits."""
+    from chatrec.chatbot import InputRejected, ResultEvent, TokenEvent
+
+    bot = make_chatbot(settings_from(ctx, adapter=adapter))
+    cid = bot.store.new_conversation(user_id)
+    who = bot.kb.users[user_id].name if user_id in bot.kb.users else "guest"
+    click.echo(f"{bot.kb.shop.name} assistant ({bot.llm.name}); chatting as {who}. Empty line quits.")
+    while True:
         try:
-            result = bot.ask(message, conversation_id, user_id)
+            message = input("you> ")
+        except EOFError:
+            break
+        if not message.strip():
+            break
+        click.echo("bot> ", nl=False)
+        try:
+            for ev in bot.stream(message, cid, user_id):
+                if isinstance(ev, TokenEvent):
+                    click.echo(ev.text, nl=False)
+                elif isinstance(ev, ResultEvent):
+                    res = ev.result
+                    click.echo("")
+                    if res.trace.get("grounding", {}).get("fallback"):
+                        click.echo(f"[grounded answer: {'; '.join(res.trace['grounding']['problems'])}]")
+                        click.echo("bot> " + res.text)
+                    _print_result(res, False)
         except InputRejected as exc:
-            raise click.UsageError(str(exc)) from exc
-        if not as_json:
-            click.echo(result.text)
-        _print_result(result, as_json)
+            click.echo(f"\n[rejected: {exc}]")
+        sys.stdout.flush()
 
 
-    @main.command()
-    @click.option("--user", "user_id", help="user id from kb/users.jsonl")
-    @click.option("--adapter", help="LoRA adapter folder")
-    @click.pass_context
-    def chat(ctx, user_id, adapter) -> None:
-        """Terminal chat with streamed replies. Empty line or Ctrl-D quits."""
-        from chatrec.chatbot import InputRejected, ResultEvent, TokenEvent
-
-        bot = make_chatbot(settings_from(ctx, adapter=adapter))
-        cid = bot.store.new_conversation(user_id)
-        who = bot.kb.users[user_id].name if user_id in bot.kb.users else "guest"
-        click.echo(f"{bot.kb.shop.name} assistant ({bot.llm.name}); chatting as {who}. Empty line quits.")
-        while True:
-            try:
-                message = input("you> ")
-            except EOFError:
-                break
-            if not message.strip():
-                break
-            click.echo("bot> ", nl=False)
-            try:
-                for ev in bot.stream(message, cid, user_id):
-                    if isinstance(ev, TokenEvent):
-                        click.echo(ev.text, nl=False)
-                    elif isinstance(ev, ResultEvent):
-                        res = ev.result
-                        click.echo("")
-                        if res.trace.get("grounding", {}).get("fallback"):
-                            click.echo(f"[grounded answer: {'; '.join(res.trace['grounding']['problems'])}]")
-                            click.echo("bot> " + res.text)
-                        _print_result(res, False)
-            except InputRejected as exc:
-                click.echo(f"\n[rejected: {exc}]")
-            sys.stdout.flush()
-
-
+def register(main: click.Group) -> None:
+    main.add_command(ask)
+    main.add_command(chat)

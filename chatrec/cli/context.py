@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from chatrec.config import Settings, SettingsError, check_sources, load_settings
-from chatrec.kb import KBError
+from chatrec.kb import KBError, KnowledgeBase, load_kb
 
 
 def check_settings_sources(config: str | None) -> None:
@@ -47,6 +47,14 @@ def settings_from(ctx: click.Context, **overrides) -> Settings:
             raise click.UsageError(f"adapter {adapter!r} is neither a folder nor a trained adapter in {named.parent}")
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": str(named)})})
     return settings
+
+
+def load_kb_or_fail(settings: Settings) -> KnowledgeBase:
+    """The KB of ``settings``; its problems (``file:line: reason``) become the command's error."""
+    try:
+        return load_kb(settings.kb_dir)
+    except KBError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def make_chatbot(settings: Settings, progress: bool = True):

@@ -42,7 +42,10 @@ def import_cmd(path, out_dir, preset, fmt, user_col, agent_col, conversation_col
 
     Every text is PII-masked; bad rows are reported as file:line: reason and skipped.
     """
-    from chatrec.importers.qa_logs import PRESETS, ImportFailed, import_file, mapping_with
+    from chatrec.importers import get_importer
+    from chatrec.importers.qa_logs import PRESETS, ImportFailed, mapping_with
+
+    import_file = get_importer("qa-logs")
 
     mapping = mapping_with(PRESETS[preset], user=user_col, agent=agent_col, conversation=conversation_col,
                            user_id=user_id_col, intent=intent_col, template_id=template_col,
@@ -86,8 +89,10 @@ def import_redial_cmd(dialogues, movies, triples, movie_uris, out_dir, limit, ov
     """
     from pathlib import Path
 
+    from chatrec.importers import get_importer
     from chatrec.importers.qa_logs import ImportFailed
-    from chatrec.importers.redial import import_redial
+
+    import_redial = get_importer("redial")
 
     if (triples is None) != (movie_uris is None):
         raise click.UsageError("--kg and --kg-map go together")
