@@ -241,7 +241,7 @@ def unknown_env_vars(environ: typing.Mapping[str, str] | None = None) -> list[st
         upper = name.upper()
         if not upper.startswith("CHATREC_") or upper in NON_SETTINGS_ENV:
             continue
-        model: type[BaseModel] = Settings
+        model: type[BaseModel] | None = Settings
         path: list[str] = []
         for part in upper.removeprefix("CHATREC_").lower().split("__"):
             fields = model.model_fields if model is not None else {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from pydantic import BaseModel
 
 from chatrec.config import Settings, SettingsError, check_sources, load_settings
 from chatrec.kb import KBError, KnowledgeBase, load_kb
@@ -24,7 +25,9 @@ def check_settings_sources(config: str | None) -> None:
 
 def default_of(section: str, key: str) -> str:
     """Help text for a flag that falls back to a settings field: its default and its setting names."""
-    field = Settings.model_fields[section].default_factory().model_fields[key]  # type: ignore[misc]
+    section_model = Settings.model_fields[section].annotation
+    assert isinstance(section_model, type) and issubclass(section_model, BaseModel)
+    field = section_model.model_fields[key]
     default = field.get_default(call_default_factory=True)
     shown = ",".join(default) if isinstance(default, list) else "unset" if default is None else default
     return f"[default: {shown}; setting {section}.{key}, CHATREC_{section.upper()}__{key.upper()}]"

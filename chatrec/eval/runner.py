@@ -291,6 +291,7 @@ class Replayer:
         if not self.opts.generate or system not in ("full", "-adapter"):
             return fallback
         llm = self.base_llm if system == "-adapter" else self.llm
+        assert llm is not None, "generation needs a model (needs_real_llm)"
         t0 = time.perf_counter()
         first = None
         pieces = []
@@ -439,10 +440,11 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
             with ctx.Pool(opts.workers, initializer=_init_worker,
                           initargs=(settings.model_dump_json(), opts, exclude)) as pool:
                 window: list[tuple[int, int, str]] = []
-                for job in [*_jobs(Path(opts.transcripts), todo), None]:
-                    if job is not None:
-                        window.append(job)
-                    if len(window) == 64 * opts.workers or (job is None and window):
+                jobs = _jobs(Path(opts.transcripts), todo)
+                while (nxt := next(jobs, None)) is not None or window:
+                    if nxt is not None:
+                        window.append(nxt)
+                    if len(window) == 64 * opts.workers or (nxt is None and window):
                         for order, ln, res, err in pool.imap_unordered(_work, window, chunksize=1):
                             write(order, ln, res, err, ids[order])
                         window = []

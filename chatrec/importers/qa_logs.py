@@ -481,7 +481,7 @@ def medoid(texts: list[str]) -> str:
     (ties: the earliest). Deterministic; at most ``MAX_MEDOID_CANDIDATES`` distinct texts
     (the most frequent, then the earliest) are compared."""
     counts = Counter(texts)
-    first = {}
+    first: dict[str, Any] = {}
     for i, t in enumerate(texts):
         first.setdefault(t, i)
     distinct = sorted(counts, key=lambda t: (-counts[t], first[t]))[:MAX_MEDOID_CANDIDATES]
@@ -559,7 +559,7 @@ def _conversations(exchanges: list[_Exchange], linked: dict[int, str], prefix: s
         user_id = next((exchanges[i].user_id for i in members if exchanges[i].user_id), None)
         if user_id:
             row["user_id"] = user_id
-        stamps = [exchanges[i].started_at for i in members if exchanges[i].started_at]
+        stamps = [s for i in members if (s := exchanges[i].started_at) is not None]
         if stamps:
             row["started_at"] = min(stamps).strftime("%Y-%m-%dT%H:%M:00Z")
         row["turns"] = turns

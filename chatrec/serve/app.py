@@ -17,7 +17,7 @@ feedback, site keys, the embeddable widget and the Gradio UI.
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from typing import AsyncIterator, cast
 
 from fastapi import FastAPI
 
@@ -73,4 +73,5 @@ def _mount_ui(app: FastAPI, bot: GatedBot) -> None:
 
     from chatrec.ui.gradio_app import build_app
 
-    gr.mount_gradio_app(app, build_app(bot), path="/ui", ssr_mode=False, mcp_server=False)
+    ui = build_app(cast(Chatbot, bot))  # the GatedBot stands in for the Chatbot
+    gr.mount_gradio_app(app, ui, path="/ui", ssr_mode=False, mcp_server=False)

@@ -79,6 +79,7 @@ class Gate:
         w = self._enter(asyncio.get_running_loop())
         if w is None:
             return
+        assert w.future is not None  # an async waiter has a future
         try:
             await w.future
         except BaseException:
@@ -90,6 +91,7 @@ class Gate:
         w = self._enter(None)
         if w is None:
             return
+        assert w.event is not None  # a blocking waiter has an event
         if not w.event.wait(timeout) and not self._abandon(w):
             raise Busy()
 
@@ -103,6 +105,7 @@ class Gate:
                 if w.event is not None:
                     w.event.set()
                     return
+                assert w.loop is not None and w.future is not None
                 try:
                     w.loop.call_soon_threadsafe(_resolve, w.future)
                     return

@@ -17,7 +17,7 @@ _TOO_BIG = object()
 
 def same_origin(origin: str, host: str | None) -> bool:
     """Is ``origin`` the server's own (e.g. the /demo page)? Such requests are not cross-origin."""
-    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+    return host is not None and host != "" and urlsplit(origin).netloc.lower() == host.lower()
 
 
 class EdgeMiddleware:

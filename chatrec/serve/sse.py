@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import MutableMapping
 from typing import Any, AsyncIterator, Callable
 
 from fastapi.responses import StreamingResponse
@@ -33,7 +34,7 @@ class TurnStream(StreamingResponse):
         super().__init__(content, **kw)
         self._turn = turn
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable, send: Callable) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:

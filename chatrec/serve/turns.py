@@ -14,7 +14,7 @@ import contextlib
 import logging
 import queue as queue_mod
 import threading
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Generator, Iterable, Iterator, cast
 
 from fastapi import Request
 
@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 END = object()  # the last item of every turn's event stream
 
 
-def run_turn(bot: Chatbot, gate: Gate, args: tuple, cancel: threading.Event, put: Callable[[Any], None],
+def run_turn(bot: Chatbot, gate: Gate, args: tuple[str, str | None, str | None], cancel: threading.Event, put: Callable[[Any], None],
              ablate: Iterable[str] = ()) -> None:
     """Run one turn in the calling (worker) thread; the slot is released here, whatever happens."""
     try:
-        gen = bot.stream(*args, cancel=cancel, ablate=ablate)
+        gen = cast(Generator[Any, None, None], bot.stream(*args, cancel=cancel, ablate=ablate))
         try:
             for ev in gen:
                 put(ev)

@@ -95,7 +95,7 @@ class KeyStore:
             "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at) VALUES (?, ?, ?, ?, ?)",
             (hash_key(key), key[:10], label, json.dumps(clean), now))
         self.invalidate()
-        return key, SiteKey(int(cur.lastrowid), key[:10], label, tuple(clean), now)
+        return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now)
 
     def revoke(self, key_id: int) -> bool:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -248,7 +248,7 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    trainer.model.save_pretrained(tmp)
+    trainer.model.save_pretrained(tmp)  # type: ignore[union-attr,operator]  # a peft model after train()
     tok.save_pretrained(tmp)
     card = {"base_model": planner.settings.llm.model, "base_path": base, "quantization": planner.settings.llm.quantization,
             "data": {"kb": str(planner.kb.root), "kb_hash": planner.kb.fingerprint(),

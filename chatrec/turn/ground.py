@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Collection
 
 from chatrec.kb import KnowledgeBase
 from chatrec.types import Recommendation
@@ -43,7 +43,7 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
         if (why := allowed(r.item_id)):
             dropped.append(f"{r.item_id}: {why}")
             continue
-        if (item.price is None) != (r.price is None) or (item.price is not None and abs(item.price - r.price) > 0.005) \
+        if (item.price is None) != (r.price is None) or (item.price is not None and r.price is not None and abs(item.price - r.price) > 0.005) \
                 or item.title != r.title:
             dropped.append(f"{r.item_id}: price or title differs from the catalogue")
             continue
@@ -53,7 +53,7 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
 
 def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, template_text: str | None,
                similarity: Callable[[str, str], float] | None, min_similarity: float,
-               must_cite: bool, context_items: set[str] = frozenset()) -> GroundingReport:
+               must_cite: bool, context_items: Collection[str] = frozenset()) -> GroundingReport:
     """``context_items``: items the customer mentioned in the dialogue, which the reply may name."""
     rep = GroundingReport()
     stripped = text.strip()

@@ -515,7 +515,7 @@ def find_pii(text: str) -> list[PIISpan]:
     n, idx = _normalise(text)
     found: list[tuple[int, int, str]] = []
     for detect in _DETECTORS:
-        new = []
+        new: list[tuple[int, int, str]] = []
         for s, e, label in sorted(detect(n, found), key=lambda x: (x[0], -(x[1] - x[0]))):
             # strip surrounding blanks and skip anything overlapping an earlier find
             while s < e and n[s].isspace():

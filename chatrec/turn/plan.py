@@ -27,7 +27,7 @@ from chatrec.turn.compose import Prompts, build_messages, kg_facts, slot_values
 from chatrec.turn.ground import check_recommendations
 from chatrec.turn.profile import UserHistory, history_of, profile_text
 from chatrec.turn.rank import Ranker
-from chatrec.turn.route import RouteDecision, decide
+from chatrec.turn.route import Route, RouteDecision, decide
 from chatrec.turn.state import DialogueState, EntityLinker, TurnAnnotations, update_state
 from chatrec.types import Recommendation
 
@@ -118,7 +118,7 @@ class Planner:
 
         if options.forced_items is not None:
             recs = [self.ranker.explain_item(i, history) for i in options.forced_items if i in self.kb.items]
-            route = decision.route if decision.route in ("recommend", "both") else "recommend"
+            route: Route = decision.route if decision.route in ("recommend", "both") else "recommend"
             decision = RouteDecision(route if recs else decision.route, options.forced_template or decision.template_id,
                                      decision.template_similarity, decision.reasons + ["items from the log"])
         elif options.forced_template is not None:

@@ -61,11 +61,11 @@ class Behaviour:
         """``exclude``: conversation ids left out (the ones being evaluated must not teach the ranker).
 
         A numeric item attribute ``popularity`` (e.g. mention counts from an importer) is a prior count."""
-        self.popularity: Counter[str] = Counter()
+        self.popularity: Counter[str] = Counter()  # float counts: a catalogue prior may be fractional
         for item in kb.items.values():
             prior = item.attributes.get("popularity")
             if isinstance(prior, (int, float)) and not isinstance(prior, bool) and prior > 0:
-                self.popularity[item.id] += prior
+                self.popularity[item.id] += prior  # type: ignore[assignment]
         baskets: dict[str, set[str]] = defaultdict(set)
         for ev in kb.events:
             if ev.type == "purchase":
@@ -221,8 +221,8 @@ class Ranker:
             llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
             kept.sort(key=lambda x: (-x.score, x.item.id))
 
-        top = kept[: self.s.top_n]
-        recs = [self._explain(cand, history) for cand in top]
+        best = kept[: self.s.top_n]
+        recs = [self._explain(cand, history) for cand in best]
         trace = {
             "candidates": {src: sum(1 for x in cands.values() if src in x.sources)
                            for src in ("dense", "kg", "cooccur", "popular")},
@@ -247,6 +247,7 @@ class Ranker:
                                                                   item=f"{item.title} ({fields})")}]
 
     def _llm_rerank(self, cands: list[Candidate], query: str, profile: str) -> str:
+        assert self.llm is not None
         prompts = [self.rank_prompt(c.item, query, profile) for c in cands]
         try:
             yes_no = self.llm.score_choices(prompts, ["Yes", "No"])
