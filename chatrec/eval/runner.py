@@ -363,26 +363,46 @@ def eval_settings(settings: Settings, kb: KnowledgeBase) -> Settings:
 
 def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> dict[str, Any]:
     """Replay, score and summarise; returns the summary (also written to ``out/summary.json``)."""
-    from tqdm.auto import tqdm
-
-    from chatrec.retrieval.chroma import ChromaIndex
+    from chatrec.eval.report import write_html
     from chatrec.kb import load_kb
+    from chatrec.retrieval.chroma import ChromaIndex
 
     t_start = time.perf_counter()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     kb = load_kb(settings.kb_dir)
     settings = eval_settings(settings, kb)
+    _check_resumable(opts, out)
+    convs, skipped = select_conversations(opts, kb)
+    (out / "run.json").write_text(json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts),
+                                              "kb": str(settings.kb_dir)}, indent=2))
+    done = _completed(out)
+    todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
+    log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
+
+    index = ChromaIndex(settings)
+    if not index.is_built(kb):
+        index.build(kb, progress=progress)
+    del index
+    with _RunFiles(out, len(convs), len(convs) - len(todo), progress) as files:
+        _replay_all(settings, opts, frozenset(c for _, c in convs), todo, files)
+    summary = summarise(out, opts, settings, skipped, time.perf_counter() - t_start)
+    write_html(summary, out / "turns.jsonl", out / "report.html")
+    return summary
+
+
+def _check_resumable(opts: EvalOptions, out: Path) -> None:
     unknown = set(opts.ablations) - {"kg", "profile", "llm_rank", "history", "adapter"}
     if unknown:
         raise EvalError(f"unknown ablation(s) {sorted(unknown)}; choose from kg, profile, llm_rank, history, adapter")
     run_file = out / "run.json"
-    if run_file.exists():
-        prev = json.loads(run_file.read_text())
-        if prev.get("fingerprint") != opts.fingerprint():
-            raise EvalError(f"{out} holds a run with other options; pass --no-resume or another --out")
-    # select conversations
-    # select: only (line, id) pairs are kept in memory; conversations are parsed again when run
+    if run_file.exists() and json.loads(run_file.read_text()).get("fingerprint") != opts.fingerprint():
+        raise EvalError(f"{out} holds a run with other options; pass --no-resume or another --out")
+
+
+def select_conversations(opts: EvalOptions, kb: KnowledgeBase) -> tuple[list[tuple[int, str]], list[dict]]:
+    """The ``(line, conversation id)`` pairs to score (only these stay in memory; a conversation
+    is parsed again when it runs) and the malformed lines skipped."""
     skipped: list[dict] = []
     convs: list[tuple[int, str]] = []
     for ln, conv, err in read_conversations(Path(opts.transcripts), kb):
@@ -397,63 +417,68 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
         convs = convs[: opts.limit]
     if not convs:
         raise EvalError(f"no conversation to evaluate in {opts.transcripts} (split={opts.split})")
-    selected_ids = [c for _, c in convs]
-    run_file.write_text(json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts),
-                                    "kb": str(settings.kb_dir)}, indent=2))
-    done = _completed(out)
-    todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
-    log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
+    return convs, skipped
 
-    index = ChromaIndex(settings)
-    if not index.is_built(kb):
-        index.build(kb, progress=progress)
-    del index
-    exclude = frozenset(selected_ids)
-    bar = tqdm(total=len(convs), initial=len(convs) - len(todo), desc="eval", unit="conv", disable=not progress)
-    with (out / "turns.jsonl").open("a", encoding="utf-8") as f_turns, \
-            (out / "features.jsonl").open("a", encoding="utf-8") as f_feat, \
-            (out / "convs.jsonl").open("a", encoding="utf-8") as f_conv:
-        def write(order: int, line_no: int, res: dict | None, err: str | None, cid: str) -> None:
-            if res is None:
-                f_conv.write(json.dumps({"conversation_id": cid, "order": order, "line": line_no, "error": err}) + "\n")
-            else:
-                for r in res.pop("turns"):
-                    f_turns.write(json.dumps(r, ensure_ascii=False) + "\n")
-                for r in res.pop("features"):
-                    f_feat.write(json.dumps(r) + "\n")
-                res.update(order=order, line=line_no)
-                f_conv.write(json.dumps(res) + "\n")  # last: the conversation counts as done only now
-            for f in (f_turns, f_feat, f_conv):
-                f.flush()
-            bar.update(1)
 
-        ids = {i: c for i, c in todo.values()}
-        if opts.workers <= 1:
-            _init_worker(settings.model_dump_json(), opts, exclude)
-            for job in _jobs(Path(opts.transcripts), todo):
-                order, ln, res, err = _work(job)
-                write(order, ln, res, err, ids[order])
+class _RunFiles:
+    """The run's append-only result files; a conversation counts as done once its
+    ``convs.jsonl`` row is written, after its turns and features, so a killed run resumes."""
+
+    def __init__(self, out: Path, total: int, done: int, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.out = out
+        self.bar = tqdm(total=total, initial=done, desc="eval", unit="conv", disable=not progress)
+
+    def __enter__(self) -> _RunFiles:
+        self.turns = (self.out / "turns.jsonl").open("a", encoding="utf-8")
+        self.features = (self.out / "features.jsonl").open("a", encoding="utf-8")
+        self.convs = (self.out / "convs.jsonl").open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f in (self.turns, self.features, self.convs):
+            f.close()
+        self.bar.close()
+
+    def write(self, order: int, line_no: int, res: dict | None, err: str | None, cid: str) -> None:
+        if res is None:
+            self.convs.write(json.dumps({"conversation_id": cid, "order": order, "line": line_no, "error": err}) + "\n")
         else:
-            import multiprocessing as mp
+            for r in res.pop("turns"):
+                self.turns.write(json.dumps(r, ensure_ascii=False) + "\n")
+            for r in res.pop("features"):
+                self.features.write(json.dumps(r) + "\n")
+            res.update(order=order, line=line_no)
+            self.convs.write(json.dumps(res) + "\n")  # last: the conversation counts as done only now
+        for f in (self.turns, self.features, self.convs):
+            f.flush()
+        self.bar.update(1)
 
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(opts.workers, initializer=_init_worker,
-                          initargs=(settings.model_dump_json(), opts, exclude)) as pool:
-                window: list[tuple[int, int, str]] = []
-                jobs = _jobs(Path(opts.transcripts), todo)
-                while (nxt := next(jobs, None)) is not None or window:
-                    if nxt is not None:
-                        window.append(nxt)
-                    if len(window) == 64 * opts.workers or (nxt is None and window):
-                        for order, ln, res, err in pool.imap_unordered(_work, window, chunksize=1):
-                            write(order, ln, res, err, ids[order])
-                        window = []
-    bar.close()
-    summary = summarise(out, opts, settings, skipped, time.perf_counter() - t_start)
-    from chatrec.eval.report import write_html
 
-    write_html(summary, out / "turns.jsonl", out / "report.html")
-    return summary
+def _replay_all(settings: Settings, opts: EvalOptions, exclude: frozenset[str],
+                todo: dict[int, tuple[int, str]], files: _RunFiles) -> None:
+    """Score the ``todo`` conversations in this process or in ``opts.workers`` processes."""
+    ids = {i: c for i, c in todo.values()}
+    jobs = _jobs(Path(opts.transcripts), todo)
+    if opts.workers <= 1:
+        _init_worker(settings.model_dump_json(), opts, exclude)
+        for job in jobs:
+            order, ln, res, err = _work(job)
+            files.write(order, ln, res, err, ids[order])
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(opts.workers, initializer=_init_worker,
+                                      initargs=(settings.model_dump_json(), opts, exclude)) as pool:
+        window: list[tuple[int, int, str]] = []
+        while (nxt := next(jobs, None)) is not None or window:
+            if nxt is not None:
+                window.append(nxt)
+            if len(window) == 64 * opts.workers or (nxt is None and window):
+                for order, ln, res, err in pool.imap_unordered(_work, window, chunksize=1):
+                    files.write(order, ln, res, err, ids[order])
+                window = []
 
 
 def _jobs(path: Path, todo: dict[int, tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
