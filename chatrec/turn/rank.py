@@ -17,8 +17,9 @@ from typing import Any
 
 from chatrec.config import RankingSettings
 from chatrec.retrieval.chroma import where_filter
+from chatrec.retrieval.base import Retriever
 from chatrec.kb import KnowledgeBase
-from chatrec.kg.networkx_graph import KGPath, NetworkXGraph
+from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.turn.profile import UserHistory
 from chatrec.turn.state import DialogueState
@@ -97,7 +98,7 @@ class Behaviour:
 
 
 class Ranker:
-    def __init__(self, kb: KnowledgeBase, kg: NetworkXGraph, index: Any, settings: RankingSettings,
+    def __init__(self, kb: KnowledgeBase, kg: KnowledgeGraph, index: Retriever, settings: RankingSettings,
                  items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None,
                  exclude_conversations: set[str] | frozenset[str] = frozenset()):
         self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
@@ -147,6 +148,43 @@ class Ranker:
         which evaluation and :func:`chatrec.eval.fusion.fit_weights` use. ``depth`` never changes
         the candidates (each source gives ``items_k``), so evaluation ranks the list a live turn shows."""
         c = state.constraints
+        cands = self._candidates(query, state, history, query_embedding, use_kg)
+        rejected: Counter[str] = Counter()
+        kept: list[Candidate] = []
+        for cand in cands.values():
+            why = self.allowed(cand.item, state, history)
+            if why:
+                rejected[why] += 1
+                continue
+            kept.append(cand)
+        self._score(kept, state, history)
+
+        llm_note = "off"
+        if use_llm and self.weights["llm"] > 0 and self.llm is not None and kept:
+            llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
+            kept.sort(key=lambda x: (-x.score, x.item.id))
+
+        recs = [self._explain(cand, history) for cand in kept[: self.s.top_n]]
+        trace = {
+            "candidates": {src: sum(1 for x in cands.values() if src in x.sources)
+                           for src in ("dense", "kg", "cooccur", "popular")},
+            "filtered_out": dict(rejected),
+            "constraints": c.model_dump(),
+            "llm_rerank": llm_note,
+            "scored": [{"item_id": x.item.id, "score": round(x.score, 4),
+                        "features": {k: round(v, 3) for k, v in x.features.items()}} for x in kept[:10]],
+        }
+        if depth:
+            trace["ranked"] = [x.item.id for x in kept[:depth]]
+            trace["features"] = {x.item.id: [round(x.features[f], 4) for f in FEATURES] for x in kept}
+        return recs, trace
+
+    def _candidates(self, query: str, state: DialogueState, history: UserHistory, query_embedding: Any,
+                    use_kg: bool) -> dict[str, Candidate]:
+        """Candidates from every source, ``items_k`` per source: dense retrieval under the hard
+        metadata filters, KG neighbours of the device, likes, mentions and owned items,
+        co-occurrence with them, and popular items."""
+        c = state.constraints
         cands: dict[str, Candidate] = {}
 
         def add(item_id: str, source: str) -> Candidate | None:
@@ -158,23 +196,21 @@ class Ranker:
             return cand
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
-        for item_id, sim in self.index.search_items(query, self.items_k, where,
-                                                    query_embedding=query_embedding):
+        for item_id, sim in self.index.search_items(query, self.items_k, where, query_embedding=query_embedding):
             if (cand := add(item_id, "dense")):
                 cand.features["dense"] = max(0.0, sim)
 
-        anchors = ([c.compatible_with] if c.compatible_with else []) + state.liked_items + state.mentioned_items[-5:] \
-            + history.owned[:5]
         if use_kg:
+            anchors = ([c.compatible_with] if c.compatible_with else []) + state.liked_items \
+                + state.mentioned_items[-5:] + history.owned[:5]
             if c.compatible_with:
                 for item_id in sorted(self.kg.items_linked(c.compatible_with, "compatible_with")):
                     add(item_id, "kg")
             for item_id, path in self.kg.related_items(anchors, max_hops=2).items():
                 if (cand := add(item_id, "kg")):
-                    from_history = path.start in history.owned
                     cand.features["kg"] = max(cand.features["kg"], path.strength)
                     cand.features["kg_support"] = min(1.0, math.log1p(path.support) / math.log1p(8))
-                    if from_history:
+                    if path.start in history.owned:
                         cand.features["history"] = max(cand.features["history"], path.strength)
                     if cand.path is None or path.strength > cand.path.strength:
                         cand.path = path
@@ -193,49 +229,24 @@ class Ranker:
                 cand.co_anchor = co_anchor[item_id][1]
         for item_id in self.behaviour.popular(self.items_k):
             add(item_id, "popular")
+        return cands
 
-        rejected: Counter[str] = Counter()
-        kept: list[Candidate] = []
-        for cand in cands.values():
-            why = self.allowed(cand.item, state, history)
-            if why:
-                rejected[why] += 1
-                continue
-            kept.append(cand)
-
+    def _score(self, kept: list[Candidate], state: DialogueState, history: UserHistory) -> None:
+        """The per-user features, the fused score, and ``kept`` sorted best first (ties by id)."""
+        c = state.constraints
         user = self.kb.users.get(history.user_id or "")
         liked = set(user.preferences.brands_liked) if user else set()
+        compatible = self.kg.items_linked(c.compatible_with or "", "compatible_with")
         for cand in kept:
             f = cand.features
             f["popular"] = math.log1p(self.behaviour.popularity[cand.item.id]) / math.log1p(self.behaviour.max_pop)
             price = cand.item.price
             f["price_fit"] = 1.0 if c.max_price is None or price is None else 1.0 - 0.5 * price / max(c.max_price, 1e-6)
             f["pref_brand"] = 1.0 if cand.item.brand in liked else 0.0
-            if cand.item.id in self.kg.items_linked(c.compatible_with or "", "compatible_with"):
+            if cand.item.id in compatible:
                 f["kg"] = 1.0
             cand.score = self._fuse(f)
         kept.sort(key=lambda x: (-x.score, x.item.id))
-
-        llm_note = "off"
-        if use_llm and self.weights["llm"] > 0 and self.llm is not None and kept:
-            llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
-            kept.sort(key=lambda x: (-x.score, x.item.id))
-
-        best = kept[: self.s.top_n]
-        recs = [self._explain(cand, history) for cand in best]
-        trace = {
-            "candidates": {src: sum(1 for x in cands.values() if src in x.sources)
-                           for src in ("dense", "kg", "cooccur", "popular")},
-            "filtered_out": dict(rejected),
-            "constraints": c.model_dump(),
-            "llm_rerank": llm_note,
-            "scored": [{"item_id": x.item.id, "score": round(x.score, 4),
-                        "features": {k: round(v, 3) for k, v in x.features.items()}} for x in kept[:10]],
-        }
-        if depth:
-            trace["ranked"] = [x.item.id for x in kept[:depth]]
-            trace["features"] = {x.item.id: [round(x.features[f], 4) for f in FEATURES] for x in kept}
-        return recs, trace
 
     def _fuse(self, f: dict[str, float]) -> float:
         return sum(w * f[name] for name, w in self.weights.items())
