@@ -179,10 +179,7 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     replaces the default split by conversation; ``callbacks`` are extra transformers
     ``TrainerCallback`` objects."""
     import torch
-    from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
 
     from chatrec.llm.transformers_backend import quantization_config
     from chatrec.models import llm_path
@@ -212,23 +209,7 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     qc = quantization_config(planner.settings.llm)
     model = AutoModelForCausalLM.from_pretrained(base, device_map="cpu",
                                                  **({"quantization_config": qc} if qc else {"dtype": torch.float32}))
-    cols = ["prompt", "completion"]
-    train_ds = Dataset.from_list([{k: e[k] for k in cols} for e in train_ex])
-    eval_ds = Dataset.from_list([{k: e[k] for k in cols} for e in eval_ex]) if eval_ex else None
-    args = SFTConfig(
-        output_dir=str(work), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, completion_only_loss=True,
-        eval_strategy="steps" if eval_ds is not None else "no", eval_steps=cfg.eval_steps,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, logging_steps=5,
-        bf16=False, fp16=False, use_cpu=True, optim="adamw_torch", report_to="none", seed=cfg.seed,
-        dataloader_num_workers=0, disable_tqdm=False, gradient_checkpointing=False,
-    )
-    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                             target_modules=cfg.target_modules, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tok, peft_config=peft_config,
-                         callbacks=[_TimeBudget(cfg.time_budget_s).callback, *(callbacks or [])])
+    trainer = _sft_trainer(cfg, model, tok, train_ex, eval_ex, work, callbacks)
     if has_ckpt:
         log.warning("resuming from the last checkpoint in %s", work)
     t0 = time.perf_counter()
@@ -237,13 +218,7 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
                                "train_seconds": round(time.perf_counter() - t0, 1),
                                "train_examples": len(train_ex), "eval_examples": len(eval_ex),
                                "examples_truncated": truncated, "resumed": has_ckpt}
-    if eval_ds is not None:
-        last = [h for h in trainer.state.log_history if "eval_loss" in h]
-        if last and last[-1].get("step") == result.global_step:
-            metrics["eval_loss"] = round(float(last[-1]["eval_loss"]), 4)  # already evaluated at the last step
-        else:
-            metrics["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
-    metrics["log_history"] = [h for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
+    metrics.update(_losses(trainer, result.global_step))
 
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -258,3 +233,42 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     _replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return card
+
+
+def _sft_trainer(cfg: TrainConfig, model: Any, tok: Any, train_ex: list[dict[str, Any]],
+                 eval_ex: list[dict[str, Any]], work: Path, callbacks: list[Any] | None) -> Any:
+    """TRL's SFTTrainer for QLoRA on CPU: loss on the completion only, checkpoints in ``work``."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    cols = ["prompt", "completion"]
+    train_ds = Dataset.from_list([{k: e[k] for k in cols} for e in train_ex])
+    eval_ds = Dataset.from_list([{k: e[k] for k in cols} for e in eval_ex]) if eval_ex else None
+    args = SFTConfig(
+        output_dir=str(work), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, completion_only_loss=True,
+        eval_strategy="steps" if eval_ds is not None else "no", eval_steps=cfg.eval_steps,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, logging_steps=5,
+        bf16=False, fp16=False, use_cpu=True, optim="adamw_torch", report_to="none", seed=cfg.seed,
+        dataloader_num_workers=0, disable_tqdm=False, gradient_checkpointing=False,
+    )
+    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                             target_modules=cfg.target_modules, task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      processing_class=tok, peft_config=peft_config,
+                      callbacks=[_TimeBudget(cfg.time_budget_s).callback, *(callbacks or [])])
+
+
+def _losses(trainer: Any, step: int) -> dict[str, Any]:
+    """The final eval loss (evaluated again only if the last step did not) and the loss history."""
+    out: dict[str, Any] = {}
+    if trainer.eval_dataset is not None:
+        last = [h for h in trainer.state.log_history if "eval_loss" in h]
+        if last and last[-1].get("step") == step:
+            out["eval_loss"] = round(float(last[-1]["eval_loss"]), 4)  # already evaluated at the last step
+        else:
+            out["eval_loss"] = round(float(trainer.evaluate()["eval_loss"]), 4)
+    out["log_history"] = [h for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
+    return out
