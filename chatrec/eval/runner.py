@@ -56,7 +56,7 @@ from chatrec.turn.rank import Behaviour
 from chatrec.turn.plan import PlanOptions, Planner
 from chatrec.turn.replay import ReplayStep, replay
 from chatrec.turn.state import DialogueState
-from chatrec.types import Conversation
+from chatrec.types import Conversation, LoggedTurn
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,18 @@ class _ConversationRows:
         self.first_lists: dict[str, list[str]] = {}
         self.features: list[dict] = []
 
+    def add(self, system: str, row: dict[str, Any], m: dict[str, tuple[float, float]], elapsed: float) -> None:
+        """One system's row for one turn; its (numerator, denominator) metric pairs join the sums."""
+        row["latency_s"] = round(elapsed, 4)
+        row["metrics"] = {k: (round(n / d, 4) if d else None) for k, (n, d) in m.items()}
+        self.latency[system].append(elapsed)
+        acc = self.sums[system]
+        for k, (n, d) in m.items():
+            a = acc.setdefault(k, [0.0, 0.0])
+            a[0] += n
+            a[1] += d
+        self.turns.append(row)
+
     def result(self) -> dict[str, Any]:
         return {"conversation_id": self.conv.conversation_id, "user_id": self.conv.user_id, "turns": self.turns,
                 "sums": self.sums, "latency": self.latency, "ttft": self.ttft, "first_lists": self.first_lists,
@@ -189,8 +201,7 @@ class Replayer:
     def _score_turn(self, step: ReplayStep, is_rec: bool, rows: "_ConversationRows") -> DialogueState:
         """Score every system on this turn; return the full system's state to continue from."""
         conv, idx, turn, text, state = rows.conv, step.index, step.agent, step.input.text, step.input.state
-        turns, sums, latency, ttft = rows.turns, rows.sums, rows.latency, rows.ttft
-        first_lists, features = rows.first_lists, rows.features
+        ttft, first_lists, features = rows.ttft, rows.first_lists, rows.features
         history = rows.history
         top_n = self.settings.ranking.top_n
         gold = list(dict.fromkeys(turn.recommended))
@@ -205,7 +216,8 @@ class Replayer:
                                    "kind": "rec" if is_rec else "service", "input": text}
             m: dict[str, tuple[float, float]] = {}
             if system in BASELINES:
-                ranked = self._baseline(system, text, full_state or state, history, q_emb, step.seen_before) if is_rec else []
+                ranked = (self._baseline(system, text, full_state or state, history, q_emb, step.seen_before)
+                          if is_rec else [])
                 shown = ranked[:top_n]
                 reply = None
             else:
@@ -225,13 +237,7 @@ class Replayer:
                                      "turn_index": idx, "features": trace.get("rank", {}).get("features", {}),
                                      "gold": gold, "gold_new": gold_new})
                 else:
-                    logged_tpl = self.kb.templates.get(turn.template_id or "")
-                    chosen = self.kb.templates.get(plan.decision.template_id or "")
-                    if logged_tpl is not None:
-                        m["service.template_acc"] = (float(chosen is not None and chosen.id == logged_tpl.id), 1)
-                    logged_intent = turn.intent or (logged_tpl.intent if logged_tpl else None)
-                    if logged_intent:
-                        m["service.intent_acc"] = (float(chosen is not None and chosen.intent == logged_intent), 1)
+                    m.update(self._template_metrics(turn, plan.decision.template_id))
                 reply = self._reply(system, plan, m, ttft)
                 row.update({"route": plan.decision.route, "template_id": plan.decision.template_id,
                             "scores": trace.get("rank", {}).get("scored", [])[:10]})
@@ -252,18 +258,22 @@ class Replayer:
                 if not is_rec:
                     m["service.rouge_l"] = (rouge_l(reply, turn.text), 1)
                     m["service.cosine"] = (self.retriever.embedder.similarity(reply, turn.text), 1)
-            row["latency_s"] = round(elapsed, 4)
-            row["metrics"] = {k: (round(n / d, 4) if d else None) for k, (n, d) in m.items()}
-            latency[system].append(elapsed)
-            acc = sums[system]
-            for k, (n, d) in m.items():
-                a = acc.setdefault(k, [0.0, 0.0])
-                a[0] += n
-                a[1] += d
-            turns.append(row)
+            rows.add(system, row, m, elapsed)
         if full_state is None:  # only baselines ran: the live plan's state continues the conversation
             full_state = self.planner.plan(step.input).state
         return full_state
+
+    def _template_metrics(self, turn: LoggedTurn, chosen_id: str | None) -> dict[str, tuple[float, float]]:
+        """Did the turn answer with the logged template, or at least the logged intent?"""
+        m: dict[str, tuple[float, float]] = {}
+        logged_tpl = self.kb.templates.get(turn.template_id or "")
+        chosen = self.kb.templates.get(chosen_id or "")
+        if logged_tpl is not None:
+            m["service.template_acc"] = (float(chosen is not None and chosen.id == logged_tpl.id), 1)
+        logged_intent = turn.intent or (logged_tpl.intent if logged_tpl else None)
+        if logged_intent:
+            m["service.intent_acc"] = (float(chosen is not None and chosen.intent == logged_intent), 1)
+        return m
 
     def _baseline(self, system: str, text: str, state: DialogueState, history: UserHistory, q_emb: Any,
                   seen_before: list[str]) -> list[str]:
