@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -156,6 +156,22 @@ def read_triples(path: Path, errors: list[str]) -> Iterator[tuple[int, Triple]]:
         errors.append(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
+R = TypeVar("R", Item, Template, User)
+
+
+def _by_id(path: Path, model: type[R], what: str, errors: list[str],
+           check: Callable[[R], str | None] | None = None) -> dict[str, R]:
+    """The rows of a JSONL file by their ``id``; duplicates and failed checks become errors."""
+    rows: dict[str, R] = {}
+    for line_no, row in read_jsonl(path, model, errors):
+        if row.id in rows:
+            errors.append(f"{path}:{line_no}: duplicate {what} id {row.id!r}")
+        if check is not None and (problem := check(row)):
+            errors.append(f"{path}:{line_no}: {problem}")
+        rows[row.id] = row
+    return rows
+
+
 def load_kb(root: str | Path) -> KnowledgeBase:
     """Load and cross-check every KB file under ``root``; raise :class:`KBError` on any problem."""
     root = Path(root)
@@ -177,22 +193,14 @@ def load_kb(root: str | Path) -> KnowledgeBase:
     except ValidationError as exc:
         errors.append(f"{shop_path}:1: {_explain(exc)}")
 
-    items: dict[str, Item] = {}
-    for line_no, item in read_jsonl(root / FILES["catalogue"], Item, errors):
-        if item.id in items:
-            errors.append(f"{root / FILES['catalogue']}:{line_no}: duplicate item id {item.id!r}")
-        items[item.id] = item
-
-    templates: dict[str, Template] = {}
+    items = _by_id(root / FILES["catalogue"], Item, "item", errors)
     shop_slots = set(shop.slot_values())
-    tpath = root / FILES["templates"]
-    for line_no, tpl in read_jsonl(tpath, Template, errors):
-        if tpl.id in templates:
-            errors.append(f"{tpath}:{line_no}: duplicate template id {tpl.id!r}")
+
+    def slots_known(tpl: Template) -> str | None:
         missing = [s for s in tpl.slot_names if s not in shop_slots and s not in tpl.slots]
-        if missing:
-            errors.append(f"{tpath}:{line_no}: slot(s) {missing} are neither shop facts nor given a default in 'slots'")
-        templates[tpl.id] = tpl
+        return f"slot(s) {missing} are neither shop facts nor given a default in 'slots'" if missing else None
+
+    templates = _by_id(root / FILES["templates"], Template, "template", errors, slots_known)
 
     triples: list[Triple] = []
     kg_path = root / FILES["kg"]
@@ -203,13 +211,8 @@ def load_kb(root: str | Path) -> KnowledgeBase:
                     errors.append(f"{kg_path}:{line_no}: unknown item id {end!r} (prefix other entities, e.g. 'brand:X')")
             triples.append(t)
 
-    users: dict[str, User] = {}
     upath = root / FILES["users"]
-    if upath.exists():
-        for line_no, user in read_jsonl(upath, User, errors):
-            if user.id in users:
-                errors.append(f"{upath}:{line_no}: duplicate user id {user.id!r}")
-            users[user.id] = user
+    users = _by_id(upath, User, "user", errors) if upath.exists() else {}
 
     events: list[Event] = []
     epath = root / FILES["events"]
