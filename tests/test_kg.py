@@ -45,3 +45,11 @@ def test_of_equally_strong_paths_the_shortest_explains():
     kg = NetworkXGraph(triples, items)
     path = kg.related_items(["CASE", "PHONE"])["CHARGER"]
     assert path.start == "PHONE" and len(path.hops) == 1
+
+
+def test_the_protocol_and_path_types_live_in_kg_base_and_are_re_exported():
+    from chatrec.kg import base, networkx_graph
+
+    assert networkx_graph.KGPath is base.KGPath and networkx_graph.Hop is base.Hop
+    assert networkx_graph.KnowledgeGraph is base.KnowledgeGraph
+    assert isinstance(_kg(), base.KnowledgeGraph)

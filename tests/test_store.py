@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from chatrec.store.sqlite import Store
+from chatrec.store.sqlite import SQLiteStore as Store
 
 
 def test_migrations_are_idempotent_and_wal(tmp_path):
@@ -27,6 +27,14 @@ def test_turns_state_and_feedback_survive_reopen(tmp_path):
     assert again.load_state(cid) == {"x": 1}
     assert [t["reply_text"] for t in again.turns(cid)] == ["hello"]
     assert [f["kind"] for f in again.feedback(tid)] == ["thumbs_up", "accept"]
+
+
+def test_the_old_name_still_opens_the_sqlite_store(tmp_path):
+    from chatrec.store import sqlite
+    from chatrec.store.base import Store as StoreProtocol
+
+    assert sqlite.Store is sqlite.SQLiteStore
+    assert isinstance(sqlite.Store(tmp_path / "s.sqlite3"), StoreProtocol)
 
 
 def test_feedback_validation(tmp_path):

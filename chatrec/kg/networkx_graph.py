@@ -4,73 +4,21 @@ networkx was chosen over an RDF store for the embedded default: the two queries
 the turn needs are "facts about an entity" and "short labelled paths from the
 user's items to candidate items", both bounded breadth-first walks that are
 direct in networkx and would be multi-join SPARQL property paths with no path
-output. The :class:`KnowledgeGraph` protocol keeps a SPARQL store swappable.
+output. The :class:`~chatrec.kg.base.KnowledgeGraph` protocol (``chatrec.kg.base``, re-exported
+here with the path types) keeps a SPARQL store swappable.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import networkx as nx
 
+from chatrec.kg.base import DEFAULT_WEIGHT, PREDICATE_WEIGHT, Hop, KGPath, KnowledgeGraph
 from chatrec.types import Item, Triple
 
-# How much one hop along a predicate says about relatedness (product along a path).
-PREDICATE_WEIGHT = {
-    "compatible_with": 1.0,
-    "accessory_of": 0.6,
-    "successor_of": 0.8,
-    "in_series": 0.7,
-    "suits_need": 0.5,
-    "category": 0.35,
-    "subcategory_of": 0.3,
-    "brand": 0.3,
-}
-DEFAULT_WEIGHT = 0.3
-
-
-@dataclass(frozen=True)
-class Hop:
-    source: str
-    predicate: str
-    target: str  # the triple is always (source, predicate, target) as stored
-
-
-@dataclass
-class KGPath:
-    start: str
-    end: str
-    hops: list[Hop] = field(default_factory=list)
-    support: int = 1  # how many distinct paths (from all sources) reach ``end``
-
-    @property
-    def strength(self) -> float:
-        s = 1.0
-        for h in self.hops:
-            s *= PREDICATE_WEIGHT.get(h.predicate, DEFAULT_WEIGHT)
-        return s
-
-    def render(self, label) -> str:
-        """E.g. ``Google Pixel 8 <-compatible_with- Spigen Thin Fit``, following stored direction."""
-        out = label(self.start)
-        node = self.start
-        for h in self.hops:
-            if h.source == node:
-                out += f" -{h.predicate}-> {label(h.target)}"
-                node = h.target
-            else:
-                out += f" <-{h.predicate}- {label(h.source)}"
-                node = h.source
-        return out
-
-
-class KnowledgeGraph(Protocol):
-    def facts(self, entity: str, limit: int = 12) -> list[Triple]: ...
-    def label(self, entity: str) -> str: ...
-    def related_items(self, sources: Iterable[str], max_hops: int = 2) -> dict[str, KGPath]: ...
-    def items_linked(self, entity: str, predicate: str) -> set[str]: ...
+__all__ = ["NetworkXGraph", "KnowledgeGraph", "KGPath", "Hop", "PREDICATE_WEIGHT", "DEFAULT_WEIGHT"]
 
 
 class NetworkXGraph:

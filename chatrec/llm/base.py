@@ -17,25 +17,38 @@ class ScoringUnsupported(RuntimeError):
 
 @runtime_checkable
 class LLMBackend(Protocol):
+    """What the turn uses of a language model. ``tests/contract/test_llm_contract.py`` checks
+    every backend (the fake, an OpenAI-compatible server, transformers) against this."""
+
     name: str
 
     def stream(self, messages: list[Message], max_new_tokens: int,
                cancel: threading.Event | None = None) -> Iterator[str]:
-        """Yield the reply in text pieces; stop early when ``cancel`` is set or the consumer stops."""
+        """Yield the reply in non-empty text pieces, at most ``max_new_tokens`` tokens in all.
+        Once ``cancel`` is set no further piece is yielded and generation stops; a consumer
+        that stops iterating (or closes the iterator) frees the backend for the next call."""
         ...
 
-    def generate(self, messages: list[Message], max_new_tokens: int) -> str: ...
+    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
+        """The whole reply; with greedy decoding (temperature 0) deterministic and equal to
+        the join of :meth:`stream`'s pieces for the same arguments."""
+        ...
 
     def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
-        """Log-likelihood of ``continuation`` as the assistant's reply to each prompt, in one batch."""
+        """Log-likelihood (<= 0) of ``continuation`` as the assistant's reply to each prompt,
+        one float per prompt, in one batch. ``ScoringUnsupported`` where the backend cannot."""
         ...
 
     def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
-        """Log-probability of each choice's first token as the reply's first token, for every
-        prompt, from one batched forward pass (e.g. ``["Yes", "No"]``)."""
+        """Log-probability (<= 0) of each choice's first token as the reply's first token, for
+        every prompt, from one batched forward pass (e.g. ``["Yes", "No"]``): one list per
+        prompt, one float per choice, in order. ``ScoringUnsupported`` where the backend cannot."""
         ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` (an estimate where the tokenizer is remote): >= 1 for non-empty
+        text and never fewer for a text than for its prefix at a word boundary."""
+        ...
 
 
 def join_stream(pieces: Iterator[str]) -> str:

@@ -42,7 +42,9 @@ class FakeLLM:
         for i, w in enumerate(words[:max_new_tokens]):
             if cancel is not None and cancel.is_set():
                 return
-            yield w if i == 0 else " " + w
+            piece = w if i == 0 else " " + w
+            if piece:  # an empty reply yields nothing, not an empty piece
+                yield piece
 
     def generate(self, messages: list[Message], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))

@@ -187,6 +187,8 @@ class TransformersLLM:
         worker.start()
         try:
             for piece in streamer:
+                if cancel.is_set():  # pieces already decoded when cancelled are dropped
+                    break
                 if piece:
                     yield piece
         finally:

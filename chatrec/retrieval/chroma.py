@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from chatrec.config import Settings, apply_offline_env
-from chatrec.retrieval.embeddings import Embedder, LocalSentenceTransformerEF
 from chatrec.kb import KnowledgeBase, template_examples
+from chatrec.retrieval.base import IndexReport, Where, matches, where_filter
+from chatrec.retrieval.embeddings import Embedder, LocalSentenceTransformerEF
 from chatrec.types import Item, Template
+
+__all__ = ["ChromaIndex", "IndexReport", "matches", "where_filter", "item_row", "template_row",
+           "ITEMS", "TEMPLATES", "EXAMPLES"]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +48,9 @@ def template_row(tpl: Template) -> tuple[str, dict[str, Any]]:
     return f"{tpl.intent.replace('_', ' ')}: {tpl.text}", {"intent": tpl.intent}
 
 
-@dataclass
-class IndexReport:
-    collection: str
-    total: int
-    embedded: int
-    deleted: int
-
-
 class ChromaIndex:
-    """Owns the Chroma client and the two collections; the default :class:`Retriever`."""
+    """Owns the Chroma client and the item, template and example collections; the default
+    :class:`~chatrec.retrieval.base.Retriever`."""
 
     def __init__(self, settings: Settings):
         apply_offline_env()
@@ -82,7 +80,7 @@ class ChromaIndex:
         if name not in self._collections:
             self._collections[name] = self.client.get_or_create_collection(
                 self.collection_name(name),
-                embedding_function=self._ef,
+                embedding_function=self._ef,  # type: ignore[arg-type]  # chroma's generic is narrower
                 configuration={"hnsw": {"space": "cosine", "ef_construction": 200,
                                         "ef_search": self.settings.retrieval.hnsw_ef_search, "max_neighbors": 32}},
             )
@@ -127,7 +125,7 @@ class ChromaIndex:
 
     # ------------------------------------------------------------ querying
 
-    def search_items(self, query: str, k: int, where: dict[str, Any] | None = None,
+    def search_items(self, query: str, k: int, where: Where | None = None,
                      query_embedding: Any = None) -> list[tuple[str, float]]:
         if self.collection(ITEMS).count() == 0:
             return []
@@ -135,7 +133,7 @@ class ChromaIndex:
         return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, k, where)]
 
     def _query(self, name: str, emb: Any, k: int,
-               where: dict[str, Any] | None = None) -> list[tuple[str, float, dict[str, Any]]]:
+               where: Where | None = None) -> list[tuple[str, float, dict[str, Any]]]:
         """Top-``k`` (id, cosine similarity, metadata) of collection ``name``: Chroma's HNSW
         search, or with ``retrieval.exact_search`` an exact one. Empty for an empty collection."""
         col = self.collection(name)
@@ -150,14 +148,12 @@ class ChromaIndex:
                 for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])]
 
     def _exact_query(self, name: str, count: int, emb: Any, k: int,
-                     where: dict[str, Any] | None) -> list[tuple[str, float, dict[str, Any]]]:
+                     where: Where | None) -> list[tuple[str, float, dict[str, Any]]]:
         """Exact cosine top-``k`` over every stored vector of ``name`` that passes ``where``;
         ties go to the smaller id. HNSW graphs loaded in different processes can return
         different near-ties; this cannot, so replays are reproducible (and exact). The
         vectors are cached and re-read when the collection's size changes (another process
         re-indexed) or this instance rebuilds."""
-        import numpy as np
-
         cached = self._exact.get(name)
         if cached is None or len(cached[0]) != count:
             got = self.collection(name).get(include=["embeddings", "metadatas"])
@@ -173,6 +169,11 @@ class ChromaIndex:
             sims = np.where(np.fromiter((matches(m, where) for m in metas), bool, len(metas)), sims, -np.inf)
         top = np.argsort(-sims, kind="stable")[:k]
         return [(ids[j], float(sims[j]), metas[j]) for j in top if np.isfinite(sims[j])]
+
+    def item_vectors(self) -> dict[str, np.ndarray]:
+        """Every stored item embedding (float32), by item id."""
+        got = self.collection(ITEMS).get(include=["embeddings"])
+        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     def search_templates(self, query: str, k: int, query_embedding: Any = None,
                          examples_k: int = 8) -> list[tuple[str, float]]:
@@ -192,37 +193,3 @@ class ChromaIndex:
             scores[tid] = max(scores.get(tid, 0.0), score)
         return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
 
-
-_OPS = {"$eq": lambda v, x: v == x, "$ne": lambda v, x: v != x, "$gt": lambda v, x: v is not None and v > x,
-        "$gte": lambda v, x: v is not None and v >= x, "$lt": lambda v, x: v is not None and v < x,
-        "$lte": lambda v, x: v is not None and v <= x, "$in": lambda v, x: v in x, "$nin": lambda v, x: v not in x}
-
-
-def matches(meta: dict[str, Any], where: dict[str, Any]) -> bool:
-    """Whether metadata ``meta`` passes a Chroma ``where`` filter ($and, $or and the
-    comparison operators), for exact search outside Chroma."""
-    for key, cond in where.items():
-        if key == "$and":
-            ok = all(matches(meta, c) for c in cond)
-        elif key == "$or":
-            ok = any(matches(meta, c) for c in cond)
-        elif isinstance(cond, dict):
-            ok = all(_OPS[op](meta.get(key), x) for op, x in cond.items())
-        else:
-            ok = meta.get(key) == cond
-        if not ok:
-            return False
-    return True
-
-
-def where_filter(max_price: float | None = None, exclude_brands: list[str] | None = None,
-                 categories: list[str] | None = None) -> dict[str, Any]:
-    """Chroma metadata filter for in-stock items under the user's constraints."""
-    clauses: list[dict[str, Any]] = [{"in_stock": True}]
-    if max_price is not None:
-        clauses.append({"price": {"$lte": float(max_price)}})
-    if exclude_brands:
-        clauses.append({"brand": {"$nin": list(exclude_brands)}})
-    if categories:
-        clauses.append({"category": {"$in": list(categories)}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -10,9 +10,13 @@ import json
 import sqlite3
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from chatrec.store.base import COUNTED, FEEDBACK_KINDS
+
+__all__ = ["SQLiteStore", "Store", "MIGRATIONS", "FEEDBACK_KINDS"]
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("001_initial", """
@@ -55,14 +59,20 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
 ]
 
-FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "click", "accept")
+
+def _rowid(cur: sqlite3.Cursor) -> int:
+    if cur.lastrowid is None:  # never after an INSERT
+        raise RuntimeError("the insert returned no row id")
+    return int(cur.lastrowid)
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Store:
+class SQLiteStore:
+    """The embedded :class:`~chatrec.store.base.Store`: one SQLite file, one connection per thread."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,10 +135,13 @@ class Store:
                  json.dumps(result)))
             c.execute("UPDATE conversations SET state_json = ? WHERE id = ?", (json.dumps(state), cid))
             c.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:  # the foreign key: no such conversation
+            c.execute("ROLLBACK")
+            raise KeyError(f"no conversation {cid!r}") from exc
         except Exception:
             c.execute("ROLLBACK")
             raise
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def turns(self, cid: str) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT * FROM turns WHERE conversation_id = ? ORDER BY id", (cid,))
@@ -147,7 +160,7 @@ class Store:
             raise KeyError(f"no turn {turn_id}")
         cur = self._conn().execute("INSERT INTO feedback (turn_id, kind, item_id, created_at) VALUES (?, ?, ?, ?)",
                                    (turn_id, kind, item_id, _now()))
-        return int(cur.lastrowid)
+        return _rowid(cur)
 
     def feedback(self, turn_id: int | None = None) -> list[dict[str, Any]]:
         if turn_id is None:
@@ -157,6 +170,9 @@ class Store:
         return [dict(r) for r in rows]
 
     def count(self, table: str) -> int:
-        if table not in ("conversations", "turns", "feedback"):
-            raise ValueError(table)
+        if table not in COUNTED:
+            raise ValueError(f"unknown table {table!r}; choose one of {COUNTED}")
         return int(self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+Store = SQLiteStore  # the name before the Store protocol (chatrec.store.base) existed

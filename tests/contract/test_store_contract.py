@@ -1,0 +1,180 @@
+"""One contract, every store (:class:`chatrec.store.base.Store`). A new implementation is one
+more entry in ``STORES``: a name and a factory ``(folder) -> (open, reopen)``, where ``reopen``
+gives a second handle on the same data (another process, or the same one after a restart)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from chatrec.store.base import COUNTED, FEEDBACK_KINDS, Store
+
+
+def _sqlite(folder: Path) -> Callable[[], Store]:
+    from chatrec.store.sqlite import SQLiteStore
+
+    return lambda: SQLiteStore(folder / "chatrec.sqlite3")
+
+
+STORES: dict[str, Callable[[Path], Callable[[], Store]]] = {
+    "sqlite": _sqlite,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def opener(request, tmp_path) -> Callable[[], Store]:
+    """Opens the store under test; every call is a new handle on the same data."""
+    return STORES[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(opener) -> Store:
+    return opener()
+
+
+def _turn(store: Store, cid: str, n: int, state: dict | None = None, recommended: list[str] | None = None) -> int:
+    return store.save_turn(cid, state if state is not None else {"turn": n}, f"user {n}", f"reply {n}",
+                           "service" if n % 2 else "recommend", f"T{n}" if n % 2 else None,
+                           recommended or [], {"text": f"reply {n}", "n": n})
+
+
+def test_is_a_store(store):
+    assert isinstance(store, Store)
+
+
+def test_a_new_conversation_has_an_id_a_user_a_time_and_no_state(store):
+    cid = store.new_conversation("U001")
+    assert isinstance(cid, str) and cid
+    conv = store.conversation(cid)
+    assert conv is not None and conv["id"] == cid and conv["user_id"] == "U001"
+    assert datetime.fromisoformat(conv["created_at"]).tzinfo is not None
+    assert store.load_state(cid) == {} and store.turns(cid) == []
+    assert store.new_conversation("U001") != cid  # fresh ids
+    guest = store.new_conversation(None)
+    assert store.conversation(guest)["user_id"] is None
+
+
+def test_a_given_conversation_id_is_used_and_creating_it_again_keeps_it(store):
+    assert store.new_conversation("U002", "conv-given") == "conv-given"
+    _turn(store, "conv-given", 1, {"kept": True})
+    assert store.new_conversation("someone else", "conv-given") == "conv-given"
+    assert store.conversation("conv-given")["user_id"] == "U002"
+    assert store.load_state("conv-given") == {"kept": True}
+    assert len(store.turns("conv-given")) == 1
+
+
+def test_unknown_ids_read_as_nothing(store):
+    assert store.conversation("nope") is None
+    assert store.load_state("nope") == {}
+    assert store.turns("nope") == []
+    assert store.turn(987654) is None
+    assert store.feedback(987654) == []
+
+
+def test_save_turn_appends_and_replaces_the_state(store):
+    cid = store.new_conversation("U003")
+    state = {"constraints": {"max_price": 30.0, "brands_out": ["Anker"]}, "mentioned": ["P8"], "n": 1}
+    t1 = _turn(store, cid, 1, state, ["C1", "C2"])
+    t2 = _turn(store, cid, 2, {"n": 2})
+    assert isinstance(t1, int) and t2 > t1
+    assert store.load_state(cid) == {"n": 2}
+    rows = store.turns(cid)
+    assert [r["id"] for r in rows] == [t1, t2]
+    first = rows[0]
+    assert first["conversation_id"] == cid and first["user_text"] == "user 1" and first["reply_text"] == "reply 1"
+    assert first["route"] == "service" and first["template_id"] == "T1"
+    assert json.loads(first["recommended_json"]) == ["C1", "C2"]
+    assert json.loads(first["result_json"]) == {"text": "reply 1", "n": 1}
+    assert rows[1]["template_id"] is None
+    assert store.turn(t1) == first
+
+
+def test_turns_stay_with_their_conversation(store):
+    a, b = store.new_conversation("U1"), store.new_conversation("U2")
+    ta = _turn(store, a, 1)
+    tb = _turn(store, b, 1)
+    _turn(store, a, 2)
+    assert [r["id"] for r in store.turns(b)] == [tb]
+    assert store.turns(a)[0]["id"] == ta and len(store.turns(a)) == 2
+
+
+def test_save_turn_for_an_unknown_conversation_fails_and_saves_nothing(store):
+    with pytest.raises(KeyError):
+        _turn(store, "never-created", 1)
+    assert store.turns("never-created") == [] and store.count("turns") == 0
+
+
+def test_feedback_is_recorded_in_order_and_validated(store):
+    cid = store.new_conversation(None)
+    t1, t2 = _turn(store, cid, 1), _turn(store, cid, 2, recommended=["A"])
+    ids = [store.add_feedback(t1, "thumbs_up"), store.add_feedback(t2, "click", "A"),
+           store.add_feedback(t2, "accept", "A")]
+    assert all(isinstance(i, int) for i in ids) and ids == sorted(set(ids))
+    assert [(f["kind"], f["item_id"]) for f in store.feedback(t2)] == [("click", "A"), ("accept", "A")]
+    assert [f["turn_id"] for f in store.feedback()] == [t1, t2, t2]
+    assert all(f["created_at"] for f in store.feedback())
+    with pytest.raises(ValueError):
+        store.add_feedback(t1, "love")
+    with pytest.raises(KeyError):
+        store.add_feedback(t2 + 1000, "thumbs_up")
+    assert store.count("feedback") == 3
+    assert set(FEEDBACK_KINDS) >= {"thumbs_up", "thumbs_down", "click", "accept"}
+
+
+def test_count(store):
+    assert {t: store.count(t) for t in COUNTED} == {"conversations": 0, "turns": 0, "feedback": 0}
+    cid = store.new_conversation("U1")
+    store.new_conversation("U1", cid)  # not a second one
+    store.add_feedback(_turn(store, cid, 1), "thumbs_down")
+    _turn(store, cid, 2)
+    assert {t: store.count(t) for t in COUNTED} == {"conversations": 1, "turns": 2, "feedback": 1}
+    with pytest.raises(ValueError):
+        store.count("site_keys")
+
+
+def test_everything_survives_a_reopen(opener):
+    first = opener()
+    cid = first.new_conversation("U9")
+    tid = _turn(first, cid, 1, {"x": [1, 2]}, ["Z"])
+    first.add_feedback(tid, "accept", "Z")
+    again = opener()
+    assert again.conversation(cid)["user_id"] == "U9"
+    assert again.load_state(cid) == {"x": [1, 2]}
+    assert [r["id"] for r in again.turns(cid)] == [tid]
+    assert [f["kind"] for f in again.feedback(tid)] == ["accept"]
+    assert _turn(again, cid, 2) > tid  # ids keep growing across handles
+
+
+def test_handles_on_the_same_data_see_each_others_writes(opener):
+    a, b = opener(), opener()
+    cid = a.new_conversation("U5")
+    _turn(b, cid, 1, {"by": "b"})
+    assert a.load_state(cid) == {"by": "b"} and len(a.turns(cid)) == 1
+
+
+def test_concurrent_writers_lose_no_turn(opener):
+    import threading
+
+    store = opener()
+    cid = store.new_conversation("U7")
+    errors: list[BaseException] = []
+
+    def write(start: int) -> None:
+        try:
+            for n in range(start, start + 10):
+                _turn(store, cid, n)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k * 100,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ids = [r["id"] for r in store.turns(cid)]
+    assert len(ids) == 40 and ids == sorted(set(ids))
