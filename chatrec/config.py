@@ -112,7 +112,7 @@ class TrainSettings(Section):
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
     lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    max_length: int = Field(512, ge=64, description="tokens per example; the oldest history turns are cut first")
+    max_length: int = Field(512, ge=8, description="tokens per example; the oldest history turns are cut first")
     eval_steps: int = Field(50, ge=1, description="held-out loss every this many steps")
     save_steps: int = Field(50, ge=1, description="checkpoint every this many steps (an interrupted run resumes there)")
     max_eval_examples: int = Field(32, ge=1, description="held-out examples per evaluation (a full forward pass each: "

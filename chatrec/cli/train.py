@@ -35,7 +35,7 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
     from chatrec.cli.context import settings_from
     from chatrec.kb import KBError
     from chatrec.chatbot import build_planner
-    from chatrec.train.sft import TrainConfig, TrainingError
+    from chatrec.train.sft import TrainingError
     from chatrec.train.sft import train as run
 
     require_extra("train", "chatrec train")
@@ -47,7 +47,7 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
     except KBError as exc:
         raise click.ClickException(str(exc)) from exc
     target = Path(out) if out else settings.data_dir / "adapters" / name
-    cfg = TrainConfig(**settings.train.model_dump())
+    cfg = settings.train
     try:
         card = run(planner, target, cfg, resume=not no_resume)
     except TrainingError as exc:

@@ -28,10 +28,10 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chatrec.config import TrainSettings
 from chatrec.train.examples import build_examples
 
 log = logging.getLogger(__name__)
@@ -41,32 +41,9 @@ class TrainingError(RuntimeError):
     """Training cannot start (e.g. too little data)."""
 
 
-from chatrec.config import TrainSettings  # noqa: E402  (TrainConfig's defaults)
-
-_DEFAULTS = TrainSettings()
-
-
-@dataclass
-class TrainConfig:
-    """One training run. Its defaults (and their descriptions) are written once, in the ``[train]``
-    settings section (:class:`chatrec.config.TrainSettings`); ``TrainConfig(**settings.train.model_dump())``
-    builds one from the settings."""
-
-    max_steps: int = _DEFAULTS.max_steps
-    time_budget_s: float | None = _DEFAULTS.time_budget_s
-    learning_rate: float = _DEFAULTS.learning_rate
-    batch_size: int = _DEFAULTS.batch_size
-    grad_accum: int = _DEFAULTS.grad_accum
-    lora_r: int = _DEFAULTS.lora_r
-    lora_alpha: int = _DEFAULTS.lora_alpha
-    lora_dropout: float = _DEFAULTS.lora_dropout
-    max_length: int = _DEFAULTS.max_length
-    eval_steps: int = _DEFAULTS.eval_steps
-    save_steps: int = _DEFAULTS.save_steps
-    max_eval_examples: int = _DEFAULTS.max_eval_examples
-    seed: int = _DEFAULTS.seed
-    rank_negatives: int = _DEFAULTS.rank_negatives
-    target_modules: list[str] = field(default_factory=lambda: list(_DEFAULTS.target_modules))
+# One training run is the ``[train]`` settings section itself: each default (and its
+# description) is written once, in :class:`chatrec.config.TrainSettings`.
+TrainConfig = TrainSettings
 
 
 MIN_TRAIN_EXAMPLES = 8
@@ -130,7 +107,7 @@ class _TimeBudget:
 
 def _fingerprint(train_ex: list[dict[str, Any]], cfg: TrainConfig, base: str) -> str:
     """What a checkpoint depends on: the examples, the base model and the model-shaping config."""
-    shape = {k: v for k, v in asdict(cfg).items() if k not in ("max_steps", "time_budget_s", "eval_steps",
+    shape = {k: v for k, v in cfg.model_dump().items() if k not in ("max_steps", "time_budget_s", "eval_steps",
                                                                  "save_steps", "max_eval_examples")}
     h = hashlib.sha256(json.dumps({"base": base, "config": shape}, sort_keys=True).encode())
     for ex in train_ex:
@@ -223,12 +200,12 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    trainer.model.save_pretrained(tmp)  # type: ignore[union-attr,operator]  # a peft model after train()
+    trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     card = {"base_model": planner.settings.llm.model, "base_path": base, "quantization": planner.settings.llm.quantization,
             "data": {"kb": str(planner.kb.root), "kb_hash": planner.kb.fingerprint(),
                      "examples": "given by the caller" if examples is not None else "kb split by conversation"},
-            "config": asdict(cfg), "metrics": metrics}
+            "config": cfg.model_dump(), "metrics": metrics}
     (tmp / "chatrec_card.json").write_text(json.dumps(card, indent=2) + "\n")
     _replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
