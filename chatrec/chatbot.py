@@ -21,7 +21,9 @@ from chatrec.config import Settings, apply_offline_env
 from chatrec.kb import KnowledgeBase, load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
-from chatrec.store.sqlite import Store
+from chatrec.retrieval.base import Retriever
+from chatrec.store.base import Store
+from chatrec.store.sqlite import SQLiteStore
 from chatrec.turn.compose import load_prompts
 from chatrec.turn.ground import check_text, fallback_text
 from chatrec.turn.guard import InputRejected, guard
@@ -60,7 +62,7 @@ class ResultEvent:
     result: TurnResult
 
 
-def build_planner(settings: Settings, *, kb: KnowledgeBase | None = None, retriever: Any = None,
+def build_planner(settings: Settings, *, kb: KnowledgeBase | None = None, retriever: Retriever | None = None,
                   llm: LLMBackend | None = None, progress: bool = False,
                   exclude_conversations: set[str] | frozenset[str] = frozenset()) -> Planner:
     """A planner over the KB in ``settings`` (or ``kb``), building its index if needed.
@@ -86,14 +88,14 @@ class Chatbot:
     """A live chat: the planner plus the model and the store."""
 
     def __init__(self, settings: Settings, *, llm: LLMBackend | None = None, kb: KnowledgeBase | None = None,
-                 index: Any = None, store: Store | None = None, progress: bool = False):
+                 index: Retriever | None = None, store: Store | None = None, progress: bool = False):
         t0 = time.perf_counter()
         self.settings = settings
         self.llm = llm or make_llm(settings)
         self.planner = build_planner(settings, kb=kb, retriever=index, llm=self.llm, progress=progress)
         self.kb, self.index, self.kg, self.ranker = (self.planner.kb, self.planner.retriever, self.planner.kg,
                                                      self.planner.ranker)
-        self.store = store or Store(settings.db_path)
+        self.store: Store = store or SQLiteStore(settings.db_path)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API

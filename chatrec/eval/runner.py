@@ -171,9 +171,7 @@ class Replayer:
         if opts.generate and settings.llm.adapter and "adapter" in opts.ablations:
             base = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": None})})
             self.base_llm = make_llm(base)
-        col = self.retriever.collection("items")
-        got = col.get(include=["embeddings"])
-        self.vectors = {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
+        self.vectors = self.retriever.item_vectors()
         self.systems = self._systems()
 
     def _systems(self) -> list[str]:
@@ -723,8 +721,7 @@ def _apply_learned_fusion(out: Path, table: ScoreTable, extras: _Extras, opts: E
     from chatrec.eval.fusion import cross_fit_system
     from chatrec.retrieval.chroma import ChromaIndex
 
-    col = ChromaIndex(settings).collection("items").get(include=["embeddings"])
-    vectors = {i: np.asarray(e, dtype=np.float32) for i, e in zip(col["ids"], col["embeddings"])}
+    vectors = ChromaIndex(settings).item_vectors()
     done: dict[str, Any] = {}
     for system in [s for s in table.systems() if s not in BASELINES]:
         res = cross_fit_system(out / "features.jsonl", table.ids, opts.seed, system, vectors)

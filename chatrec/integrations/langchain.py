@@ -60,7 +60,7 @@ class CatalogueRetriever(BaseRetriever):
     k: int = 5
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        from chatrec.retrieval.chroma import where_filter
+        from chatrec.retrieval.base import where_filter
 
         docs = []
         for item_id, sim in self.bot.index.search_items(query, self.k, where_filter()):

@@ -21,6 +21,7 @@ from typing import AsyncIterator, cast
 
 from fastapi import FastAPI
 
+from chatrec import __version__
 from chatrec.chatbot import Chatbot
 from chatrec.config import ServeSettings
 from chatrec.serve.errors import add_error_handlers
@@ -48,11 +49,11 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     ``limits``, ``live_turns``, ``openai_history``), where :mod:`chatrec.serve.deps` reads them.
     """
     settings = settings or bot.settings.serve
-    app = FastAPI(title="chatrec", version="0.1.0", lifespan=_lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="chatrec", version=__version__, lifespan=_lifespan, docs_url="/docs", redoc_url=None)
     state = app.state
     state.ready = True
     state.bot, state.settings = bot, settings
-    state.keys = KeyStore(bot.store.path)
+    state.keys = KeyStore(bot.settings.db_path)
     state.gate = Gate(settings.max_concurrent, settings.max_queue)
     state.limits = RateLimits.from_settings(settings)
     state.live_turns = set()

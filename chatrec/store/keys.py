@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from chatrec.config import normalize_origin
-from chatrec.store.sqlite import Store
+from chatrec.store.sqlite import SQLiteStore
 
 KEY_PREFIX = "crk_"
 
@@ -73,7 +73,7 @@ class KeyStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._snap = _Snapshot()
-        Store(self.path)  # applies the migrations, including 002_site_keys
+        SQLiteStore(self.path)  # applies the migrations, including 002_site_keys
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

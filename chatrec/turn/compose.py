@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from chatrec.kb import KnowledgeBase
-from chatrec.kg.networkx_graph import KnowledgeGraph
+from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
 from chatrec.turn.state import DialogueState
 from chatrec.types import Recommendation

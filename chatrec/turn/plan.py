@@ -21,8 +21,9 @@ from typing import Any
 
 from chatrec.config import Settings
 from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase
-from chatrec.kg.networkx_graph import KnowledgeGraph
+from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
+from chatrec.retrieval.base import Retriever
 from chatrec.turn.compose import Prompts, build_messages, kg_facts, slot_values
 from chatrec.turn.ground import check_recommendations
 from chatrec.turn.profile import UserHistory, history_of, profile_text
@@ -83,7 +84,7 @@ class TurnPlan:
 class Planner:
     """Plans turns from the KB, the retriever, the KG, the ranker and the prompts."""
 
-    def __init__(self, settings: Settings, kb: KnowledgeBase, retriever: Any, kg: KnowledgeGraph, ranker: Ranker,
+    def __init__(self, settings: Settings, kb: KnowledgeBase, retriever: Retriever, kg: KnowledgeGraph, ranker: Ranker,
                  prompts: Prompts):
         self.settings, self.kb, self.retriever, self.kg, self.ranker, self.prompts = (
             settings, kb, retriever, kg, ranker, prompts)

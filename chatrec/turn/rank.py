@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatrec.config import RankingSettings
-from chatrec.retrieval.chroma import where_filter
+from chatrec.retrieval.base import where_filter
 from chatrec.retrieval.base import Retriever
 from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KGPath, KnowledgeGraph

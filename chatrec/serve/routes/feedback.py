@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatrec.serve.deps import BotDep, SiteKeyDep
 from chatrec.serve.errors import ApiError
-from chatrec.store.sqlite import FEEDBACK_KINDS
+from chatrec.store.base import FEEDBACK_KINDS
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
