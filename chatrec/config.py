@@ -199,7 +199,7 @@ class SettingsError(ValueError):
 NON_SETTINGS_ENV = frozenset({
     "CHATREC_CONFIG",  # the TOML file
     "CHATREC_ADMIN_TOKEN", "CHATREC_DEMO_SITE_KEY", "CHATREC_SERVE_HOST", "CHATREC_SERVE_PORT",  # `chatrec serve` flags
-    "CHATREC_SCREENSHOT_DIR",  # tests/test_widget_browser.py
+    "CHATREC_SCREENSHOT_DIR",  # tests/integration/test_widget_browser.py
 })
 
 # The TOML file of the load_settings call in progress (not the process environment).

@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 # Top-level import name -> the extra in pyproject.toml that installs it
-# (tests/test_packaging.py checks this against [project.optional-dependencies]).
+# (tests/unit/test_packaging.py checks this against [project.optional-dependencies]).
 EXTRA_OF = {
     "trl": "train",
     "datasets": "train",

@@ -3,9 +3,6 @@ cache (converted weights) is the user's, so the GGUF is converted once."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from chatrec.config import Settings, apply_offline_env, load_settings
@@ -39,8 +36,8 @@ def shared_index(tmp_path_factory, kb):
 
 @pytest.fixture
 def fake_bot(tmp_path, kb, shared_index):
-    from chatrec.llm.fake import FakeLLM
     from chatrec.chatbot import Chatbot
+    from chatrec.llm.fake import FakeLLM
 
     return Chatbot(fake_settings(tmp_path), llm=FakeLLM(), kb=kb, index=shared_index)
 

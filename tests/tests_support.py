@@ -4,12 +4,13 @@ from pathlib import Path
 
 from chatrec.config import Settings, load_settings
 
-KB_DIR = Path(__file__).resolve().parent.parent / "kb"
+REPO = Path(__file__).resolve().parent.parent
+KB_DIR = REPO / "kb"
+TINY = REPO / "tests" / "fixtures" / "kb_tiny"
 
 
 def fake_settings(tmp_path: Path, **overrides) -> Settings:
     return load_settings(kb_dir=str(KB_DIR), data_dir=str(tmp_path / "state"), llm={"backend": "fake"}, **overrides)
-
 
 
 def assert_allowed(bot, result, user_id):

@@ -4,7 +4,7 @@
 templates and items, ranks, fills the template and builds the prompt. It holds no
 store and no model (the ranker may hold one for its Yes/No score), so the live turn,
 training and evaluation all plan with it and get the same prompt for the same input;
-``tests/test_prompt_parity.py`` proves it.
+``tests/unit/turn/test_prompt_parity.py`` proves it.
 
 What differs between callers is stated in :class:`PlanOptions`, never in a copy of
 this code: training passes the items and template the logged agent used, evaluation

@@ -7,9 +7,10 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests_support import REPO
+
+ROOT = REPO
 SCRIPT = ROOT / "scripts" / "make_demo_kb.py"
 DATA = ROOT / "scripts" / "demo_kb"
 KB = ROOT / "kb"

@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 
 from chatrec.kb import KBError, load_kb
-
-TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
+from tests_support import TINY
 
 
 @pytest.fixture

@@ -3,12 +3,11 @@ from pathlib import Path
 
 import pytest
 
+from chatrec.chatbot import Chatbot
 from chatrec.kb import is_heldout
 from chatrec.llm.fake import FakeLLM
-from chatrec.chatbot import Chatbot
 from chatrec.train.sft import TrainConfig, TrainingError, build_examples, train
-
-TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
+from tests_support import TINY
 
 
 def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
@@ -72,9 +71,8 @@ def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path,
 
 
 def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
-    from chatrec.kb import load_kb
-
     from chatrec.config import load_settings
+    from chatrec.kb import load_kb
 
     settings = load_settings(kb_dir=str(TINY), data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
     bot = Chatbot(settings, llm=FakeLLM(), kb=load_kb(TINY), index=shared_index).planner
@@ -131,7 +129,6 @@ def tiny_bot(tmp_path, tiny_model, kb_dir=None):
 
     from chatrec.config import load_settings
     from chatrec.kb import load_kb
-
     from tests_support import KB_DIR
 
     kb_dir = kb_dir or KB_DIR

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from chatrec.config import (NON_SETTINGS_ENV, EvalSettings, Settings, SettingsError, TrainSettings, load_settings,
-                            unknown_env_vars)
+from chatrec.config import (
+    NON_SETTINGS_ENV,
+    EvalSettings,
+    Settings,
+    SettingsError,
+    TrainSettings,
+    load_settings,
+    unknown_env_vars,
+)
 from chatrec.llm import make_llm
+from tests_support import REPO
 
 
 def test_env_overrides_defaults(monkeypatch):
@@ -80,7 +88,7 @@ def _chatrec_names(root: Path) -> set[str]:
     """``CHATREC_*`` string constants in the code (the tests of the check, with deliberately bad names, left out)."""
     names = set()
     for path in root.rglob("*.py"):
-        if path.resolve() in (Path(__file__).resolve(), Path(__file__).with_name("test_cli.py").resolve()):
+        if path.resolve() in (Path(__file__).resolve(), REPO / "tests" / "unit" / "cli" / "test_cli.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) \
@@ -90,8 +98,7 @@ def _chatrec_names(root: Path) -> set[str]:
 
 
 def test_every_chatrec_variable_the_code_reads_is_known():
-    repo = Path(__file__).resolve().parents[1]
-    used = _chatrec_names(repo / "chatrec") | _chatrec_names(repo / "tests")
+    used = _chatrec_names(REPO / "chatrec") | _chatrec_names(REPO / "tests")
     assert "CHATREC_CONFIG" in used and "CHATREC_DATA_DIR" in used
     assert unknown_env_vars({n: "1" for n in used}) == []
     stale = NON_SETTINGS_ENV - used

@@ -6,7 +6,6 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import click
 import pytest
@@ -14,14 +13,15 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from chatrec.config import ServeSettings
+from chatrec.llm.fake import FakeLLM
 from chatrec.serve.app import create_app
 from chatrec.serve.gate import Busy, Gate
 from chatrec.serve.turns import GatedBot
-from chatrec.llm.fake import FakeLLM
+from tests_support import REPO
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"
 SHOP = "https://shop.example"
-STATIC = Path(__file__).resolve().parent.parent / "chatrec" / "static"
+STATIC = REPO / "chatrec" / "static"
 
 
 def make_client(bot, **kw) -> TestClient:

@@ -12,8 +12,8 @@ import pytest
 import uvicorn
 
 from chatrec.config import ServeSettings
-from chatrec.serve.app import create_app
 from chatrec.llm.fake import FakeLLM
+from chatrec.serve.app import create_app
 
 RECOMMEND = "Can you recommend a case for my Pixel 8?"
 

@@ -4,7 +4,7 @@ import shutil
 from click.testing import CliRunner
 
 from chatrec.cli.main import main
-from tests_support import KB_DIR
+from tests_support import KB_DIR, REPO
 
 
 def test_validate_ok():
@@ -52,11 +52,10 @@ def test_ask_rejects_oversized_message():
 
 def test_version_is_the_package_metadata():
     import tomllib
-    from pathlib import Path
 
     import chatrec
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert chatrec.__version__ == pyproject["project"]["version"]
     out = CliRunner().invoke(main, ["--version"])
     assert out.exit_code == 0 and out.output.strip() == f"chatrec {chatrec.__version__}"

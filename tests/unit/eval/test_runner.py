@@ -10,12 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from chatrec.config import Settings
-from chatrec.eval.runner import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
 from chatrec.eval.fusion import fit_weights, fold_of
+from chatrec.eval.runner import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
 from chatrec.kb import is_heldout
 from chatrec.turn.rank import FEATURES
 from tests_support import KB_DIR
-
 
 HELDOUT = [ln for ln in (KB_DIR / "transcripts.jsonl").read_text().splitlines()
            if is_heldout(json.loads(ln)["conversation_id"])]

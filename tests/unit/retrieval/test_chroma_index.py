@@ -2,14 +2,11 @@
 filters, HNSW recall against exact search) is in tests/contract/test_retriever_contract.py."""
 
 import json
-from pathlib import Path
 
 from chatrec.config import Settings
 from chatrec.kb import load_kb
 from chatrec.retrieval.chroma import ITEMS, ChromaIndex, where_filter
-from tests_support import KB_DIR
-
-TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
+from tests_support import KB_DIR, TINY
 
 
 def test_reindex_re_embeds_only_changed_rows(tmp_path):

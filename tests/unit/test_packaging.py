@@ -21,8 +21,8 @@ import setuptools
 
 from chatrec import extras
 from chatrec.extras import EXTRA_OF, MissingExtra, require
+from tests_support import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
 
 

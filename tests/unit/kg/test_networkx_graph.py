@@ -1,9 +1,7 @@
-from pathlib import Path
 
 from chatrec.kb import load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
-
-TINY = Path(__file__).parent / "fixtures" / "kb_tiny"
+from tests_support import TINY
 
 
 def _kg():

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from chatrec.llm.fake import FakeLLM
 from chatrec.chatbot import Chatbot, InputRejected, ResultEvent, TokenEvent
+from chatrec.llm.fake import FakeLLM
 from tests_support import assert_allowed, fake_settings
 
 

@@ -2,16 +2,18 @@
 
 The benchmark itself (real model, Bitext data) is run by hand: see docs/training.md."""
 
+import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from tests_support import REPO
 
-import bench_finetune as bf  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bench_finetune", REPO / "benchmarks" / "bench_finetune.py")
+assert _spec is not None and _spec.loader is not None
+bf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bf)
 
 
 def unit(v):
@@ -83,9 +85,8 @@ def test_markdown_table():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from test_train import make_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = make_tiny_model(tmp_path_factory.mktemp("tiny-llm"))
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
