@@ -1,6 +1,6 @@
 """Start the Gradio chat UI on the configured KB and model (default: demo KB, embedded models).
 
-    python app_gradio.py [--host 127.0.0.1] [--port 7860]
+python app_gradio.py [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations

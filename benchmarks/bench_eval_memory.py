@@ -104,8 +104,9 @@ def main() -> None:
         s = min(replay, key=lambda s: abs(s[1] - target))
         return {"conversations_done": s[1], "rss_mb": s[2], "t_s": s[0]}
 
-    marks = [at(f / 10) for f in range(1, 10)] + ([{"conversations_done": replay[-1][1], "rss_mb": replay[-1][2],
-                                                     "t_s": replay[-1][0]}] if replay else [])
+    marks = [at(f / 10) for f in range(1, 10)] + (
+        [{"conversations_done": replay[-1][1], "rss_mb": replay[-1][2], "t_s": replay[-1][0]}] if replay else []
+    )
     first, last = marks[0], marks[-1]
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
@@ -119,8 +120,11 @@ def main() -> None:
         "rss_during_replay": marks,
         "replay_growth_mb": round(last["rss_mb"] - first["rss_mb"], 1),
         "replay_growth_mb_per_1000_conversations": round(
-            (last["rss_mb"] - first["rss_mb"]) / max(last["conversations_done"] - first["conversations_done"], 1)
-            * 1000, 2),
+            (last["rss_mb"] - first["rss_mb"])
+            / max(last["conversations_done"] - first["conversations_done"], 1)
+            * 1000,
+            2,
+        ),
         "peak_rss_mb_replay": max((s[2] for s in replay), default=None),
         "peak_rss_mb_summary": max((s[2] for s in after), default=None),
     }

@@ -63,11 +63,30 @@ REPETITION_PENALTY = 1.15  # as chatrec.llm.transformers_backend serves
 # template retrieval only (no LLM). The three are prefixes of one seeded order of test
 # questions (one per near-duplicate group).
 PROFILES: dict[str, dict[str, Any]] = {
-    "default": {"max_rows": None, "test_share": 0.1, "gen_rows": 24, "ppl_rows": 48, "intent_rows": 200,
-                "max_new_tokens": 96, "gen_batch": 8, "ppl_batch": 4, "budget_s": 1800.0, "train": {}},
-    "quick": {"max_rows": 600, "test_share": 0.1, "gen_rows": 4, "ppl_rows": 8, "intent_rows": 24,
-              "max_new_tokens": 24, "gen_batch": 4, "ppl_batch": 4, "budget_s": 170.0,
-              "train": {"max_steps": 3, "eval_steps": 1000, "save_steps": 1000, "max_eval_examples": 1}},
+    "default": {
+        "max_rows": None,
+        "test_share": 0.1,
+        "gen_rows": 24,
+        "ppl_rows": 48,
+        "intent_rows": 200,
+        "max_new_tokens": 96,
+        "gen_batch": 8,
+        "ppl_batch": 4,
+        "budget_s": 1800.0,
+        "train": {},
+    },
+    "quick": {
+        "max_rows": 600,
+        "test_share": 0.1,
+        "gen_rows": 4,
+        "ppl_rows": 8,
+        "intent_rows": 24,
+        "max_new_tokens": 24,
+        "gen_batch": 4,
+        "ppl_batch": 4,
+        "budget_s": 170.0,
+        "train": {"max_steps": 3, "eval_steps": 1000, "save_steps": 1000, "max_eval_examples": 1},
+    },
 }
 # What the benchmark changes in TrainConfig() besides the profile's own overrides:
 #  - max_eval_examples 8: the training-time eval loss is only a progress signal here (the
@@ -106,8 +125,9 @@ def _blocks(n: int, size: int = 2048):
         yield start, min(start + size, n)
 
 
-def question_groups(questions: Sequence[str], embeddings: np.ndarray,
-                    threshold: float = NEAR_DUP) -> tuple[list[int], dict[str, int]]:
+def question_groups(
+    questions: Sequence[str], embeddings: np.ndarray, threshold: float = NEAR_DUP
+) -> tuple[list[int], dict[str, int]]:
     """Group id per row: exact duplicates (after normalisation) and pairs with cosine
     >= ``threshold`` (embeddings are L2-normalised) share a group, transitively."""
     n = len(questions)
@@ -134,8 +154,9 @@ def question_groups(questions: Sequence[str], embeddings: np.ndarray,
     return roots, {"exact_duplicate_rows": exact, "near_duplicate_pairs": near}
 
 
-def split_groups(groups: Sequence[int], test_share: float, seed: int,
-                 pinned_train: set[int] = frozenset()) -> tuple[list[int], list[int], dict[str, Any]]:
+def split_groups(
+    groups: Sequence[int], test_share: float, seed: int, pinned_train: set[int] = frozenset()
+) -> tuple[list[int], list[int], dict[str, Any]]:
     """Whole groups to train or test (seeded); groups holding a ``pinned_train`` row stay in train."""
     members: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
@@ -154,11 +175,17 @@ def split_groups(groups: Sequence[int], test_share: float, seed: int,
     test_set = set(test)
     train = [i for i in range(len(groups)) if i not in test_set]
     sizes = sorted((len(m) for m in members.values()), reverse=True)
-    stats = {"groups": len(members), "largest_group": sizes[0] if sizes else 0,
-             "singleton_groups": sum(1 for s in sizes if s == 1),
-             "train_rows": len(train), "test_rows": len(test),
-             "train_groups": len({groups[i] for i in train}), "test_groups": len({groups[i] for i in test}),
-             "pinned_train_rows": len(pinned_train), "pinned_train_groups": len(pinned_groups)}
+    stats = {
+        "groups": len(members),
+        "largest_group": sizes[0] if sizes else 0,
+        "singleton_groups": sum(1 for s in sizes if s == 1),
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "train_groups": len({groups[i] for i in train}),
+        "test_groups": len({groups[i] for i in test}),
+        "pinned_train_rows": len(pinned_train),
+        "pinned_train_groups": len(pinned_groups),
+    }
     return sorted(train), sorted(test), stats
 
 
@@ -185,9 +212,14 @@ def representatives(groups: Sequence[int], rows: Sequence[int], seed: int) -> li
 # ------------------------------------------------------------------ statistics
 
 
-def bootstrap(base: Sequence[float], lora: Sequence[float], stat: Callable[[np.ndarray], float] | None = None,
-              n: int = 2000, seed: int = 7, weights: tuple[Sequence[float], Sequence[float]] | None = None
-              ) -> dict[str, Any]:
+def bootstrap(
+    base: Sequence[float],
+    lora: Sequence[float],
+    stat: Callable[[np.ndarray], float] | None = None,
+    n: int = 2000,
+    seed: int = 7,
+    weights: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> dict[str, Any]:
     """Point estimates and percentile 95% CIs for base, LoRA and the paired LoRA - base.
 
     Rows are resampled together (paired). ``weights`` (per-row token counts) turns the
@@ -211,8 +243,16 @@ def bootstrap(base: Sequence[float], lora: Sequence[float], stat: Callable[[np.n
     def ci(x: np.ndarray) -> list[float]:
         return [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))]
 
-    return {"n": int(len(b)), "base": float(point_b), "base_ci": ci(sb), "lora": float(point_l), "lora_ci": ci(sl),
-            "diff": float(point_l - point_b), "diff_ci": ci(d), "resamples": n}
+    return {
+        "n": int(len(b)),
+        "base": float(point_b),
+        "base_ci": ci(sb),
+        "lora": float(point_l),
+        "lora_ci": ci(sl),
+        "diff": float(point_l - point_b),
+        "diff_ci": ci(d),
+        "resamples": n,
+    }
 
 
 def markdown_table(metrics: dict[str, dict[str, Any]]) -> str:
@@ -221,17 +261,20 @@ def markdown_table(metrics: dict[str, dict[str, Any]]) -> str:
 
     lines = ["| metric | n | base [95% CI] | LoRA [95% CI] | LoRA - base [95% CI] |", "|---|---|---|---|---|"]
     for name, m in metrics.items():
-        lines.append(f"| {name} | {m['n']} | {fmt(m['base'])} [{fmt(m['base_ci'][0])}, {fmt(m['base_ci'][1])}] | "
-                     f"{fmt(m['lora'])} [{fmt(m['lora_ci'][0])}, {fmt(m['lora_ci'][1])}] | "
-                     f"{fmt(m['diff'])} [{fmt(m['diff_ci'][0])}, {fmt(m['diff_ci'][1])}] |")
+        lines.append(
+            f"| {name} | {m['n']} | {fmt(m['base'])} [{fmt(m['base_ci'][0])}, {fmt(m['base_ci'][1])}] | "
+            f"{fmt(m['lora'])} [{fmt(m['lora_ci'][0])}, {fmt(m['lora_ci'][1])}] | "
+            f"{fmt(m['diff'])} [{fmt(m['diff_ci'][0])}, {fmt(m['diff_ci'][1])}] |"
+        )
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ model evaluation
 
 
-def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int, batch_size: int,
-             desc: str = "generate") -> list[str]:
+def generate(
+    model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, desc: str = "generate"
+) -> list[str]:
     """Greedy replies, batched with left padding (prompts sorted by length to pad little)."""
     import torch
     from tqdm import tqdm
@@ -243,20 +286,26 @@ def generate(model: Any, tok: Any, prompts: list[list[dict]], max_new_tokens: in
     tok.padding_side = "left"
     try:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             enc = tok([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.inference_mode():
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     repetition_penalty=REPETITION_PENALTY, pad_token_id=tok.pad_token_id)
-            for i, row in zip(chunk, ids[:, enc["input_ids"].shape[1]:]):
+                ids = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    repetition_penalty=REPETITION_PENALTY,
+                    pad_token_id=tok.pad_token_id,
+                )
+            for i, row in zip(chunk, ids[:, enc["input_ids"].shape[1] :]):
                 out[i] = tok.decode(row, skip_special_tokens=True).strip()
     finally:
         tok.padding_side = side
     return out
 
 
-def reply_nll(model: Any, tok: Any, prompts: list[list[dict]], replies: list[str], batch_size: int,
-              desc: str = "perplexity") -> list[tuple[float, int]]:
+def reply_nll(
+    model: Any, tok: Any, prompts: list[list[dict]], replies: list[str], batch_size: int, desc: str = "perplexity"
+) -> list[tuple[float, int]]:
     """``(sum of negative log-likelihood, tokens)`` of each reply given its prompt: the loss
     on the reply tokens only (the reply and its end-of-turn marker), as in training."""
     import torch
@@ -264,37 +313,49 @@ def reply_nll(model: Any, tok: Any, prompts: list[list[dict]], replies: list[str
 
     seqs: list[tuple[list[int], int]] = []
     for p, r in zip(prompts, replies):
-        head = list(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
-                                            return_dict=True)["input_ids"])
-        full = list(tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=True,
-                                            return_dict=True)["input_ids"])
-        if full[:len(head)] != head:
+        head = list(
+            tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        )
+        full = list(
+            tok.apply_chat_template(p + [{"role": "assistant", "content": r}], tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+        )
+        if full[: len(head)] != head:
             raise ValueError("the chat template does not extend the prompt with the reply")
         seqs.append((full, len(head)))
     out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         width = max(len(seqs[i][0]) for i in chunk)
         ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for j, i in enumerate(chunk):
             s = seqs[i][0]
-            ids[j, :len(s)] = torch.tensor(s)
-            mask[j, :len(s)] = 1
+            ids[j, : len(s)] = torch.tensor(s)
+            mask[j, : len(s)] = 1
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask).logits
         for j, i in enumerate(chunk):
             full, head = seqs[i]
             target = torch.tensor(full[head:])
-            pred = logits[j, head - 1:len(full) - 1].float()
+            pred = logits[j, head - 1 : len(full) - 1].float()
             nll = torch.nn.functional.cross_entropy(pred, target, reduction="sum")
             out[i] = (float(nll), len(target))
     return out
 
 
-def evaluate_model(name: str, model_path: str, cache_dir: Path, prompts: list[list[dict]], refs: list[str],
-                   n_gen: int, n_ppl: int, profile: dict[str, Any]) -> dict[str, Any]:
+def evaluate_model(
+    name: str,
+    model_path: str,
+    cache_dir: Path,
+    prompts: list[list[dict]],
+    refs: list[str],
+    n_gen: int,
+    n_ppl: int,
+    profile: dict[str, Any],
+) -> dict[str, Any]:
     from chatrec.config import LLMSettings
     from chatrec.llm.transformers_backend import load_model
 
@@ -302,17 +363,22 @@ def evaluate_model(name: str, model_path: str, cache_dir: Path, prompts: list[li
     model, tok = load_model(LLMSettings(model=model_path, quantization="nf4"), cache_dir)
     t_load = time.perf_counter() - t0
     t1 = time.perf_counter()
-    replies = generate(model, tok, prompts[:n_gen], profile["max_new_tokens"], profile["gen_batch"],
-                       desc=f"{name}: generate")
+    replies = generate(
+        model, tok, prompts[:n_gen], profile["max_new_tokens"], profile["gen_batch"], desc=f"{name}: generate"
+    )
     t_gen = time.perf_counter() - t1
     t2 = time.perf_counter()
     nll = reply_nll(model, tok, prompts[:n_ppl], refs[:n_ppl], profile["ppl_batch"], desc=f"{name}: perplexity")
     t_ppl = time.perf_counter() - t2
     new_tokens = sum(len(tok(r, add_special_tokens=False)["input_ids"]) for r in replies)
     del model
-    return {"replies": replies, "nll": nll, "seconds": {"load": round(t_load, 1), "generate": round(t_gen, 1),
-                                                        "perplexity": round(t_ppl, 1)},
-            "generated_tokens": new_tokens, "generate_tokens_per_s": round(new_tokens / max(t_gen, 1e-9), 2)}
+    return {
+        "replies": replies,
+        "nll": nll,
+        "seconds": {"load": round(t_load, 1), "generate": round(t_gen, 1), "perplexity": round(t_ppl, 1)},
+        "generated_tokens": new_tokens,
+        "generate_tokens_per_s": round(new_tokens / max(t_gen, 1e-9), 2),
+    }
 
 
 def text_scores(replies: list[str], refs: list[str], embedder: Any) -> dict[str, list[float]]:
@@ -334,11 +400,19 @@ def machine_info() -> dict[str, Any]:
     import transformers
     import trl
 
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-            "trl": trl.__version__, "gpu": bool(torch.cuda.is_available()),
-            "load_average_at_start": list(os.getloadavg())}
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "trl": trl.__version__,
+        "gpu": bool(torch.cuda.is_available()),
+        "load_average_at_start": list(os.getloadavg()),
+    }
 
 
 def sha256_file(path: Path) -> str:
@@ -382,17 +456,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from chatrec.config import apply_offline_env, load_settings
 
     apply_offline_env()
-    from chatrec.retrieval.embeddings import Embedder
+    from chatrec.chatbot import build_planner
     from chatrec.importers.qa_logs import import_file, write_kb
     from chatrec.kb import load_kb
     from chatrec.llm.transformers_backend import export_merged
     from chatrec.models import llm_path
-    from chatrec.chatbot import build_planner
+    from chatrec.retrieval.embeddings import Embedder
+    from chatrec.train.examples import build_examples
+    from chatrec.train.sft import TrainConfig, train
     from chatrec.turn.pii import mask_pii
     from chatrec.turn.plan import TurnInput
     from chatrec.turn.state import DialogueState
-    from chatrec.train.examples import build_examples
-    from chatrec.train.sft import TrainConfig, train
 
     keep_work = args.work is not None
     work = Path(args.work).resolve() if keep_work else Path(tempfile.mkdtemp(prefix="chatrec-bench-ft-"))
@@ -405,8 +479,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         kb_all = work / "kb_all"
         rep = import_file(data, kb_all, preset="bitext", on_existing="overwrite", progress=True)
         full = load_kb(kb_all)
-        convs = [c for c in full.transcripts if len(c.turns) >= 2 and c.turns[0].role == "user"
-                 and c.turns[1].role == "agent"]
+        convs = [
+            c
+            for c in full.transcripts
+            if len(c.turns) >= 2 and c.turns[0].role == "user" and c.turns[1].role == "agent"
+        ]
         if profile["max_rows"] and len(convs) > profile["max_rows"]:
             convs = random.Random(args.seed).sample(convs, profile["max_rows"])
             convs.sort(key=lambda c: c.conversation_id)
@@ -428,16 +505,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         n_ppl = min(profile["ppl_rows"], n_intent)
         n_gen = min(profile["gen_rows"], n_ppl)
         scored = reps[:n_intent]
-        loss_rows = reps[n_intent:n_intent + EVAL_ROWS_FOR_TRAINING]
-        split = {"rows": len(convs), "rows_in_csv_imported": rep.rows_imported, "rows_skipped_by_import":
-                 len(rep.skipped), "near_duplicate_threshold": NEAR_DUP, **dup_stats, **split_stats,
-                 "test_rows_merged_into_their_group": len(test_rows) - split_stats["test_groups"],
-                 "test_rows_dropped": 0,
-                 "test_rows_dropped_note": "none: no test row is scored twice (one per group), and rows whose "
-                                           "answer seeded a template were kept in train before the split",
-                 "max_cross_split_cosine": round(cross, 4),
-                 "scored_rows": {"intent": n_intent, "perplexity": n_ppl, "generation": n_gen},
-                 "eval_loss_rows_during_training": len(loss_rows)}
+        loss_rows = reps[n_intent : n_intent + EVAL_ROWS_FOR_TRAINING]
+        split = {
+            "rows": len(convs),
+            "rows_in_csv_imported": rep.rows_imported,
+            "rows_skipped_by_import": len(rep.skipped),
+            "near_duplicate_threshold": NEAR_DUP,
+            **dup_stats,
+            **split_stats,
+            "test_rows_merged_into_their_group": len(test_rows) - split_stats["test_groups"],
+            "test_rows_dropped": 0,
+            "test_rows_dropped_note": "none: no test row is scored twice (one per group), and rows whose "
+            "answer seeded a template were kept in train before the split",
+            "max_cross_split_cosine": round(cross, 4),
+            "scored_rows": {"intent": n_intent, "perplexity": n_ppl, "generation": n_gen},
+            "eval_loss_rows_during_training": len(loss_rows),
+        }
         t = phase("split", t)
 
         # 3. the KB the pipeline retrieves from: templates + train conversations only
@@ -446,8 +529,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shutil.rmtree(kb_train)
         by_id = {c.conversation_id: c for c in convs}
         train_ids = [convs[i].conversation_id for i in train_rows]
-        write_kb(kb_train, [by_id[cid].model_dump(mode="json", exclude_none=True) for cid in train_ids],
-                 [tp.model_dump(mode="json", exclude_none=True) for tp in full.templates.values()], "overwrite")
+        write_kb(
+            kb_train,
+            [by_id[cid].model_dump(mode="json", exclude_none=True) for cid in train_ids],
+            [tp.model_dump(mode="json", exclude_none=True) for tp in full.templates.values()],
+            "overwrite",
+        )
         settings = load_settings(kb_dir=str(kb_train), data_dir=str(work / "state"), llm={"backend": "fake"})
         bot = build_planner(settings, progress=True)
         cfg = TrainConfig(**{**BENCH_TRAIN, **profile["train"], "seed": args.seed})
@@ -459,9 +546,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plans = []
         for i in tqdm(scored + loss_rows, desc="test prompts", unit="row"):
             plans.append(bot.plan(TurnInput(mask_pii(convs[i].turns[0].text), DialogueState())))
-        test_plans, loss_plans = plans[:len(scored)], plans[len(scored):]
-        loss_ex = [{"prompt": p.messages, "completion": [{"role": "assistant", "content": convs[i].turns[1].text}]}
-                   for p, i in zip(loss_plans, loss_rows)]
+        test_plans, loss_plans = plans[: len(scored)], plans[len(scored) :]
+        loss_ex = [
+            {"prompt": p.messages, "completion": [{"role": "assistant", "content": convs[i].turns[1].text}]}
+            for p, i in zip(loss_plans, loss_rows)
+        ]
         prompts = [p.messages for p in test_plans]
         refs = [convs[i].turns[1].text for i in scored]
         t = phase("prompts", t)
@@ -501,37 +590,70 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sb = text_scores(base["replies"], refs[:n_gen], embedder)
         sl = text_scores(lora["replies"], refs[:n_gen], embedder)
         metrics = {
-            "ROUGE-L F1 (reply vs reference)": bootstrap(sb["rougeL_f1"], sl["rougeL_f1"], n=args.resamples,
-                                                         seed=args.seed),
-            "MiniLM cosine (reply vs reference)": bootstrap(sb["embedding_cosine"], sl["embedding_cosine"],
-                                                            n=args.resamples, seed=args.seed),
+            "ROUGE-L F1 (reply vs reference)": bootstrap(
+                sb["rougeL_f1"], sl["rougeL_f1"], n=args.resamples, seed=args.seed
+            ),
+            "MiniLM cosine (reply vs reference)": bootstrap(
+                sb["embedding_cosine"], sl["embedding_cosine"], n=args.resamples, seed=args.seed
+            ),
             "reference perplexity (lower is better)": bootstrap(
-                [x for x, _ in base["nll"]], [x for x, _ in lora["nll"]], n=args.resamples, seed=args.seed,
-                weights=([k for _, k in base["nll"]], [k for _, k in lora["nll"]])),
-            "intent accuracy of the retrieved template": bootstrap(intent_hits, intent_hits, n=args.resamples,
-                                                                    seed=args.seed),
+                [x for x, _ in base["nll"]],
+                [x for x, _ in lora["nll"]],
+                n=args.resamples,
+                seed=args.seed,
+                weights=([k for _, k in base["nll"]], [k for _, k in lora["nll"]]),
+            ),
+            "intent accuracy of the retrieved template": bootstrap(
+                intent_hits, intent_hits, n=args.resamples, seed=args.seed
+            ),
         }
         t = phase("scoring", t)
         wall = time.perf_counter() - t_start
         train_metrics = dict(card["metrics"])
         result = {
-            "benchmark": "finetune", "profile": profile_name, "wall_s": round(wall, 1), "budget_s": budget,
-            "within_budget": wall <= budget, "phases_s": phases, "machine": {
-                **info, "load_average_at_end": list(os.getloadavg())},
-            "data": {"csv": str(data), "csv_sha256": sha256_file(data), "import": {
-                "rows_read": rep.rows_read, "rows_imported": rep.rows_imported, "skipped": len(rep.skipped),
-                "templates": rep.templates, "seconds": round(rep.seconds, 1)}},
-            "config": {"seed": args.seed, "profile": profile, "bootstrap_resamples": args.resamples,
-                       "train_config": asdict(cfg), "bench_train_overrides": {**BENCH_TRAIN, **profile["train"]},
-                       "train_examples_built": len(train_ex),
-                       "generation": {"decoding": "greedy", "max_new_tokens": profile["max_new_tokens"],
-                                      "repetition_penalty": REPETITION_PENALTY, "batch_size": profile["gen_batch"],
-                                      "padding": "left", "quantization": "nf4 (base and merged LoRA alike)"},
-                       "base_model": settings.llm.model, "base_path": base_path},
+            "benchmark": "finetune",
+            "profile": profile_name,
+            "wall_s": round(wall, 1),
+            "budget_s": budget,
+            "within_budget": wall <= budget,
+            "phases_s": phases,
+            "machine": {**info, "load_average_at_end": list(os.getloadavg())},
+            "data": {
+                "csv": str(data),
+                "csv_sha256": sha256_file(data),
+                "import": {
+                    "rows_read": rep.rows_read,
+                    "rows_imported": rep.rows_imported,
+                    "skipped": len(rep.skipped),
+                    "templates": rep.templates,
+                    "seconds": round(rep.seconds, 1),
+                },
+            },
+            "config": {
+                "seed": args.seed,
+                "profile": profile,
+                "bootstrap_resamples": args.resamples,
+                "train_config": asdict(cfg),
+                "bench_train_overrides": {**BENCH_TRAIN, **profile["train"]},
+                "train_examples_built": len(train_ex),
+                "generation": {
+                    "decoding": "greedy",
+                    "max_new_tokens": profile["max_new_tokens"],
+                    "repetition_penalty": REPETITION_PENALTY,
+                    "batch_size": profile["gen_batch"],
+                    "padding": "left",
+                    "quantization": "nf4 (base and merged LoRA alike)",
+                },
+                "base_model": settings.llm.model,
+                "base_path": base_path,
+            },
             "split": split,
-            "training": {"steps": train_metrics.get("steps"), "max_steps": cfg.max_steps,
-                         "stopped_by_time_budget": train_metrics.get("steps", 0) < cfg.max_steps,
-                         **{k: v for k, v in train_metrics.items() if k != "steps"}},
+            "training": {
+                "steps": train_metrics.get("steps"),
+                "max_steps": cfg.max_steps,
+                "stopped_by_time_budget": train_metrics.get("steps", 0) < cfg.max_steps,
+                **{k: v for k, v in train_metrics.items() if k != "steps"},
+            },
             "metrics": metrics,
             "notes": [
                 "intent accuracy comes from template retrieval (Planner.plan), which does not use the LLM: "
@@ -543,15 +665,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "run longer (median ~150 tokens), so ROUGE-L recall is bounded the same way for both.",
                 "CIs: percentile bootstrap over test rows, paired for the difference.",
             ],
-            "timing": {"base": base["seconds"], "lora": lora["seconds"],
-                       "base_generate_tokens_per_s": base["generate_tokens_per_s"],
-                       "lora_generate_tokens_per_s": lora["generate_tokens_per_s"]},
+            "timing": {
+                "base": base["seconds"],
+                "lora": lora["seconds"],
+                "base_generate_tokens_per_s": base["generate_tokens_per_s"],
+                "lora_generate_tokens_per_s": lora["generate_tokens_per_s"],
+            },
             # the question and reference stay in the CSV (read it by path): bitext-NNNNNN is its N-th data row
-            "examples": [{"conversation_id": convs[i].conversation_id,
-                          "intent": convs[i].turns[1].intent, "base_reply": base["replies"][k],
-                          "lora_reply": lora["replies"][k]} for k, i in enumerate(scored[:min(3, n_gen)])],
-            "per_row": {"conversation_ids": [convs[i].conversation_id for i in scored[:n_ppl]],
-                        "base": {**sb, "reply_nll": base["nll"]}, "lora": {**sl, "reply_nll": lora["nll"]}},
+            "examples": [
+                {
+                    "conversation_id": convs[i].conversation_id,
+                    "intent": convs[i].turns[1].intent,
+                    "base_reply": base["replies"][k],
+                    "lora_reply": lora["replies"][k],
+                }
+                for k, i in enumerate(scored[: min(3, n_gen)])
+            ],
+            "per_row": {
+                "conversation_ids": [convs[i].conversation_id for i in scored[:n_ppl]],
+                "base": {**sb, "reply_nll": base["nll"]},
+                "lora": {**sl, "reply_nll": lora["nll"]},
+            },
             "work_dir": str(work) if keep_work else None,
         }
     finally:
@@ -561,9 +695,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     print()
     print(markdown_table(metrics))
-    print(f"\nprofile {profile_name}: wall {wall:.0f}s (budget {budget:.0f}s), training steps "
-          f"{result['training']['steps']}/{cfg.max_steps}, split: {split['train_rows']} train / "
-          f"{split['test_rows']} test rows, max cross-split cosine {split['max_cross_split_cosine']}")
+    print(
+        f"\nprofile {profile_name}: wall {wall:.0f}s (budget {budget:.0f}s), training steps "
+        f"{result['training']['steps']}/{cfg.max_steps}, split: {split['train_rows']} train / "
+        f"{split['test_rows']} test rows, max cross-split cosine {split['max_cross_split_cosine']}"
+    )
     print(f"results: {out_path}")
     return result
 

@@ -27,20 +27,23 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-
 from common import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-MESSAGES = ["How do I return my headphones?", "Can you recommend a case for my Pixel 8?", "not that brand",
-            "What payment methods do you accept?", "I need wireless earbuds for running under $100",
-            "Where is my order #VW-48213?"]
+MESSAGES = [
+    "How do I return my headphones?",
+    "Can you recommend a case for my Pixel 8?",
+    "not that brand",
+    "What payment methods do you accept?",
+    "I need wireless earbuds for running under $100",
+    "Where is my order #VW-48213?",
+]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
 
 
 def main() -> None:
@@ -55,9 +58,25 @@ def main() -> None:
     state = tempfile.mkdtemp(prefix="chatrec-load-")
     port = free_port()
     env = {**os.environ, "CHATREC_DATA_DIR": state, "CHATREC_KB_DIR": str(ROOT / "kb")}
-    cmd = [sys.executable, "-m", "chatrec.cli.main", "--backend", args.backend, "serve", "--port", str(port),
-           "--no-ui", "--rate-per-minute-ip", "0", "--rate-per-minute-key", "0",
-           "--max-queue", str(args.max_queue), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "chatrec.cli.main",
+        "--backend",
+        args.backend,
+        "serve",
+        "--port",
+        str(port),
+        "--no-ui",
+        "--rate-per-minute-ip",
+        "0",
+        "--rate-per-minute-key",
+        "0",
+        "--max-queue",
+        str(args.max_queue),
+        "--log-level",
+        "warning",
+    ]
     t_start = time.perf_counter()
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -123,13 +142,20 @@ def main() -> None:
     result = {
         "benchmark": "load",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "backend": args.backend, "clients": args.clients, "seconds": args.seconds,
-        "server_ready_s": round(ready_s, 1), "wall_s": round(wall, 1),
+        "backend": args.backend,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "server_ready_s": round(ready_s, 1),
+        "wall_s": round(wall, 1),
         "turns_completed": len(latencies),
-        "latency_s": {"p50": round(statistics.median(latencies), 2) if latencies else None,
-                      "p95": round(percentile(latencies, 0.95), 2) if latencies else None},
+        "latency_s": {
+            "p50": round(statistics.median(latencies), 2) if latencies else None,
+            "p95": round(percentile(latencies, 0.95), 2) if latencies else None,
+        },
         "responses_by_status": dict(outcomes),
-        "acknowledged_turns": len(acknowledged), "rows_in_sqlite": len(rows), "lost": len(lost),
+        "acknowledged_turns": len(acknowledged),
+        "rows_in_sqlite": len(rows),
+        "lost": len(lost),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -31,11 +31,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import percentile  # noqa: E402
 
+from chatrec.chatbot import Chatbot  # noqa: E402
 from chatrec.config import load_settings  # noqa: E402
-from chatrec.turn.plan import TurnInput  # noqa: E402
 from chatrec.kb import is_heldout, load_kb  # noqa: E402
 from chatrec.llm.fake import FakeLLM  # noqa: E402
-from chatrec.chatbot import Chatbot  # noqa: E402
+from chatrec.turn.plan import TurnInput  # noqa: E402
 from chatrec.turn.profile import history_of, profile_text  # noqa: E402
 from chatrec.turn.state import DialogueState, update_state  # noqa: E402
 
@@ -99,16 +99,28 @@ def main() -> None:
         lists = {}
         for user in USERS:
             res = bot.planner.plan(TurnInput(QUESTION, DialogueState(), user))
-            lists[user] = {"profile": profile_text(kb, user),
-                           "items": [{"item_id": r.item_id, "title": r.title, "reason": r.reason,
-                                      "kg_paths": r.evidence.kg_paths, "history_items": r.evidence.history_items}
-                                     for r in res.recs]}
+            lists[user] = {
+                "profile": profile_text(kb, user),
+                "items": [
+                    {
+                        "item_id": r.item_id,
+                        "title": r.title,
+                        "reason": r.reason,
+                        "kg_paths": r.evidence.kg_paths,
+                        "history_items": r.evidence.history_items,
+                    }
+                    for r in res.recs
+                ],
+            }
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "command": "python " + " ".join(sys.argv),
         "candidates_ranked": {"min": min(sizes), "max": max(sizes)},
-        "fusion_ms": {"n": len(fusion_ms), "p50": round(percentile(fusion_ms, 0.5), 1),
-                      "p95": round(percentile(fusion_ms, 0.95), 1)},
+        "fusion_ms": {
+            "n": len(fusion_ms),
+            "p50": round(percentile(fusion_ms, 0.5), 1),
+            "p95": round(percentile(fusion_ms, 0.95), 1),
+        },
         "same_requests": {
             "n": len(llm_ms),
             "fusion_ms_p50": round(percentile(fusion_same, 0.5), 1),

@@ -31,8 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def eval_cmd(args: argparse.Namespace, out: Path) -> list[str]:
-    return [sys.executable, "-m", "chatrec", "--kb", args.kb, "eval", args.transcripts, "--out", str(out),
-            "--limit", str(args.limit), "--workers", str(args.workers), "--seed", "7"]
+    return [
+        sys.executable,
+        "-m",
+        "chatrec",
+        "--kb",
+        args.kb,
+        "eval",
+        args.transcripts,
+        "--out",
+        str(out),
+        "--limit",
+        str(args.limit),
+        "--workers",
+        str(args.workers),
+        "--seed",
+        "7",
+    ]
 
 
 def finished(out: Path) -> int:
@@ -61,9 +76,12 @@ def killed_run(cmd: list[str], out: Path, kill_at: int) -> dict:
 
 
 def flat(summary: dict) -> dict[tuple[str, str], tuple]:
-    return {(system, name): (m["value"], m["ci_low"], m["ci_high"], m["n"])
-            for system, body in summary["systems"].items() for name, m in body["metrics"].items()
-            if not name.startswith("cost.latency")}
+    return {
+        (system, name): (m["value"], m["ci_low"], m["ci_high"], m["n"])
+        for system, body in summary["systems"].items()
+        for name, m in body["metrics"].items()
+        if not name.startswith("cost.latency")
+    }
 
 
 def main() -> None:
@@ -81,18 +99,33 @@ def main() -> None:
         a, b = work / "uninterrupted", work / "resumed"
         wall_a = run(eval_cmd(args, a))
         kill = killed_run(eval_cmd(args, b), b, kill_at)
-        partial = {name: len((b / name).read_bytes().splitlines()) if (b / name).exists() else 0
-                   for name in ("convs.jsonl", "turns.jsonl", "features.jsonl")}
+        partial = {
+            name: len((b / name).read_bytes().splitlines()) if (b / name).exists() else 0
+            for name in ("convs.jsonl", "turns.jsonl", "features.jsonl")
+        }
         wall_b = run(eval_cmd(args, b))
         sa = json.loads((a / "summary.json").read_text())
         sb = json.loads((b / "summary.json").read_text())
         fa, fb = flat(sa), flat(sb)
-        differ = [{"system": s, "metric": m, "uninterrupted": fa.get((s, m)), "resumed": fb.get((s, m))}
-                  for s, m in sorted(set(fa) | set(fb)) if fa.get((s, m)) != fb.get((s, m))]
-        same_turns = [sorted((r["system"], r["conversation_id"], r["turn_index"], tuple(r.get("ranked", []))) for r in
-                             map(json.loads, (d / "turns.jsonl").read_text().splitlines())) for d in (a, b)]
-        headline = {s: {k: sa["systems"][s]["metrics"].get(k, {}).get("value") for k in
-                        ("rec_new.recall@10", "rec.recall@10", "rec.recall@50")} for s in sa["systems"]}
+        differ = [
+            {"system": s, "metric": m, "uninterrupted": fa.get((s, m)), "resumed": fb.get((s, m))}
+            for s, m in sorted(set(fa) | set(fb))
+            if fa.get((s, m)) != fb.get((s, m))
+        ]
+        same_turns = [
+            sorted(
+                (r["system"], r["conversation_id"], r["turn_index"], tuple(r.get("ranked", [])))
+                for r in map(json.loads, (d / "turns.jsonl").read_text().splitlines())
+            )
+            for d in (a, b)
+        ]
+        headline = {
+            s: {
+                k: sa["systems"][s]["metrics"].get(k, {}).get("value")
+                for k in ("rec_new.recall@10", "rec.recall@10", "rec.recall@50")
+            }
+            for s in sa["systems"]
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {

@@ -23,8 +23,15 @@ from common import percentile
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = [
-    ("U001", ["Hi, how do I return my headphones?", "Can you recommend a case for my Pixel 8?", "not that brand",
-              "anything under $20?"]),
+    (
+        "U001",
+        [
+            "Hi, how do I return my headphones?",
+            "Can you recommend a case for my Pixel 8?",
+            "not that brand",
+            "anything under $20?",
+        ],
+    ),
     ("U002", ["Where is my order #VW-88213?", "I need wireless earbuds for running under $100", "thanks!"]),
     ("U003", ["What payment methods do you accept?", "looking for a gift for a gamer", "something cheaper"]),
     (None, ["How long does shipping take?", "recommend a power bank for travel", "do you price match?"]),
@@ -32,7 +39,6 @@ SCRIPT = [
     ("U005", ["I want to talk to a human", "can I change my shipping address?", "show me a good mouse for work"]),
     ("U006", ["how do I reset my password", "what warranty do your laptops have?", "recommend a laptop bag"]),
 ]
-
 
 
 def main() -> None:
@@ -78,12 +84,16 @@ def main() -> None:
         result = {
             "benchmark": "turn",
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}",
-            "model": bot.llm.name, "quantization": settings.llm.quantization,
+            "model": bot.llm.name,
+            "quantization": settings.llm.quantization,
             "turns": len(lat),
             "cold_start_s": round(cold, 2),
             "ttft_s": {"p50": round(statistics.median(ttft), 3), "p95": round(percentile(ttft, 0.95), 3)},
-            "turn_latency_s": {"p50": round(statistics.median(lat), 3), "p95": round(percentile(lat, 0.95), 3),
-                               "mean": round(statistics.mean(lat), 3)},
+            "turn_latency_s": {
+                "p50": round(statistics.median(lat), 3),
+                "p95": round(percentile(lat, 0.95), 3),
+                "mean": round(statistics.mean(lat), 3),
+            },
             "tokens_generated_mean": round(total_gen / len(lat), 1),
             "decode_tokens_per_s_overall": round(total_gen / sum(lat), 1),
             "template_fallback_share": round(fallbacks / len(lat), 3),

@@ -48,7 +48,9 @@ class Section(BaseModel):
 
 class LLMSettings(Section):
     backend: Literal["transformers", "openai", "fake"] = Field(
-        "transformers", description="transformers: local model; openai: any OpenAI-compatible server; fake: scripted (tests)")
+        "transformers",
+        description="transformers: local model; openai: any OpenAI-compatible server; fake: scripted (tests)",
+    )
     model: str = Field(EMBEDDED_LLM, description="Hugging Face id, local folder, or the embedded SmolLM2")
     quantization: Literal["nf4", "none"] = Field("nf4", description="nf4 = bitsandbytes 4-bit NF4")
     adapter: str | None = Field(None, description="peft LoRA adapter folder (or a name under <data_dir>/adapters)")
@@ -59,7 +61,7 @@ class LLMSettings(Section):
     api_key: str = Field("not-needed", description="openai backend: API key")
 
     @model_validator(mode="after")
-    def _check(self) -> "LLMSettings":
+    def _check(self) -> LLMSettings:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("llm.base_url is required when llm.backend is 'openai'")
         return self
@@ -69,12 +71,19 @@ class RetrievalSettings(Section):
     embedder: str = Field(EMBEDDED_EMBEDDER, description="sentence-transformers folder or id, or the embedded MiniLM")
     chroma_host: str | None = Field(None, description="use a Chroma server (HttpClient) instead of the local folder")
     chroma_port: int = 8000
-    items_k: int = Field(50, ge=1, description="candidates per source and turn (dense, co-occurrence, popular); "
-                                                  "also the deepest ranked list evaluation scores")
+    items_k: int = Field(
+        50,
+        ge=1,
+        description="candidates per source and turn (dense, co-occurrence, popular); "
+        "also the deepest ranked list evaluation scores",
+    )
     templates_k: int = Field(3, ge=1)
     hnsw_ef_search: int = Field(200, ge=10, description="HNSW search breadth (recall vs exact search: benchmarks/)")
-    exact_search: bool = Field(False, description="items and templates by exact cosine over all stored vectors, not HNSW "
-                                                  "(deterministic across processes; chatrec eval always uses it)")
+    exact_search: bool = Field(
+        False,
+        description="items and templates by exact cosine over all stored vectors, not HNSW "
+        "(deterministic across processes; chatrec eval always uses it)",
+    )
     template_min_similarity: float = Field(0.35, description="below this cosine no template answers a service turn")
     kg_hub_degree: int = Field(60, ge=1, description="KG walks pass through no entity with more neighbours than this")
 
@@ -90,14 +99,19 @@ class RankingSettings(Section):
     w_pref_brand: float = 0.2
     w_kg_support: float = 0.2
     w_llm: float = Field(0.0, description="weight of the LLM relevance score (0 = not computed)")
-    weights_file: Path | None = Field(None, description="learned fusion weights (`chatrec fit-ranker`); "
-                                      "replace the w_* values above when the file exists")
+    weights_file: Path | None = Field(
+        None,
+        description="learned fusion weights (`chatrec fit-ranker`); replace the w_* values above when the file exists",
+    )
     llm_candidates: int = Field(12, ge=1, description="top fused candidates the LLM scores, in one batch")
 
 
 class GroundingSettings(Section):
     min_template_similarity: float = Field(
-        0.55, description="a generated service answer must be at least this similar to its template, else the template is used")
+        0.55,
+        description="a generated service answer must be at least this similar to its template, "
+        "else the template is used",
+    )
 
 
 class TrainSettings(Section):
@@ -115,32 +129,44 @@ class TrainSettings(Section):
     max_length: int = Field(512, ge=8, description="tokens per example; the oldest history turns are cut first")
     eval_steps: int = Field(50, ge=1, description="held-out loss every this many steps")
     save_steps: int = Field(50, ge=1, description="checkpoint every this many steps (an interrupted run resumes there)")
-    max_eval_examples: int = Field(32, ge=1, description="held-out examples per evaluation (a full forward pass each: "
-                                                         "keep it small on CPU)")
+    max_eval_examples: int = Field(
+        32, ge=1, description="held-out examples per evaluation (a full forward pass each: keep it small on CPU)"
+    )
     seed: int = 7
-    rank_negatives: int = Field(0, ge=0, description="> 0: also learn the LLM ranker's Yes/No task at logged "
-                                                     "recommendation turns, with this many hard negatives per turn")
+    rank_negatives: int = Field(
+        0,
+        ge=0,
+        description="> 0: also learn the LLM ranker's Yes/No task at logged "
+        "recommendation turns, with this many hard negatives per turn",
+    )
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="modules the LoRA adapter wraps")
+        description="modules the LoRA adapter wraps",
+    )
 
 
 class EvalSettings(Section):
     """``chatrec eval`` run defaults; :class:`chatrec.eval.runner.EvalOptions` takes its defaults from here."""
 
-    ablations: list[str] = Field(default_factory=lambda: ["kg", "profile", "llm_rank"],
-                                 description="parts switched off one at a time: kg, profile, llm_rank, history, adapter")
+    ablations: list[str] = Field(
+        default_factory=lambda: ["kg", "profile", "llm_rank"],
+        description="parts switched off one at a time: kg, profile, llm_rank, history, adapter",
+    )
     baselines: bool = Field(True, description="also score popularity / repeat_last / embedding_only")
     split: Literal["all", "heldout", "train"] = Field(
-        "all", description="which conversations (heldout = the 10% hash split that training never sees)")
+        "all", description="which conversations (heldout = the 10% hash split that training never sees)"
+    )
     seed: int = Field(7, description="sampling, bootstrap, cross-fitting and permutation-test seed")
     workers: int = Field(1, ge=1, description="replay processes")
-    generate: bool = Field(False, description="generate replies with the LLM (slow on CPU) instead of scoring the "
-                                              "grounded template/list answer")
+    generate: bool = Field(
+        False,
+        description="generate replies with the LLM (slow on CPU) instead of scoring the grounded template/list answer",
+    )
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for the confidence intervals")
     max_new_tokens: int = Field(96, ge=1, le=2048, description="reply length cap when generating")
     fusion: Literal["learned", "configured"] = Field(
-        "learned", description="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_*")
+        "learned", description="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_*"
+    )
 
 
 def normalize_origin(origin: str) -> str:
@@ -176,8 +202,11 @@ class ServeSettings(Section):
     admin_token: str | None = Field(None, description="bearer token for /v1/admin/*; None disables the admin API")
     require_key: bool | None = Field(None, description="None: a site key is required once any key exists")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed without a key's listing")
-    accept_user_id: bool = Field(True, description="take user_id/user from requests (personalisation); turn off "
-                                                   "for public sites until user ids are signed by the shop")
+    accept_user_id: bool = Field(
+        True,
+        description="take user_id/user from requests (personalisation); turn off "
+        "for public sites until user ids are signed by the shop",
+    )
     expose_trace: bool = Field(False, description="include the turn trace (routing, timings) in responses")
     model_id: str = Field("chatrec", description="model id shown by the OpenAI-compatible API")
     ui: bool = Field(True, description="mount the Gradio UI under /ui")
@@ -196,11 +225,16 @@ class SettingsError(ValueError):
 
 
 # Variables with the prefix that are not settings fields (read by name elsewhere).
-NON_SETTINGS_ENV = frozenset({
-    "CHATREC_CONFIG",  # the TOML file
-    "CHATREC_ADMIN_TOKEN", "CHATREC_DEMO_SITE_KEY", "CHATREC_SERVE_HOST", "CHATREC_SERVE_PORT",  # `chatrec serve` flags
-    "CHATREC_SCREENSHOT_DIR",  # tests/integration/test_widget_browser.py
-})
+NON_SETTINGS_ENV = frozenset(
+    {
+        "CHATREC_CONFIG",  # the TOML file
+        "CHATREC_ADMIN_TOKEN",
+        "CHATREC_DEMO_SITE_KEY",
+        "CHATREC_SERVE_HOST",
+        "CHATREC_SERVE_PORT",  # `chatrec serve` flags
+        "CHATREC_SCREENSHOT_DIR",  # tests/integration/test_widget_browser.py
+    }
+)
 
 # The TOML file of the load_settings call in progress (not the process environment).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("chatrec_config_file", default=None)
@@ -217,8 +251,9 @@ def check_sources(config_file: str | Path | None = None) -> Path | None:
     if path is None and os.environ.get("CHATREC_CONFIG"):
         path, origin = Path(os.environ["CHATREC_CONFIG"]), "CHATREC_CONFIG"
     if path is not None and not path.is_file():
-        raise SettingsError(f"config file {str(path)!r} (from {origin}) does not exist"
-                            + (" or is not a file" if path.exists() else ""))
+        raise SettingsError(
+            f"config file {str(path)!r} (from {origin}) does not exist" + (" or is not a file" if path.exists() else "")
+        )
     return path
 
 
@@ -253,8 +288,10 @@ def unknown_env_vars(environ: typing.Mapping[str, str] | None = None) -> list[st
                 close = difflib.get_close_matches(part, valid, n=1)
                 if not path:
                     sections = sorted(k for k, f in fields.items() if _model_of(f.annotation))
-                    hint = f"valid sections: {', '.join(sections)}; other settings: " \
-                           f"{', '.join(k for k in valid if k not in sections)}"
+                    hint = (
+                        f"valid sections: {', '.join(sections)}; other settings: "
+                        f"{', '.join(k for k in valid if k not in sections)}"
+                    )
                 else:
                     hint = f"{'.'.join(path)} has: {', '.join(valid)}"
                 suggestion = f"did you mean CHATREC_{'__'.join([*path, close[0]]).upper()}? " if close else ""
@@ -316,6 +353,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     Raises :class:`SettingsError` for a missing config file or an unknown ``CHATREC_*``
     variable, and pydantic's ``ValidationError`` (also a ``ValueError``) for bad values.
     """
+
     def given(value: Any) -> Any:
         return {k: given(v) for k, v in value.items() if v is not None} if isinstance(value, dict) else value
 

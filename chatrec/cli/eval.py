@@ -42,8 +42,10 @@ def _compare(runs: tuple[str, ...], seed: int) -> None:
     click.echo(f"A = {res['a']}, B = {res['b']}, {res['conversations']} conversations in common\n")
     click.echo("| metric | A | B | A - B [95% CI] | p (paired permutation) | n |\n|---|---|---|---|---|---|")
     for name, m in res["metrics"].items():
-        click.echo(f"| {name} | {m['a']:.4f} | {m['b']:.4f} | {m['diff']:+.4f} [{m['ci_low']:+.4f}, "
-                   f"{m['ci_high']:+.4f}] | {m['p_value']:.4f} | {m['n']} |")
+        click.echo(
+            f"| {name} | {m['a']:.4f} | {m['b']:.4f} | {m['diff']:+.4f} [{m['ci_low']:+.4f}, "
+            f"{m['ci_high']:+.4f}] | {m['p_value']:.4f} | {m['n']} |"
+        )
 
 
 @click.command(name="eval", context_settings={"ignore_unknown_options": False})
@@ -51,28 +53,58 @@ def _compare(runs: tuple[str, ...], seed: int) -> None:
 @click.option("--kb", "kb_dir", type=click.Path(file_okay=False), help="knowledge base of the transcripts")
 @click.option("--adapter", help="LoRA adapter folder or name (then -adapter is an ablation with --generate)")
 @click.option("--out", default="eval-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--ablate", help="comma-separated parts to switch off one at a time: kg, profile, llm_rank, "
-                               "history, adapter " + default_of("eval", "ablations"))
-@click.option("--baselines/--no-baselines", default=None,
-              help="score popularity / repeat_last / embedding_only too " + default_of("eval", "baselines"))
-@click.option("--split", type=click.Choice(["all", "heldout", "train"]),
-              help="which conversations (held-out = the 10% hash split that training never sees) "
-                   + default_of("eval", "split"))
+@click.option(
+    "--ablate",
+    help="comma-separated parts to switch off one at a time: kg, profile, llm_rank, "
+    "history, adapter " + default_of("eval", "ablations"),
+)
+@click.option(
+    "--baselines/--no-baselines",
+    default=None,
+    help="score popularity / repeat_last / embedding_only too " + default_of("eval", "baselines"),
+)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "heldout", "train"]),
+    help="which conversations (held-out = the 10% hash split that training never sees) " + default_of("eval", "split"),
+)
 @click.option("--limit", type=click.IntRange(min=1), help="first N conversations only")
 @click.option("--sample", type=click.IntRange(min=1), help="a seeded random sample of N conversations")
 @click.option("--seed", type=int, help=default_of("eval", "seed"))
 @click.option("--workers", type=click.IntRange(min=1), help="processes " + default_of("eval", "workers"))
-@click.option("--generate/--no-generate", default=None,
-              help="generate replies with the LLM (slow on CPU) instead of scoring the grounded template/list "
-                   "answer " + default_of("eval", "generate"))
-@click.option("--fusion", type=click.Choice(["learned", "configured"]),
-              help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_* "
-                   + default_of("eval", "fusion"))
+@click.option(
+    "--generate/--no-generate",
+    default=None,
+    help="generate replies with the LLM (slow on CPU) instead of scoring the grounded template/list "
+    "answer " + default_of("eval", "generate"),
+)
+@click.option(
+    "--fusion",
+    type=click.Choice(["learned", "configured"]),
+    help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_* "
+    + default_of("eval", "fusion"),
+)
 @click.option("--no-resume", is_flag=True, help="start over even if --out holds a partial run")
 @click.option("--bootstrap", type=click.IntRange(min=100), help=default_of("eval", "bootstrap"))
 @click.pass_context
-def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, baselines, split, limit, sample, seed, workers, generate,
-             fusion, no_resume, bootstrap) -> None:
+def eval_cmd(
+    ctx,
+    args,
+    kb_dir,
+    adapter,
+    out,
+    ablate,
+    baselines,
+    split,
+    limit,
+    sample,
+    seed,
+    workers,
+    generate,
+    fusion,
+    no_resume,
+    bootstrap,
+) -> None:
     """Replay TRANSCRIPTS (JSON Lines, the kb transcript format) turn by turn, or
     `chatrec eval compare RUN_A[:SYSTEM] RUN_B[:SYSTEM]` for paired differences.
 
@@ -84,9 +116,21 @@ def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, baselines, split, limit, s
     from chatrec.kb import KBError
 
     ablations = None if ablate is None else [a.strip() for a in ablate.split(",") if a.strip()]
-    settings = settings_from(ctx, adapter=adapter, **({"kb_dir": kb_dir} if kb_dir else {}), eval={
-        "ablations": ablations, "baselines": baselines, "split": split, "seed": seed, "workers": workers,
-        "generate": generate, "fusion": fusion, "bootstrap": bootstrap})
+    settings = settings_from(
+        ctx,
+        adapter=adapter,
+        **({"kb_dir": kb_dir} if kb_dir else {}),
+        eval={
+            "ablations": ablations,
+            "baselines": baselines,
+            "split": split,
+            "seed": seed,
+            "workers": workers,
+            "generate": generate,
+            "fusion": fusion,
+            "bootstrap": bootstrap,
+        },
+    )
     if args[0] == "compare":
         _compare(args[1:], settings.eval.seed)
         return
@@ -96,8 +140,7 @@ def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, baselines, split, limit, s
     if not transcripts.is_file():
         raise click.UsageError(f"no such file: {transcripts}")
     require_extra("eval", "chatrec eval")
-    opts = EvalOptions(transcripts=str(transcripts), out=out, limit=limit, sample=sample,
-                       **settings.eval.model_dump())
+    opts = EvalOptions(transcripts=str(transcripts), out=out, limit=limit, sample=sample, **settings.eval.model_dump())
     out_dir = Path(out)
     if no_resume and out_dir.exists():
         for name in ("run.json", "convs.jsonl", "turns.jsonl", "features.jsonl", "summary.json", "report.html"):
@@ -109,9 +152,12 @@ def eval_cmd(ctx, args, kb_dir, adapter, out, ablate, baselines, split, limit, s
     present = [m for m in HEADLINE if any(m in s["metrics"] for s in summary["systems"].values())]
     click.echo(_table(summary, present))
     r = summary["run"]
-    click.echo(f"\n{r['conversations']} conversations ({r['turns']['rec']} recommendation turns, "
-               f"{r['turns']['service']} service turns), {len(r['skipped'])} skipped, {r['wall_s']:.0f} s")
+    click.echo(
+        f"\n{r['conversations']} conversations ({r['turns']['rec']} recommendation turns, "
+        f"{r['turns']['service']} service turns), {len(r['skipped'])} skipped, {r['wall_s']:.0f} s"
+    )
     click.echo(f"report: {out_dir / 'report.html'}  summary: {out_dir / 'summary.json'}")
+
 
 @click.command(name="fit-ranker")
 @click.option("--out", type=click.Path(dir_okay=False), help="weights file [<data-dir>/ranker.json]")
@@ -125,16 +171,24 @@ def fit_ranker(ctx, out, limit, seed) -> None:
     import tempfile
 
     from chatrec.cli.context import settings_from
-    from chatrec.eval.runner import EvalOptions, run_eval
     from chatrec.eval.fusion import feature_rows, fit_weights, save_weights
+    from chatrec.eval.runner import EvalOptions, run_eval
 
     require_extra("eval", "chatrec fit-ranker")
     settings = settings_from(ctx, eval={"seed": seed})
     seed = settings.eval.seed
     target = Path(out) if out else settings.data_dir / "ranker.json"
     with tempfile.TemporaryDirectory() as tmp:
-        opts = EvalOptions(transcripts=str(settings.kb_dir / "transcripts.jsonl"), out=tmp, ablations=[],
-                           baselines=False, split="train", limit=limit, seed=seed, bootstrap=100)
+        opts = EvalOptions(
+            transcripts=str(settings.kb_dir / "transcripts.jsonl"),
+            out=tmp,
+            ablations=[],
+            baselines=False,
+            split="train",
+            limit=limit,
+            seed=seed,
+            bootstrap=100,
+        )
         run_eval(settings, opts)
         fitted = fit_weights(feature_rows(Path(tmp) / "features.jsonl"), seed)
     if fitted is None:

@@ -13,8 +13,10 @@ def validate(ctx: click.Context) -> None:
     """Check every KB file; print file:line: reason for each bad row."""
     s = settings_from(ctx)
     kb = load_kb_or_fail(s)
-    click.echo(f"{s.kb_dir}: {len(kb.items)} items, {len(kb.templates)} templates, {len(kb.triples)} triples, "
-               f"{len(kb.users)} users, {len(kb.events)} events, {len(kb.transcripts)} conversations: OK")
+    click.echo(
+        f"{s.kb_dir}: {len(kb.items)} items, {len(kb.templates)} templates, {len(kb.triples)} triples, "
+        f"{len(kb.users)} users, {len(kb.events)} events, {len(kb.transcripts)} conversations: OK"
+    )
 
 
 @click.command()

@@ -6,13 +6,13 @@ import logging
 
 import click
 
+from chatrec import __version__
 from chatrec.cli import chat as chat_commands
 from chatrec.cli import eval as eval_commands
 from chatrec.cli import importers as import_commands
 from chatrec.cli import kb as kb_commands
 from chatrec.cli import serve as serve_commands
 from chatrec.cli import train as train_commands
-from chatrec import __version__
 from chatrec.cli.context import check_settings_sources
 from chatrec.config import apply_offline_env
 from chatrec.extras import as_missing_extra
@@ -34,8 +34,9 @@ class ChatrecGroup(click.Group):
 
 @click.group(cls=ChatrecGroup)
 @click.version_option(__version__, "--version", prog_name="chatrec", message="%(prog)s %(version)s")
-@click.option("--config", type=click.Path(dir_okay=False),
-              help="TOML settings file (also CHATREC_CONFIG); it must exist.")
+@click.option(
+    "--config", type=click.Path(dir_okay=False), help="TOML settings file (also CHATREC_CONFIG); it must exist."
+)
 @click.option("--kb", type=click.Path(file_okay=False), help="knowledge-base folder [kb]")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="state folder [.chatrec]")
 @click.option("--backend", type=click.Choice(["transformers", "openai", "fake"]), help="LLM backend")
@@ -49,7 +50,9 @@ def main(ctx: click.Context, config, kb, data_dir, backend, model, verbose) -> N
     (CHATREC_SECTION__KEY) < these flags and each command's flags."""
     check_settings_sources(config)
     apply_offline_env()
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = {"config": config, "kb": kb, "data_dir": data_dir, "backend": backend, "model": model}
 
 

@@ -34,31 +34,72 @@ def _help(name: str, text: str = "") -> str:
 @click.option("--max-body-bytes", type=click.IntRange(min=256), help=_help("max_body_bytes"))
 @click.option("--rate-per-minute-key", type=click.FloatRange(min=0), help=_help("rate_per_minute_key"))
 @click.option("--rate-per-minute-ip", type=click.FloatRange(min=0), help=_help("rate_per_minute_ip"))
-@click.option("--admin-token", envvar="CHATREC_ADMIN_TOKEN",
-              help=_help("admin_token", "bearer token for /v1/admin/* (also CHATREC_ADMIN_TOKEN); unset = admin API off"))
-@click.option("--require-key/--no-require-key", default=None,
-              help=_help("require_key", "require a site key (default: once any key exists)"))
-@click.option("--cors-origin", "cors_origins", multiple=True,
-              help=_help("cors_origins", "extra allowed browser origin (repeatable; replaces the configured list)"))
+@click.option(
+    "--admin-token",
+    envvar="CHATREC_ADMIN_TOKEN",
+    help=_help("admin_token", "bearer token for /v1/admin/* (also CHATREC_ADMIN_TOKEN); unset = admin API off"),
+)
+@click.option(
+    "--require-key/--no-require-key",
+    default=None,
+    help=_help("require_key", "require a site key (default: once any key exists)"),
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help=_help("cors_origins", "extra allowed browser origin (repeatable; replaces the configured list)"),
+)
 @click.option("--demo-key", envvar="CHATREC_DEMO_SITE_KEY", help=_help("demo_site_key"))
 @click.option("--ui/--no-ui", default=None, help=_help("ui"))
 @click.option("--demo/--no-demo", default=None, help=_help("demo"))
 @click.option("--adapter", help="LoRA adapter folder")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
 @click.pass_context
-def serve(ctx, host, port, max_concurrent, max_queue, max_body_bytes, rate_per_minute_key, rate_per_minute_ip,
-          admin_token, require_key, cors_origins, demo_key, ui, demo, adapter, log_level) -> None:
+def serve(
+    ctx,
+    host,
+    port,
+    max_concurrent,
+    max_queue,
+    max_body_bytes,
+    rate_per_minute_key,
+    rate_per_minute_ip,
+    admin_token,
+    require_key,
+    cors_origins,
+    demo_key,
+    ui,
+    demo,
+    adapter,
+    log_level,
+) -> None:
     """Serve the chat API (SSE + OpenAI-compatible), the widget, /demo and the UI at /ui."""
     import uvicorn
 
     from chatrec.cli.context import make_chatbot
     from chatrec.serve.app import create_app
 
-    given = dict(host=host, port=port, max_concurrent=max_concurrent, max_queue=max_queue,
-                 max_body_bytes=max_body_bytes, rate_per_minute_key=rate_per_minute_key,
-                 rate_per_minute_ip=rate_per_minute_ip, admin_token=admin_token or None, require_key=require_key,
-                 cors_origins=list(cors_origins) or None, demo_site_key=demo_key, ui=ui, demo=demo)
+    given = dict(
+        host=host,
+        port=port,
+        max_concurrent=max_concurrent,
+        max_queue=max_queue,
+        max_body_bytes=max_body_bytes,
+        rate_per_minute_key=rate_per_minute_key,
+        rate_per_minute_ip=rate_per_minute_ip,
+        admin_token=admin_token or None,
+        require_key=require_key,
+        cors_origins=list(cors_origins) or None,
+        demo_site_key=demo_key,
+        ui=ui,
+        demo=demo,
+    )
     overrides = {k: v for k, v in given.items() if v is not None}
     settings = _base_settings(ctx, adapter=adapter, **({"serve": overrides} if overrides else {}))
     cfg = settings.serve
@@ -80,8 +121,12 @@ def _keystore(ctx: click.Context):
 
 
 @keys.command("add")
-@click.option("--origin", "origins", multiple=True,
-              help="web origin allowed to use the key, e.g. https://shop.example (repeatable)")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="web origin allowed to use the key, e.g. https://shop.example (repeatable)",
+)
 @click.option("--label", default="", help="a note, e.g. the shop's name")
 @click.pass_context
 def keys_add(ctx, origins, label) -> None:

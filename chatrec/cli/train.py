@@ -15,15 +15,22 @@ from chatrec.extras import require_extra
 @click.option("--out", help="adapter folder [<data-dir>/adapters/<name>]")
 @click.option("--name", default="default", show_default=True, help="adapter name (used when --out is not given)")
 @click.option("--max-steps", type=click.IntRange(min=1), help=f"optimiser steps {default_of('train', 'max_steps')}")
-@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True),
-              help=f"stop (and save) after this many seconds {default_of('train', 'time_budget_s')}")
-@click.option("--max-length", type=click.IntRange(min=64),
-              help=f"tokens per example {default_of('train', 'max_length')}")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"stop (and save) after this many seconds {default_of('train', 'time_budget_s')}",
+)
+@click.option(
+    "--max-length", type=click.IntRange(min=64), help=f"tokens per example {default_of('train', 'max_length')}"
+)
 @click.option("--no-resume", is_flag=True, help="ignore checkpoints of an interrupted run")
-@click.option("--rank-negatives", type=click.IntRange(min=0),
-              help="also train the LLM ranker's Yes/No task at logged recommendation turns, with this many "
-                   "hard negatives (best-ranked items the agent did not show) per turn; 0 = off "
-                   + default_of("train", "rank_negatives"))
+@click.option(
+    "--rank-negatives",
+    type=click.IntRange(min=0),
+    help="also train the LLM ranker's Yes/No task at logged recommendation turns, with this many "
+    "hard negatives (best-ranked items the agent did not show) per turn; 0 = off "
+    + default_of("train", "rank_negatives"),
+)
 @click.option("--seed", type=int, help=default_of("train", "seed"))
 @click.pass_context
 def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_negatives, seed) -> None:
@@ -32,15 +39,23 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
     Every option of the run is in the [train] settings section (TOML or CHATREC_TRAIN__*);
     the flags override it. An interrupted run (Ctrl-C, killed) resumes from its last
     checkpoint when run again."""
+    from chatrec.chatbot import build_planner
     from chatrec.cli.context import settings_from
     from chatrec.kb import KBError
-    from chatrec.chatbot import build_planner
     from chatrec.train.sft import TrainingError
     from chatrec.train.sft import train as run
 
     require_extra("train", "chatrec train")
-    settings = settings_from(ctx, train={"max_steps": max_steps, "time_budget_s": time_budget,
-                                         "max_length": max_length, "rank_negatives": rank_negatives, "seed": seed})
+    settings = settings_from(
+        ctx,
+        train={
+            "max_steps": max_steps,
+            "time_budget_s": time_budget,
+            "max_length": max_length,
+            "rank_negatives": rank_negatives,
+            "seed": seed,
+        },
+    )
     try:
         # Prompts are planned as a live turn plans them; planning needs no model.
         planner = build_planner(settings, progress=True)
@@ -55,6 +70,7 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
     m = {k: v for k, v in card["metrics"].items() if k != "log_history"}
     click.echo(f"adapter written to {target}")
     click.echo(json.dumps(m, indent=2))
+
 
 @click.command()
 @click.option("--adapter", required=True, help="LoRA adapter folder, or a name under <data-dir>/adapters")
@@ -76,23 +92,27 @@ def export(ctx, adapter, out, overwrite) -> None:
     card = json.loads(card_file.read_text()) if card_file.exists() else {}
     trained_on = card.get("base_model")
     if trained_on and trained_on != settings.llm.model:
-        raise click.ClickException(f"{adapter_dir} was trained on {trained_on!r}, not {settings.llm.model!r}; "
-                                   f"pass --model {trained_on}")
+        raise click.ClickException(
+            f"{adapter_dir} was trained on {trained_on!r}, not {settings.llm.model!r}; pass --model {trained_on}"
+        )
     try:
         base = llm_path(settings.llm.model, settings.cache_dir)
     except ModelNotAvailable as exc:
         raise click.ClickException(str(exc)) from exc
-    info = {"base_model": settings.llm.model, "base_path": base, "adapter": str(adapter_dir.resolve()),
-            "merged_dtype": "float32", "adapter_card": {k: v for k, v in card.items() if k != "metrics"}
-            | ({"metrics": {k: v for k, v in card["metrics"].items() if k != "log_history"}}
-               if "metrics" in card else {})}
+    info = {
+        "base_model": settings.llm.model,
+        "base_path": base,
+        "adapter": str(adapter_dir.resolve()),
+        "merged_dtype": "float32",
+        "adapter_card": {k: v for k, v in card.items() if k != "metrics"}
+        | ({"metrics": {k: v for k, v in card["metrics"].items() if k != "log_history"}} if "metrics" in card else {}),
+    }
     try:
         target = export_merged(base, adapter_dir, out, overwrite=overwrite, card=info)
     except (FileNotFoundError, FileExistsError) as exc:
-        raise click.ClickException(f"{exc}{'; pass --overwrite' if isinstance(exc, FileExistsError) else ''}") \
-            from exc
+        raise click.ClickException(f"{exc}{'; pass --overwrite' if isinstance(exc, FileExistsError) else ''}") from exc
     click.echo(f"merged model written to {target}")
-    click.echo(f"serve it with: chatrec --model {target} chat   (or llm.model = \"{target}\" in the config)")
+    click.echo(f'serve it with: chatrec --model {target} chat   (or llm.model = "{target}" in the config)')
 
 
 def register(main: click.Group) -> None:

@@ -74,8 +74,13 @@ def save_weights(fitted: dict[str, Any], path: Path, source: str) -> None:
     os.replace(tmp, path)
 
 
-def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int, system: str,
-                     vectors: dict[str, np.ndarray] | None = None) -> dict[str, Any] | None:
+def cross_fit_system(
+    features_path: Path,
+    conversation_ids: list[str],
+    seed: int,
+    system: str,
+    vectors: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any] | None:
     """Metrics of one system's candidates re-ranked by cross-fitted weights.
 
     Returns per-conversation (numerator, denominator) sums in the evaluator's format, the
@@ -87,8 +92,13 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
     keep = set(conversation_ids)
 
     def rows(fold: int | None = None) -> Iterator[dict]:
-        return (r for r in feature_rows(features_path) if r.get("system", "full") == system and r["conversation_id"] in keep
-                and (fold is None or fold_of(r["conversation_id"]) != fold))
+        return (
+            r
+            for r in feature_rows(features_path)
+            if r.get("system", "full") == system
+            and r["conversation_id"] in keep
+            and (fold is None or fold_of(r["conversation_id"]) != fold)
+        )
 
     fitted = [fit_weights(rows(k), seed) for k in (0, 1)]
     if any(f is None for f in fitted):
@@ -107,8 +117,10 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
         ranked = [ids[j] for j in order[:DEPTH]]
         first_lists.setdefault(cid, ranked[:10])
         acc = sums.setdefault(cid, {})
-        for name, (n, d) in {**rank_metrics(ranked, r["gold"], "rec"),
-                             **rank_metrics(ranked, r["gold_new"], "rec_new")}.items():
+        for name, (n, d) in {
+            **rank_metrics(ranked, r["gold"], "rec"),
+            **rank_metrics(ranked, r["gold_new"], "rec_new"),
+        }.items():
             a = acc.setdefault(name, [0.0, 0.0])
             a[0] += n
             a[1] += d
@@ -121,6 +133,9 @@ def cross_fit_system(features_path: Path, conversation_ids: list[str], seed: int
             for rank, item in enumerate(ranked):
                 if item in gold:
                     curves[key][rank:] += 1
-    return {"sums": sums, "first_lists": first_lists,
-            "curves": {k: [round(float(h / totals[k]), 4) if totals[k] else 0.0 for h in v] for k, v in curves.items()},
-            "weights": {f"fold{k}": fitted[k]["weights"] for k in (0, 1)}}  # type: ignore[index]
+    return {
+        "sums": sums,
+        "first_lists": first_lists,
+        "curves": {k: [round(float(h / totals[k]), 4) if totals[k] else 0.0 for h in v] for k, v in curves.items()},
+        "weights": {f"fold{k}": fitted[k]["weights"] for k in (0, 1)},  # type: ignore[index]
+    }

@@ -54,5 +54,3 @@ def intra_list_diversity(ids: list[str], vectors: dict[str, np.ndarray]) -> floa
     sims = m @ m.T
     n = len(vs)
     return float(1.0 - (sims.sum() - n) / (n * (n - 1)))
-
-

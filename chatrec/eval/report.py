@@ -36,8 +36,9 @@ import numpy as np
 
 HEADLINE_METRICS: dict[str, str] = {
     "rec.recall@10": "Recall@10 on recommendation turns, counting all gold items.",
-    "rec_new.recall@10": ("Recall@10 on recommendation turns, counting only gold items not yet mentioned "
-                          "in the dialogue."),
+    "rec_new.recall@10": (
+        "Recall@10 on recommendation turns, counting only gold items not yet mentioned in the dialogue."
+    ),
     "rec.ndcg@10": "NDCG@10 of the recommended list on recommendation turns.",
     "service.template_acc": "Share of service turns answered with the right template.",
     "service.rouge_l": "ROUGE-L F-score of the service reply against the reference reply.",
@@ -53,8 +54,7 @@ CURVES: dict[str, str] = {
 GROUP_ORDER = ("rec", "rec_new", "grounding", "service", "cost")
 """Metric groups shown first, in this order; any other group follows."""
 
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 """Series colours (Tableau 10), given to systems in order and reused past ten."""
 
 MISSING = "\u2013"
@@ -121,8 +121,11 @@ class _Latencies:
 
     def of(self, system: str, kind: str | None = None) -> np.ndarray:
         """Latencies of ``system``, of one ``kind`` or of all kinds together."""
-        parts = [np.frombuffer(values, dtype=np.float64) for (s, k), values in self.series.items()
-                 if s == system and kind in (None, k)]
+        parts = [
+            np.frombuffer(values, dtype=np.float64)
+            for (s, k), values in self.series.items()
+            if s == system and kind in (None, k)
+        ]
         return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -221,18 +224,24 @@ def _header(run: Mapping[str, Any]) -> str:
         ("Turns", ", ".join(f"{kind} {count}" for kind, count in turns.items()) or None),
         ("Skipped conversations", len(skipped)),
     ]
-    rows = "".join(f'<tr><th>{escape(label)}</th><td class="mono">{escape(str(MISSING if value is None else value))}'
-                   "</td></tr>" for label, value in facts)
+    rows = "".join(
+        f'<tr><th>{escape(label)}</th><td class="mono">{escape(str(MISSING if value is None else value))}</td></tr>'
+        for label, value in facts
+    )
     parts = ["<header><h1>chatrec eval report</h1>", f"<table>{rows}</table>"]
     if skipped:
         items = "".join(
             f'<tr><td class="mono">{escape(str(s.get("conversation_id", MISSING)))}</td>'
             f'<td class="num">{escape(str(s.get("line", MISSING)))}</td><td>{escape(str(s.get("error", "")))}</td></tr>'
-            for s in skipped if isinstance(s, Mapping))
+            for s in skipped
+            if isinstance(s, Mapping)
+        )
         plural = "s" if len(skipped) != 1 else ""
-        parts.append(f"<details><summary>{len(skipped)} skipped conversation{plural}</summary>"
-                     f"<table><thead><tr><th>conversation</th><th>line</th><th>error</th></tr></thead>"
-                     f"<tbody>{items}</tbody></table></details>")
+        parts.append(
+            f"<details><summary>{len(skipped)} skipped conversation{plural}</summary>"
+            f"<table><thead><tr><th>conversation</th><th>line</th><th>error</th></tr></thead>"
+            f"<tbody>{items}</tbody></table></details>"
+        )
     parts.append("</header>")
     return "".join(parts)
 
@@ -242,23 +251,30 @@ def _systems_table(names: Sequence[str], systems: Mapping[str, Any], colours: Ma
         f'<tr><td><span class="swatch" style="background:{colours[name]}"></span> '
         f'<span class="mono">{escape(name)}</span></td>'
         f"<td>{escape(str((systems[name] or {}).get('description') or ''))}</td></tr>"
-        for name in names)
-    return (f"<section><h2>Systems</h2><table><thead><tr><th>system</th><th>description</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table></section>")
+        for name in names
+    )
+    return (
+        f"<section><h2>Systems</h2><table><thead><tr><th>system</th><th>description</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
 
 
 def _metric_tables(names: Sequence[str], systems: Mapping[str, Any]) -> str:
-    parts = ["<section><h2>Metrics</h2>",
-             "<p>Each cell is the point estimate followed by its 95% interval in brackets; "
-             f"{MISSING} marks a metric the system does not report. Hover a cell for its sample size.</p>"]
+    parts = [
+        "<section><h2>Metrics</h2>",
+        "<p>Each cell is the point estimate followed by its 95% interval in brackets; "
+        f"{MISSING} marks a metric the system does not report. Hover a cell for its sample size.</p>",
+    ]
     for group, metrics in _metric_groups(names, systems).items():
         head = "".join(f"<th>{escape(metric)}</th>" for metric in metrics)
         rows = []
         for name in names:
             cells = "".join(_cell(systems, name, metric) for metric in metrics)
             rows.append(f'<tr><th class="mono">{escape(name)}</th>{cells}</tr>')
-        parts.append(f'<h3>{escape(group)}</h3><div class="scroll"><table>'
-                     f"<thead><tr><th>system</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+        parts.append(
+            f'<h3>{escape(group)}</h3><div class="scroll"><table>'
+            f"<thead><tr><th>system</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
     parts.append("</section>")
     return "".join(parts)
 
@@ -292,7 +308,7 @@ def _log_ticks(low: float, high: float) -> list[float]:
     """1-2-5 ticks in each decade that falls within [low, high]."""
     ticks = []
     for decade in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
-        ticks += [m * 10.0 ** decade for m in (1, 2, 5) if low <= m * 10.0 ** decade <= high]
+        ticks += [m * 10.0**decade for m in (1, 2, 5) if low <= m * 10.0**decade <= high]
     return ticks
 
 
@@ -307,8 +323,10 @@ def _linear(d0: float, d1: float, r0: float, r1: float) -> Callable[[float], flo
 
 
 def _svg(width: int, height: int, label: str, body: Sequence[str]) -> str:
-    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="{escape(label)}">{"".join(body)}</svg>')
+    return (
+        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(label)}">{"".join(body)}</svg>'
+    )
 
 
 def _figure(svg: str, width: int, caption: str) -> str:
@@ -320,23 +338,30 @@ def _y_axis(ticks: Sequence[float], y: Callable[[float], float], left: float, ri
     """Horizontal grid lines with tick labels, the y axis line and its rotated title."""
     out = []
     for t in ticks:
-        out.append(f'<line class="grid" x1="{left}" x2="{right}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
-                   f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{_tick(t)}</text>')
+        out.append(
+            f'<line class="grid" x1="{left}" x2="{right}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
+            f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{_tick(t)}</text>'
+        )
     top, bottom = y(ticks[-1]), y(ticks[0])
     mid = (top + bottom) / 2
-    out.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top:.1f}" y2="{bottom:.1f}"/>'
-               f'<text x="14" y="{mid:.1f}" text-anchor="middle" transform="rotate(-90 14 {mid:.1f})">'
-               f"{escape(label)}</text>")
+    out.append(
+        f'<line class="axis" x1="{left}" x2="{left}" y1="{top:.1f}" y2="{bottom:.1f}"/>'
+        f'<text x="14" y="{mid:.1f}" text-anchor="middle" transform="rotate(-90 14 {mid:.1f})">'
+        f"{escape(label)}</text>"
+    )
     return out
 
 
-def _x_axis(ticks: Sequence[float], x: Callable[[float], float], left: float, right: float, baseline: float,
-            label: str) -> list[str]:
+def _x_axis(
+    ticks: Sequence[float], x: Callable[[float], float], left: float, right: float, baseline: float, label: str
+) -> list[str]:
     """The x axis from ``left`` to ``right`` at ``baseline``, with tick marks, tick labels and a title."""
     out = [f'<line class="axis" x1="{left}" x2="{right}" y1="{baseline}" y2="{baseline}"/>']
     for t in ticks:
-        out.append(f'<line class="axis" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{baseline}" y2="{baseline + 4}"/>'
-                   f'<text x="{x(t):.1f}" y="{baseline + 16}" text-anchor="middle">{_tick(t)}</text>')
+        out.append(
+            f'<line class="axis" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{baseline}" y2="{baseline + 4}"/>'
+            f'<text x="{x(t):.1f}" y="{baseline + 16}" text-anchor="middle">{_tick(t)}</text>'
+        )
     out.append(f'<text x="{(left + right) / 2:.1f}" y="{baseline + 34}" text-anchor="middle">{escape(label)}</text>')
     return out
 
@@ -346,9 +371,11 @@ def _legend(entries: Sequence[tuple[str, str]], left: float, top: float) -> list
     out = []
     for i, (label, colour) in enumerate(entries):
         y = top + i * 18
-        out.append(f'<line x1="{left}" x2="{left + 18}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2.5"/>'
-                   f'<text x="{left + 24}" y="{y + 4}">{escape(_short(label, 26))}'
-                   f"<title>{escape(label)}</title></text>")
+        out.append(
+            f'<line x1="{left}" x2="{left + 18}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2.5"/>'
+            f'<text x="{left + 24}" y="{y + 4}">{escape(_short(label, 26))}'
+            f"<title>{escape(label)}</title></text>"
+        )
     return out
 
 
@@ -370,21 +397,29 @@ def _bar_chart(metric: str, names: Sequence[str], systems: Mapping[str, Any], co
             body.append(f'<text x="{cx:.1f}" y="{y(0) - 4:.1f}" text-anchor="middle">{MISSING}</text>')
         else:
             ci = f" [{_fmt(low)}, {_fmt(high)}]" if low is not None and high is not None else ""
-            body.append(f'<rect x="{cx - bar / 2:.1f}" y="{y(max(value, 0)):.1f}" width="{bar:.1f}" '
-                        f'height="{abs(y(value) - y(0)):.1f}" fill="{colours[name]}">'
-                        f"<title>{escape(name)}: {_fmt(value)}{ci}</title></rect>")
+            body.append(
+                f'<rect x="{cx - bar / 2:.1f}" y="{y(max(value, 0)):.1f}" width="{bar:.1f}" '
+                f'height="{abs(y(value) - y(0)):.1f}" fill="{colours[name]}">'
+                f"<title>{escape(name)}: {_fmt(value)}{ci}</title></rect>"
+            )
             if low is not None and high is not None:
                 cap = bar / 4
-                whisker = (f"M{cx:.1f} {y(low):.1f}V{y(high):.1f}"
-                           f"M{cx - cap:.1f} {y(low):.1f}H{cx + cap:.1f}M{cx - cap:.1f} {y(high):.1f}H{cx + cap:.1f}")
+                whisker = (
+                    f"M{cx:.1f} {y(low):.1f}V{y(high):.1f}"
+                    f"M{cx - cap:.1f} {y(low):.1f}H{cx + cap:.1f}M{cx - cap:.1f} {y(high):.1f}H{cx + cap:.1f}"
+                )
                 body.append(f'<path d="{whisker}" stroke="#222" stroke-width="1.2" fill="none"/>')
             label_y = y(max(value, high if high is not None else value)) - 5
             body.append(f'<text x="{cx:.1f}" y="{label_y:.1f}" text-anchor="middle">{_fmt(value)}</text>')
         base = height - bottom + 14
-        body.append(f'<text x="{cx:.1f}" y="{base}" text-anchor="end" transform="rotate(-35 {cx:.1f} {base})">'
-                    f"{escape(_short(name))}<title>{escape(name)}</title></text>")
-    caption = (f"{HEADLINE_METRICS.get(metric, metric)} One bar per system ({metric}); whiskers span the 95% interval "
-               f"where the run reports one; {MISSING} marks a system that does not report this metric.")
+        body.append(
+            f'<text x="{cx:.1f}" y="{base}" text-anchor="end" transform="rotate(-35 {cx:.1f} {base})">'
+            f"{escape(_short(name))}<title>{escape(name)}</title></text>"
+        )
+    caption = (
+        f"{HEADLINE_METRICS.get(metric, metric)} One bar per system ({metric}); whiskers span the 95% interval "
+        f"where the run reports one; {MISSING} marks a system that does not report this metric."
+    )
     return _figure(_svg(width, height, f"bar chart of {metric}", body), width, caption)
 
 
@@ -396,8 +431,9 @@ def _polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> l
             runs.append([])
         else:
             runs[-1].append(f"{x:.1f},{y:.1f}")
-    return [f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            for run in runs if run]
+    return [
+        f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="2"/>' for run in runs if run
+    ]
 
 
 def _curve_chart(key: str, names: Sequence[str], systems: Mapping[str, Any], colours: Mapping[str, str]) -> str | None:
@@ -419,17 +455,21 @@ def _curve_chart(key: str, names: Sequence[str], systems: Mapping[str, Any], col
     body = _y_axis(y_ticks, y, left, width - right, f"{key}@k")
     body += _x_axis(x_ticks, x, left, width - right, height - bottom, "k (length of the recommended list)")
     for name, curve in curves.items():
-        body += _polyline([x(k) for k in range(1, len(curve) + 1)], [None if v is None else y(v) for v in curve],
-                          colours[name])
+        body += _polyline(
+            [x(k) for k in range(1, len(curve) + 1)], [None if v is None else y(v) for v in curve], colours[name]
+        )
     body += _legend([(name, colours[name]) for name in curves], width - right + 16, top + 6)
-    caption = (f"Recall@k for k = 1\u2013{k_max} ({key}), counting {CURVES[key]}: the share of gold items found in the "
-               "top k recommendations, one line per system; a higher line finds more gold items at the same "
-               "list length.")
+    caption = (
+        f"Recall@k for k = 1\u2013{k_max} ({key}), counting {CURVES[key]}: the share of gold items found in the "
+        "top k recommendations, one line per system; a higher line finds more gold items at the same "
+        "list length."
+    )
     return _figure(_svg(width, height, f"recall@k curves ({key})", body), width, caption)
 
 
-def _latency_section(latencies: _Latencies | None, turns_path: Path | None, names: Sequence[str],
-                     colours: Mapping[str, str]) -> str:
+def _latency_section(
+    latencies: _Latencies | None, turns_path: Path | None, names: Sequence[str], colours: Mapping[str, str]
+) -> str:
     """Histogram of per-turn latency per system, and a p50/p95 table by turn kind."""
     head = "<section><h2>Latency per turn</h2>"
     if latencies is None:
@@ -437,14 +477,17 @@ def _latency_section(latencies: _Latencies | None, turns_path: Path | None, name
     systems = [name for name in names if name in latencies.systems()]
     systems += [name for name in latencies.systems() if name not in systems]
     if not systems:
-        return head + (f"<p>No usable latencies in <code>{escape(str(turns_path))}</code> "
-                       f"({latencies.skipped} rows skipped).</p></section>")
+        return head + (
+            f"<p>No usable latencies in <code>{escape(str(turns_path))}</code> "
+            f"({latencies.skipped} rows skipped).</p></section>"
+        )
     histogram = _histogram(latencies, systems, colours, turns_path)
     return head + histogram + _latency_table(latencies, systems) + "</section>"
 
 
-def _histogram(latencies: _Latencies, systems: Sequence[str], colours: Mapping[str, str],
-               turns_path: Path | None) -> str:
+def _histogram(
+    latencies: _Latencies, systems: Sequence[str], colours: Mapping[str, str], turns_path: Path | None
+) -> str:
     """Outline histogram: for each system, the share of its turns that fall in each latency bin."""
     width, height, left, right, top, bottom = 720, 340, 60, 200, 20, 50
     per_system = {name: latencies.of(name) for name in systems}
@@ -468,8 +511,10 @@ def _histogram(latencies: _Latencies, systems: Sequence[str], colours: Mapping[s
     def x_of(v: float) -> float:
         return axis(to_axis(v))
 
-    shares = {name: np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / values.size
-              for name, values in per_system.items()}
+    shares = {
+        name: np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] / values.size
+        for name, values in per_system.items()
+    }
     y_ticks = _nice_ticks(0.0, max(float(s.max()) for s in shares.values()))
     y = _linear(y_ticks[0], y_ticks[-1], height - bottom, top)
     body = _y_axis(y_ticks, y, left, width - right, "share of the system's turns")
@@ -485,11 +530,13 @@ def _histogram(latencies: _Latencies, systems: Sequence[str], colours: Mapping[s
     scale = "logarithmic" if log_bins else "linear"
     source = f" from {turns_path.name}" if turns_path is not None else ""
     skipped = f" {latencies.skipped} rows without a usable latency_s were skipped." if latencies.skipped else ""
-    caption = (f"Distribution of per-turn latency (latency_s, seconds{source}), recommendation and service turns "
-               f"together, one outline per system. {HIST_BINS} {scale} bins ({scale} x axis) from {low:.3g} s "
-               f"to {high:.3g} s; "
-               f"the height of a bin is the share of that system's turns that fall in it, so systems with different "
-               f"turn counts compare directly.{skipped}")
+    caption = (
+        f"Distribution of per-turn latency (latency_s, seconds{source}), recommendation and service turns "
+        f"together, one outline per system. {HIST_BINS} {scale} bins ({scale} x axis) from {low:.3g} s "
+        f"to {high:.3g} s; "
+        f"the height of a bin is the share of that system's turns that fall in it, so systems with different "
+        f"turn counts compare directly.{skipped}"
+    )
     return _figure(_svg(width, height, "latency histogram", body), width, caption)
 
 
@@ -505,13 +552,17 @@ def _latency_table(latencies: _Latencies, systems: Sequence[str]) -> str:
             values = latencies.of(name, kind)
             if values.size:
                 p50, p95 = np.percentile(values, [50, 95])
-                cells.append(f'<td class="num">{values.size}</td><td class="num">{_fmt(p50)}</td>'
-                             f'<td class="num">{_fmt(p95)}</td>')
+                cells.append(
+                    f'<td class="num">{values.size}</td><td class="num">{_fmt(p50)}</td>'
+                    f'<td class="num">{_fmt(p95)}</td>'
+                )
             else:
                 cells.append(f'<td class="num">0</td><td class="num">{MISSING}</td><td class="num">{MISSING}</td>')
         rows.append(f'<tr><th class="mono">{escape(name)}</th>{"".join(cells)}</tr>')
-    return (f'<div class="scroll"><table><thead><tr><th rowspan="2">system</th>{head}</tr><tr>{sub}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table><thead><tr><th rowspan="2">system</th>{head}</tr><tr>{sub}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 # --------------------------------------------------------------------------- page
@@ -529,8 +580,11 @@ def _render(summary: Mapping[str, Any], latencies: _Latencies | None, turns_path
     names = _system_order(run, systems)
     extra = [name for name in (latencies.systems() if latencies else []) if name not in names]
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names + extra)}
-    bars = [_bar_chart(metric, names, systems, colours) for metric in HEADLINE_METRICS
-            if any(_metric(systems, name, metric)[0] is not None for name in names)]
+    bars = [
+        _bar_chart(metric, names, systems, colours)
+        for metric in HEADLINE_METRICS
+        if any(_metric(systems, name, metric)[0] is not None for name in names)
+    ]
     curves = [chart for key in CURVES if (chart := _curve_chart(key, names, systems, colours))]
     body = [
         _header(run),
@@ -540,9 +594,11 @@ def _render(summary: Mapping[str, Any], latencies: _Latencies | None, turns_path
         _figures("Recall@k", curves, "No recall curve was reported."),
         _latency_section(latencies, turns_path, names, colours),
     ]
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>chatrec eval report</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>chatrec eval report</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,9 +1,10 @@
 """Batch evaluation: replay logged conversations turn by turn and score every system on the same turns.
 
 For each agent turn the system sees the conversation up to that turn (never a later
-one): the customer's messages pass through :class:`chatrec.turn.plan.Planner`, advanced by :func:`chatrec.turn.replay.replay`,
-exactly as in a live chat, and the *logged* agent replies (not the system's) go into
-the history, so every turn starts from what really happened.
+one): the customer's messages are planned by :class:`chatrec.turn.plan.Planner` and the
+conversation is advanced by :func:`chatrec.turn.replay.replay`, exactly as in a live chat,
+and the *logged* agent replies (not the system's) go into the history, so every turn
+starts from what really happened.
 
 Systems scored side by side on identical turns:
 
@@ -47,13 +48,13 @@ import numpy as np
 from pydantic import ValidationError
 
 from chatrec.config import EvalSettings, Settings
-from chatrec.turn.ground import check_text, fallback_text
-from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, check_conversation, is_heldout
 from chatrec.eval.fusion import fold_of
 from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
+from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, check_conversation, is_heldout
+from chatrec.turn.ground import check_text, fallback_text
+from chatrec.turn.plan import Planner, PlanOptions
 from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour
-from chatrec.turn.plan import PlanOptions, Planner
 from chatrec.turn.replay import ReplayStep, replay
 from chatrec.turn.state import DialogueState
 from chatrec.types import Conversation, LoggedTurn
@@ -73,8 +74,18 @@ DESCRIPTIONS = {
     "-history": "full system without the user's purchase history",
     "-adapter": "full system generating with the base model (no LoRA)",
 }
-HEADLINE = ("rec.recall@1", "rec.recall@10", "rec.recall@50", "rec_new.recall@1", "rec_new.recall@10",
-            "rec_new.recall@50", "rec.ndcg@10", "rec.mrr@10", "service.template_acc", "service.rouge_l")
+HEADLINE = (
+    "rec.recall@1",
+    "rec.recall@10",
+    "rec.recall@50",
+    "rec_new.recall@1",
+    "rec_new.recall@10",
+    "rec_new.recall@50",
+    "rec.ndcg@10",
+    "rec.mrr@10",
+    "service.template_acc",
+    "service.rouge_l",
+)
 
 
 class EvalError(ValueError):
@@ -119,7 +130,6 @@ def needs_real_llm(settings: Settings, opts: EvalOptions) -> bool:
     return opts.generate or settings.ranking.w_llm > 0
 
 
-
 class _ConversationRows:
     """What scoring one conversation accumulates: per-turn rows, per-system sums, features."""
 
@@ -145,9 +155,16 @@ class _ConversationRows:
         self.turns.append(row)
 
     def result(self) -> dict[str, Any]:
-        return {"conversation_id": self.conv.conversation_id, "user_id": self.conv.user_id, "turns": self.turns,
-                "sums": self.sums, "latency": self.latency, "ttft": self.ttft, "first_lists": self.first_lists,
-                "features": self.features}
+        return {
+            "conversation_id": self.conv.conversation_id,
+            "user_id": self.conv.user_id,
+            "turns": self.turns,
+            "sums": self.sums,
+            "latency": self.latency,
+            "ttft": self.ttft,
+            "first_lists": self.first_lists,
+            "features": self.features,
+        }
 
 
 class Replayer:
@@ -196,7 +213,7 @@ class Replayer:
                 step.continue_with(self._score_turn(step, is_rec, rows))
         return rows.result()
 
-    def _score_turn(self, step: ReplayStep, is_rec: bool, rows: "_ConversationRows") -> DialogueState:
+    def _score_turn(self, step: ReplayStep, is_rec: bool, rows: _ConversationRows) -> DialogueState:
         """Score every system on this turn; return the full system's state to continue from."""
         conv, idx, turn, text, state = rows.conv, step.index, step.agent, step.input.text, step.input.state
         ttft, first_lists, features = rows.ttft, rows.first_lists, rows.features
@@ -210,20 +227,30 @@ class Replayer:
         full_state: DialogueState | None = None
         for system in self.systems:
             t0 = time.perf_counter()
-            row: dict[str, Any] = {"system": system, "conversation_id": conv.conversation_id, "turn_index": idx,
-                                   "kind": "rec" if is_rec else "service", "input": text}
+            row: dict[str, Any] = {
+                "system": system,
+                "conversation_id": conv.conversation_id,
+                "turn_index": idx,
+                "kind": "rec" if is_rec else "service",
+                "input": text,
+            }
             m: dict[str, tuple[float, float]] = {}
             if system in BASELINES:
-                ranked = (self._baseline(system, text, full_state or state, history, q_emb, step.seen_before)
-                          if is_rec else [])
+                ranked = (
+                    self._baseline(system, text, full_state or state, history, q_emb, step.seen_before)
+                    if is_rec
+                    else []
+                )
                 shown = ranked[:top_n]
                 reply = None
             else:
                 ablate = frozenset([system[1:]] if system.startswith("-") and system != "-adapter" else [])
                 trace: dict[str, Any] = {}
-                plan = self.planner.plan(step.input, PlanOptions(ablate=ablate, rank_always=is_rec,
-                                                                 depth=DEPTH if is_rec else 0, query_embedding=q_emb),
-                                         trace)
+                plan = self.planner.plan(
+                    step.input,
+                    PlanOptions(ablate=ablate, rank_always=is_rec, depth=DEPTH if is_rec else 0, query_embedding=q_emb),
+                    trace,
+                )
                 if system == "full":
                     full_state = plan.state
                 ranked = trace.get("rank", {}).get("ranked", [])
@@ -231,20 +258,37 @@ class Replayer:
                 if is_rec:
                     m["rec.route_acc"] = (float(plan.decision.route in ("recommend", "both")), 1)
                     # also a turn with no allowed candidate: learned fusion must score it as a miss
-                    features.append({"system": system, "conversation_id": conv.conversation_id,
-                                     "turn_index": idx, "features": trace.get("rank", {}).get("features", {}),
-                                     "gold": gold, "gold_new": gold_new})
+                    features.append(
+                        {
+                            "system": system,
+                            "conversation_id": conv.conversation_id,
+                            "turn_index": idx,
+                            "features": trace.get("rank", {}).get("features", {}),
+                            "gold": gold,
+                            "gold_new": gold_new,
+                        }
+                    )
                 else:
                     m.update(self._template_metrics(turn, plan.decision.template_id))
                 reply = self._reply(system, plan, m, ttft)
-                row.update({"route": plan.decision.route, "template_id": plan.decision.template_id,
-                            "scores": trace.get("rank", {}).get("scored", [])[:10]})
+                row.update(
+                    {
+                        "route": plan.decision.route,
+                        "template_id": plan.decision.template_id,
+                        "scores": trace.get("rank", {}).get("scored", [])[:10],
+                    }
+                )
             elapsed = time.perf_counter() - t0 + (embed_s if system == "full" else 0.0)
             if is_rec:
                 m.update(rank_metrics(ranked, gold, "rec"))
                 m.update(rank_metrics(ranked, gold_new, "rec_new"))
-                bad = [i for i in shown if i not in self.kb.items or not self.kb.items[i].in_stock
-                       or self.ranker.allowed(self.kb.items[i], full_state or state, history) is not None]
+                bad = [
+                    i
+                    for i in shown
+                    if i not in self.kb.items
+                    or not self.kb.items[i].in_stock
+                    or self.ranker.allowed(self.kb.items[i], full_state or state, history) is not None
+                ]
                 if system not in ("repeat_last",):  # repeating what was said is the point of that baseline
                     m["grounding.invalid_rec_rate"] = (len(bad), max(len(shown), 1)) if shown else (0, 0)
                 if (div := intra_list_diversity(ranked[:10], self.vectors)) is not None:
@@ -273,8 +317,9 @@ class Replayer:
             m["service.intent_acc"] = (float(chosen is not None and chosen.intent == logged_intent), 1)
         return m
 
-    def _baseline(self, system: str, text: str, state: DialogueState, history: UserHistory, q_emb: Any,
-                  seen_before: list[str]) -> list[str]:
+    def _baseline(
+        self, system: str, text: str, state: DialogueState, history: UserHistory, q_emb: Any, seen_before: list[str]
+    ) -> list[str]:
         if system == "repeat_last":
             said = seen_before + [i for i in state.mentioned_items if i not in seen_before]
             return list(dict.fromkeys(reversed(said)))[:DEPTH]
@@ -310,11 +355,16 @@ class Replayer:
         draft = "".join(pieces).strip()
         ttft.setdefault(system, []).append(first or 0.0)
         m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
-        report = check_text(draft, plan.recs, self.kb, template_text=plan.template_text,
-                            similarity=self.retriever.embedder.similarity if plan.template_text else None,
-                            min_similarity=self.settings.grounding.min_template_similarity,
-                            must_cite=plan.decision.route in ("recommend", "both"),
-                            context_items=set(plan.state.mentioned_items))
+        report = check_text(
+            draft,
+            plan.recs,
+            self.kb,
+            template_text=plan.template_text,
+            similarity=self.retriever.embedder.similarity if plan.template_text else None,
+            min_similarity=self.settings.grounding.min_template_similarity,
+            must_cite=plan.decision.route in ("recommend", "both"),
+            context_items=set(plan.state.mentioned_items),
+        )
         unlisted = any("not in the list" in p or "unlisted" in p for p in report.problems)
         m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
         m["grounding.draft_pass_rate"] = (float(report.ok), 1)
@@ -382,8 +432,9 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
     settings = eval_settings(settings, kb)
     _check_resumable(opts, out)
     convs, skipped = select_conversations(opts, kb)
-    (out / "run.json").write_text(json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts),
-                                              "kb": str(settings.kb_dir)}, indent=2))
+    (out / "run.json").write_text(
+        json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts), "kb": str(settings.kb_dir)}, indent=2)
+    )
     done = _completed(out)
     todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
     log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
@@ -464,8 +515,9 @@ class _RunFiles:
         self.bar.update(1)
 
 
-def _replay_all(settings: Settings, opts: EvalOptions, exclude: frozenset[str],
-                todo: dict[int, tuple[int, str]], files: _RunFiles) -> None:
+def _replay_all(
+    settings: Settings, opts: EvalOptions, exclude: frozenset[str], todo: dict[int, tuple[int, str]], files: _RunFiles
+) -> None:
     """Score the ``todo`` conversations in this process or in ``opts.workers`` processes."""
     ids = {i: c for i, c in todo.values()}
     jobs = _jobs(Path(opts.transcripts), todo)
@@ -477,8 +529,9 @@ def _replay_all(settings: Settings, opts: EvalOptions, exclude: frozenset[str],
         return
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(opts.workers, initializer=_init_worker,
-                                      initargs=(settings.model_dump_json(), opts, exclude)) as pool:
+    with mp.get_context("spawn").Pool(
+        opts.workers, initializer=_init_worker, initargs=(settings.model_dump_json(), opts, exclude)
+    ) as pool:
         window: list[tuple[int, int, str]] = []
         while (nxt := next(jobs, None)) is not None or window:
             if nxt is not None:
@@ -653,8 +706,12 @@ def load_scores(out: Path) -> tuple[ScoreTable, _Extras, list[dict]]:
 
 
 def _metric(value: float, n: int, ci: tuple[float, float] | None = None) -> dict[str, Any]:
-    return {"value": round(value, 4), "ci_low": round(ci[0], 4) if ci else None,
-            "ci_high": round(ci[1], 4) if ci else None, "n": n}
+    return {
+        "value": round(value, 4),
+        "ci_low": round(ci[0], 4) if ci else None,
+        "ci_high": round(ci[1], 4) if ci else None,
+        "n": n,
+    }
 
 
 def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[dict], wall_s: float) -> dict[str, Any]:
@@ -667,8 +724,14 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
     w = _bootstrap_weights(n, opts.bootstrap, opts.seed) if n else np.zeros((0, 0))
     first = systems[0] if systems else ""
     n_rec = int(table.pair(first, "rec.ndcg@1")[1].sum()) if (first, "rec.ndcg@1") in table.cols else 0
-    n_service = max((int(table.pair(first, m)[1].sum()) for m in ("service.intent_acc", "service.template_acc")
-                     if (first, m) in table.cols), default=0)
+    n_service = max(
+        (
+            int(table.pair(first, m)[1].sum())
+            for m in ("service.intent_acc", "service.template_acc")
+            if (first, m) in table.cols
+        ),
+        default=0,
+    )
     kb_size = len(_kb_items(settings))
     result: dict[str, Any] = {}
     for system in systems:
@@ -688,8 +751,12 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
         if system in extras.covered:
             metrics["rec.coverage"] = _metric(len(extras.covered[system]) / max(kb_size, 1), len(extras.lists[system]))
             users = extras.lists[system]
-            dis = [1 - len(set(a) & set(b)) / max(len(set(a) | set(b)), 1)
-                   for x, (ua, a) in enumerate(users) for ub, b in users[x + 1:] if ua != ub]
+            dis = [
+                1 - len(set(a) & set(b)) / max(len(set(a) | set(b)), 1)
+                for x, (ua, a) in enumerate(users)
+                for ub, b in users[x + 1 :]
+                if ua != ub
+            ]
             if dis:
                 metrics["rec.inter_user_dissimilarity"] = _metric(float(np.mean(dis)), len(dis))
         curve = {}
@@ -698,11 +765,21 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
                 curve[key] = learned[system]["curves"][key] if system in learned else _recall_curve(out, system, prefix)
         result[system] = {"description": DESCRIPTIONS.get(system, system), "metrics": metrics, "curve": curve}
     summary = {
-        "run": {"transcripts": str(opts.transcripts), "kb": str(settings.kb_dir), "adapter": settings.llm.adapter,
-                "seed": opts.seed, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - wall_s)),
-                "wall_s": round(wall_s, 1), "conversations": n, "turns": {"rec": n_rec, "service": n_service},
-                "skipped": skipped, "systems": systems, "options": asdict(opts), "fusion": opts.fusion,
-                "learned_weights": {s: v["weights"] for s, v in learned.items()}},
+        "run": {
+            "transcripts": str(opts.transcripts),
+            "kb": str(settings.kb_dir),
+            "adapter": settings.llm.adapter,
+            "seed": opts.seed,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - wall_s)),
+            "wall_s": round(wall_s, 1),
+            "conversations": n,
+            "turns": {"rec": n_rec, "service": n_service},
+            "skipped": skipped,
+            "systems": systems,
+            "options": asdict(opts),
+            "fusion": opts.fusion,
+            "learned_weights": {s: v["weights"] for s, v in learned.items()},
+        },
         "systems": result,
     }
     tmp = out / "summary.json.tmp"
@@ -714,8 +791,9 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
 _RANKING_METRICS = ("rec.recall", "rec.ndcg", "rec.mrr", "rec_new.", "rec.diversity")
 
 
-def _apply_learned_fusion(out: Path, table: ScoreTable, extras: _Extras, opts: EvalOptions,
-                          settings: Settings) -> dict[str, Any]:
+def _apply_learned_fusion(
+    out: Path, table: ScoreTable, extras: _Extras, opts: EvalOptions, settings: Settings
+) -> dict[str, Any]:
     """Replace each pipeline system's ranking metrics by those of its cross-fitted re-ranking;
     keep the full system's configured-weight numbers as ``full@configured``."""
     from chatrec.eval.fusion import cross_fit_system
@@ -820,11 +898,21 @@ def compare(a: str, b: str, seed: int = 7, resamples: int = 2000) -> dict[str, A
         diff = (w @ na - w @ nb) / np.maximum(w @ da, 1e-12)
         lo, hi = np.percentile(diff, [2.5, 97.5])
         mean_den = da.mean()
-        test = permutation_test((na, nb), lambda x, y, axis: (x.mean(axis=axis) - y.mean(axis=axis)) / mean_den,
-                                permutation_type="samples", vectorized=True, n_resamples=9999,
-                                random_state=seed)
-        out["metrics"][name] = {"a": round(na.sum() / da.sum(), 4), "b": round(nb.sum() / db.sum(), 4),
-                                "diff": round((na.sum() - nb.sum()) / da.sum(), 4), "ci_low": round(float(lo), 4),
-                                "ci_high": round(float(hi), 4), "p_value": round(float(test.pvalue), 4),
-                                "n": int(da.sum())}
+        test = permutation_test(
+            (na, nb),
+            lambda x, y, axis, den=mean_den: (x.mean(axis=axis) - y.mean(axis=axis)) / den,
+            permutation_type="samples",
+            vectorized=True,
+            n_resamples=9999,
+            random_state=seed,
+        )
+        out["metrics"][name] = {
+            "a": round(na.sum() / da.sum(), 4),
+            "b": round(nb.sum() / db.sum(), 4),
+            "diff": round((na.sum() - nb.sum()) / da.sum(), 4),
+            "ci_low": round(float(lo), 4),
+            "ci_high": round(float(hi), 4),
+            "p_value": round(float(test.pvalue), 4),
+            "n": int(da.sum()),
+        }
     return out

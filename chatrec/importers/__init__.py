@@ -24,12 +24,21 @@ class Importer:
         return getattr(importlib.import_module(module), function)
 
 
-IMPORTERS: dict[str, Importer] = {i.name: i for i in (
-    Importer("qa-logs", "chatrec.importers.qa_logs:import_file",
-             "question-answer logs as CSV or JSON Lines (presets: bitext, generic) -> transcripts + templates"),
-    Importer("redial", "chatrec.importers.redial:import_redial",
-             "ReDial dialogues (JSON Lines), their movie list and a DBpedia sub-graph -> a whole KB"),
-)}
+IMPORTERS: dict[str, Importer] = {
+    i.name: i
+    for i in (
+        Importer(
+            "qa-logs",
+            "chatrec.importers.qa_logs:import_file",
+            "question-answer logs as CSV or JSON Lines (presets: bitext, generic) -> transcripts + templates",
+        ),
+        Importer(
+            "redial",
+            "chatrec.importers.redial:import_redial",
+            "ReDial dialogues (JSON Lines), their movie list and a DBpedia sub-graph -> a whole KB",
+        ),
+    )
+}
 
 
 def get_importer(name: str) -> Callable[..., Any]:

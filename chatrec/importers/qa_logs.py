@@ -55,7 +55,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
@@ -131,9 +131,9 @@ class _Exchange:
     intent: str | None
     template_hint: str | None
     started_at: datetime | None
-    user_text: str          # masked, placeholders filled with defaults
-    agent_text: str         # masked, placeholders filled with defaults
-    agent_template: str     # masked, placeholders as {slot}, no other braces
+    user_text: str  # masked, placeholders filled with defaults
+    agent_text: str  # masked, placeholders filled with defaults
+    agent_template: str  # masked, placeholders as {slot}, no other braces
 
 
 class _Bad(Exception):
@@ -192,11 +192,14 @@ def _csv_records(path: Path, text: str, mapping: ColumnMapping, skipped: list[st
                 continue
             header = [c.strip() for c in row]
             missing = [c for c in (mapping.user, mapping.agent) if c not in header]
-            optional_missing = [c for k, c in mapping.columns().items() if k not in ("user", "agent") and c not in header]
+            optional_missing = [
+                c for k, c in mapping.columns().items() if k not in ("user", "agent") and c not in header
+            ]
             if missing or optional_missing:
                 raise ImportFailed(
                     f"{path}:{start}: column(s) {missing + optional_missing} not in the header "
-                    f"(found: {', '.join(header) or 'nothing'})")
+                    f"(found: {', '.join(header) or 'nothing'})"
+                )
             continue
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -255,13 +258,16 @@ def _timestamp(record: dict, column: str) -> datetime | None:
     if value is None or value == "":
         return None
     dt: datetime | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) or (
-            isinstance(value, str) and re.fullmatch(r"\d{9,13}(?:\.\d+)?", value.strip())):
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        or (isinstance(value, str) and re.fullmatch(r"\d{9,13}(?:\.\d+)?", value.strip()))
+    ):
         seconds = float(value)
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
         try:
-            dt = datetime.fromtimestamp(seconds, tz=timezone.utc)
+            dt = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             dt = None
     elif isinstance(value, str):
@@ -278,27 +284,41 @@ def _timestamp(record: dict, column: str) -> datetime | None:
     if dt is None:
         raise _Bad(f"unparsable timestamp {value!r} in column {column!r}")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 # ------------------------------------------------------------------ placeholders and slots
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(.+?)\s*\}\}", re.DOTALL)
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
-_OUR_WORDS = re.compile(r"\b(?:support|service|assistance|care|company|complaint|feedback|business|shop|store|"
-                        r"helpline|hotline|team)\b", re.IGNORECASE)
-_YOUR_WORDS = re.compile(r"\b(?:number|id|date|name|address|amount|method|card|email\s+address|phone|username|"
-                         r"password|account\s+number|postcode|zip)\b", re.IGNORECASE)
+_OUR_WORDS = re.compile(
+    r"\b(?:support|service|assistance|care|company|complaint|feedback|business|shop|store|"
+    r"helpline|hotline|team)\b",
+    re.IGNORECASE,
+)
+_YOUR_WORDS = re.compile(
+    r"\b(?:number|id|date|name|address|amount|method|card|email\s+address|phone|username|"
+    r"password|account\s+number|postcode|zip)\b",
+    re.IGNORECASE,
+)
 _SPECIAL_DEFAULTS = {
-    "website_name": "website", "website": "website", "website_or_app": "website or app",
-    "website_app_name": "website or app", "website_url": "website address", "company_website": "website",
-    "company_name": "our company", "mobile_app_name": "app",
+    "website_name": "website",
+    "website": "website",
+    "website_or_app": "website or app",
+    "website_app_name": "website or app",
+    "website_url": "website address",
+    "company_website": "website",
+    "company_name": "our company",
+    "mobile_app_name": "app",
     "customer_support_availability": "during our opening hours",
     "support_team_availability": "during our opening hours",
-    "customer_support_hours": "our opening hours", "customer_service_hours": "our opening hours",
-    "customer_assistance_hours": "our opening hours", "operating_hours": "our opening hours",
-    "business_hours": "our opening hours", "reference_number": "your reference number",
+    "customer_support_hours": "our opening hours",
+    "customer_service_hours": "our opening hours",
+    "customer_assistance_hours": "our opening hours",
+    "operating_hours": "our opening hours",
+    "business_hours": "our opening hours",
+    "reference_number": "your reference number",
     "order_id": "your order number",
 }
 
@@ -369,9 +389,16 @@ class _Slots:
 # ------------------------------------------------------------------ rows -> exchanges
 
 
-def read_exchanges(path: str | Path, mapping: ColumnMapping, *, fmt: Format | None = None, encoding: str = "auto",
-                   progress: bool = False, report: ImportReport | None = None,
-                   slots: _Slots | None = None) -> list[_Exchange]:
+def read_exchanges(
+    path: str | Path,
+    mapping: ColumnMapping,
+    *,
+    fmt: Format | None = None,
+    encoding: str = "auto",
+    progress: bool = False,
+    report: ImportReport | None = None,
+    slots: _Slots | None = None,
+) -> list[_Exchange]:
     """Read and mask every valid row of ``path``; bad rows go to ``report.skipped``."""
     path = Path(path)
     report = report or ImportReport(path, path.parent)
@@ -384,14 +411,18 @@ def read_exchanges(path: str | Path, mapping: ColumnMapping, *, fmt: Format | No
     if not text.strip():
         raise ImportFailed(f"{path}: the file is empty")
     fmt = fmt or _detect_format(path, text)
-    records = _csv_records(path, text, mapping, report.skipped) if fmt == "csv" else \
-        _jsonl_records(path, text, report.skipped)
+    records = (
+        _csv_records(path, text, mapping, report.skipped)
+        if fmt == "csv"
+        else _jsonl_records(path, text, report.skipped)
+    )
 
     from tqdm import tqdm
 
     total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    bar = tqdm(total=total_lines, unit="line", desc=f"import {path.name}", disable=not progress,
-               mininterval=0.5, leave=False)
+    bar = tqdm(
+        total=total_lines, unit="line", desc=f"import {path.name}", disable=not progress, mininterval=0.5, leave=False
+    )
     out: list[_Exchange] = []
     done = 0
     try:
@@ -407,8 +438,9 @@ def read_exchanges(path: str | Path, mapping: ColumnMapping, *, fmt: Format | No
         bar.close()
     report.rows_read = len(out) + len(report.skipped)
     if not out:
-        raise ImportFailed(f"{path}: no valid rows to import ({report.rows_read} read, "
-                           f"{len(report.skipped)} skipped)", report.skipped)
+        raise ImportFailed(
+            f"{path}: no valid rows to import ({report.rows_read} read, {len(report.skipped)} skipped)", report.skipped
+        )
     report.rows_imported = len(out)
     return out
 
@@ -432,7 +464,11 @@ def _exchange(line: int, record: dict, m: ColumnMapping, slots: _Slots) -> _Exch
     if hint:
         hint = snake_case(hint) or None
     return _Exchange(
-        line=line, conversation=conv, user_id=user_id, intent=intent or None, template_hint=hint,
+        line=line,
+        conversation=conv,
+        user_id=user_id,
+        intent=intent or None,
+        template_hint=hint,
         started_at=started,
         user_text=slots.render(held_user, user_names),
         agent_text=slots.render(held_agent, agent_names),
@@ -449,7 +485,9 @@ def _slot_echoes(user: str, agent: str) -> str:
     placeholder, so no customer's number is frozen into a template."""
     for m in _ID_TOKEN.finditer(user):
         token = m.group(1)
-        label = "{{Order ID}}" if _ORDER_WORD.search(user[max(0, m.start() - 40):m.start()]) else "{{Reference Number}}"
+        label = (
+            "{{Order ID}}" if _ORDER_WORD.search(user[max(0, m.start() - 40) : m.start()]) else "{{Reference Number}}"
+        )
         variants = {token, token.lstrip("0")} - {""}
         for v in sorted(variants, key=len, reverse=True):
             agent = re.sub(r"(?<![\w-])#?" + re.escape(v) + r"(?![\w-])", label, agent)
@@ -498,8 +536,9 @@ def medoid(texts: list[str]) -> str:
     return distinct[best]
 
 
-def _build_templates(exchanges: list[_Exchange], prefix: str, similarity: float,
-                     slots: _Slots) -> tuple[list[dict], dict[int, str]]:
+def _build_templates(
+    exchanges: list[_Exchange], prefix: str, similarity: float, slots: _Slots
+) -> tuple[list[dict], dict[int, str]]:
     """Seed templates; return them and ``{exchange index: template id}``."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, ex in enumerate(exchanges):
@@ -525,8 +564,9 @@ def _build_templates(exchanges: list[_Exchange], prefix: str, similarity: float,
             tid, n = f"{base}_{n}", n + 1
         used_ids.add(tid)
         slot_names = list(dict.fromkeys(re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}", chosen)))
-        templates.append({"id": tid, "intent": intent_name, "text": chosen,
-                          "slots": {s: slots.defaults[s] for s in slot_names}})
+        templates.append(
+            {"id": tid, "intent": intent_name, "text": chosen, "slots": {s: slots.defaults[s] for s in slot_names}}
+        )
         chosen_tokens = _tokens(chosen)
         for i in members:
             text = exchanges[i].agent_template
@@ -599,8 +639,13 @@ def _write(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
 
 
-def write_kb(out_dir: str | Path, conversations: list[dict], templates: list[dict],
-             on_existing: OnExisting = "error", shop_name: str = "Imported shop") -> list[str]:
+def write_kb(
+    out_dir: str | Path,
+    conversations: list[dict],
+    templates: list[dict],
+    on_existing: OnExisting = "error",
+    shop_name: str = "Imported shop",
+) -> list[str]:
     """Stage, validate with ``load_kb`` and atomically move the files into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -608,8 +653,10 @@ def write_kb(out_dir: str | Path, conversations: list[dict], templates: list[dic
     if present and on_existing == "error":
         raise ImportFailed(f"{out}: already holds {', '.join(present)}; choose to overwrite or merge")
     contents: dict[str, str] = {}
-    for name, rows, key in (("transcripts.jsonl", conversations, "conversation_id"),
-                            ("templates.jsonl", templates, "id")):
+    for name, rows, key in (
+        ("transcripts.jsonl", conversations, "conversation_id"),
+        ("templates.jsonl", templates, "id"),
+    ):
         if on_existing == "merge" and (out / name).exists():
             contents[name] = _merge(out / name, rows, key)
         else:
@@ -640,10 +687,19 @@ def write_kb(out_dir: str | Path, conversations: list[dict], templates: list[dic
 # ------------------------------------------------------------------ the whole import
 
 
-def import_file(path: str | Path, out_dir: str | Path, *, preset: str = "generic",
-                mapping: ColumnMapping | None = None, fmt: Format | None = None, encoding: str = "auto",
-                template_prefix: str | None = None, similarity: float = 0.8,
-                on_existing: OnExisting = "error", progress: bool = False) -> ImportReport:
+def import_file(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    preset: str = "generic",
+    mapping: ColumnMapping | None = None,
+    fmt: Format | None = None,
+    encoding: str = "auto",
+    template_prefix: str | None = None,
+    similarity: float = 0.8,
+    on_existing: OnExisting = "error",
+    progress: bool = False,
+) -> ImportReport:
     """Import ``path`` into the KB folder ``out_dir``; see the module docstring.
 
     ``mapping`` overrides the preset's columns. Raises :class:`ImportFailed` when
@@ -659,8 +715,7 @@ def import_file(path: str | Path, out_dir: str | Path, *, preset: str = "generic
     path = Path(path)
     report = ImportReport(source=path, out_dir=Path(out_dir))
     slots = _Slots()
-    exchanges = read_exchanges(path, mapping, fmt=fmt, encoding=encoding, progress=progress, report=report,
-                               slots=slots)
+    exchanges = read_exchanges(path, mapping, fmt=fmt, encoding=encoding, progress=progress, report=report, slots=slots)
     templates, linked = _build_templates(exchanges, prefix, similarity, slots)
     for t in templates:
         Template.model_validate(t)

@@ -151,8 +151,16 @@ def read_movies(path: Path, skipped: list[str]) -> dict[str, dict[str, Any]]:
             if year := _YEAR.search(title):
                 attributes["year"] = int(year.group(1))
             attributes["popularity"] = int(mentions)
-            movies[movie_id] = {"id": f"M{movie_id}", "title": title, "description": "", "category": CATEGORY,
-                                "brand": "", "price": None, "stock": 1, "attributes": attributes}
+            movies[movie_id] = {
+                "id": f"M{movie_id}",
+                "title": title,
+                "description": "",
+                "category": CATEGORY,
+                "brand": "",
+                "price": None,
+                "stock": 1,
+                "attributes": attributes,
+            }
     return movies
 
 
@@ -191,8 +199,9 @@ def read_movie_uris(path: Path, movies: dict[str, dict[str, Any]], skipped: list
     return uri_to_item
 
 
-def read_triples(path: Path, uri_to_item: dict[str, str], report: RedialReport,
-                 progress: bool) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, list[str]]]]:
+def read_triples(
+    path: Path, uri_to_item: dict[str, str], report: RedialReport, progress: bool
+) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, list[str]]]]:
     """The KG rows that touch a catalogue movie, translated and deduplicated, and the raw
     ``{item id: {"starring": [...], "director": [...]}}`` entity names for descriptions."""
     from tqdm import tqdm
@@ -225,15 +234,17 @@ def read_triples(path: Path, uri_to_item: dict[str, str], report: RedialReport,
             predicate = PREDICATES.get(relation, f"rel_{relation}")
             kept[(subject, predicate, obj)] = None
             if predicate in ("starring", "director") and subject in movie_items and obj.startswith("dbr:"):
-                people.setdefault(subject, {}).setdefault(predicate, []).append(obj[len("dbr:"):])
+                people.setdefault(subject, {}).setdefault(predicate, []).append(obj[len("dbr:") :])
     return list(kept), people
 
 
 def describe(people: dict[str, list[str]]) -> str:
     """``Starring A, B, C. Directed by D.`` from a movie's starring / director entity names."""
     parts = []
-    for predicate, lead, limit in (("starring", "Starring", DESCRIPTION_ACTORS),
-                                   ("director", "Directed by", DESCRIPTION_DIRECTORS)):
+    for predicate, lead, limit in (
+        ("starring", "Starring", DESCRIPTION_ACTORS),
+        ("director", "Directed by", DESCRIPTION_DIRECTORS),
+    ):
         names = list(dict.fromkeys(display_name(n) for n in people.get(predicate, [])))[:limit]
         if names:
             parts.append(f"{lead} {', '.join(names)}.")
@@ -280,8 +291,9 @@ def _liked_labels(record: dict[str, Any], key: str) -> dict[str, int]:
     return labels
 
 
-def _render(text: str, movies: dict[str, dict[str, Any]], names: dict[str, Any],
-            unknown: Counter[str]) -> tuple[str, list[str]]:
+def _render(
+    text: str, movies: dict[str, dict[str, Any]], names: dict[str, Any], unknown: Counter[str]
+) -> tuple[str, list[str]]:
     """A message with ``@<id>`` replaced by titles (the rest PII-masked), and the item ids it mentions.
 
     An id missing from the catalogue is counted in ``unknown`` and written as the dialogue's
@@ -330,8 +342,11 @@ def _dialogue(record: dict[str, Any], movies: dict[str, dict[str, Any]]) -> _Dia
     first_user = next((i for i, t in enumerate(turns) if t.role == "user"), None)
     if first_user is None:
         raise _Bad("no message from the seeker (initiator)")
-    row = {"conversation_id": f"R{conversation_id}", "user_id": f"W{seeker}",
-           "turns": _annotate(turns[first_user:], labels)}
+    row = {
+        "conversation_id": f"R{conversation_id}",
+        "user_id": f"W{seeker}",
+        "turns": _annotate(turns[first_user:], labels),
+    }
     return _Dialogue(row, first_user, unknown)
 
 
@@ -349,8 +364,9 @@ def _annotate(turns: list[_Turn], labels: dict[str, int]) -> list[dict[str, Any]
             row["mentions"] = mentions
         if turn.role == "agent":
             if mentions:
-                row.update(intent=RECOMMEND_INTENT, recommended=mentions,
-                           accepted=[m for m in mentions if labels.get(m) == 1])
+                row.update(
+                    intent=RECOMMEND_INTENT, recommended=mentions, accepted=[m for m in mentions if labels.get(m) == 1]
+                )
             previous_agent = mentions
         else:
             fresh = [m for m in dict.fromkeys(previous_agent + mentions) if m not in labelled]
@@ -363,8 +379,13 @@ def _annotate(turns: list[_Turn], labels: dict[str, int]) -> list[dict[str, Any]
     return rows
 
 
-def read_dialogues(path: Path, movies: dict[str, dict[str, Any]], report: RedialReport,
-                   limit: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+def read_dialogues(
+    path: Path,
+    movies: dict[str, dict[str, Any]],
+    report: RedialReport,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
     """The KB conversations of the first ``limit`` lines of ``path``; bad lines go to ``report.skipped``."""
     from tqdm import tqdm
 
@@ -376,8 +397,10 @@ def read_dialogues(path: Path, movies: dict[str, dict[str, Any]], report: Redial
         raise ImportFailed(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     lines = text.split("\n")[:limit]  # not splitlines(): JSON strings may hold U+2028
     conversations: dict[str, dict[str, Any]] = {}
-    for line_no, raw in enumerate(tqdm(lines, desc=f"import {path.name}", unit="dialogue",
-                                       disable=not progress, mininterval=0.5, leave=False), start=1):
+    for line_no, raw in enumerate(
+        tqdm(lines, desc=f"import {path.name}", unit="dialogue", disable=not progress, mininterval=0.5, leave=False),
+        start=1,
+    ):
         if not raw.strip():
             continue
         report.dialogues_read += 1
@@ -434,9 +457,17 @@ def _stage_and_move(out: Path, contents: dict[str, str]) -> list[str]:
 # ------------------------------------------------------------------ the whole import
 
 
-def import_redial(dialogues: Path, movies: Path, out_dir: Path, *, triples: Path | None = None,
-                  movie_uris: Path | None = None, limit: int | None = None, overwrite: bool = False,
-                  progress: bool = False) -> RedialReport:
+def import_redial(
+    dialogues: Path,
+    movies: Path,
+    out_dir: Path,
+    *,
+    triples: Path | None = None,
+    movie_uris: Path | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> RedialReport:
     """Import ReDial ``dialogues`` with the ``movies`` catalogue (and, optionally, the KGSF
     DBpedia ``triples`` with their ``movie_uris`` map) as the KB folder ``out_dir``.
 
@@ -470,14 +501,17 @@ def import_redial(dialogues: Path, movies: Path, out_dir: Path, *, triples: Path
         raise ImportFailed(f"{dialogues}: no valid dialogues to import", report.skipped)
     users = [{"id": uid} for uid in dict.fromkeys(c["user_id"] for c in conversations)]
 
-    report.files_written = _stage_and_move(out, {
-        "shop.json": json.dumps(SHOP, indent=2) + "\n",
-        "catalogue.jsonl": jsonl_text(catalogue.values()),
-        "templates.jsonl": "",
-        "kg.tsv": _tsv(kg),
-        "users.jsonl": jsonl_text(users),
-        "transcripts.jsonl": jsonl_text(conversations),
-    })
+    report.files_written = _stage_and_move(
+        out,
+        {
+            "shop.json": json.dumps(SHOP, indent=2) + "\n",
+            "catalogue.jsonl": jsonl_text(catalogue.values()),
+            "templates.jsonl": "",
+            "kg.tsv": _tsv(kg),
+            "users.jsonl": jsonl_text(users),
+            "transcripts.jsonl": jsonl_text(conversations),
+        },
+    )
     report.items = len(catalogue)
     report.triples = len(kg)
     report.conversations = len(conversations)

@@ -65,7 +65,18 @@ class CatalogueRetriever(BaseRetriever):
         docs = []
         for item_id, sim in self.bot.index.search_items(query, self.k, where_filter()):
             item = self.bot.kb.items[item_id]
-            docs.append(Document(page_content=item.document(), id=item_id,
-                                 metadata={"item_id": item_id, "title": item.title, "price": item.price,
-                                           "brand": item.brand, "category": item.category, "similarity": sim}))
+            docs.append(
+                Document(
+                    page_content=item.document(),
+                    id=item_id,
+                    metadata={
+                        "item_id": item_id,
+                        "title": item.title,
+                        "price": item.price,
+                        "brand": item.brand,
+                        "category": item.category,
+                        "similarity": sim,
+                    },
+                )
+            )
         return docs

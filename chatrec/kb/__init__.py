@@ -16,5 +16,15 @@ from chatrec.kb.load import (
     template_examples,
 )
 
-__all__ = ["FILES", "RECOMMEND_LABEL", "KBError", "KnowledgeBase", "check_conversation", "is_heldout", "load_kb",
-           "read_jsonl", "read_triples", "template_examples"]
+__all__ = [
+    "FILES",
+    "RECOMMEND_LABEL",
+    "KBError",
+    "KnowledgeBase",
+    "check_conversation",
+    "is_heldout",
+    "load_kb",
+    "read_jsonl",
+    "read_triples",
+    "template_examples",
+]

@@ -86,7 +86,7 @@ def is_heldout(conversation_id: str, percent: int = 10) -> bool:
 RECOMMEND_LABEL = "__recommend__"
 
 
-def template_examples(kb: "KnowledgeBase") -> dict[str, tuple[str, str]]:
+def template_examples(kb: KnowledgeBase) -> dict[str, tuple[str, str]]:
     """Past customer messages and what answered them, from training conversations only:
     ``{example_id: (customer text, template_id or RECOMMEND_LABEL)}``."""
     out: dict[str, tuple[str, str]] = {}
@@ -159,8 +159,9 @@ def read_triples(path: Path, errors: list[str]) -> Iterator[tuple[int, Triple]]:
 R = TypeVar("R", Item, Template, User)
 
 
-def _by_id(path: Path, model: type[R], what: str, errors: list[str],
-           check: Callable[[R], str | None] | None = None) -> dict[str, R]:
+def _by_id(
+    path: Path, model: type[R], what: str, errors: list[str], check: Callable[[R], str | None] | None = None
+) -> dict[str, R]:
     """The rows of a JSONL file by their ``id``; duplicates and failed checks become errors."""
     rows: dict[str, R] = {}
     for line_no, row in read_jsonl(path, model, errors):
@@ -208,7 +209,9 @@ def load_kb(root: str | Path) -> KnowledgeBase:
         for line_no, t in read_triples(kg_path, errors):
             for end in (t.subject, t.object):
                 if ":" not in end and end not in items:
-                    errors.append(f"{kg_path}:{line_no}: unknown item id {end!r} (prefix other entities, e.g. 'brand:X')")
+                    errors.append(
+                        f"{kg_path}:{line_no}: unknown item id {end!r} (prefix other entities, e.g. 'brand:X')"
+                    )
             triples.append(t)
 
     upath = root / FILES["users"]

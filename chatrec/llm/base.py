@@ -22,8 +22,9 @@ class LLMBackend(Protocol):
 
     name: str
 
-    def stream(self, messages: list[Message], max_new_tokens: int,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         """Yield the reply in non-empty text pieces, at most ``max_new_tokens`` tokens in all.
         Once ``cancel`` is set no further piece is yielded and generation stops; a consumer
         that stops iterating (or closes the iterator) frees the backend for the next call."""

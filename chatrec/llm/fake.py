@@ -36,8 +36,9 @@ class FakeLLM:
             return self._list.pop(0)
         return self._fn(messages)
 
-    def stream(self, messages: list[Message], max_new_tokens: int,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         words = self._reply(messages).split(" ")
         for i, w in enumerate(words[:max_new_tokens]):
             if cancel is not None and cancel.is_set():

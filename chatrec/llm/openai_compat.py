@@ -22,8 +22,9 @@ class OpenAICompatibleLLM:
         self.name = f"openai:{model}"
         self._chat = ChatOpenAI(base_url=base_url, model=model, api_key=api_key, temperature=temperature)
 
-    def stream(self, messages: list[Message], max_new_tokens: int,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         for chunk in self._chat.bind(max_tokens=max_new_tokens).stream(to_langchain(messages)):
             if cancel is not None and cancel.is_set():
                 return

@@ -28,8 +28,12 @@ def quantization_config(settings: LLMSettings):
     import torch
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_compute_dtype=torch.float32, bnb_4bit_use_double_quant=False)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.float32,
+        bnb_4bit_use_double_quant=False,
+    )
 
 
 def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
@@ -73,8 +77,9 @@ def merged_path(base: str, adapter: str, cache_dir: Path) -> str:
     return str(target)
 
 
-def export_merged(base: str, adapter: str | Path, out: str | Path, overwrite: bool = False,
-                  card: dict | None = None) -> Path:
+def export_merged(
+    base: str, adapter: str | Path, out: str | Path, overwrite: bool = False, card: dict | None = None
+) -> Path:
     """Merge the LoRA ``adapter`` into ``base`` in float32 and save the merged model
     (safetensors + tokenizer) to ``out``, atomically: it is written to a temporary
     folder beside ``out`` and renamed into place. The result is a plain model folder
@@ -149,19 +154,25 @@ class TransformersLLM:
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def _encode(self, messages: list[Message]):
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                                  return_tensors="pt", return_dict=True)
+        return self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
 
     def _gen_kwargs(self, max_new_tokens: int) -> dict:
         sampling = self.settings.temperature > 0
-        kw = {"max_new_tokens": max_new_tokens, "do_sample": sampling,
-              "pad_token_id": self.tokenizer.pad_token_id, "repetition_penalty": 1.15}
+        kw = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": sampling,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": 1.15,
+        }
         if sampling:
             kw["temperature"] = self.settings.temperature
         return kw
 
-    def stream(self, messages: list[Message], max_new_tokens: int,
-               cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
@@ -175,9 +186,12 @@ class TransformersLLM:
                 with self._lock, torch.inference_mode():
                     if cancel.is_set():
                         return
-                    self.model.generate(**inputs, streamer=streamer,
-                                        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                                        **self._gen_kwargs(max_new_tokens))
+                    self.model.generate(
+                        **inputs,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                        **self._gen_kwargs(max_new_tokens),
+                    )
             except BaseException as exc:  # surfaced to the consumer below
                 errors.append(exc)
             finally:
@@ -206,15 +220,17 @@ class TransformersLLM:
 
         tok = self.tokenizer
         cont = tok(continuation, add_special_tokens=False)["input_ids"]
-        seqs = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-                for p in prompts]
+        seqs = [
+            tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+            for p in prompts
+        ]
         seqs = [list(s) + cont for s in seqs]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
         with self._lock, torch.inference_mode():
             logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits, dim=-1)
@@ -225,8 +241,9 @@ class TransformersLLM:
             out.append(float(logp[i, positions, torch.tensor(cont)].sum()))
         return out
 
-    def score_choices(self, prompts: list[list[Message]], choices: list[str],
-                      share_prefix: bool = True) -> list[list[float]]:
+    def score_choices(
+        self, prompts: list[list[Message]], choices: list[str], share_prefix: bool = True
+    ) -> list[list[float]]:
         """Next-token log-probabilities of each choice's first token after every prompt.
 
         Ranking prompts differ only in the candidate (profile and request come first), so the
@@ -239,8 +256,10 @@ class TransformersLLM:
 
         tok = self.tokenizer
         firsts = [tok(c, add_special_tokens=False)["input_ids"][0] for c in choices]
-        seqs = [list(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
-                for p in prompts]
+        seqs = [
+            list(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+            for p in prompts
+        ]
         shared = _common_prefix(seqs) if share_prefix and len(seqs) > 1 else 0
         with self._lock, torch.inference_mode():
             if shared < MIN_SHARED:
@@ -248,8 +267,12 @@ class TransformersLLM:
             else:
                 out = self.model(input_ids=torch.tensor([seqs[0][:shared]]), use_cache=True)
                 prefix = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-                logits = torch.cat([self._last_logits([s[shared:] for s in seqs[i:i + SCORE_CHUNK]], prefix, shared)
-                                    for i in range(0, len(seqs), SCORE_CHUNK)])
+                logits = torch.cat(
+                    [
+                        self._last_logits([s[shared:] for s in seqs[i : i + SCORE_CHUNK]], prefix, shared)
+                        for i in range(0, len(seqs), SCORE_CHUNK)
+                    ]
+                )
         logp = torch.log_softmax(logits.float(), dim=-1)
         return [[float(logp[i, t]) for t in firsts] for i in range(len(seqs))]
 
@@ -264,8 +287,8 @@ class TransformersLLM:
         ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, s in enumerate(seqs):  # left padding: every prompt ends at the last position
-            ids[i, width - len(s):] = torch.tensor(s)
-            mask[i, width - len(s):] = 1
+            ids[i, width - len(s) :] = torch.tensor(s)
+            mask[i, width - len(s) :] = 1
         kwargs = {}
         if prefix is not None:  # padding sits between the shared prefix and each tail, masked out
             cache = copy.deepcopy(prefix)
@@ -273,8 +296,9 @@ class TransformersLLM:
             mask = torch.cat([torch.ones((len(seqs), shared), dtype=mask.dtype), mask], dim=1)
             kwargs[self._cache_arg] = cache
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
-        return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
-                          **kwargs).logits[:, -1]
+        return self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **kwargs
+        ).logits[:, -1]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

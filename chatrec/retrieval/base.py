@@ -68,16 +68,18 @@ class Retriever(Protocol):
         content change of the same size needs :meth:`build`)."""
         ...
 
-    def search_items(self, query: str, k: int, where: Where | None = None,
-                     query_embedding: Any = None) -> list[tuple[str, float]]:
+    def search_items(
+        self, query: str, k: int, where: Where | None = None, query_embedding: Any = None
+    ) -> list[tuple[str, float]]:
         """At most ``k`` ``(item id, cosine similarity)`` pairs, best first (similarities
         non-increasing), every id an indexed item whose metadata passes ``where`` (see
         :func:`matches`), no id twice. ``query_embedding`` (from :attr:`embedder`) replaces
         embedding ``query``. ``[]`` for an empty index."""
         ...
 
-    def search_templates(self, query: str, k: int, query_embedding: Any = None,
-                         examples_k: int = 8) -> list[tuple[str, float]]:
+    def search_templates(
+        self, query: str, k: int, query_embedding: Any = None, examples_k: int = 8
+    ) -> list[tuple[str, float]]:
         """At most ``k`` ``(template id, score)`` pairs, best first, ids of indexed templates:
         the best of the similarity to a template's text and the similarity-weighted votes of
         the ``examples_k`` nearest past customer messages it answered."""
@@ -88,9 +90,16 @@ class Retriever(Protocol):
         ...
 
 
-_OPS = {"$eq": lambda v, x: v == x, "$ne": lambda v, x: v != x, "$gt": lambda v, x: v is not None and v > x,
-        "$gte": lambda v, x: v is not None and v >= x, "$lt": lambda v, x: v is not None and v < x,
-        "$lte": lambda v, x: v is not None and v <= x, "$in": lambda v, x: v in x, "$nin": lambda v, x: v not in x}
+_OPS = {
+    "$eq": lambda v, x: v == x,
+    "$ne": lambda v, x: v != x,
+    "$gt": lambda v, x: v is not None and v > x,
+    "$gte": lambda v, x: v is not None and v >= x,
+    "$lt": lambda v, x: v is not None and v < x,
+    "$lte": lambda v, x: v is not None and v <= x,
+    "$in": lambda v, x: v in x,
+    "$nin": lambda v, x: v not in x,
+}
 
 
 def matches(meta: dict[str, Any], where: Where) -> bool:
@@ -110,8 +119,9 @@ def matches(meta: dict[str, Any], where: Where) -> bool:
     return True
 
 
-def where_filter(max_price: float | None = None, exclude_brands: Sequence[str] | None = None,
-                 categories: Sequence[str] | None = None) -> Where:
+def where_filter(
+    max_price: float | None = None, exclude_brands: Sequence[str] | None = None, categories: Sequence[str] | None = None
+) -> Where:
     """The filter for in-stock items under the user's constraints."""
     clauses: list[dict[str, Any]] = [{"in_stock": True}]
     if max_price is not None:

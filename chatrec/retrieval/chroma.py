@@ -21,8 +21,17 @@ from chatrec.retrieval.base import IndexReport, Where, matches, where_filter
 from chatrec.retrieval.embeddings import Embedder, LocalSentenceTransformerEF
 from chatrec.types import Item, Template
 
-__all__ = ["ChromaIndex", "IndexReport", "matches", "where_filter", "item_row", "template_row",
-           "ITEMS", "TEMPLATES", "EXAMPLES"]
+__all__ = [
+    "ChromaIndex",
+    "IndexReport",
+    "matches",
+    "where_filter",
+    "item_row",
+    "template_row",
+    "ITEMS",
+    "TEMPLATES",
+    "EXAMPLES",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +46,12 @@ def _hash(doc: str, meta: dict[str, Any]) -> str:
 
 
 def item_row(item: Item) -> tuple[str, dict[str, Any]]:
-    meta: dict[str, Any] = {"brand": item.brand, "category": item.category, "stock": int(item.stock),
-                            "in_stock": item.in_stock}
+    meta: dict[str, Any] = {
+        "brand": item.brand,
+        "category": item.category,
+        "stock": int(item.stock),
+        "in_stock": item.in_stock,
+    }
     if item.price is not None:  # a budget filter then leaves unpriced items out
         meta["price"] = float(item.price)
     return item.document(), meta
@@ -62,8 +75,9 @@ class ChromaIndex:
             self.client = chromadb.HttpClient(host=r.chroma_host, port=r.chroma_port)
         else:
             settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(path=str(settings.chroma_dir),
-                                                    settings=chromadb.Settings(anonymized_telemetry=False))
+            self.client = chromadb.PersistentClient(
+                path=str(settings.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
+            )
         self.embedder = Embedder(r.embedder)
         self._ef = LocalSentenceTransformerEF(r.embedder)
         self._collections: dict[str, Any] = {}
@@ -81,8 +95,14 @@ class ChromaIndex:
             self._collections[name] = self.client.get_or_create_collection(
                 self.collection_name(name),
                 embedding_function=self._ef,  # type: ignore[arg-type]  # chroma's generic is narrower
-                configuration={"hnsw": {"space": "cosine", "ef_construction": 200,
-                                        "ef_search": self.settings.retrieval.hnsw_ef_search, "max_neighbors": 32}},
+                configuration={
+                    "hnsw": {
+                        "space": "cosine",
+                        "ef_construction": 200,
+                        "ef_search": self.settings.retrieval.hnsw_ef_search,
+                        "max_neighbors": 32,
+                    }
+                },
             )
         return self._collections[name]
 
@@ -93,8 +113,9 @@ class ChromaIndex:
         return [
             self._sync(ITEMS, {i.id: item_row(i) for i in kb.items.values()}, progress),
             self._sync(TEMPLATES, {t.id: template_row(t) for t in kb.templates.values()}, progress),
-            self._sync(EXAMPLES, {i: (q, {"template_id": tid}) for i, (q, tid) in template_examples(kb).items()},
-                       progress),
+            self._sync(
+                EXAMPLES, {i: (q, {"template_id": tid}) for i, (q, tid) in template_examples(kb).items()}, progress
+            ),
         ]
 
     def _sync(self, name: str, rows: dict[str, tuple[str, dict[str, Any]]], progress: bool) -> IndexReport:
@@ -110,30 +131,38 @@ class ChromaIndex:
         todo = [t for t in todo if have.get(t[0]) != t[2]["content_hash"]]
         bar = tqdm(total=len(todo), desc=f"embedding {name}", disable=not progress or not todo, unit="row")
         for start in range(0, len(todo), BATCH):
-            chunk = todo[start:start + BATCH]
+            chunk = todo[start : start + BATCH]
             docs = [d for _, d, _ in chunk]
-            col.upsert(ids=[i for i, _, _ in chunk], documents=docs, metadatas=[m for _, _, m in chunk],
-                       embeddings=self.embedder.embed(docs))
+            col.upsert(
+                ids=[i for i, _, _ in chunk],
+                documents=docs,
+                metadatas=[m for _, _, m in chunk],
+                embeddings=self.embedder.embed(docs),
+            )
             bar.update(len(chunk))
         bar.close()
         return IndexReport(name, len(rows), len(todo), len(stale))
 
     def is_built(self, kb: KnowledgeBase) -> bool:
-        return (self.collection(ITEMS).count() == len(kb.items)
-                and self.collection(TEMPLATES).count() == len(kb.templates)
-                and self.collection(EXAMPLES).count() == len(template_examples(kb)))
+        return (
+            self.collection(ITEMS).count() == len(kb.items)
+            and self.collection(TEMPLATES).count() == len(kb.templates)
+            and self.collection(EXAMPLES).count() == len(template_examples(kb))
+        )
 
     # ------------------------------------------------------------ querying
 
-    def search_items(self, query: str, k: int, where: Where | None = None,
-                     query_embedding: Any = None) -> list[tuple[str, float]]:
+    def search_items(
+        self, query: str, k: int, where: Where | None = None, query_embedding: Any = None
+    ) -> list[tuple[str, float]]:
         if self.collection(ITEMS).count() == 0:
             return []
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
         return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, k, where)]
 
-    def _query(self, name: str, emb: Any, k: int,
-               where: Where | None = None) -> list[tuple[str, float, dict[str, Any]]]:
+    def _query(
+        self, name: str, emb: Any, k: int, where: Where | None = None
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         """Top-``k`` (id, cosine similarity, metadata) of collection ``name``: Chroma's HNSW
         search, or with ``retrieval.exact_search`` an exact one. Empty for an empty collection."""
         col = self.collection(name)
@@ -142,13 +171,16 @@ class ChromaIndex:
             return []
         if self.settings.retrieval.exact_search:
             return self._exact_query(name, n, emb, k, where)
-        res = col.query(query_embeddings=[emb], n_results=min(k, n), where=where or None,
-                        include=["distances", "metadatas"])
-        return [(i, 1.0 - float(d), m or {})
-                for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])]
+        res = col.query(
+            query_embeddings=[emb], n_results=min(k, n), where=where or None, include=["distances", "metadatas"]
+        )
+        return [
+            (i, 1.0 - float(d), m or {}) for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
+        ]
 
-    def _exact_query(self, name: str, count: int, emb: Any, k: int,
-                     where: Where | None) -> list[tuple[str, float, dict[str, Any]]]:
+    def _exact_query(
+        self, name: str, count: int, emb: Any, k: int, where: Where | None
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         """Exact cosine top-``k`` over every stored vector of ``name`` that passes ``where``;
         ties go to the smaller id. HNSW graphs loaded in different processes can return
         different near-ties; this cannot, so replays are reproducible (and exact). The
@@ -160,8 +192,11 @@ class ChromaIndex:
             order = sorted(range(len(got["ids"])), key=lambda j: got["ids"][j])
             mat = np.asarray([got["embeddings"][j] for j in order], dtype=np.float32).reshape(len(order), -1)
             mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-            cached = self._exact[name] = ([got["ids"][j] for j in order], mat,
-                                          [got["metadatas"][j] or {} for j in order])
+            cached = self._exact[name] = (
+                [got["ids"][j] for j in order],
+                mat,
+                [got["metadatas"][j] or {} for j in order],
+            )
         ids, mat, metas = cached
         q = np.asarray(emb, dtype=np.float32)
         sims = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
@@ -175,8 +210,9 @@ class ChromaIndex:
         got = self.collection(ITEMS).get(include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
-    def search_templates(self, query: str, k: int, query_embedding: Any = None,
-                         examples_k: int = 8) -> list[tuple[str, float]]:
+    def search_templates(
+        self, query: str, k: int, query_embedding: Any = None, examples_k: int = 8
+    ) -> list[tuple[str, float]]:
         """Templates ranked by the best of: similarity to the template text, and
         similarity-weighted votes of the nearest past customer messages it answered."""
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
@@ -192,4 +228,3 @@ class ChromaIndex:
             score = max(sims) * (0.5 + 0.5 * sum(sims) / total)
             scores[tid] = max(scores.get(tid, 0.0), score)
         return sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-

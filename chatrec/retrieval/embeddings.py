@@ -43,8 +43,9 @@ class Embedder:
     def embed(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                 show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
+        return self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
+        ).astype(np.float32)
 
     @property
     def dim(self) -> int:
@@ -77,5 +78,5 @@ class LocalSentenceTransformerEF(EmbeddingFunction[Documents]):
         return {"model": self.model}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> "LocalSentenceTransformerEF":
+    def build_from_config(config: dict[str, Any]) -> LocalSentenceTransformerEF:
         return LocalSentenceTransformerEF(config["model"])

@@ -99,8 +99,9 @@ def _retry_after(wait: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(wait)))}
 
 
-def admit(request: Request, presented: str | None, settings: ServeSettings, keys: KeyStore,
-          limits: RateLimits) -> SiteKey | None:
+def admit(
+    request: Request, presented: str | None, settings: ServeSettings, keys: KeyStore, limits: RateLimits
+) -> SiteKey | None:
     """IP rate limit, site key and its origin, key rate limit. Raises ApiError."""
     ip = request.client.host if request.client else "unknown"
     if (wait := limits.ip.take(ip)) > 0:
@@ -108,11 +109,19 @@ def admit(request: Request, presented: str | None, settings: ServeSettings, keys
     record = keys.lookup(presented) if presented else None
     key_required = settings.require_key if settings.require_key is not None else keys.any_active()
     if key_required and record is None:
-        raise ApiError(401, "a valid site key is required (X-Site-Key header)" if not presented
-                       else "unknown or revoked site key", code="invalid_api_key")
+        raise ApiError(
+            401,
+            "a valid site key is required (X-Site-Key header)" if not presented else "unknown or revoked site key",
+            code="invalid_api_key",
+        )
     origin = request.headers.get("origin")
-    if record is not None and origin and not same_origin(origin, request.headers.get("host")) \
-            and not record.allows(origin) and _origin_or_none(origin) not in settings.cors_origins:
+    if (
+        record is not None
+        and origin
+        and not same_origin(origin, request.headers.get("host"))
+        and not record.allows(origin)
+        and _origin_or_none(origin) not in settings.cors_origins
+    ):
         raise ApiError(403, f"this site key is not valid on {origin}", code="origin_not_allowed")
     if record is not None and (wait := limits.key.take(f"key:{record.id}")) > 0:
         raise ApiError(429, "too many requests for this site key", code="rate_limited", headers=_retry_after(wait))
@@ -124,8 +133,9 @@ def site_key(request: Request, settings: ServeSettingsDep, keys: KeysDep, limits
     return admit(request, request.headers.get("x-site-key"), settings, keys, limits)
 
 
-def openai_site_key(request: Request, settings: ServeSettingsDep, keys: KeysDep,
-                    limits: RateLimitsDep) -> SiteKey | None:
+def openai_site_key(
+    request: Request, settings: ServeSettingsDep, keys: KeysDep, limits: RateLimitsDep
+) -> SiteKey | None:
     """The OpenAI API's access check: ``X-Site-Key``, or the client's ``api_key`` (the bearer token)."""
     return admit(request, request.headers.get("x-site-key") or bearer(request), settings, keys, limits)
 

@@ -12,9 +12,15 @@ from fastapi.responses import JSONResponse, Response
 
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
-_OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error",
-                 503: "server_overloaded"}
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "server_overloaded",
+}
 
 
 class ApiError(Exception):
@@ -29,12 +35,14 @@ class ClientGone(Exception):
     """The client disconnected before the response started."""
 
 
-def error_response(path: str, status: int, message: str, code: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    path: str, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The error body for ``path``: OpenAI's shape under :data:`OPENAI_PATHS`, else ``{"detail"}``."""
     if path.startswith(OPENAI_PATHS):
-        body: dict[str, Any] = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"),
-                                          "param": None, "code": code}}
+        body: dict[str, Any] = {
+            "error": {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"), "param": None, "code": code}
+        }
     else:
         body = {"detail": message}
     return JSONResponse(body, status_code=status, headers=headers)

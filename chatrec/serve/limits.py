@@ -46,5 +46,5 @@ class RateLimits:
     key: RateLimiter
 
     @classmethod
-    def from_settings(cls, settings: ServeSettings) -> "RateLimits":
+    def from_settings(cls, settings: ServeSettings) -> RateLimits:
         return cls(RateLimiter(settings.rate_per_minute_ip), RateLimiter(settings.rate_per_minute_key))

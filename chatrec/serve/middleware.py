@@ -51,13 +51,21 @@ class EdgeMiddleware:
         if path.startswith("/v1/admin/") or not self.origin_allowed(origin):
             return [], error_response(path, 403, f"origin {origin!r} is not allowed")
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            return [], Response(status_code=204, headers={
-                "Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, X-Site-Key, Authorization",
-                "Access-Control-Max-Age": "600"})
-        return [("access-control-allow-origin", origin), ("vary", "Origin"),
-                ("access-control-expose-headers", "Retry-After")], None
+            return [], Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Vary": "Origin",
+                    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                    "Access-Control-Allow-Headers": "Content-Type, X-Site-Key, Authorization",
+                    "Access-Control-Max-Age": "600",
+                },
+            )
+        return [
+            ("access-control-allow-origin", origin),
+            ("vary", "Origin"),
+            ("access-control-expose-headers", "Retry-After"),
+        ], None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -89,6 +97,7 @@ class EdgeMiddleware:
 
 def _adding_headers(send: Callable, cors: list[tuple[str, str]]) -> Callable:
     """``send`` that adds the CORS headers, ``nosniff`` and (unless set) ``no-store`` to the response."""
+
     async def send_with_headers(message: dict) -> None:
         if message["type"] == "http.response.start":
             h = MutableHeaders(scope=message)
@@ -97,6 +106,7 @@ def _adding_headers(send: Callable, cors: list[tuple[str, str]]) -> Callable:
             h.setdefault("X-Content-Type-Options", "nosniff")
             h.setdefault("Cache-Control", "no-store")
         await send(message)
+
     return send_with_headers
 
 
@@ -124,4 +134,5 @@ def _replay(body: bytes, receive: Callable) -> Callable:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
+
     return replay

@@ -29,8 +29,14 @@ log = logging.getLogger(__name__)
 END = object()  # the last item of every turn's event stream
 
 
-def run_turn(bot: Chatbot, gate: Gate, args: tuple[str, str | None, str | None], cancel: threading.Event, put: Callable[[Any], None],
-             ablate: Iterable[str] = ()) -> None:
+def run_turn(
+    bot: Chatbot,
+    gate: Gate,
+    args: tuple[str, str | None, str | None],
+    cancel: threading.Event,
+    put: Callable[[Any], None],
+    ablate: Iterable[str] = (),
+) -> None:
     """Run one turn in the calling (worker) thread; the slot is released here, whatever happens."""
     try:
         gen = cast(Generator[Any, None, None], bot.stream(*args, cancel=cancel, ablate=ablate))
@@ -67,8 +73,12 @@ class AsyncTurn:
             except RuntimeError:  # loop closed: nobody is listening any more
                 self.cancel.set()
 
-        threading.Thread(target=run_turn, args=(self._bot, self._gate, self._args, self.cancel, put),
-                         name="chatrec-turn", daemon=True).start()
+        threading.Thread(
+            target=run_turn,
+            args=(self._bot, self._gate, self._args, self.cancel, put),
+            name="chatrec-turn",
+            daemon=True,
+        ).start()
 
     async def next(self) -> Any:
         """The next TokenEvent / ResultEvent, an exception raised by the turn, or ``END``."""
@@ -122,14 +132,17 @@ class Turns:
     def __init__(self, bot: Chatbot, gate: Gate, settings: ServeSettings, live: set[AsyncTurn]):
         self.bot, self.gate, self.settings, self.live = bot, gate, settings, live
 
-    async def start(self, request: Request, message: str, cid: str | None,
-                    uid: str | None) -> tuple[AsyncTurn, Any]:
+    async def start(self, request: Request, message: str, cid: str | None, uid: str | None) -> tuple[AsyncTurn, Any]:
         """Wait for a slot, start the turn, and return it with its first event (errors raised as ApiError)."""
         try:
             await until_disconnect(request, self.gate.acquire(), lambda: None)
         except Busy:
-            raise ApiError(503, "the assistant is busy; please retry shortly", code="overloaded",
-                           headers={"Retry-After": str(self.settings.retry_after_s)}) from None
+            raise ApiError(
+                503,
+                "the assistant is busy; please retry shortly",
+                code="overloaded",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            ) from None
         turn = AsyncTurn(self.bot, self.gate, message, cid, uid if self.settings.accept_user_id else None)
         try:
             turn.start()
@@ -152,6 +165,7 @@ class Turns:
 
     async def collect(self, request: Request, turn: AsyncTurn, first: Any) -> TurnResult:
         """Wait for the turn's result (the non-streaming responses)."""
+
         async def run() -> TurnResult:
             ev, result = first, None
             while ev is not END:
@@ -189,17 +203,26 @@ class GatedBot:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._bot, name)
 
-    def stream(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
-               cancel: threading.Event | None = None,
-               ablate: Iterable[str] = ()) -> Iterator[TokenEvent | ResultEvent]:
+    def stream(
+        self,
+        message: str,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        cancel: threading.Event | None = None,
+        ablate: Iterable[str] = (),
+    ) -> Iterator[TokenEvent | ResultEvent]:
         try:
             self._gate.acquire_blocking(self._wait_s)
         except Busy:
             raise InputRejected("the assistant is busy; please try again in a few seconds") from None
         cancel = cancel or threading.Event()
         q: queue_mod.Queue = queue_mod.Queue()
-        threading.Thread(target=run_turn, args=(self._bot, self._gate, (message, conversation_id, user_id), cancel,
-                                                q.put, tuple(ablate)), name="chatrec-ui-turn", daemon=True).start()
+        threading.Thread(
+            target=run_turn,
+            args=(self._bot, self._gate, (message, conversation_id, user_id), cancel, q.put, tuple(ablate)),
+            name="chatrec-ui-turn",
+            daemon=True,
+        ).start()
         try:
             while (item := q.get()) is not END:
                 if isinstance(item, BaseException):
@@ -208,6 +231,7 @@ class GatedBot:
         finally:
             cancel.set()
 
-    def ask(self, message: str, conversation_id: str | None = None, user_id: str | None = None,
-            ablate: Iterable[str] = ()) -> TurnResult:
+    def ask(
+        self, message: str, conversation_id: str | None = None, user_id: str | None = None, ablate: Iterable[str] = ()
+    ) -> TurnResult:
         return final_result(self.stream(message, conversation_id, user_id, ablate=ablate))

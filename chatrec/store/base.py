@@ -31,8 +31,17 @@ class Store(Protocol):
         """The state saved by the conversation's last :meth:`save_turn`; ``{}`` for a new or unknown one."""
         ...
 
-    def save_turn(self, cid: str, state: dict[str, Any], user_text: str, reply_text: str, route: str,
-                  template_id: str | None, recommended: list[str], result: dict[str, Any]) -> int:
+    def save_turn(
+        self,
+        cid: str,
+        state: dict[str, Any],
+        user_text: str,
+        reply_text: str,
+        route: str,
+        template_id: str | None,
+        recommended: list[str],
+        result: dict[str, Any],
+    ) -> int:
         """Append a turn to an existing conversation and replace its state, atomically and durably
         (once this returns, both survive a restart). Returns the turn's id, larger than any
         earlier turn id of this store. ``KeyError`` (and nothing saved) for an unknown conversation."""

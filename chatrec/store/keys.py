@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chatrec.config import normalize_origin
@@ -51,8 +51,15 @@ class SiteKey:
             return False
 
     def public(self) -> dict:
-        return {"id": self.id, "prefix": self.prefix, "label": self.label, "origins": list(self.origins),
-                "created_at": self.created_at, "revoked_at": self.revoked_at, "active": self.active}
+        return {
+            "id": self.id,
+            "prefix": self.prefix,
+            "label": self.label,
+            "origins": list(self.origins),
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+            "active": self.active,
+        }
 
 
 @dataclass
@@ -90,17 +97,19 @@ class KeyStore:
         """Make a key; returns ``(plain_key, record)``. The plain key is not stored anywhere."""
         clean = sorted({normalize_origin(o) for o in origins})
         key = KEY_PREFIX + secrets.token_urlsafe(24)
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         cur = self._conn().execute(
             "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at) VALUES (?, ?, ?, ?, ?)",
-            (hash_key(key), key[:10], label, json.dumps(clean), now))
+            (hash_key(key), key[:10], label, json.dumps(clean), now),
+        )
         self.invalidate()
         return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now)
 
     def revoke(self, key_id: int) -> bool:
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        cur = self._conn().execute("UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                   (now, key_id))
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        cur = self._conn().execute(
+            "UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)
+        )
         self.invalidate()
         return cur.rowcount > 0
 
@@ -108,8 +117,12 @@ class KeyStore:
 
     def list(self) -> list[SiteKey]:
         rows = self._conn().execute("SELECT * FROM site_keys ORDER BY id").fetchall()
-        return [SiteKey(r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"],
-                        r["revoked_at"]) for r in rows]
+        return [
+            SiteKey(
+                r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"], r["revoked_at"]
+            )
+            for r in rows
+        ]
 
     def invalidate(self) -> None:
         with self._lock:
@@ -120,8 +133,12 @@ class KeyStore:
         if snap.at and time.monotonic() - snap.at < self.ttl:
             return snap
         rows = self._conn().execute("SELECT * FROM site_keys WHERE revoked_at IS NULL").fetchall()
-        by_hash = {r["key_hash"]: SiteKey(r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])),
-                                          r["created_at"]) for r in rows}
+        by_hash = {
+            r["key_hash"]: SiteKey(
+                r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"]
+            )
+            for r in rows
+        }
         snap = _Snapshot(time.monotonic(), by_hash, frozenset(o for k in by_hash.values() for o in k.origins))
         with self._lock:
             self._snap = snap

@@ -19,7 +19,9 @@ from chatrec.store.base import COUNTED, FEEDBACK_KINDS
 __all__ = ["SQLiteStore", "Store", "MIGRATIONS", "FEEDBACK_KINDS"]
 
 MIGRATIONS: list[tuple[str, str]] = [
-    ("001_initial", """
+    (
+        "001_initial",
+        """
         CREATE TABLE conversations (
             id TEXT PRIMARY KEY,
             user_id TEXT,
@@ -45,8 +47,11 @@ MIGRATIONS: list[tuple[str, str]] = [
             item_id TEXT,
             created_at TEXT NOT NULL
         );
-    """),
-    ("002_site_keys", """
+    """,
+    ),
+    (
+        "002_site_keys",
+        """
         CREATE TABLE site_keys (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             key_hash TEXT NOT NULL UNIQUE,
@@ -56,7 +61,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             created_at TEXT NOT NULL,
             revoked_at TEXT
         );
-    """),
+    """,
+    ),
 ]
 
 
@@ -111,8 +117,9 @@ class SQLiteStore:
 
     def new_conversation(self, user_id: str | None, conversation_id: str | None = None) -> str:
         cid = conversation_id or uuid.uuid4().hex[:12]
-        self._conn().execute("INSERT OR IGNORE INTO conversations (id, user_id, created_at) VALUES (?, ?, ?)",
-                             (cid, user_id, _now()))
+        self._conn().execute(
+            "INSERT OR IGNORE INTO conversations (id, user_id, created_at) VALUES (?, ?, ?)", (cid, user_id, _now())
+        )
         return cid
 
     def conversation(self, cid: str) -> dict[str, Any] | None:
@@ -123,16 +130,25 @@ class SQLiteStore:
         row = self._conn().execute("SELECT state_json FROM conversations WHERE id = ?", (cid,)).fetchone()
         return json.loads(row["state_json"]) if row else {}
 
-    def save_turn(self, cid: str, state: dict[str, Any], user_text: str, reply_text: str, route: str,
-                  template_id: str | None, recommended: list[str], result: dict[str, Any]) -> int:
+    def save_turn(
+        self,
+        cid: str,
+        state: dict[str, Any],
+        user_text: str,
+        reply_text: str,
+        route: str,
+        template_id: str | None,
+        recommended: list[str],
+        result: dict[str, Any],
+    ) -> int:
         c = self._conn()
         c.execute("BEGIN IMMEDIATE")
         try:
             cur = c.execute(
                 "INSERT INTO turns (conversation_id, created_at, user_text, reply_text, route, template_id,"
                 " recommended_json, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, _now(), user_text, reply_text, route, template_id, json.dumps(recommended),
-                 json.dumps(result)))
+                (cid, _now(), user_text, reply_text, route, template_id, json.dumps(recommended), json.dumps(result)),
+            )
             c.execute("UPDATE conversations SET state_json = ? WHERE id = ?", (json.dumps(state), cid))
             c.execute("COMMIT")
         except sqlite3.IntegrityError as exc:  # the foreign key: no such conversation
@@ -158,8 +174,10 @@ class SQLiteStore:
             raise ValueError(f"unknown feedback kind {kind!r}; choose one of {FEEDBACK_KINDS}")
         if self.turn(turn_id) is None:
             raise KeyError(f"no turn {turn_id}")
-        cur = self._conn().execute("INSERT INTO feedback (turn_id, kind, item_id, created_at) VALUES (?, ?, ?, ?)",
-                                   (turn_id, kind, item_id, _now()))
+        cur = self._conn().execute(
+            "INSERT INTO feedback (turn_id, kind, item_id, created_at) VALUES (?, ?, ?, ?)",
+            (turn_id, kind, item_id, _now()),
+        )
         return _rowid(cur)
 
     def feedback(self, turn_id: int | None = None) -> list[dict[str, Any]]:

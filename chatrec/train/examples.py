@@ -13,12 +13,16 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from chatrec.kb import is_heldout
-from chatrec.turn.plan import PlanOptions, Planner
+from chatrec.turn.plan import Planner, PlanOptions
 from chatrec.turn.replay import replay
 
 
-def build_examples(planner: Planner, heldout: bool | None = None,
-                   conversation_ids: Iterable[str] | None = None, rank_negatives: int = 0) -> list[dict[str, Any]]:
+def build_examples(
+    planner: Planner,
+    heldout: bool | None = None,
+    conversation_ids: Iterable[str] | None = None,
+    rank_negatives: int = 0,
+) -> list[dict[str, Any]]:
     """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
 
     ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
@@ -43,23 +47,38 @@ def build_examples(planner: Planner, heldout: bool | None = None,
                 continue
             a = step.agent
             rank_task = bool(rank_negatives and a.recommended)
-            options = PlanOptions(ablate=frozenset({"llm_rank"}) if rank_task else frozenset(),
-                                  forced_items=tuple(a.recommended) if a.recommended else None,
-                                  forced_template=a.template_id, rank_always=rank_task,
-                                  depth=len(shown) + rank_negatives if rank_task else 0)
+            options = PlanOptions(
+                ablate=frozenset({"llm_rank"}) if rank_task else frozenset(),
+                forced_items=tuple(a.recommended) if a.recommended else None,
+                forced_template=a.template_id,
+                rank_always=rank_task,
+                depth=len(shown) + rank_negatives if rank_task else 0,
+            )
             plan = planner.plan(step.input, options)
             step.continue_with(plan.state)
-            out.append({"prompt": plan.messages, "completion": [{"role": "assistant", "content": step.reply}],
-                        "conversation_id": conv.conversation_id})
+            out.append(
+                {
+                    "prompt": plan.messages,
+                    "completion": [{"role": "assistant", "content": step.reply}],
+                    "conversation_id": conv.conversation_id,
+                }
+            )
             if rank_task and plan.rank_inputs is not None:
                 labels = {i: "Yes" for i in (a.accepted if feedback else a.recommended)}
                 labels.update({i: "No" for i in a.recommended if i not in labels})
                 hard = [i for i in plan.trace.get("rank", {}).get("ranked", []) if i not in shown]
                 labels.update({i: "No" for i in hard[:rank_negatives]})
                 query, profile = plan.rank_inputs
-                out.extend({"prompt": planner.ranker.rank_prompt(kb.items[i], query, profile),
-                            "completion": [{"role": "assistant", "content": label}],
-                            "conversation_id": conv.conversation_id, "turn": step.index, "item_id": i,
-                            "task": "rank"}
-                           for i, label in labels.items() if i in kb.items)
+                out.extend(
+                    {
+                        "prompt": planner.ranker.rank_prompt(kb.items[i], query, profile),
+                        "completion": [{"role": "assistant", "content": label}],
+                        "conversation_id": conv.conversation_id,
+                        "turn": step.index,
+                        "item_id": i,
+                        "task": "rank",
+                    }
+                    for i, label in labels.items()
+                    if i in kb.items
+                )
     return out

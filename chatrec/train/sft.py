@@ -1,8 +1,9 @@
 """QLoRA supervised fine-tuning on the shop's past conversations (TRL SFTTrainer, CPU-safe).
 
 Each logged agent reply becomes one example whose prompt is built by
-:func:`chatrec.train.examples.build_examples` on the same planner and replay as a live turn and evaluation (system prompt,
-profile, KG facts, retrieved items, filled template, history), with the items
+:func:`chatrec.train.examples.build_examples` on the same planner and replay as a live
+turn and evaluation (system prompt, profile, KG facts, retrieved items, filled template,
+history), with the items
 and template the logged agent actually used, so the target only cites what the
 prompt shows. Loss is on the reply only. Conversations are split by id
 (:func:`chatrec.kb.is_heldout`) so no conversation is in both train and eval.
@@ -51,8 +52,9 @@ RUN_FILE = "chatrec_run.json"  # in the work folder: what its checkpoints were t
 
 
 def _length(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool = False) -> int:
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                        add_generation_prompt=generation_prompt)
+    ids = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt
+    )
     return len(ids["input_ids"])
 
 
@@ -71,7 +73,7 @@ def fit_to_context(examples: list[dict[str, Any]], tokenizer: Any, max_length: i
         while len(prompt) > 2 and _length(tokenizer, prompt + ex["completion"]) > max_length:
             # prompt = [system, history..., current user turn]: drop the oldest history turn
             n = 2 if prompt[1]["role"] == "user" and len(prompt) > 3 and prompt[2]["role"] == "assistant" else 1
-            del prompt[1:1 + n]
+            del prompt[1 : 1 + n]
             trimmed = True
         cut += trimmed
         if _length(tokenizer, prompt, generation_prompt=True) >= max_length:
@@ -81,8 +83,9 @@ def fit_to_context(examples: list[dict[str, Any]], tokenizer: Any, max_length: i
     if cut:
         log.warning("%d example(s) were longer than %d tokens: oldest turns dropped", cut, max_length)
     if dropped:
-        log.warning("%d example(s) have a prompt of %d tokens or more even without history: left out",
-                    dropped, max_length)
+        log.warning(
+            "%d example(s) have a prompt of %d tokens or more even without history: left out", dropped, max_length
+        )
     examples[:] = kept
     return cut
 
@@ -107,8 +110,11 @@ class _TimeBudget:
 
 def _fingerprint(train_ex: list[dict[str, Any]], cfg: TrainConfig, base: str) -> str:
     """What a checkpoint depends on: the examples, the base model and the model-shaping config."""
-    shape = {k: v for k, v in cfg.model_dump().items() if k not in ("max_steps", "time_budget_s", "eval_steps",
-                                                                 "save_steps", "max_eval_examples")}
+    shape = {
+        k: v
+        for k, v in cfg.model_dump().items()
+        if k not in ("max_steps", "time_budget_s", "eval_steps", "save_steps", "max_eval_examples")
+    }
     h = hashlib.sha256(json.dumps({"base": base, "config": shape}, sort_keys=True).encode())
     for ex in train_ex:
         h.update(json.dumps([ex["prompt"], ex["completion"]], sort_keys=True).encode())
@@ -147,9 +153,14 @@ def _replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, resume: bool = True,
-          examples: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
-          callbacks: list[Any] | None = None) -> dict[str, Any]:
+def train(
+    planner: Any,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    resume: bool = True,
+    examples: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+    callbacks: list[Any] | None = None,
+) -> dict[str, Any]:
     """Train a LoRA adapter on ``planner.kb``'s transcripts; return the card.
 
     ``examples`` = ``(train, eval)`` prompt-completion examples (from :func:`build_examples`)
@@ -172,29 +183,39 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
         train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]
     if len(train_ex) < MIN_TRAIN_EXAMPLES:
-        raise TrainingError(f"only {len(train_ex)} training example(s) in {planner.kb.root}; need at least "
-                            f"{MIN_TRAIN_EXAMPLES} user->agent exchanges in transcripts.jsonl")
+        raise TrainingError(
+            f"only {len(train_ex)} training example(s) in {planner.kb.root}; need at least "
+            f"{MIN_TRAIN_EXAMPLES} user->agent exchanges in transcripts.jsonl"
+        )
     base = llm_path(planner.settings.llm.model, planner.settings.cache_dir)
     tok = AutoTokenizer.from_pretrained(base)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     truncated = fit_to_context(train_ex, tok, cfg.max_length) + fit_to_context(eval_ex, tok, cfg.max_length)
     if len(train_ex) < MIN_TRAIN_EXAMPLES:
-        raise TrainingError(f"only {len(train_ex)} training example(s) fit in {cfg.max_length} tokens; "
-                            f"need at least {MIN_TRAIN_EXAMPLES} (raise --max-length)")
+        raise TrainingError(
+            f"only {len(train_ex)} training example(s) fit in {cfg.max_length} tokens; "
+            f"need at least {MIN_TRAIN_EXAMPLES} (raise --max-length)"
+        )
     has_ckpt = _prepare_work(work, _fingerprint(train_ex, cfg, base), resume)
     qc = quantization_config(planner.settings.llm)
-    model = AutoModelForCausalLM.from_pretrained(base, device_map="cpu",
-                                                 **({"quantization_config": qc} if qc else {"dtype": torch.float32}))
+    model = AutoModelForCausalLM.from_pretrained(
+        base, device_map="cpu", **({"quantization_config": qc} if qc else {"dtype": torch.float32})
+    )
     trainer = _sft_trainer(cfg, model, tok, train_ex, eval_ex, work, callbacks)
     if has_ckpt:
         log.warning("resuming from the last checkpoint in %s", work)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
-    metrics: dict[str, Any] = {"train_loss": round(float(result.training_loss), 4), "steps": result.global_step,
-                               "train_seconds": round(time.perf_counter() - t0, 1),
-                               "train_examples": len(train_ex), "eval_examples": len(eval_ex),
-                               "examples_truncated": truncated, "resumed": has_ckpt}
+    metrics: dict[str, Any] = {
+        "train_loss": round(float(result.training_loss), 4),
+        "steps": result.global_step,
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "train_examples": len(train_ex),
+        "eval_examples": len(eval_ex),
+        "examples_truncated": truncated,
+        "resumed": has_ckpt,
+    }
     metrics.update(_losses(trainer, result.global_step))
 
     tmp = out.with_name(out.name + ".tmp")
@@ -202,18 +223,33 @@ def train(planner: Any, out_dir: str | Path, config: TrainConfig | None = None, 
         shutil.rmtree(tmp)
     trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    card = {"base_model": planner.settings.llm.model, "base_path": base, "quantization": planner.settings.llm.quantization,
-            "data": {"kb": str(planner.kb.root), "kb_hash": planner.kb.fingerprint(),
-                     "examples": "given by the caller" if examples is not None else "kb split by conversation"},
-            "config": cfg.model_dump(), "metrics": metrics}
+    card = {
+        "base_model": planner.settings.llm.model,
+        "base_path": base,
+        "quantization": planner.settings.llm.quantization,
+        "data": {
+            "kb": str(planner.kb.root),
+            "kb_hash": planner.kb.fingerprint(),
+            "examples": "given by the caller" if examples is not None else "kb split by conversation",
+        },
+        "config": cfg.model_dump(),
+        "metrics": metrics,
+    }
     (tmp / "chatrec_card.json").write_text(json.dumps(card, indent=2) + "\n")
     _replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return card
 
 
-def _sft_trainer(cfg: TrainConfig, model: Any, tok: Any, train_ex: list[dict[str, Any]],
-                 eval_ex: list[dict[str, Any]], work: Path, callbacks: list[Any] | None) -> Any:
+def _sft_trainer(
+    cfg: TrainConfig,
+    model: Any,
+    tok: Any,
+    train_ex: list[dict[str, Any]],
+    eval_ex: list[dict[str, Any]],
+    work: Path,
+    callbacks: list[Any] | None,
+) -> Any:
     """TRL's SFTTrainer for QLoRA on CPU: loss on the completion only, checkpoints in ``work``."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -223,19 +259,46 @@ def _sft_trainer(cfg: TrainConfig, model: Any, tok: Any, train_ex: list[dict[str
     train_ds = Dataset.from_list([{k: e[k] for k in cols} for e in train_ex])
     eval_ds = Dataset.from_list([{k: e[k] for k in cols} for e in eval_ex]) if eval_ex else None
     args = SFTConfig(
-        output_dir=str(work), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, max_length=cfg.max_length, completion_only_loss=True,
-        eval_strategy="steps" if eval_ds is not None else "no", eval_steps=cfg.eval_steps,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2, logging_steps=5,
-        bf16=False, fp16=False, use_cpu=True, optim="adamw_torch", report_to="none", seed=cfg.seed,
-        dataloader_num_workers=0, disable_tqdm=False, gradient_checkpointing=False,
+        output_dir=str(work),
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        eval_strategy="steps" if eval_ds is not None else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=5,
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        optim="adamw_torch",
+        report_to="none",
+        seed=cfg.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        gradient_checkpointing=False,
     )
-    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                             target_modules=cfg.target_modules, task_type="CAUSAL_LM")
-    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      processing_class=tok, peft_config=peft_config,
-                      callbacks=[_TimeBudget(cfg.time_budget_s).callback, *(callbacks or [])])
+    peft_config = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tok,
+        peft_config=peft_config,
+        callbacks=[_TimeBudget(cfg.time_budget_s).callback, *(callbacks or [])],
+    )
 
 
 def _losses(trainer: Any, step: int) -> dict[str, Any]:

@@ -33,9 +33,13 @@ class Prompts:
         self.dir = Path(directory)
         if not self.dir.is_dir():
             raise FileNotFoundError(f"prompts folder not found: {self.dir}")
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(self.dir)),
-                                      undefined=jinja2.StrictUndefined, autoescape=False,
-                                      keep_trailing_newline=False, trim_blocks=False)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.dir)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=False,
+        )
         self.instructions: dict[str, str] = tomllib.loads((self.dir / "instructions.toml").read_text("utf-8"))
 
     def render(self, name: str, **variables: Any) -> str:
@@ -60,7 +64,7 @@ def slot_values(kb: KnowledgeBase, text: str, state: DialogueState, user_id: str
     if user and user.name:
         values["customer_name"] = user.name.split()[0]
     past = " ".join(h["content"] for h in state.history if h["role"] == "user")
-    if (m := _ORDER_ID.search(text) or _ORDER_ID.search(past)):
+    if m := _ORDER_ID.search(text) or _ORDER_ID.search(past):
         values["order_id"] = "#" + m.group(1)
     if state.mentioned_items:
         values["item_title"] = "your " + kb.items[state.mentioned_items[-1]].title
@@ -79,16 +83,37 @@ def kg_facts(kg: KnowledgeGraph, state: DialogueState, recs: list[Recommendation
     return list(dict.fromkeys(facts))[:limit]
 
 
-def build_messages(prompts: Prompts, shop_name: str, example_id: str, history: list[dict[str, str]],
-                   history_turns: int, text: str, profile: str, facts: list[str], recs: list[Recommendation],
-                   template_text: str | None, route: str) -> list[Message]:
+def build_messages(
+    prompts: Prompts,
+    shop_name: str,
+    example_id: str,
+    history: list[dict[str, str]],
+    history_turns: int,
+    text: str,
+    profile: str,
+    facts: list[str],
+    recs: list[Recommendation],
+    template_text: str | None,
+    route: str,
+) -> list[Message]:
     """System prompt, the last ``history_turns`` exchanges, then this turn's context and message."""
     system = prompts.render("system.j2", shop_name=shop_name, example_id=example_id)
     msgs: list[Message] = [{"role": "system", "content": system}]
     n = 2 * history_turns
-    for h in (history[-n:] if n else []):
+    for h in history[-n:] if n else []:
         msgs.append({"role": h["role"], "content": h["content"]})
-    msgs.append({"role": "user", "content": prompts.render(
-        "turn.j2", profile=profile, facts=facts, items=[r.model_dump() for r in recs],
-        template=template_text, message=text, instruction=prompts.instructions[route])})
+    msgs.append(
+        {
+            "role": "user",
+            "content": prompts.render(
+                "turn.j2",
+                profile=profile,
+                facts=facts,
+                items=[r.model_dump() for r in recs],
+                template=template_text,
+                message=text,
+                instruction=prompts.instructions[route],
+            ),
+        }
+    )
     return msgs

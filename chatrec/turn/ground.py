@@ -31,8 +31,9 @@ class GroundingReport:
         self.problems.append(why)
 
 
-def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
-                          allowed: Callable[[str], str | None]) -> tuple[list[Recommendation], list[str]]:
+def check_recommendations(
+    recs: list[Recommendation], kb: KnowledgeBase, allowed: Callable[[str], str | None]
+) -> tuple[list[Recommendation], list[str]]:
     """Drop any recommendation whose id is unknown or not allowed; return the kept ones and why others went."""
     kept, dropped = [], []
     for r in recs:
@@ -40,20 +41,31 @@ def check_recommendations(recs: list[Recommendation], kb: KnowledgeBase,
         if item is None:
             dropped.append(f"{r.item_id}: not in the catalogue")
             continue
-        if (why := allowed(r.item_id)):
+        if why := allowed(r.item_id):
             dropped.append(f"{r.item_id}: {why}")
             continue
-        if (item.price is None) != (r.price is None) or (item.price is not None and r.price is not None and abs(item.price - r.price) > 0.005) \
-                or item.title != r.title:
+        if (
+            (item.price is None) != (r.price is None)
+            or (item.price is not None and r.price is not None and abs(item.price - r.price) > 0.005)
+            or item.title != r.title
+        ):
             dropped.append(f"{r.item_id}: price or title differs from the catalogue")
             continue
         kept.append(r)
     return kept, dropped
 
 
-def check_text(text: str, recs: list[Recommendation], kb: KnowledgeBase, *, template_text: str | None,
-               similarity: Callable[[str, str], float] | None, min_similarity: float,
-               must_cite: bool, context_items: Collection[str] = frozenset()) -> GroundingReport:
+def check_text(
+    text: str,
+    recs: list[Recommendation],
+    kb: KnowledgeBase,
+    *,
+    template_text: str | None,
+    similarity: Callable[[str, str], float] | None,
+    min_similarity: float,
+    must_cite: bool,
+    context_items: Collection[str] = frozenset(),
+) -> GroundingReport:
     """``context_items``: items the customer mentioned in the dialogue, which the reply may name."""
     rep = GroundingReport()
     stripped = text.strip()
@@ -109,15 +121,16 @@ def _repetitive(text: str) -> bool:
     words = text.lower().split()
     if len(words) < 24:
         return False
-    grams = [" ".join(words[i:i + 4]) for i in range(len(words) - 3)]
+    grams = [" ".join(words[i : i + 4]) for i in range(len(words) - 3)]
     return len(set(grams)) / len(grams) < 0.6
 
 
 def render_list(recs: list[Recommendation]) -> str:
     if not recs:
         return ""
-    lines = [f"- {r.title}{f' (${r.price:.2f})' if r.price is not None else ''} [{r.item_id}]: {r.reason}"
-             for r in recs]
+    lines = [
+        f"- {r.title}{f' (${r.price:.2f})' if r.price is not None else ''} [{r.item_id}]: {r.reason}" for r in recs
+    ]
     return "Here are some options:\n" + "\n".join(lines)
 
 
@@ -128,6 +141,7 @@ def fallback_text(route: str, template_text: str | None, recs: list[Recommendati
     if route in ("recommend", "both"):
         parts.append(render_list(recs) if recs else no_match)
     if not parts:
-        parts.append("I can help with orders, shipping, returns, warranty and payments, "
-                     "or recommend products. What do you need?")
+        parts.append(
+            "I can help with orders, shipping, returns, warranty and payments, or recommend products. What do you need?"
+        )
     return "\n\n".join(parts)

@@ -11,8 +11,10 @@ from typing import Any
 
 from chatrec.turn.pii import mask_pii
 
-_INJECTION = re.compile(r"(?i)\b(?:ignore (?:all |any )?(?:previous|prior|above) (?:instructions|prompts?)|"
-                        r"you are now|system prompt|disregard (?:the )?(?:rules|instructions)|jailbreak)\b")
+_INJECTION = re.compile(
+    r"(?i)\b(?:ignore (?:all |any )?(?:previous|prior|above) (?:instructions|prompts?)|"
+    r"you are now|system prompt|disregard (?:the )?(?:rules|instructions)|jailbreak)\b"
+)
 
 
 class InputRejected(ValueError):

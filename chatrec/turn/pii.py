@@ -150,7 +150,7 @@ _VERSION_CUE = re.compile(
 
 
 def _before(n: str, start: int, window: int = 40) -> str:
-    return n[max(0, start - window):start]
+    return n[max(0, start - window) : start]
 
 
 def _digits(s: str) -> str:
@@ -229,8 +229,10 @@ def _find_card(n: str, found: list) -> list[tuple[int, int, str]]:
     return out
 
 
-_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-                   r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![\w]|\.[0-9])")
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?![\w]|\.[0-9])"
+)
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:%\w+)?(?![\w:])")
 
 
@@ -253,14 +255,18 @@ def _find_ip(n: str, found: list) -> list[tuple[int, int, str]]:
     return out
 
 
-_MONTHS = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
-           r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
-_DATE = (r"(?:[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}"
-         r"|[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}"
-         r"|[0-9]{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTHS + r"(?:,?\s+[0-9]{4})?"
-         r"|" + _MONTHS + r"\s+[0-9]{1,2}(?:st|nd|rd|th)?(?:,?\s+[0-9]{4})?"
-         r"|" + _MONTHS + r",?\s+[0-9]{4}"
-         r"|(?:19|20)[0-9]{2})")
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE = (
+    r"(?:[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}"
+    r"|[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}"
+    r"|[0-9]{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTHS + r"(?:,?\s+[0-9]{4})?"
+    r"|" + _MONTHS + r"\s+[0-9]{1,2}(?:st|nd|rd|th)?(?:,?\s+[0-9]{4})?"
+    r"|" + _MONTHS + r",?\s+[0-9]{4}"
+    r"|(?:19|20)[0-9]{2})"
+)
 _DOB = re.compile(
     r"\b(?:born(?:\s+(?:on|in))?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday)"
     r"(?:\s+(?:is|was))?\s*[:=-]?\s*(?:on\s+|the\s+)?(" + _DATE + r")(?![\w])",
@@ -273,22 +279,34 @@ def _find_dob(n: str, found: list) -> list[tuple[int, int, str]]:
 
 
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9[0-9]{2})[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![\w-])")
-_SSN_CUE = re.compile(r"\b(?:ssn|social\s+security(?:\s+number)?)\b[\s:#.-]*(?:is\s+)?([0-9]{3}\s?[0-9]{2}\s?[0-9]{4})\b",
-                      re.IGNORECASE)
-_NINO = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b")
+_SSN_CUE = re.compile(
+    r"\b(?:ssn|social\s+security(?:\s+number)?)\b[\s:#.-]*(?:is\s+)?([0-9]{3}\s?[0-9]{2}\s?[0-9]{4})\b", re.IGNORECASE
+)
+_NINO = re.compile(
+    r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b"
+)
 
 
 def _find_national_id(n: str, found: list) -> list[tuple[int, int, str]]:
-    out = [(m.start(), m.end(), "NATIONAL_ID") for m in _SSN.finditer(n)
-           if not _ID_CUE.search(_before(n, m.start()))]
+    out = [(m.start(), m.end(), "NATIONAL_ID") for m in _SSN.finditer(n) if not _ID_CUE.search(_before(n, m.start()))]
     out += [(m.start(1), m.end(1), "NATIONAL_ID") for m in _SSN_CUE.finditer(n)]
     out += [(m.start(), m.end(), "NATIONAL_ID") for m in _NINO.finditer(n)]
     return out
 
 
 _STREET_TYPES_FULL = {
-    "street", "avenue", "road", "boulevard", "lane", "drive", "terrace", "crescent", "parkway", "highway",
-    "strasse", "straße",
+    "street",
+    "avenue",
+    "road",
+    "boulevard",
+    "lane",
+    "drive",
+    "terrace",
+    "crescent",
+    "parkway",
+    "highway",
+    "strasse",
+    "straße",
 }
 _STREET_TYPES = (
     r"street|st|avenue|ave|av|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|"
@@ -304,11 +322,47 @@ _ADDRESS = re.compile(
     r"(?:,?\s*" + _UNIT + r"\b)?",
     re.IGNORECASE,
 )
-_ADDRESS_STOP = {"on", "at", "in", "for", "to", "of", "with", "from", "near", "by", "and", "or", "the", "a", "an",
-                 "my", "your", "our", "this", "that", "is", "are", "was", "per", "each", "every", "x", "items",
-                 "pieces", "pcs", "units", "days", "weeks", "hours", "minutes", "times"}
-_ADDRESS_DE = re.compile(r"\b[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm)\s+[0-9]{1,4}[a-z]?\b",
-                         re.IGNORECASE)
+_ADDRESS_STOP = {
+    "on",
+    "at",
+    "in",
+    "for",
+    "to",
+    "of",
+    "with",
+    "from",
+    "near",
+    "by",
+    "and",
+    "or",
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "our",
+    "this",
+    "that",
+    "is",
+    "are",
+    "was",
+    "per",
+    "each",
+    "every",
+    "x",
+    "items",
+    "pieces",
+    "pcs",
+    "units",
+    "days",
+    "weeks",
+    "hours",
+    "minutes",
+    "times",
+}
+_ADDRESS_DE = re.compile(
+    r"\b[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm)\s+[0-9]{1,4}[a-z]?\b", re.IGNORECASE
+)
 _PO_BOX = re.compile(r"\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s*#?\s*[0-9]{1,6}\b", re.IGNORECASE)
 
 
@@ -333,8 +387,10 @@ def _find_address(n: str, found: list) -> list[tuple[int, int, str]]:
 
 _UK_POSTCODE = re.compile(r"\b(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR) ?[0-9][A-Z]{2}\b", re.IGNORECASE)
 _US_ZIP = re.compile(r"(?<![\w#$£€.,/-])[0-9]{5}(?:-[0-9]{4})?(?![\w-]|[.,][0-9])")
-_US_STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
-              "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY").split()
+_US_STATES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY"
+).split()
 _STATE_BEFORE = re.compile(r"\b(?:" + "|".join(_US_STATES) + r")\.?,?\s*$")
 _POSTCODE_CUE = re.compile(
     r"\b(?:post\s*code|postal\s*code|zip(?:\s*code)?|zipcode|plz|address|ship(?:ping)?\s+to|deliver(?:y)?\s+to|"
@@ -367,10 +423,10 @@ _PHONE = re.compile(
     r"(?![\w]|[.,/:][0-9]|-[0-9])"
 )
 _NOT_PHONE = [
-    re.compile(r"[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}"),            # ISO date
+    re.compile(r"[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2}"),  # ISO date
     re.compile(r"[0-9]{1,2}[./-][0-9]{1,2}[./-](?:[0-9]{2}|[0-9]{4})"),  # d/m/y date
-    re.compile(r"(?:19|20)[0-9]{2} ?- ?(?:19|20)[0-9]{2}"),           # year range
-    re.compile(r"[0-9]+\.[0-9]{1,2}"),                                  # a decimal
+    re.compile(r"(?:19|20)[0-9]{2} ?- ?(?:19|20)[0-9]{2}"),  # year range
+    re.compile(r"[0-9]+\.[0-9]{1,2}"),  # a decimal
 ]
 
 
@@ -394,11 +450,15 @@ def _find_phone(n: str, found: list) -> list[tuple[int, int, str]]:
         if any(p.fullmatch(raw.strip()) for p in _NOT_PHONE):
             continue
         if re.fullmatch(r"[0-9]+(?:\.[0-9]+)+", raw) and (
-                re.search(r"(?:^|\.)[0-9](?:\.|$)", raw) or _VERSION_CUE.search(_before(n, start, 20))):
+            re.search(r"(?:^|\.)[0-9](?:\.|$)", raw) or _VERSION_CUE.search(_before(n, start, 20))
+        ):
             continue  # a version number such as 120.0.6099.109
         groups = re.findall(r"[0-9]+", raw)
-        if len(groups) <= 3 and all(len(g) == 4 and 1900 <= int(g) <= 2099 for g in groups) and not (
-                _PHONE_CUE.search(_before(n, start))):
+        if (
+            len(groups) <= 3
+            and all(len(g) == 4 and 1900 <= int(g) <= 2099 for g in groups)
+            and not (_PHONE_CUE.search(_before(n, start)))
+        ):
             continue  # years: "Moneyball 2012 (2009)", "1984 1985"
         bare = raw.isdigit()
         international = raw.startswith("+") or (raw.startswith("00") and raw[2:3] != "0" and not bare)
@@ -424,35 +484,169 @@ _PAUSE = r"\s*(?:$|[,.;:!?)\n]|-\s|(?:and|from|here|speaking|calling|again|by\s+
 # (cue, what must follow the capitalised name)
 _WEAK_NAME_CUES = [
     # "Hi, this is Ann Lee." / "Hello I'm Tom and ..."
-    (re.compile(r"(?:^|(?<=[\n.!?,;:]))\s*(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))\b[,!.]*\s*"
-                + _INTRO + r"\s+", re.IGNORECASE), re.compile(_PAUSE, re.IGNORECASE)),
+    (
+        re.compile(
+            r"(?:^|(?<=[\n.!?,;:]))\s*(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))\b[,!.]*\s*"
+            + _INTRO
+            + r"\s+",
+            re.IGNORECASE,
+        ),
+        re.compile(_PAUSE, re.IGNORECASE),
+    ),
     # "I'm Sarah, ..." at the start of a sentence
     (re.compile(r"(?:^|(?<=[\n.!?;:]))\s*(?:i\s+am|i'm|i’m)\s+", re.IGNORECASE), re.compile(_PAUSE, re.IGNORECASE)),
     # "this is John speaking" / "this is Ann from Leeds"
-    (re.compile(r"\bthis\s+is\s+", re.IGNORECASE),
-     re.compile(r"\s+(?:speaking|here|from|calling|again)\b", re.IGNORECASE)),
+    (
+        re.compile(r"\bthis\s+is\s+", re.IGNORECASE),
+        re.compile(r"\s+(?:speaking|here|from|calling|again)\b", re.IGNORECASE),
+    ),
     # "you can call me Bob."
     (re.compile(r"\bcall\s+me\s+", re.IGNORECASE), re.compile(_PAUSE, re.IGNORECASE)),
     # a sign-off at the end: "Kind regards, Ann Lee"
-    (re.compile(r"(?:^|(?<=[\n.!?,]))\s*(?:regards|kind\s+regards|best\s+regards|best|best\s+wishes|cheers|thanks|"
-                r"thank\s+you|many\s+thanks|sincerely|yours\s+sincerely|yours|br)\s*[,.!-]?\s+", re.IGNORECASE),
-     re.compile(r"\s*[.!]?\s*(?:$|\n)")),
+    (
+        re.compile(
+            r"(?:^|(?<=[\n.!?,]))\s*(?:regards|kind\s+regards|best\s+regards|best|best\s+wishes|cheers|thanks|"
+            r"thank\s+you|many\s+thanks|sincerely|yours\s+sincerely|yours|br)\s*[,.!-]?\s+",
+            re.IGNORECASE,
+        ),
+        re.compile(r"\s*[.!]?\s*(?:$|\n)"),
+    ),
 ]
 _NOT_NAMES = {
     # function words and chat words that follow "this is" / "I'm" capitalised
-    "i", "a", "an", "the", "my", "your", "our", "it", "its", "this", "that", "not", "very", "so", "really", "just",
-    "also", "still", "here", "there", "about", "regarding", "re", "urgent", "please", "sorry", "sure", "okay", "ok",
-    "yes", "no", "hi", "hello", "hey", "thanks", "thank", "again", "looking", "trying", "having", "going",
-    "interested", "writing", "calling", "contacting", "reaching", "unable", "happy", "unhappy", "sad", "angry",
-    "confused", "frustrated", "disappointed", "wondering", "new", "back", "done", "fine", "good", "great", "in",
-    "on", "at", "for", "from", "with", "and", "or", "but", "to", "of", "is", "was", "be", "all", "what", "who",
-    "how", "when", "why", "where", "which", "customer", "support", "order", "team", "admin", "service", "sir",
-    "madam", "everyone", "guys", "team", "you", "me", "we", "they", "he", "she",
+    "i",
+    "a",
+    "an",
+    "the",
+    "my",
+    "your",
+    "our",
+    "it",
+    "its",
+    "this",
+    "that",
+    "not",
+    "very",
+    "so",
+    "really",
+    "just",
+    "also",
+    "still",
+    "here",
+    "there",
+    "about",
+    "regarding",
+    "re",
+    "urgent",
+    "please",
+    "sorry",
+    "sure",
+    "okay",
+    "ok",
+    "yes",
+    "no",
+    "hi",
+    "hello",
+    "hey",
+    "thanks",
+    "thank",
+    "again",
+    "looking",
+    "trying",
+    "having",
+    "going",
+    "interested",
+    "writing",
+    "calling",
+    "contacting",
+    "reaching",
+    "unable",
+    "happy",
+    "unhappy",
+    "sad",
+    "angry",
+    "confused",
+    "frustrated",
+    "disappointed",
+    "wondering",
+    "new",
+    "back",
+    "done",
+    "fine",
+    "good",
+    "great",
+    "in",
+    "on",
+    "at",
+    "for",
+    "from",
+    "with",
+    "and",
+    "or",
+    "but",
+    "to",
+    "of",
+    "is",
+    "was",
+    "be",
+    "all",
+    "what",
+    "who",
+    "how",
+    "when",
+    "why",
+    "where",
+    "which",
+    "customer",
+    "support",
+    "order",
+    "team",
+    "admin",
+    "service",
+    "sir",
+    "madam",
+    "everyone",
+    "guys",
+    "you",
+    "me",
+    "we",
+    "they",
+    "he",
+    "she",
     # sign-offs after "thanks" / "cheers"
-    "bye", "goodbye", "cya", "later", "mate", "buddy", "friend", "folks", "everybody", "man", "dude", "lol",
+    "bye",
+    "goodbye",
+    "cya",
+    "later",
+    "mate",
+    "buddy",
+    "friend",
+    "folks",
+    "everybody",
+    "man",
+    "dude",
+    "lol",
     # days and months ("call me Monday")
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "tomorrow", "tonight",
-    "january", "february", "march", "april", "june", "july", "august", "september", "october", "november",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "today",
+    "tomorrow",
+    "tonight",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
     "december",
 }
 _NAME_CONNECTORS = {"van", "von", "de", "da", "del", "della", "di", "du", "la", "le", "bin", "al", "ibn", "o'", "mc"}
@@ -488,7 +682,7 @@ def _find_name(n: str, found: list) -> list[tuple[int, int, str]]:
     out = []
     for cue, strong in ((_STRONG_NAME_CUE, True), (_HONORIFIC, False)):
         for m in cue.finditer(n):
-            if not strong and not n[m.end():m.end() + 1].isupper():
+            if not strong and not n[m.end() : m.end() + 1].isupper():
                 continue
             end = _name_words(n, m.end(), strong=strong)
             if end > m.end():
@@ -505,8 +699,16 @@ def _find_name(n: str, found: list) -> list[tuple[int, int, str]]:
 
 
 _DETECTORS = (
-    _find_email, _find_iban, _find_card, _find_ip, _find_dob, _find_national_id,
-    _find_address, _find_postcode, _find_phone, _find_name,
+    _find_email,
+    _find_iban,
+    _find_card,
+    _find_ip,
+    _find_dob,
+    _find_national_id,
+    _find_address,
+    _find_postcode,
+    _find_phone,
+    _find_name,
 )
 
 
@@ -546,7 +748,7 @@ def mask_pii(text: str) -> str:
     for span in find_pii(text):
         if span.start < last:
             continue
-        parts.append(text[last:span.start])
+        parts.append(text[last : span.start])
         parts.append(f"<{span.label}>")
         last = span.end
     parts.append(text[last:])

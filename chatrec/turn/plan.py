@@ -84,30 +84,44 @@ class TurnPlan:
 class Planner:
     """Plans turns from the KB, the retriever, the KG, the ranker and the prompts."""
 
-    def __init__(self, settings: Settings, kb: KnowledgeBase, retriever: Retriever, kg: KnowledgeGraph, ranker: Ranker,
-                 prompts: Prompts):
+    def __init__(
+        self,
+        settings: Settings,
+        kb: KnowledgeBase,
+        retriever: Retriever,
+        kg: KnowledgeGraph,
+        ranker: Ranker,
+        prompts: Prompts,
+    ):
         self.settings, self.kb, self.retriever, self.kg, self.ranker, self.prompts = (
-            settings, kb, retriever, kg, ranker, prompts)
+            settings,
+            kb,
+            retriever,
+            kg,
+            ranker,
+            prompts,
+        )
         self.linker = EntityLinker(kb)
 
-    def plan(self, turn: TurnInput, options: PlanOptions = PlanOptions(), trace: dict[str, Any] | None = None
-             ) -> TurnPlan:
+    def plan(
+        self, turn: TurnInput, options: PlanOptions = PlanOptions(), trace: dict[str, Any] | None = None
+    ) -> TurnPlan:
         ablate = options.ablate
         trace = trace if trace is not None else {}
         text, user_id = turn.text, turn.user_id
         before = turn.state.constraints.model_copy(deep=True)
         state = update_state(turn.state, text, self.linker, turn.annotated)
         constraint_changed = state.constraints != before
-        history = (history_of(self.kb, user_id, turn.as_of) if "history" not in ablate
-                   else UserHistory(user_id=user_id))
+        history = history_of(self.kb, user_id, turn.as_of) if "history" not in ablate else UserHistory(user_id=user_id)
         profile = self._profile(user_id, turn.as_of, state, "profile" not in ablate)
 
         decision, q_emb = self._route(text, state, constraint_changed, options, trace)
         if decision.route not in ("recommend", "both"):
             # a service question names things ("return my headphones") without asking for them
             state.constraints.categories = before.categories
-        if decision.route in ("recommend", "both") and (state.constraints.categories or state.mentioned_items
-                                                        or not state.last_request or not constraint_changed):
+        if decision.route in ("recommend", "both") and (
+            state.constraints.categories or state.mentioned_items or not state.last_request or not constraint_changed
+        ):
             state.last_request = text
 
         recs: list[Recommendation] = []
@@ -120,19 +134,37 @@ class Planner:
         if options.forced_items is not None:
             recs = [self.ranker.explain_item(i, history) for i in options.forced_items if i in self.kb.items]
             route: Route = decision.route if decision.route in ("recommend", "both") else "recommend"
-            decision = RouteDecision(route if recs else decision.route, options.forced_template or decision.template_id,
-                                     decision.template_similarity, decision.reasons + ["items from the log"])
+            decision = RouteDecision(
+                route if recs else decision.route,
+                options.forced_template or decision.template_id,
+                decision.template_similarity,
+                decision.reasons + ["items from the log"],
+            )
         elif options.forced_template is not None:
             route = "service" if decision.route in ("recommend", "chitchat") else decision.route
-            decision = RouteDecision(route, options.forced_template, decision.template_similarity,
-                                     decision.reasons + ["template from the log"])
+            decision = RouteDecision(
+                route,
+                options.forced_template,
+                decision.template_similarity,
+                decision.reasons + ["template from the log"],
+            )
 
         template = self.kb.templates.get(decision.template_id or "")
         template_text = template.render(slot_values(self.kb, text, state, user_id)) if template else None
         facts = kg_facts(self.kg, state, recs) if "kg" not in ablate else []
-        messages = build_messages(self.prompts, self.kb.shop.name, next(iter(self.kb.items), "ID"), state.history,
-                                  self.settings.history_turns, text, profile, facts, recs, template_text,
-                                  decision.route)
+        messages = build_messages(
+            self.prompts,
+            self.kb.shop.name,
+            next(iter(self.kb.items), "ID"),
+            state.history,
+            self.settings.history_turns,
+            text,
+            profile,
+            facts,
+            recs,
+            template_text,
+            decision.route,
+        )
         return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history)
 
     # ------------------------------------------------------------ stages
@@ -146,8 +178,9 @@ class Planner:
             profile += " In this conversation they said they like: " + "; ".join(liked) + "."
         return profile
 
-    def _route(self, text: str, state: DialogueState, constraint_changed: bool, options: PlanOptions,
-               trace: dict[str, Any]) -> tuple[RouteDecision, Any]:
+    def _route(
+        self, text: str, state: DialogueState, constraint_changed: bool, options: PlanOptions, trace: dict[str, Any]
+    ) -> tuple[RouteDecision, Any]:
         r = self.settings.retrieval
         q_emb = options.query_embedding
         if q_emb is None:
@@ -157,21 +190,42 @@ class Planner:
         tpls = [(i, s) for i, s in found if i in self.kb.templates][: r.templates_k]
         top = tpls[0] if tpls else None
         intent = self.kb.templates[top[0]].intent if top else None
-        decision = decide(text, state, top, intent, constraint_changed, r.template_min_similarity,
-                          recommend_vote=rec_vote)
-        trace["route"] = {"route": decision.route, "reasons": decision.reasons, "recommend_vote": round(rec_vote, 3),
-                          "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls]}
+        decision = decide(
+            text, state, top, intent, constraint_changed, r.template_min_similarity, recommend_vote=rec_vote
+        )
+        trace["route"] = {
+            "route": decision.route,
+            "reasons": decision.reasons,
+            "recommend_vote": round(rec_vote, 3),
+            "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls],
+        }
         return decision, q_emb
 
-    def _rank(self, query: str, state: DialogueState, history: UserHistory, profile: str, q_emb: Any,
-              options: PlanOptions, trace: dict[str, Any]) -> list[Recommendation]:
+    def _rank(
+        self,
+        query: str,
+        state: DialogueState,
+        history: UserHistory,
+        profile: str,
+        q_emb: Any,
+        options: PlanOptions,
+        trace: dict[str, Any],
+    ) -> list[Recommendation]:
         t_rank = time.perf_counter()
-        recs, rank_trace = self.ranker.rank(query, state, history, profile, query_embedding=q_emb,
-                                            use_kg="kg" not in options.ablate,
-                                            use_llm="llm_rank" not in options.ablate, depth=options.depth)
+        recs, rank_trace = self.ranker.rank(
+            query,
+            state,
+            history,
+            profile,
+            query_embedding=q_emb,
+            use_kg="kg" not in options.ablate,
+            use_llm="llm_rank" not in options.ablate,
+            depth=options.depth,
+        )
         rank_trace["ms"] = round(1000 * (time.perf_counter() - t_rank), 1)
         trace["rank"] = rank_trace
-        recs, dropped = check_recommendations(recs, self.kb, lambda i: self.ranker.allowed(self.kb.items[i], state,
-                                                                                            history))
+        recs, dropped = check_recommendations(
+            recs, self.kb, lambda i: self.ranker.allowed(self.kb.items[i], state, history)
+        )
         trace.setdefault("grounding", {})["dropped"] = dropped
         return recs

@@ -11,7 +11,7 @@ from chatrec.kb import KnowledgeBase
 @dataclass
 class UserHistory:
     user_id: str | None = None
-    owned: list[str] = field(default_factory=list)      # purchased and not returned, newest first
+    owned: list[str] = field(default_factory=list)  # purchased and not returned, newest first
     viewed: list[str] = field(default_factory=list)
     returned: list[str] = field(default_factory=list)
     ratings: dict[str, int] = field(default_factory=dict)
@@ -48,8 +48,12 @@ def profile_text(kb: KnowledgeBase, user_id: str | None, max_items: int = 4, bef
         return "A new customer with no purchase history."
     h = history_of(kb, user.id, before)
     title = lambda i: kb.items[i].title if i in kb.items else i  # noqa: E731
-    parts = [f"{user.name or user.id}" + (f", a {user.segment}" if user.segment else "")
-             + (f" in {user.location}" if user.location else "") + "."]
+    parts = [
+        f"{user.name or user.id}"
+        + (f", a {user.segment}" if user.segment else "")
+        + (f" in {user.location}" if user.location else "")
+        + "."
+    ]
     if h.owned:
         parts.append("Owns: " + "; ".join(title(i) for i in h.owned[:max_items]) + ".")
     viewed = [i for i in h.viewed if i not in h.owned][:max_items]

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatrec.config import RankingSettings
-from chatrec.retrieval.base import where_filter
-from chatrec.retrieval.base import Retriever
 from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
+from chatrec.retrieval.base import Retriever, where_filter
 from chatrec.turn.profile import UserHistory
 from chatrec.turn.state import DialogueState
 from chatrec.types import Evidence, Item, Recommendation
@@ -40,6 +39,7 @@ def fusion_weights(settings: RankingSettings) -> dict[str, float]:
         weights.update({f: float(w) for f, w in learned.items() if f != "llm"})
         log.info("fusion weights from %s", path)
     return weights
+
 
 FEATURES = ("dense", "kg", "kg_support", "history", "cooccur", "popular", "price_fit", "pref_brand", "llm")
 
@@ -98,9 +98,17 @@ class Behaviour:
 
 
 class Ranker:
-    def __init__(self, kb: KnowledgeBase, kg: KnowledgeGraph, index: Retriever, settings: RankingSettings,
-                 items_k: int = 30, llm: LLMBackend | None = None, prompts: Any = None,
-                 exclude_conversations: set[str] | frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        kg: KnowledgeGraph,
+        index: Retriever,
+        settings: RankingSettings,
+        items_k: int = 30,
+        llm: LLMBackend | None = None,
+        prompts: Any = None,
+        exclude_conversations: set[str] | frozenset[str] = frozenset(),
+    ):
         self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
         self.weights = fusion_weights(settings)
         self.behaviour = Behaviour(kb, exclude_conversations)
@@ -140,9 +148,17 @@ class Ranker:
 
     # ---------------------------------------------------------------- ranking
 
-    def rank(self, query: str, state: DialogueState, history: UserHistory, profile: str = "",
-             query_embedding: Any = None, use_kg: bool = True, use_llm: bool = True,
-             depth: int = 0) -> tuple[list[Recommendation], dict]:
+    def rank(
+        self,
+        query: str,
+        state: DialogueState,
+        history: UserHistory,
+        profile: str = "",
+        query_embedding: Any = None,
+        use_kg: bool = True,
+        use_llm: bool = True,
+        depth: int = 0,
+    ) -> tuple[list[Recommendation], dict]:
         """The top ``top_n`` recommendations and a trace; with ``depth`` > 0 the trace also holds the
         ``depth`` best allowed item ids (``ranked``) and every candidate's features (``features``),
         which evaluation and :func:`chatrec.eval.fusion.fit_weights` use. ``depth`` never changes
@@ -166,21 +182,29 @@ class Ranker:
 
         recs = [self._explain(cand, history) for cand in kept[: self.s.top_n]]
         trace = {
-            "candidates": {src: sum(1 for x in cands.values() if src in x.sources)
-                           for src in ("dense", "kg", "cooccur", "popular")},
+            "candidates": {
+                src: sum(1 for x in cands.values() if src in x.sources) for src in ("dense", "kg", "cooccur", "popular")
+            },
             "filtered_out": dict(rejected),
             "constraints": c.model_dump(),
             "llm_rerank": llm_note,
-            "scored": [{"item_id": x.item.id, "score": round(x.score, 4),
-                        "features": {k: round(v, 3) for k, v in x.features.items()}} for x in kept[:10]],
+            "scored": [
+                {
+                    "item_id": x.item.id,
+                    "score": round(x.score, 4),
+                    "features": {k: round(v, 3) for k, v in x.features.items()},
+                }
+                for x in kept[:10]
+            ],
         }
         if depth:
             trace["ranked"] = [x.item.id for x in kept[:depth]]
             trace["features"] = {x.item.id: [round(x.features[f], 4) for f in FEATURES] for x in kept}
         return recs, trace
 
-    def _candidates(self, query: str, state: DialogueState, history: UserHistory, query_embedding: Any,
-                    use_kg: bool) -> dict[str, Candidate]:
+    def _candidates(
+        self, query: str, state: DialogueState, history: UserHistory, query_embedding: Any, use_kg: bool
+    ) -> dict[str, Candidate]:
         """Candidates from every source, ``items_k`` per source: dense retrieval under the hard
         metadata filters, KG neighbours of the device, likes, mentions and owned items,
         co-occurrence with them, and popular items."""
@@ -197,17 +221,21 @@ class Ranker:
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
         for item_id, sim in self.index.search_items(query, self.items_k, where, query_embedding=query_embedding):
-            if (cand := add(item_id, "dense")):
+            if cand := add(item_id, "dense"):
                 cand.features["dense"] = max(0.0, sim)
 
         if use_kg:
-            anchors = ([c.compatible_with] if c.compatible_with else []) + state.liked_items \
-                + state.mentioned_items[-5:] + history.owned[:5]
+            anchors = (
+                ([c.compatible_with] if c.compatible_with else [])
+                + state.liked_items
+                + state.mentioned_items[-5:]
+                + history.owned[:5]
+            )
             if c.compatible_with:
                 for item_id in sorted(self.kg.items_linked(c.compatible_with, "compatible_with")):
                     add(item_id, "kg")
             for item_id, path in self.kg.related_items(anchors, max_hops=2).items():
-                if (cand := add(item_id, "kg")):
+                if cand := add(item_id, "kg"):
                     cand.features["kg"] = max(cand.features["kg"], path.strength)
                     cand.features["kg_support"] = min(1.0, math.log1p(path.support) / math.log1p(8))
                     if path.start in history.owned:
@@ -224,7 +252,7 @@ class Ranker:
                 if n > co_anchor.get(item_id, (0, ""))[0]:
                     co_anchor[item_id] = (n, anchor)
         for item_id, n in co.most_common(self.items_k):
-            if (cand := add(item_id, "cooccur")):
+            if cand := add(item_id, "cooccur"):
                 cand.features["cooccur"] = min(1.0, math.log1p(n) / math.log1p(8))
                 cand.co_anchor = co_anchor[item_id][1]
         for item_id in self.behaviour.popular(self.items_k):
@@ -254,8 +282,14 @@ class Ranker:
     def rank_prompt(self, item: Item, query: str, profile: str) -> list[Message]:
         """The Yes/No prompt the LLM scores for one candidate (training builds the same)."""
         fields = ", ".join(x for x in (item.brand, item.category, item.price_text) if x)
-        return [{"role": "user", "content": self.prompts.render("rank.j2", profile=profile, request=query,
-                                                                  item=f"{item.title} ({fields})")}]
+        return [
+            {
+                "role": "user",
+                "content": self.prompts.render(
+                    "rank.j2", profile=profile, request=query, item=f"{item.title} ({fields})"
+                ),
+            }
+        ]
 
     def _llm_rerank(self, cands: list[Candidate], query: str, profile: str) -> str:
         assert self.llm is not None
@@ -316,12 +350,26 @@ class Ranker:
             reasons.append(f"from {item.brand}, a brand you like")
         if not reasons and "popular" in cand.sources:
             reasons.append("popular with our customers")
-        fields: dict[str, Any] = {k: v for k, v in (("price", item.price), ("brand", item.brand),
-                                                    ("category", item.category), ("stock", item.stock)) if v not in (None, "")}
+        fields: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("price", item.price),
+                ("brand", item.brand),
+                ("category", item.category),
+                ("stock", item.stock),
+            )
+            if v not in (None, "")
+        }
         fields.update({k: v for k, v in list(item.attributes.items())[:4]})
         reason = "; ".join(reasons) or "relevant to your request"
         reason = reason[0].upper() + reason[1:] + (f". {item.price_text}, in stock." if item.price is not None else ".")
-        return Recommendation(item_id=item.id, title=item.title, price=item.price, brand=item.brand,
-                              category=item.category, score=round(cand.score, 4), reason=reason,
-                              evidence=Evidence(kg_paths=kg_paths, fields=fields, history_items=hist))
-
+        return Recommendation(
+            item_id=item.id,
+            title=item.title,
+            price=item.price,
+            brand=item.brand,
+            category=item.category,
+            score=round(cand.score, 4),
+            reason=reason,
+            evidence=Evidence(kg_paths=kg_paths, fields=fields, history_items=hist),
+        )

@@ -21,14 +21,20 @@ from chatrec.turn.state import DialogueState, TurnAnnotations
 from chatrec.types import Conversation, LoggedTurn
 
 
-def advance(state: DialogueState, user_text: str, reply: str, shown: Iterable[str], history_turns: int,
-            named: Iterable[str] = ()) -> DialogueState:
+def advance(
+    state: DialogueState,
+    user_text: str,
+    reply: str,
+    shown: Iterable[str],
+    history_turns: int,
+    named: Iterable[str] = (),
+) -> DialogueState:
     """``state`` (already updated with the message) after the exchange; ``state`` is modified.
     ``shown``: the items the reply recommended; ``named``: other items it referred to."""
     if user_text:
         state.history.append({"role": "user", "content": user_text})
     state.history.append({"role": "assistant", "content": reply})
-    state.history = state.history[-2 * max(history_turns, 1):]
+    state.history = state.history[-2 * max(history_turns, 1) :]
     shown = list(dict.fromkeys(shown))
     if shown:
         state.last_recommended = shown
@@ -71,8 +77,13 @@ def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
             ann.disliked += turn.disliked
             continue
         text = mask_pii(" ".join(pending).strip())
-        step = ReplayStep(idx, TurnInput(text, state, conv.user_id, conv.started_at, ann if annotated_log else None),
-                          turn, mask_pii(turn.text), list(seen))
+        step = ReplayStep(
+            idx,
+            TurnInput(text, state, conv.user_id, conv.started_at, ann if annotated_log else None),
+            turn,
+            mask_pii(turn.text),
+            list(seen),
+        )
         yield step
         if step._state_after_message is not None:
             after = step._state_after_message
@@ -81,6 +92,7 @@ def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
         else:
             after = state.model_copy(deep=True)
         state = advance(after, text, step.reply, turn.recommended, planner.settings.history_turns, named=turn.mentions)
-        seen.extend(dict.fromkeys(i for i in [*state.mentioned_items, *turn.mentions, *turn.recommended]
-                                  if i not in seen))
+        seen.extend(
+            dict.fromkeys(i for i in [*state.mentioned_items, *turn.mentions, *turn.recommended] if i not in seen)
+        )
         pending, ann = [], TurnAnnotations([], [], [])

@@ -10,15 +10,24 @@ from chatrec.turn.state import DialogueState, normalise
 
 Route = Literal["service", "recommend", "both", "handoff", "chitchat"]
 
-_HANDOFF = re.compile(r"\b(?:human|real person|live agent|(?:talk|speak|chat) (?:to|with) (?:a |an |someone|somebody|person|agent|representative)|representative|operator|manager)\b")
+_HANDOFF = re.compile(
+    r"\b(?:human|real person|live agent|"
+    r"(?:talk|speak|chat) (?:to|with) (?:a |an |someone|somebody|person|agent|representative)|"
+    r"representative|operator|manager)\b"
+)
 _RECOMMEND = re.compile(
     r"\b(?:recommend\w*|suggest\w*|looking for|look for|searching for|shopping for|in the market for|need (?:a|an|new)|"
-    r"want (?:a|an|some|new|to buy)|buy(?:ing)? (?:a|an|some|new)|gift|present for|which \w+ (?:should|would)|best \w+|options?|"
+    r"want (?:a|an|some|new|to buy)|buy(?:ing)? (?:a|an|some|new)|gift|present for|"
+    r"which \w+ (?:should|would)|best \w+|options?|"
     r"alternatives?|show me|anything (?:else|cheaper|similar)|something (?:else|cheaper|similar)|cheaper|"
     r"(?:different|another|other) brand|not that brand|what (?:else )?goes? with|go with|compatible|upgrade|"
-    r"what(?:'s| is) a good|which \w+ (?:fits?|works?)|any (?:good )?\w+ for|ideas?|what (?:should|would) (?:i|you) (?:get|buy|suggest)|"
-    r"budget.friendly|other than|rather avoid|aren'?t)\b")
-_GREETING = re.compile(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|thank you|ok(?:ay)?|cool|great|bye)\b")
+    r"what(?:'s| is) a good|which \w+ (?:fits?|works?)|any (?:good )?\w+ for|ideas?|"
+    r"what (?:should|would) (?:i|you) (?:get|buy|suggest)|"
+    r"budget.friendly|other than|rather avoid|aren'?t)\b"
+)
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|thank you|ok(?:ay)?|cool|great|bye)\b"
+)
 
 
 @dataclass
@@ -29,15 +38,24 @@ class RouteDecision:
     reasons: list[str]
 
 
-def decide(message: str, state: DialogueState, top_template: tuple[str, float] | None,
-           template_intent: str | None, constraint_changed: bool,
-           min_sim: float, both_sim: float = 0.5, recommend_vote: float = 0.0) -> RouteDecision:
+def decide(
+    message: str,
+    state: DialogueState,
+    top_template: tuple[str, float] | None,
+    template_intent: str | None,
+    constraint_changed: bool,
+    min_sim: float,
+    both_sim: float = 0.5,
+    recommend_vote: float = 0.0,
+) -> RouteDecision:
     """``recommend_vote`` is how strongly past requests answered with items resemble this message."""
     norm = normalise(message)
     tid, sim = top_template if top_template else (None, 0.0)
     reasons = [f"template {tid} similarity {sim:.2f}"] if tid else []
     if _HANDOFF.search(norm) or (template_intent == "contact_human" and sim >= min_sim + 0.1):
-        return RouteDecision("handoff", tid if template_intent == "contact_human" else None, sim, reasons + ["asks for a person"])
+        return RouteDecision(
+            "handoff", tid if template_intent == "contact_human" else None, sim, reasons + ["asks for a person"]
+        )
     wants_items = bool(_RECOMMEND.search(norm))
     if not wants_items and recommend_vote >= max(min_sim, sim):
         wants_items = True
@@ -47,12 +65,20 @@ def decide(message: str, state: DialogueState, top_template: tuple[str, float] |
         reasons.append("refines the last recommendation")
     if wants_items:
         reasons.append("asks for items")
-        if tid and sim >= both_sim and sim >= recommend_vote - 0.1 and template_intent not in {"thanks", "greeting", "add_to_cart"}:
+        if (
+            tid
+            and sim >= both_sim
+            and sim >= recommend_vote - 0.1
+            and template_intent not in {"thanks", "greeting", "add_to_cart"}
+        ):
             return RouteDecision("both", tid, sim, reasons)
         return RouteDecision("recommend", None, sim, reasons)
     if tid and sim >= min_sim:
         return RouteDecision("service", tid, sim, reasons)
     if _GREETING.search(norm) or len(norm.split()) <= 3:
         return RouteDecision("chitchat", None, sim, reasons + ["greeting or too short"])
-    return RouteDecision("service", tid, sim, reasons + ["low-confidence template"]) if tid else \
-        RouteDecision("chitchat", None, sim, reasons)
+    return (
+        RouteDecision("service", tid, sim, reasons + ["low-confidence template"])
+        if tid
+        else RouteDecision("chitchat", None, sim, reasons)
+    )

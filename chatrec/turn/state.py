@@ -55,14 +55,21 @@ def normalise(text: str) -> str:
 
 
 _PRICE = r"\$?\s*(\d+(?:[.,]\d{1,2})?)\s*(?:\$|dollars|usd|bucks)?"
-_MAX_PRICE = re.compile(rf"\b(?:under|below|less than|no more than|max(?:imum)?|up to|at most|cheaper than|within)\s+{_PRICE}")
+_MAX_PRICE = re.compile(
+    rf"\b(?:under|below|less than|no more than|max(?:imum)?|up to|at most|cheaper than|within)\s+{_PRICE}"
+)
 _MAX_PRICE_AFTER = re.compile(rf"{_PRICE}\s+(?:or less|max|tops|at most|or under)\b")
 _BUDGET = re.compile(rf"\bbudget (?:is |of )?(?:about |around )?{_PRICE}")
 _MIN_PRICE = re.compile(rf"\b(?:over|above|more than|at least)\s+{_PRICE}")
 _CHEAPER = re.compile(r"\b(?:cheaper|less expensive|too expensive|lower price|something cheaper)\b")
-_THAT_BRAND = re.compile(r"\b(?:not (?:that|this) brand|(?:a |an )?(?:different|another|other) brand|don'?t like (?:that|this) brand|no more (?:of )?that brand)\b")
+_THAT_BRAND = re.compile(
+    r"\b(?:not (?:that|this) brand|(?:a |an )?(?:different|another|other) brand|"
+    r"don'?t like (?:that|this) brand|no more (?:of )?that brand)\b"
+)
 _NEGATION = r"(?:no|not|without|except|other than|anything but|avoid|don'?t want|hate|not a fan of|no more)"
-_COMPAT = re.compile(r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$")
+_COMPAT = re.compile(
+    r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
+)
 
 
 @dataclass
@@ -95,9 +102,9 @@ class EntityLinker:
             if len(name) < 3:
                 continue
             for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", norm):
-                if any(taken[m.start():m.end()]):
+                if any(taken[m.start() : m.end()]):
                     continue
-                taken[m.start():m.end()] = [True] * (m.end() - m.start())
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
                 found.append(Mention(item_id, m.start(), m.end()))
         return sorted(found, key=lambda x: x.start)
 
@@ -147,8 +154,9 @@ def _price(raw: str) -> float:
     return float(raw.replace(",", "."))
 
 
-def update_state(state: DialogueState, message: str, linker: EntityLinker,
-                 annotated: "TurnAnnotations | None" = None) -> DialogueState:
+def update_state(
+    state: DialogueState, message: str, linker: EntityLinker, annotated: TurnAnnotations | None = None
+) -> DialogueState:
     """Return a new state with this user message's preferences applied (later statements win).
 
     ``annotated`` carries a log's own entity annotations (item mentions, likes, dislikes, as in
@@ -169,7 +177,7 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker,
             s.mentioned_items.append(m.item_id)
     # "a case for my Pixel 8" -> compatibility with that device
     for m in mentions if annotated is None else ():
-        if _COMPAT.search(norm[:m.start]):
+        if _COMPAT.search(norm[: m.start]):
             c.compatible_with = m.item_id
             break
 
@@ -181,13 +189,13 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker,
         # a new kind of item: budget and brand wishes were about the old one (brand dislikes stay)
         c.categories, c.max_price, c.min_price, c.brands_in = cats, None, None, []
 
-    if (mt := _MAX_PRICE.search(norm) or _MAX_PRICE_AFTER.search(norm) or _BUDGET.search(norm)):
+    if mt := _MAX_PRICE.search(norm) or _MAX_PRICE_AFTER.search(norm) or _BUDGET.search(norm):
         c.max_price = _price(mt.group(1))
     elif _CHEAPER.search(norm) and s.last_recommended:
         prices = [p for i in s.last_recommended if i in kb.items and (p := kb.items[i].price) is not None]
         if prices:
             c.max_price = round(min(prices) - 0.01, 2)
-    if (mt := _MIN_PRICE.search(norm)):
+    if mt := _MIN_PRICE.search(norm):
         c.min_price = _price(mt.group(1))
 
     if _THAT_BRAND.search(norm) and s.last_recommended:
@@ -197,7 +205,7 @@ def update_state(state: DialogueState, message: str, linker: EntityLinker,
             c.brands_in = [b for b in c.brands_in if b != brand]
         s.rejected_items.extend(i for i in s.last_recommended if kb.items.get(i) and kb.items[i].brand == brand)
     for brand, pos in linker.brand_mentions(message):
-        before = norm[max(0, pos - 30):pos]
+        before = norm[max(0, pos - 30) : pos]
         if re.search(rf"\b{_NEGATION}\s+(?:\w+\s+){{0,2}}$", before):
             if brand not in c.brands_out:
                 c.brands_out.append(brand)

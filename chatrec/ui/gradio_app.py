@@ -4,7 +4,6 @@ Model and catalogue text is escaped before it reaches Markdown, so nothing a
 user or a catalogue row contains is rendered as HTML.
 """
 
-
 import html
 from typing import Any, Iterator
 
@@ -34,21 +33,24 @@ def recommendations_markdown(result: TurnResult | None) -> str:
         return "_No recommendations for this turn._"
     out = []
     for r in result.recommendations:
-        out.append(f"**{escape(r.title)}** — {'' if r.price is None else f'${r.price:.2f} · '}`{escape(r.item_id)}` · score {r.score:.2f}  \n"
-                   f"{escape(r.reason)}")
+        price = "" if r.price is None else f"${r.price:.2f} · "
+        out.append(f"**{escape(r.title)}** — {price}`{escape(r.item_id)}` · score {r.score:.2f}  \n{escape(r.reason)}")
         for p in r.evidence.kg_paths:
             out.append(f"  \n↳ KG: {escape(p)}")
         if r.evidence.history_items:
             out.append(f"  \n↳ from your history: {escape(', '.join(r.evidence.history_items))}")
         out.append("\n\n")
     grounding = result.trace.get("grounding", {})
-    note = "template fallback: " + "; ".join(grounding.get("problems", [])) if grounding.get("fallback") else "generated"
+    note = (
+        "template fallback: " + "; ".join(grounding.get("problems", [])) if grounding.get("fallback") else "generated"
+    )
     out.append(f"<small>route: {result.route} · template: {result.template_id or '-'} · {escape(note)}</small>")
     return "".join(out)
 
 
-def respond(bot: Chatbot, message: str, history: list[dict], user_choice: str,
-            session: dict) -> Iterator[tuple[list[dict], str, dict, str]]:
+def respond(
+    bot: Chatbot, message: str, history: list[dict], user_choice: str, session: dict
+) -> Iterator[tuple[list[dict], str, dict, str]]:
     """The chat callback: yields (history, recommendations, session, textbox) as the reply streams."""
     user_id = None if user_choice in (None, "", GUEST) else user_choice.split(" ", 1)[0]
     session = dict(session or {})
@@ -87,14 +89,19 @@ def build_app(bot: Chatbot):
 
     users = [GUEST] + [f"{u.id} · {u.name} ({u.segment})" for u in bot.kb.users.values()]
     with gr.Blocks(title=f"{bot.kb.shop.name} assistant") as app:
-        gr.Markdown(f"## {escape(bot.kb.shop.name)} assistant\nAsk about orders, returns, warranty — or for product advice.")
+        gr.Markdown(
+            f"## {escape(bot.kb.shop.name)} assistant\nAsk about orders, returns, warranty — or for product advice."
+        )
         session = gr.State({})
         with gr.Row():
             with gr.Column(scale=3):
                 user = gr.Dropdown(users, value=GUEST, label="Chatting as")
                 chat = gr.Chatbot(label="Conversation", height=460)
-                box = gr.Textbox(placeholder="e.g. Can you recommend a case for my Pixel 8?", label="Message",
-                                 max_length=bot.settings.max_message_chars)
+                box = gr.Textbox(
+                    placeholder="e.g. Can you recommend a case for my Pixel 8?",
+                    label="Message",
+                    max_length=bot.settings.max_message_chars,
+                )
                 status = gr.Markdown("")
             with gr.Column(scale=2):
                 recs = gr.Markdown("_Recommendations appear here._", label="Recommended items")

@@ -24,8 +24,9 @@ def _networkx(kb: KnowledgeBase) -> KnowledgeGraph:
 GRAPHS: dict[str, Callable[[KnowledgeBase], KnowledgeGraph]] = {"networkx": _networkx}
 
 
-@pytest.fixture(scope="module", params=[(g, k) for g in sorted(GRAPHS) for k in ("tiny", "demo")],
-                ids=lambda p: "-".join(p))
+@pytest.fixture(
+    scope="module", params=[(g, k) for g in sorted(GRAPHS) for k in ("tiny", "demo")], ids=lambda p: "-".join(p)
+)
 def case(request) -> tuple[KnowledgeGraph, KnowledgeBase]:
     name, which = request.param
     kb = load_kb(TINY if which == "tiny" else DEMO)

@@ -34,8 +34,10 @@ MESSAGES: list[Message] = [
     {"role": "user", "content": "Hi, how do I return my headphones?"},
 ]
 # Prompts sharing a long prefix (the transformers backend then reuses its KV cache) and one that does not.
-SHARED = ("You judge whether a product suits a shopper. The shopper owns a Google Pixel 8 and asked for "
-          "a protective case under 30 dollars, no Samsung. Answer Yes or No.\nProduct: ")
+SHARED = (
+    "You judge whether a product suits a shopper. The shopper owns a Google Pixel 8 and asked for "
+    "a protective case under 30 dollars, no Samsung. Answer Yes or No.\nProduct: "
+)
 PROMPTS: list[list[Message]] = [
     [{"role": "user", "content": SHARED + "Spigen Thin Fit Case for Pixel 8"}],
     [{"role": "user", "content": SHARED + "Samsung 45W USB-C charger"}],
@@ -72,8 +74,12 @@ def llama_server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(HERE / "llama_server.py"), str(_smollm2_gguf()), str(port)],
-                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "llama_server.py"), str(_smollm2_gguf()), str(port)],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -109,11 +115,14 @@ def transformers_llm(tmp_path_factory):
     return TransformersLLM(s.llm, s.cache_dir)
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param("fake"),
-    pytest.param("openai", marks=pytest.mark.slow),
-    pytest.param("transformers", marks=pytest.mark.slow),
-])
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("fake"),
+        pytest.param("openai", marks=pytest.mark.slow),
+        pytest.param("transformers", marks=pytest.mark.slow),
+    ],
+)
 def backend(request) -> Backend:
     if request.param == "fake":
         from chatrec.llm.fake import FakeLLM
@@ -122,8 +131,9 @@ def backend(request) -> Backend:
     if request.param == "openai":
         from chatrec.llm.openai_compat import OpenAICompatibleLLM
 
-        return Backend(OpenAICompatibleLLM(request.getfixturevalue("llama_server"), "smollm2", temperature=0.0),
-                       scores=False)
+        return Backend(
+            OpenAICompatibleLLM(request.getfixturevalue("llama_server"), "smollm2", temperature=0.0), scores=False
+        )
     return Backend(request.getfixturevalue("transformers_llm"), scores=True)
 
 

@@ -18,11 +18,28 @@ from chatrec.retrieval.chroma import EXAMPLES, ITEMS, TEMPLATES, ChromaIndex, it
 TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
 IMPLEMENTATIONS = ["hnsw", "exact"]
 
-QUERIES = ["phone case", "gaming headset", "camera lens for portraits", "fast charger", "fitness watch band",
-           "laptop sleeve", "router for a big house", "kids tablet", "mechanical keyboard", "memory card",
-           "noise cancelling earbuds", "screen protector for an iPhone", "bluetooth speaker for the beach",
-           "usb-c cable", "wireless mouse", "4k monitor", "tripod for travel", "smart light bulb",
-           "e-reader cover", "power bank for a long flight"]
+QUERIES = [
+    "phone case",
+    "gaming headset",
+    "camera lens for portraits",
+    "fast charger",
+    "fitness watch band",
+    "laptop sleeve",
+    "router for a big house",
+    "kids tablet",
+    "mechanical keyboard",
+    "memory card",
+    "noise cancelling earbuds",
+    "screen protector for an iPhone",
+    "bluetooth speaker for the beach",
+    "usb-c cable",
+    "wireless mouse",
+    "4k monitor",
+    "tripod for travel",
+    "smart light bulb",
+    "e-reader cover",
+    "power bank for a long flight",
+]
 
 
 def _with_exact(settings: Settings, exact: bool) -> Settings:
@@ -108,9 +125,14 @@ def test_a_query_embedding_stands_for_the_query(retriever):
 def test_metadata_filters_are_respected(retriever, kb):
     brands = [b for b, _ in _top_brands(kb, 3)]
     cats = ["phone-cases", "chargers"]
-    filters = [where_filter(), where_filter(max_price=30), where_filter(exclude_brands=brands),
-               where_filter(categories=cats), where_filter(max_price=50, exclude_brands=brands[:1], categories=cats),
-               {"$or": [{"brand": {"$in": brands}}, {"price": {"$lt": 20}}]}]
+    filters = [
+        where_filter(),
+        where_filter(max_price=30),
+        where_filter(exclude_brands=brands),
+        where_filter(categories=cats),
+        where_filter(max_price=50, exclude_brands=brands[:1], categories=cats),
+        {"$or": [{"brand": {"$in": brands}}, {"price": {"$lt": 20}}]},
+    ]
     for where in filters:
         for q in ("usb-c charger", "phone case", "headphones"):
             hits = retriever.search_items(q, 10, where)
@@ -132,8 +154,12 @@ def test_a_filter_matching_fewer_than_k_returns_them_all(retriever, kb):
 
 
 def test_search_templates_returns_template_ids_best_first(retriever, kb):
-    for q, intent in (("where is my order", "track_order"), ("I want my money back", "refund"),
-                      ("do you ship abroad", "international_shipping"), ("how do I return my headphones", "return")):
+    for q, intent in (
+        ("where is my order", "track_order"),
+        ("I want my money back", "refund"),
+        ("do you ship abroad", "international_shipping"),
+        ("how do I return my headphones", "return"),
+    ):
         hits = retriever.search_templates(q, 3)
         ids = [t for t, _ in hits]
         assert 1 <= len(hits) <= 3 and len(set(ids)) == len(ids)

@@ -37,9 +37,16 @@ def store(opener) -> Store:
 
 
 def _turn(store: Store, cid: str, n: int, state: dict | None = None, recommended: list[str] | None = None) -> int:
-    return store.save_turn(cid, state if state is not None else {"turn": n}, f"user {n}", f"reply {n}",
-                           "service" if n % 2 else "recommend", f"T{n}" if n % 2 else None,
-                           recommended or [], {"text": f"reply {n}", "n": n})
+    return store.save_turn(
+        cid,
+        state if state is not None else {"turn": n},
+        f"user {n}",
+        f"reply {n}",
+        "service" if n % 2 else "recommend",
+        f"T{n}" if n % 2 else None,
+        recommended or [],
+        {"text": f"reply {n}", "n": n},
+    )
 
 
 def test_is_a_store(store):
@@ -111,8 +118,11 @@ def test_save_turn_for_an_unknown_conversation_fails_and_saves_nothing(store):
 def test_feedback_is_recorded_in_order_and_validated(store):
     cid = store.new_conversation(None)
     t1, t2 = _turn(store, cid, 1), _turn(store, cid, 2, recommended=["A"])
-    ids = [store.add_feedback(t1, "thumbs_up"), store.add_feedback(t2, "click", "A"),
-           store.add_feedback(t2, "accept", "A")]
+    ids = [
+        store.add_feedback(t1, "thumbs_up"),
+        store.add_feedback(t2, "click", "A"),
+        store.add_feedback(t2, "accept", "A"),
+    ]
     assert all(isinstance(i, int) for i in ids) and ids == sorted(set(ids))
     assert [(f["kind"], f["item_id"]) for f in store.feedback(t2)] == [("click", "A"), ("accept", "A")]
     assert [f["turn_id"] for f in store.feedback()] == [t1, t2, t2]

@@ -76,8 +76,9 @@ def test_official_openai_client_non_stream_and_stream(server):
     client = OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0, timeout=30)
     assert [m.id for m in client.models.list()] == ["chatrec"]
 
-    resp = client.chat.completions.create(model="chatrec", user="U002",
-                                          messages=[{"role": "user", "content": RECOMMEND}])
+    resp = client.chat.completions.create(
+        model="chatrec", user="U002", messages=[{"role": "user", "content": RECOMMEND}]
+    )
     text = resp.choices[0].message.content
     assert text and resp.choices[0].finish_reason == "stop"
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens > 0
@@ -85,8 +86,12 @@ def test_official_openai_client_non_stream_and_stream(server):
     assert extra["text"] == text and extra["recommendations"] and extra["turn_id"]
 
     pieces, extras, usage = [], [], None
-    for chunk in client.chat.completions.create(model="chatrec", stream=True, stream_options={"include_usage": True},
-                                                messages=[{"role": "user", "content": RECOMMEND}]):
+    for chunk in client.chat.completions.create(
+        model="chatrec",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": RECOMMEND}],
+    ):
         if chunk.usage:
             usage = chunk.usage
         for choice in chunk.choices:
@@ -161,8 +166,9 @@ def test_client_that_leaves_the_queue_never_runs(server, fake_bot):
     fake_bot.llm = SlowLLM(delay=0.02, words=60)  # ~1.2 s for the request holding the slot
     base, app = server(max_concurrent=1, max_queue=2)
     gate = app.state.gate
-    holder = threading.Thread(target=lambda: httpx.post(f"{base}/v1/chat", json={"message": "hello", "stream": False},
-                                                        timeout=30))
+    holder = threading.Thread(
+        target=lambda: httpx.post(f"{base}/v1/chat", json={"message": "hello", "stream": False}, timeout=30)
+    )
     holder.start()
 
     def wait_for(cond, timeout=5.0):
@@ -175,8 +181,10 @@ def test_client_that_leaves_the_queue_never_runs(server, fake_bot):
     body = b'{"message": "I will not wait", "stream": false}'
     port = int(base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.sendall(
+            b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         assert wait_for(lambda: gate.waiting == 1)
     assert wait_for(lambda: gate.waiting == 0, 3)  # gone from the queue once the socket closed
     holder.join(30)

@@ -28,9 +28,16 @@ def test_normalised_questions_ignore_case_punctuation_and_spaces():
 
 def test_exact_and_near_duplicates_share_a_group_transitively():
     qs = ["Cancel my order!", "cancel my order", "a", "b", "c", "unrelated"]
-    e = np.stack([unit([1, 0, 0, 0]), unit([1, 0, 0, 0]),
-                  unit([0, 1, 0, 0]), unit([0, 1, 0.45, 0]), unit([0, 1, 0.9, 0]),  # a~b, b~c, a !~ c
-                  unit([0, 0, 0, 1])])
+    e = np.stack(
+        [
+            unit([1, 0, 0, 0]),
+            unit([1, 0, 0, 0]),
+            unit([0, 1, 0, 0]),
+            unit([0, 1, 0.45, 0]),
+            unit([0, 1, 0.9, 0]),  # a~b, b~c, a !~ c
+            unit([0, 0, 0, 1]),
+        ]
+    )
     assert float(e[2] @ e[4]) < 0.9 <= float(e[2] @ e[3])
     groups, stats = bf.question_groups(qs, e, 0.9)
     assert groups[0] == groups[1] and groups[2] == groups[3] == groups[4]
@@ -93,8 +100,10 @@ def tiny(tmp_path_factory):
     return model, AutoTokenizer.from_pretrained(folder)
 
 
-PROMPTS = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]
-           for q in ("Hi", "Where is my order, the one I placed last Tuesday for two cables?", "Refund please")]
+PROMPTS = [
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]
+    for q in ("Hi", "Where is my order, the one I placed last Tuesday for two cables?", "Refund please")
+]
 REPLIES = ["Hello!", "It ships tomorrow.", "Your refund is on its way, it takes five days."]
 
 
@@ -108,12 +117,14 @@ def test_reply_nll_scores_only_the_reply_and_does_not_depend_on_batching(tiny):
         assert n == m and a == pytest.approx(b, rel=1e-4)
     # by hand for the first row: the loss over the tokens after the prompt
     head = tok.apply_chat_template(PROMPTS[0], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    full = tok.apply_chat_template(PROMPTS[0] + [{"role": "assistant", "content": REPLIES[0]}], tokenize=True,
-                                   return_dict=True)["input_ids"]
+    full = tok.apply_chat_template(
+        PROMPTS[0] + [{"role": "assistant", "content": REPLIES[0]}], tokenize=True, return_dict=True
+    )["input_ids"]
     with torch.inference_mode():
         logits = model(input_ids=torch.tensor([list(full)])).logits[0]
-    expected = torch.nn.functional.cross_entropy(logits[len(head) - 1:len(full) - 1], torch.tensor(full[len(head):]),
-                                                 reduction="sum")
+    expected = torch.nn.functional.cross_entropy(
+        logits[len(head) - 1 : len(full) - 1], torch.tensor(full[len(head) :]), reduction="sum"
+    )
     assert batched[0][1] == len(full) - len(head) and batched[0][0] == pytest.approx(float(expected), rel=1e-4)
 
 

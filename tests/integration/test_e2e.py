@@ -65,7 +65,11 @@ def test_cli_ask_json_with_the_real_model(tmp_path, monkeypatch):
     out = CliRunner().invoke(main, ["ask", "What payment methods do you accept?", "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    assert data["route"] == "service" and data["template_id"] and data["trace"]["generation"]["backend"].startswith("transformers")
+    assert (
+        data["route"] == "service"
+        and data["template_id"]
+        and data["trace"]["generation"]["backend"].startswith("transformers")
+    )
 
 
 def test_ranking_scores_with_a_shared_prefix_cache_equal_full_prompts(real_bot, kb):
@@ -76,9 +80,20 @@ def test_ranking_scores_with_a_shared_prefix_cache_equal_full_prompts(real_bot, 
 
     profile = profile_text(kb, "U003")
     items = list(kb.items.values())[:20]  # more than one scoring chunk
-    prompts = [[{"role": "user", "content": load_prompts().render(
-        "rank.j2", profile=profile, request="Can you recommend a wireless charger?",
-        item=f"{it.title} ({it.brand}, {it.category})")}] for it in items]
+    prompts = [
+        [
+            {
+                "role": "user",
+                "content": load_prompts().render(
+                    "rank.j2",
+                    profile=profile,
+                    request="Can you recommend a wireless charger?",
+                    item=f"{it.title} ({it.brand}, {it.category})",
+                ),
+            }
+        ]
+        for it in items
+    ]
     shared = real_bot.llm.score_choices(prompts, ["Yes", "No"])
     full = real_bot.llm.score_choices(prompts, ["Yes", "No"], share_prefix=False)
     assert len(shared) == len(full) == 20
@@ -94,8 +109,11 @@ def test_ranking_scores_with_a_shared_prefix_cache_equal_full_prompts(real_bot, 
     # - dequantise-to-fp32 path (CPUs without AVX512-BF16): 1.6e-5 (load 5-7). Tolerance 1e-3.
     import bitsandbytes as bnb
 
-    bf16_kernel = any(getattr(m, "support_avx512bf16_for_cpu", False)
-                      for m in real_bot.llm.model.modules() if isinstance(m, bnb.nn.Linear4bit))
+    bf16_kernel = any(
+        getattr(m, "support_avx512bf16_for_cpu", False)
+        for m in real_bot.llm.model.modules()
+        if isinstance(m, bnb.nn.Linear4bit)
+    )
     tol = 0.1 if bf16_kernel else 1e-3
     for a, b in zip(shared, full):
         assert a == pytest.approx(b, abs=tol)

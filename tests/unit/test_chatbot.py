@@ -40,8 +40,13 @@ def test_constraints_hold_across_turns(fake_bot):
 def test_never_recommends_disallowed_items(fake_bot):
     for user in ("U001", "U010", "U020", None):
         cid = None
-        for msg in ("recommend a gift for a gamer", "something cheaper", "no Sony please",
-                    "suggest a screen protector for my iPhone 15", "any power bank under $40?"):
+        for msg in (
+            "recommend a gift for a gamer",
+            "something cheaper",
+            "no Sony please",
+            "suggest a screen protector for my iPhone 15",
+            "any power bank under $40?",
+        ):
             r = fake_bot.ask(msg, cid, user)
             cid = r.conversation_id
             assert_allowed(fake_bot, r, user)
@@ -85,8 +90,10 @@ def test_noisy_input_still_routes(fake_bot):
 
 
 def test_personalisation_differs_between_users(fake_bot):
-    lists = {u: [x.item_id for x in fake_bot.ask("recommend wireless earbuds", user_id=u).recommendations]
-             for u in ("U001", "U017", None)}
+    lists = {
+        u: [x.item_id for x in fake_bot.ask("recommend wireless earbuds", user_id=u).recommendations]
+        for u in ("U001", "U017", None)
+    }
     assert all(lists.values())
     assert len({tuple(v) for v in lists.values()}) > 1
 
@@ -114,8 +121,9 @@ def test_bought_together_reasons_name_the_item_and_whose_it_is(fake_bot):
             assert anchor.startswith("the ") and not rec.evidence.history_items
         else:
             title = anchor.removeprefix("your ")
-            assert anchor.startswith("your ") and any(fake_bot.kb.items[h].title == title
-                                                      for h in rec.evidence.history_items)
+            assert anchor.startswith("your ") and any(
+                fake_bot.kb.items[h].title == title for h in rec.evidence.history_items
+            )
 
 
 def test_llm_relevance_scores_are_fused_in_one_batch(tmp_path, kb, shared_index):

@@ -26,7 +26,7 @@ def test_env_overrides_defaults(monkeypatch):
 
 def test_toml_file_then_env_then_overrides(tmp_path, monkeypatch):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('history_turns = 2\n[llm]\nmax_new_tokens = 10\ntemperature = 0.5\n')
+    cfg.write_text("history_turns = 2\n[llm]\nmax_new_tokens = 10\ntemperature = 0.5\n")
     monkeypatch.setenv("CHATREC_LLM__MAX_NEW_TOKENS", "20")
     s = load_settings(cfg, llm={"temperature": 0.1})
     assert s.history_turns == 2 and s.llm.max_new_tokens == 20 and s.llm.temperature == 0.1
@@ -80,8 +80,9 @@ def test_unknown_chatrec_variables_are_listed_with_the_sections(monkeypatch):
 
 @pytest.mark.parametrize("name", ["CHATREC_LLM_BACKEND", "CHATREC_LLM__MODEL__X", "CHATREC_TRAIN__LR", "chatrec_foo"])
 def test_unknown_variable_shapes(name):
-    assert unknown_env_vars({name: "1"}) and not unknown_env_vars({"CHATREC_TRAIN__MAX_STEPS": "1", "CHATREC_LLM": "{}",
-                                                                    "CHATREC_CONFIG": "x", "OTHER_LLM__X": "1"})
+    assert unknown_env_vars({name: "1"}) and not unknown_env_vars(
+        {"CHATREC_TRAIN__MAX_STEPS": "1", "CHATREC_LLM": "{}", "CHATREC_CONFIG": "x", "OTHER_LLM__X": "1"}
+    )
 
 
 def _chatrec_names(root: Path) -> set[str]:
@@ -91,8 +92,11 @@ def _chatrec_names(root: Path) -> set[str]:
         if path.resolve() in (Path(__file__).resolve(), REPO / "tests" / "unit" / "cli" / "test_cli.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and re.fullmatch(r"CHATREC_[A-Z0-9_]*[A-Z0-9]", node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and re.fullmatch(r"CHATREC_[A-Z0-9_]*[A-Z0-9]", node.value)
+            ):
                 names.add(node.value)
     return names
 

@@ -108,10 +108,15 @@ def test_one_version_string():
 
     assert chatrec.__version__ == md.version("chatrec") == PYPROJECT["project"]["version"]
     assert "version" not in PYPROJECT["project"].get("dynamic", [])
-    literals = [f"{path.relative_to(REPO)}:{node.lineno}" for path in (REPO / "chatrec").rglob("*.py")
-                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets)
-                and isinstance(node.value, ast.Constant) and node.value.value != "0+unknown"]
+    literals = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for path in (REPO / "chatrec").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assign)
+        and any(getattr(t, "id", None) == "__version__" for t in node.targets)
+        and isinstance(node.value, ast.Constant)
+        and node.value.value != "0+unknown"
+    ]
     assert not literals, f"a second version string: {literals} (read chatrec.__version__ instead)"
 
 
@@ -144,8 +149,21 @@ def test_wheel_installs_and_answers_from_the_demo_kb(tmp_path):
     # 1. Build the wheel with this environment's setuptools (offline: no isolated build env).
     src = _source_copy(tmp_path)
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-          "-w", str(dist), str(src)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(src),
+        ]
+    )
     wheel = next(dist.glob("chatrec-*.whl"))
     assert wheel.name.startswith(f"chatrec-{PYPROJECT['project']['version']}-")
 
@@ -158,8 +176,21 @@ def test_wheel_installs_and_answers_from_the_demo_kb(tmp_path):
     site_dir = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     parent_site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site_dir / "zz_parent_env.pth").write_text("".join(f"{p}\n" for p in sorted(parent_site)))
-    _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile", "-q",
-          "--target", str(site_dir), str(wheel)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            "-q",
+            "--target",
+            str(site_dir),
+            str(wheel),
+        ]
+    )
 
     # 3. Run it from an empty folder: nothing but the KB folder comes from the checkout.
     work = tmp_path / "work"
@@ -168,20 +199,47 @@ def test_wheel_installs_and_answers_from_the_demo_kb(tmp_path):
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if "CHATREC_CACHE_DIR" in os.environ:  # the converted model, as the rest of the suite uses it
         env["CHATREC_CACHE_DIR"] = os.environ["CHATREC_CACHE_DIR"]
-    where = json.loads(_run([str(py), "-c", (
-        "import json, chatrec, importlib.resources as r, chatrec.turn.compose as c; print(json.dumps({"
-        "'file': chatrec.__file__, 'version': chatrec.__version__, 'prompts': str(c.DEFAULT_DIR), "
-        "'templates': sorted(p.name for p in c.DEFAULT_DIR.iterdir()), "
-        "'widget': r.files('chatrec').joinpath('static', 'widget.js').is_file()}))")], cwd=work, env=env).stdout)
+    where = json.loads(
+        _run(
+            [
+                str(py),
+                "-c",
+                (
+                    "import json, chatrec, importlib.resources as r, chatrec.turn.compose as c; print(json.dumps({"
+                    "'file': chatrec.__file__, 'version': chatrec.__version__, 'prompts': str(c.DEFAULT_DIR), "
+                    "'templates': sorted(p.name for p in c.DEFAULT_DIR.iterdir()), "
+                    "'widget': r.files('chatrec').joinpath('static', 'widget.js').is_file()}))"
+                ),
+            ],
+            cwd=work,
+            env=env,
+        ).stdout
+    )
     assert Path(where["file"]).is_relative_to(site_dir), where
     assert Path(where["prompts"]).is_relative_to(site_dir), where
     assert any(n.endswith(".j2") for n in where["templates"]) and where["widget"], where
     assert where["version"] == PYPROJECT["project"]["version"]
-    assert _run([str(py), "-m", "chatrec", "--version"], cwd=work, env=env).stdout.strip() == \
-        f"chatrec {where['version']}"
+    assert (
+        _run([str(py), "-m", "chatrec", "--version"], cwd=work, env=env).stdout.strip() == f"chatrec {where['version']}"
+    )
 
-    res = _run([str(py), "-m", "chatrec", "--kb", str(REPO / "kb"), "--data-dir", str(tmp_path / "state"),
-                "ask", "How do I return my headphones?", "--json"], cwd=work, env=env, timeout=900)
+    res = _run(
+        [
+            str(py),
+            "-m",
+            "chatrec",
+            "--kb",
+            str(REPO / "kb"),
+            "--data-dir",
+            str(tmp_path / "state"),
+            "ask",
+            "How do I return my headphones?",
+            "--json",
+        ],
+        cwd=work,
+        env=env,
+        timeout=900,
+    )
     data = json.loads(res.stdout)
     assert {"text", "route", "recommendations"} <= set(data) and data["text"].strip()
     print(f"wheel build + install + ask: {time.monotonic() - t0:.0f} s")

@@ -5,10 +5,16 @@ from chatrec.types import Event, LoggedTurn, Template
 
 
 def test_template_fills_known_slots_then_defaults():
-    t = Template(id="t", intent="track_order", text="Hi {customer_name}, {order_id} ships in {days}.",
-                 slots={"customer_name": "there", "order_id": "your order"})
+    t = Template(
+        id="t",
+        intent="track_order",
+        text="Hi {customer_name}, {order_id} ships in {days}.",
+        slots={"customer_name": "there", "order_id": "your order"},
+    )
     assert t.render({"days": "3 days"}) == "Hi there, your order ships in 3 days."
-    assert t.render({"days": "3 days", "customer_name": "Maya", "order_id": "#VW-1"}) == "Hi Maya, #VW-1 ships in 3 days."
+    assert (
+        t.render({"days": "3 days", "customer_name": "Maya", "order_id": "#VW-1"}) == "Hi Maya, #VW-1 ships in 3 days."
+    )
 
 
 def test_template_missing_slot_raises():

@@ -21,7 +21,12 @@ def readyz(request: Request, bot: BotDep, gate: GateDep):
         ok = bool(request.app.state.ready and bot.kb.items) and bot.store.conversation("-") is None
     except Exception:  # the store is unreachable
         ok = False
-    body = {"status": "ready" if ok else "not ready", "llm": getattr(bot.llm, "name", "?"),
-            "running": gate.running, "waiting": gate.waiting,
-            "max_concurrent": gate.max_concurrent, "max_queue": gate.max_queue}
+    body = {
+        "status": "ready" if ok else "not ready",
+        "llm": getattr(bot.llm, "name", "?"),
+        "running": gate.running,
+        "waiting": gate.waiting,
+        "max_concurrent": gate.max_concurrent,
+        "max_queue": gate.max_queue,
+    }
     return JSONResponse(body, status_code=200 if ok else 503)

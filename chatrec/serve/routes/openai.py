@@ -43,8 +43,11 @@ class OpenAIMessage(BaseModel):
         if isinstance(self.content, str):
             return self.content
         if isinstance(self.content, list):
-            return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in self.content
-                           if not isinstance(p, dict) or p.get("type", "text") == "text")
+            return "".join(
+                p.get("text", "") if isinstance(p, dict) else str(p)
+                for p in self.content
+                if not isinstance(p, dict) or p.get("type", "text") == "text"
+            )
         return ""
 
 
@@ -105,8 +108,14 @@ def model(model_id: str, settings: ServeSettingsDep):
 
 
 @router.post("/chat/completions")
-async def completions(body: OpenAIChatRequest, request: Request, record: OpenAIKeyDep, turns: TurnsDep,
-                      settings: ServeSettingsDep, history: HistoryDep):
+async def completions(
+    body: OpenAIChatRequest,
+    request: Request,
+    record: OpenAIKeyDep,
+    turns: TurnsDep,
+    settings: ServeSettingsDep,
+    history: HistoryDep,
+):
     last = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
     if last is None:
         raise ApiError(400, "messages must contain a user message", code="invalid_request")
@@ -130,8 +139,9 @@ async def completions(body: OpenAIChatRequest, request: Request, record: OpenAIK
 class _Completion:
     """One completion's wire format (a ``chat.completion``, or ``chat.completion.chunk`` events)."""
 
-    def __init__(self, settings: ServeSettings, bot: Chatbot, history: HistoryIndex, scope: str,
-                 asked: list[tuple[str, str]]):
+    def __init__(
+        self, settings: ServeSettings, bot: Chatbot, history: HistoryIndex, scope: str, asked: list[tuple[str, str]]
+    ):
         self.settings, self.bot, self.history, self.scope, self.asked = settings, bot, history, scope, asked
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
@@ -147,16 +157,33 @@ class _Completion:
 
     def body(self, result: TurnResult) -> dict[str, Any]:
         usage, extra = self.finish(result)
-        return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.settings.model_id,
-                "system_fingerprint": None,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text, "refusal": None},
-                             "logprobs": None, "finish_reason": "stop"}],
-                "usage": usage, "chatrec": extra}
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.settings.model_id,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+            "chatrec": extra,
+        }
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
-        data = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.settings.model_id, "system_fingerprint": None,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        data = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.settings.model_id,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
         data.update(extra)
         return sse(None, data)
 
@@ -171,8 +198,17 @@ class _Completion:
                     result = ev.result
                 elif isinstance(ev, BaseException):
                     log.error("turn failed", exc_info=ev)
-                    yield sse(None, {"error": {"message": "the turn failed", "type": "api_error",
-                                               "param": None, "code": "internal_error"}})
+                    yield sse(
+                        None,
+                        {
+                            "error": {
+                                "message": "the turn failed",
+                                "type": "api_error",
+                                "param": None,
+                                "code": "internal_error",
+                            }
+                        },
+                    )
                     return
                 ev = await turn.next()
             if result is None:
@@ -182,9 +218,18 @@ class _Completion:
                 yield self.chunk({"content": piece})
             if include_usage:
                 yield self.chunk({}, "stop", chatrec=extra)
-                yield sse(None, {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                 "model": self.settings.model_id, "system_fingerprint": None, "choices": [],
-                                 "usage": usage})
+                yield sse(
+                    None,
+                    {
+                        "id": self.id,
+                        "object": "chat.completion.chunk",
+                        "created": self.created,
+                        "model": self.settings.model_id,
+                        "system_fingerprint": None,
+                        "choices": [],
+                        "usage": usage,
+                    },
+                )
             else:
                 yield self.chunk({}, "stop", chatrec=extra, usage=usage)
             yield sse(None, "[DONE]")

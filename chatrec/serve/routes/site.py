@@ -4,7 +4,7 @@ using it), from the package's ``static/`` folder."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException
@@ -15,15 +15,20 @@ from chatrec.serve.deps import ServeSettingsDep
 router = APIRouter(tags=["site"])
 
 # The widget is loaded cross-origin by shops' pages; it holds no secrets.
-WIDGET_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff",
-                  "Access-Control-Allow-Origin": "*"}
+WIDGET_HEADERS = {
+    "Cache-Control": "public, max-age=300",
+    "X-Content-Type-Options": "nosniff",
+    "Access-Control-Allow-Origin": "*",
+}
 # The demo page runs only its own script (the widget) and talks only to this server.
-DEMO_HEADERS = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                                           "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-                "X-Content-Type-Options": "nosniff"}
+DEMO_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
-@lru_cache(maxsize=None)
+@cache
 def static_text(name: str) -> str:
     return resources.files("chatrec").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -43,8 +48,9 @@ def demo_page(site_key: str | None) -> str:
 
 @router.get("/widget.js")
 def widget():
-    return Response(static_text("widget.js"), media_type="application/javascript; charset=utf-8",
-                    headers=WIDGET_HEADERS)
+    return Response(
+        static_text("widget.js"), media_type="application/javascript; charset=utf-8", headers=WIDGET_HEADERS
+    )
 
 
 @router.get("/demo", response_class=HTMLResponse)

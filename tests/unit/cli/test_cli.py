@@ -30,7 +30,9 @@ def test_index_then_ask_json_with_fake_backend(tmp_path):
     assert out.exit_code == 0, out.output
     assert "items: 273 rows, 273 embedded" in out.output
     assert "items: 273 rows, 0 embedded" in r.invoke(main, ["index"]).output
-    out = r.invoke(main, ["--backend", "fake", "ask", "Can you recommend a case for my Pixel 8?", "--user", "U001", "--json"])
+    out = r.invoke(
+        main, ["--backend", "fake", "ask", "Can you recommend a case for my Pixel 8?", "--user", "U001", "--json"]
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert {"text", "recommendations", "template_id", "sources", "trace", "route"} <= set(data)
@@ -39,8 +41,11 @@ def test_index_then_ask_json_with_fake_backend(tmp_path):
 
 
 def test_chat_repl_streams_and_quits(tmp_path):
-    out = CliRunner().invoke(main, ["--backend", "fake", "chat", "--user", "U001"],
-                             input="how do I return my headphones?\nrecommend a case for my pixel 8\n\n")
+    out = CliRunner().invoke(
+        main,
+        ["--backend", "fake", "chat", "--user", "U001"],
+        input="how do I return my headphones?\nrecommend a case for my pixel 8\n\n",
+    )
     assert out.exit_code == 0, out.output
     assert out.output.count("bot> ") >= 2 and "KG:" in out.output
 
@@ -115,16 +120,32 @@ def test_eval_flags_fall_back_to_the_eval_section(tmp_path, monkeypatch):
 
     def fake_run(settings, opts, progress=True):
         seen["opts"] = opts
-        return {"systems": {}, "run": {"conversations": 0, "turns": {"rec": 0, "service": 0}, "skipped": [],
-                                       "wall_s": 0.0}}
+        return {
+            "systems": {},
+            "run": {"conversations": 0, "turns": {"rec": 0, "service": 0}, "skipped": [], "wall_s": 0.0},
+        }
 
     _no_extras(monkeypatch, chatrec.cli.eval)
     monkeypatch.setattr(chatrec.eval.runner, "run_eval", fake_run)
     cfg = tmp_path / "c.toml"
     cfg.write_text('[eval]\nablations = ["kg"]\nseed = 3\nbootstrap = 200\n')
     monkeypatch.setenv("CHATREC_EVAL__WORKERS", "2")
-    out = CliRunner().invoke(main, ["--config", str(cfg), "eval", str(KB_DIR / "transcripts.jsonl"), "--out",
-                                    str(tmp_path / "run"), "--seed", "5", "--no-baselines", "--limit", "4"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(cfg),
+            "eval",
+            str(KB_DIR / "transcripts.jsonl"),
+            "--out",
+            str(tmp_path / "run"),
+            "--seed",
+            "5",
+            "--no-baselines",
+            "--limit",
+            "4",
+        ],
+    )
     assert out.exit_code == 0, out.output
     o = seen["opts"]
     assert (o.ablations, o.seed, o.bootstrap, o.workers, o.baselines, o.limit) == (["kg"], 5, 200, 2, False, 4)

@@ -16,8 +16,11 @@ from chatrec.kb import is_heldout
 from chatrec.turn.rank import FEATURES
 from tests_support import KB_DIR
 
-HELDOUT = [ln for ln in (KB_DIR / "transcripts.jsonl").read_text().splitlines()
-           if is_heldout(json.loads(ln)["conversation_id"])]
+HELDOUT = [
+    ln
+    for ln in (KB_DIR / "transcripts.jsonl").read_text().splitlines()
+    if is_heldout(json.loads(ln)["conversation_id"])
+]
 
 
 def test_rank_metrics_by_hand():
@@ -53,7 +56,9 @@ def logs(tmp_path_factory):
     bad_item["conversation_id"] = "CBAD"
     bad_item["turns"][1].update(recommended=["VW-9999"], accepted=[])
     path = d / "logs.jsonl"
-    path.write_text("\n".join([lines[0], '{"conversation_id": "C9", "turns": [', *lines[1:], json.dumps(bad_item)]) + "\n")
+    path.write_text(
+        "\n".join([lines[0], '{"conversation_id": "C9", "turns": [', *lines[1:], json.dumps(bad_item)]) + "\n"
+    )
     return path
 
 
@@ -97,7 +102,9 @@ def test_replay_scores_every_system_on_the_same_turns(run_a):
     assert len(systems["full"]["curve"]["recall"]) == 50
     # per-turn rows: never a later turn's text in the input; gold are the logged items
     rows = [json.loads(x) for x in (out / "turns.jsonl").read_text().splitlines()]
-    logged = {json.loads(x)["conversation_id"]: json.loads(x) for x in (KB_DIR / "transcripts.jsonl").read_text().splitlines()}
+    logged = {
+        json.loads(x)["conversation_id"]: json.loads(x) for x in (KB_DIR / "transcripts.jsonl").read_text().splitlines()
+    }
     for r in rows:
         turns = logged[r["conversation_id"]]["turns"]
         assert turns[r["turn_index"]]["role"] == "agent"
@@ -117,14 +124,19 @@ def test_resume_after_interruption_gives_the_same_numbers(run_a, logs, state_dir
     (out_b / "convs.jsonl").write_text("\n".join(convs[:2]) + "\n" + convs[2][: len(convs[2]) // 2])
     (out_b / "summary.json").unlink()
     summary_b = _run(logs, out_b, state_dir)
+
     def strip(summary):  # wall-clock latencies differ between runs; every quality metric must not
-        return {k: {m: v for m, v in s["metrics"].items() if not m.startswith("cost.")}
-                for k, s in summary["systems"].items()}
+        return {
+            k: {m: v for m, v in s["metrics"].items() if not m.startswith("cost.")}
+            for k, s in summary["systems"].items()
+        }
 
     assert strip(summary_b) == strip(summary_a)
     ids = [json.loads(x)["conversation_id"] for x in (out_b / "convs.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)) == len(HELDOUT)
-    assert len((out_b / "turns.jsonl").read_text().splitlines()) == len((out_a / "turns.jsonl").read_text().splitlines())
+    assert len((out_b / "turns.jsonl").read_text().splitlines()) == len(
+        (out_a / "turns.jsonl").read_text().splitlines()
+    )
 
 
 def test_resume_refuses_other_options(run_a, logs, state_dir, tmp_path):
@@ -140,9 +152,14 @@ def test_a_turn_with_nothing_to_recommend_counts_as_a_miss_for_every_system(stat
     constraints leave no candidate must still count (recall 0), as it does for baselines."""
     conv = next(c for c in map(json.loads, HELDOUT) if any(t.get("recommended") for t in c["turns"]))
     item = next(i for t in conv["turns"] for i in t.get("recommended", []))
-    none_left = {"conversation_id": "CNONE", "user_id": conv["user_id"], "turns": [
-        {"role": "user", "text": "Can you recommend something under $0.01? Nothing from any brand costs more."},
-        {"role": "agent", "text": "Here is one.", "recommended": [item]}]}
+    none_left = {
+        "conversation_id": "CNONE",
+        "user_id": conv["user_id"],
+        "turns": [
+            {"role": "user", "text": "Can you recommend something under $0.01? Nothing from any brand costs more."},
+            {"role": "agent", "text": "Here is one.", "recommended": [item]},
+        ],
+    }
     logs = tmp_path / "logs.jsonl"
     logs.write_text("\n".join([*HELDOUT, json.dumps(none_left)]) + "\n")  # enough rows to learn the fusion
     summary = _run(logs, tmp_path / "out", state_dir)

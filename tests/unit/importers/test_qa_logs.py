@@ -22,12 +22,27 @@ from chatrec.importers.qa_logs import (
 )
 from chatrec.kb import load_kb
 
-BITEXT_HEADER = ["context", "role", "instruction", "intent", "entity_type", "entity_value", "start_offset",
-                 "end_offset", "category", "tags", "response"]
-TRACK = ("To check where your parcel is, open {{Order History}} on {{Website Name}}, pick order "
-         "{{Order Number}} and press {{Track Order}}. Call {{Customer Support Phone Number}} if it is stuck.")
-TRACK_NEAR = ("To check where your parcel is, open {{Order History}} on {{Website Name}}, pick order "
-              "{{Order Number}} and press {{Track Order}}. Call {{Customer Support Phone Number}} if it is stuck!")
+BITEXT_HEADER = [
+    "context",
+    "role",
+    "instruction",
+    "intent",
+    "entity_type",
+    "entity_value",
+    "start_offset",
+    "end_offset",
+    "category",
+    "tags",
+    "response",
+]
+TRACK = (
+    "To check where your parcel is, open {{Order History}} on {{Website Name}}, pick order "
+    "{{Order Number}} and press {{Track Order}}. Call {{Customer Support Phone Number}} if it is stuck."
+)
+TRACK_NEAR = (
+    "To check where your parcel is, open {{Order History}} on {{Website Name}}, pick order "
+    "{{Order Number}} and press {{Track Order}}. Call {{Customer Support Phone Number}} if it is stuck!"
+)
 TRACK_OTHER = "Sure! Tracking details live in your account. Reply here with {{Order Number}} and we will check it."
 
 
@@ -49,17 +64,27 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture
 def bitext_csv(tmp_path) -> Path:
-    return write_csv(tmp_path / "bitext.csv", BITEXT_HEADER, [
-        bitext_row("where is my order", "track_order", TRACK),
-        bitext_row("track order please", "track_order", TRACK),
-        bitext_row("wheres my parcel, mail me at jane.doe@example.com", "track_order", TRACK_NEAR),
-        bitext_row("can you track it", "track_order", TRACK_OTHER),
-        bitext_row("cancel my order", "cancel_order",
-                   "Open {{Order Details}} and press {{Cancel Order}}. Questions? {{Customer Support Email}}."),
-        bitext_row("I want to cancel", "cancel_order",
-                   "Open {{Order Details}} and press {{Cancel Order}}. Questions? {{Customer Support Email}}."),
-        bitext_row("talk to a human", "Contact Human Agent", "Of course, connecting you to an agent now."),
-    ])
+    return write_csv(
+        tmp_path / "bitext.csv",
+        BITEXT_HEADER,
+        [
+            bitext_row("where is my order", "track_order", TRACK),
+            bitext_row("track order please", "track_order", TRACK),
+            bitext_row("wheres my parcel, mail me at jane.doe@example.com", "track_order", TRACK_NEAR),
+            bitext_row("can you track it", "track_order", TRACK_OTHER),
+            bitext_row(
+                "cancel my order",
+                "cancel_order",
+                "Open {{Order Details}} and press {{Cancel Order}}. Questions? {{Customer Support Email}}.",
+            ),
+            bitext_row(
+                "I want to cancel",
+                "cancel_order",
+                "Open {{Order Details}} and press {{Cancel Order}}. Questions? {{Customer Support Email}}.",
+            ),
+            bitext_row("talk to a human", "Contact Human Agent", "Of course, connecting you to an agent now."),
+        ],
+    )
 
 
 # ------------------------------------------------------------------ bitext preset
@@ -95,8 +120,10 @@ def test_bitext_preset_builds_transcripts_and_templates(bitext_csv, tmp_path):
     assert agents[3]["intent"] == "track_order"
     assert all(a["intent"] for a in agents)
     # transcript texts read as rendered templates: defaults filled, no braces
-    assert agents[0]["text"].startswith("To check where your parcel is, open Order History on website, pick order "
-                                        "your order number and press Track Order.")
+    assert agents[0]["text"].startswith(
+        "To check where your parcel is, open Order History on website, pick order "
+        "your order number and press Track Order."
+    )
     assert all("{" not in t["text"] for c in convs for t in c["turns"])
     assert all(set(t) <= {"role", "text"} for c in convs for t in c["turns"] if t["role"] == "user")
 
@@ -109,7 +136,11 @@ def test_output_loads_and_minimal_shop_and_catalogue_are_written(bitext_csv, tmp
     out = tmp_path / "new" / "kb"
     rep = import_file(bitext_csv, out, preset="bitext")
     assert sorted(Path(p).name for p in rep.files_written) == [
-        "catalogue.jsonl", "shop.json", "templates.jsonl", "transcripts.jsonl"]
+        "catalogue.jsonl",
+        "shop.json",
+        "templates.jsonl",
+        "transcripts.jsonl",
+    ]
     assert json.loads((out / "shop.json").read_text())["name"]
     assert (out / "catalogue.jsonl").read_text() == ""
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder left behind
@@ -129,10 +160,14 @@ def test_existing_shop_and_catalogue_are_kept(bitext_csv, tmp_path):
 
 
 def test_echoed_order_number_becomes_a_slot(tmp_path):
-    src = write_csv(tmp_path / "b.csv", BITEXT_HEADER, [
-        bitext_row("cancel order 12345678 please", "cancel_order", "Order 12345678 is now cancelled."),
-        bitext_row("please cancel purchase 00087654321", "cancel_order", "Purchase 87654321 is now cancelled."),
-    ])
+    src = write_csv(
+        tmp_path / "b.csv",
+        BITEXT_HEADER,
+        [
+            bitext_row("cancel order 12345678 please", "cancel_order", "Order 12345678 is now cancelled."),
+            bitext_row("please cancel purchase 00087654321", "cancel_order", "Purchase 87654321 is now cancelled."),
+        ],
+    )
     import_file(src, tmp_path / "kb", preset="bitext")
     (tpl,) = read_jsonl(tmp_path / "kb" / "templates.jsonl")
     assert "12345678" not in tpl["text"] and "87654321" not in tpl["text"]
@@ -146,20 +181,31 @@ def test_echoed_order_number_becomes_a_slot(tmp_path):
 
 
 def test_generic_mapping_with_conversation_column_is_multi_turn(tmp_path):
-    src = write_csv(tmp_path / "log.csv", ["conv", "question", "answer", "customer", "when", "topic"], [
-        ["A 1", "hi", "Hello! How can I help?", "U1", "2026-03-14T10:22:35Z", "greeting"],
-        ["B2", "refund?", "Refunds take 5 days.", "U2", "2026-03-14 11:00", "refund_status"],
-        ["A 1", "where is my order", "It ships tomorrow.", "U1", "2026-03-14T10:25:00+01:00", "Track Order"],
-        ["A 1", "thanks", "You're welcome!", "", "", "thanks"],
-    ])
-    mapping = ColumnMapping(user="question", agent="answer", conversation="conv", user_id="customer",
-                            intent="topic", timestamp="when")
+    src = write_csv(
+        tmp_path / "log.csv",
+        ["conv", "question", "answer", "customer", "when", "topic"],
+        [
+            ["A 1", "hi", "Hello! How can I help?", "U1", "2026-03-14T10:22:35Z", "greeting"],
+            ["B2", "refund?", "Refunds take 5 days.", "U2", "2026-03-14 11:00", "refund_status"],
+            ["A 1", "where is my order", "It ships tomorrow.", "U1", "2026-03-14T10:25:00+01:00", "Track Order"],
+            ["A 1", "thanks", "You're welcome!", "", "", "thanks"],
+        ],
+    )
+    mapping = ColumnMapping(
+        user="question", agent="answer", conversation="conv", user_id="customer", intent="topic", timestamp="when"
+    )
     rep = import_file(src, tmp_path / "kb", mapping=mapping)
     assert (rep.conversations, rep.turns, rep.templates) == (2, 8, 4)
     convs = {c["conversation_id"]: c for c in read_jsonl(tmp_path / "kb" / "transcripts.jsonl")}
     a = convs["A_1"]
-    assert [t["text"] for t in a["turns"]] == ["hi", "Hello! How can I help?", "where is my order",
-                                                "It ships tomorrow.", "thanks", "You're welcome!"]
+    assert [t["text"] for t in a["turns"]] == [
+        "hi",
+        "Hello! How can I help?",
+        "where is my order",
+        "It ships tomorrow.",
+        "thanks",
+        "You're welcome!",
+    ]
     assert [t["role"] for t in a["turns"]] == ["user", "agent"] * 3
     assert a["user_id"] == "U1"
     assert a["started_at"] == "2026-03-14T09:25:00Z"  # the earliest, in UTC, whole minutes
@@ -177,9 +223,13 @@ def test_generic_jsonl_without_conversation_column_and_template_column(tmp_path)
     ]
     src = tmp_path / "log.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    rep = import_file(src, tmp_path / "kb", preset="generic",
-                      mapping=ColumnMapping(user="q", agent="a", template_id="tpl", intent="intent"),
-                      template_prefix="shop")
+    rep = import_file(
+        src,
+        tmp_path / "kb",
+        preset="generic",
+        mapping=ColumnMapping(user="q", agent="a", template_id="tpl", intent="intent"),
+        template_prefix="shop",
+    )
     assert (rep.conversations, rep.turns, rep.templates, rep.turns_with_template) == (3, 6, 1, 2)
     (tpl,) = read_jsonl(tmp_path / "kb" / "templates.jsonl")
     assert tpl["id"] == "pw_reset" and tpl["intent"] == "reset_password"
@@ -196,14 +246,14 @@ def test_generic_jsonl_without_conversation_column_and_template_column(tmp_path)
 def test_bad_jsonl_rows_are_reported_with_line_numbers_and_skipped(tmp_path):
     lines = [
         json.dumps({"user": "hi", "agent": "Hello!", "ts": "2026-01-01T10:00:00Z"}),  # 1 ok
-        '{"user": "broken", "agent": ',                                               # 2 invalid JSON
-        json.dumps(["not", "an", "object"]),                                           # 3
-        "",                                                                            # 4 blank: ignored
-        json.dumps({"user": "where is it"}),                                           # 5 no agent
-        json.dumps({"user": "   ", "agent": "Hi"}),                                    # 6 empty text
-        json.dumps({"user": 42, "agent": "Hi"}),                                       # 7 wrong type
-        json.dumps({"user": "when", "agent": "Soon", "ts": "next tuesday"}),           # 8 bad timestamp
-        json.dumps({"user": "thanks", "agent": "Any time!", "ts": 1767261600}),        # 9 ok (epoch)
+        '{"user": "broken", "agent": ',  # 2 invalid JSON
+        json.dumps(["not", "an", "object"]),  # 3
+        "",  # 4 blank: ignored
+        json.dumps({"user": "where is it"}),  # 5 no agent
+        json.dumps({"user": "   ", "agent": "Hi"}),  # 6 empty text
+        json.dumps({"user": 42, "agent": "Hi"}),  # 7 wrong type
+        json.dumps({"user": "when", "agent": "Soon", "ts": "next tuesday"}),  # 8 bad timestamp
+        json.dumps({"user": "thanks", "agent": "Any time!", "ts": 1767261600}),  # 9 ok (epoch)
     ]
     src = tmp_path / "log.jsonl"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -222,15 +272,16 @@ def test_bad_jsonl_rows_are_reported_with_line_numbers_and_skipped(tmp_path):
 def test_bad_csv_rows_are_reported_with_line_numbers(tmp_path):
     src = tmp_path / "log.csv"
     src.write_text(
-        "user,agent\n"                               # 1
-        "hi,Hello!\n"                                # 2 ok
+        "user,agent\n"  # 1
+        "hi,Hello!\n"  # 2 ok
         '"a question\nover two lines","An answer"\n'  # 3-4 ok
-        "only one field\n"                           # 5 wrong field count
-        ",Empty question\n"                          # 6 empty text
-        "\n"                                         # 7 blank: ignored
-        "one,two,three\n"                            # 8 wrong field count
-        "bye,Goodbye!\n",                            # 9 ok
-        encoding="utf-8")
+        "only one field\n"  # 5 wrong field count
+        ",Empty question\n"  # 6 empty text
+        "\n"  # 7 blank: ignored
+        "one,two,three\n"  # 8 wrong field count
+        "bye,Goodbye!\n",  # 9 ok
+        encoding="utf-8",
+    )
     rep = import_file(src, tmp_path / "kb")
     assert rep.rows_imported == 3
     assert rep.skipped == [
@@ -242,13 +293,16 @@ def test_bad_csv_rows_are_reported_with_line_numbers(tmp_path):
     assert convs[1]["turns"][0]["text"] == "a question\nover two lines"
 
 
-@pytest.mark.parametrize("content,message", [
-    ("", "the file is empty"),
-    ("   \n\n", "the file is empty"),
-    ("user,agent\n", "no valid rows"),
-    ("user,agent\n,\n", "no valid rows"),
-    ("question,answer\nhi,hello\n", "column(s) ['user', 'agent'] not in the header (found: question, answer)"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("", "the file is empty"),
+        ("   \n\n", "the file is empty"),
+        ("user,agent\n", "no valid rows"),
+        ("user,agent\n,\n", "no valid rows"),
+        ("question,answer\nhi,hello\n", "column(s) ['user', 'agent'] not in the header (found: question, answer)"),
+    ],
+)
 def test_empty_or_useless_input_fails_clearly(tmp_path, content, message):
     src = tmp_path / "log.csv"
     src.write_text(content, encoding="utf-8")
@@ -263,8 +317,10 @@ def test_all_rows_bad_lists_the_reasons(tmp_path):
     src.write_text('{"user": "hi"}\nnot json\n', encoding="utf-8")
     with pytest.raises(ImportFailed) as exc:
         import_file(src, tmp_path / "kb")
-    assert exc.value.errors == [f"{src}:1: missing value for column 'agent'",
-                                f"{src}:2: invalid JSON: Expecting value (column 1)"]
+    assert exc.value.errors == [
+        f"{src}:1: missing value for column 'agent'",
+        f"{src}:2: invalid JSON: Expecting value (column 1)",
+    ]
     assert "no valid rows to import (2 read, 2 skipped)" in str(exc.value)
 
 
@@ -308,11 +364,18 @@ def test_utf8_with_bom_is_read(tmp_path):
 
 
 def test_personal_data_is_masked_in_every_written_text(bitext_csv, tmp_path):
-    src = write_csv(tmp_path / "log.csv", ["user", "agent", "uid"], [
-        ["my email is jane.doe@example.com and card 4111 1111 1111 1111",
-         "Thanks Jane, we'll write to jane.doe@example.com or call +1 (415) 555-0134.", "jane.doe@example.com"],
-        ["my name is John Smith, order #VW-48213", "Hi John, #VW-48213 ships today.", "U7"],
-    ])
+    src = write_csv(
+        tmp_path / "log.csv",
+        ["user", "agent", "uid"],
+        [
+            [
+                "my email is jane.doe@example.com and card 4111 1111 1111 1111",
+                "Thanks Jane, we'll write to jane.doe@example.com or call +1 (415) 555-0134.",
+                "jane.doe@example.com",
+            ],
+            ["my name is John Smith, order #VW-48213", "Hi John, #VW-48213 ships today.", "U7"],
+        ],
+    )
     import_file(src, tmp_path / "kb", mapping=ColumnMapping(user="user", agent="agent", user_id="uid"))
     written = (tmp_path / "kb" / "transcripts.jsonl").read_text(encoding="utf-8")
     for secret in ("jane.doe@example.com", "4111", "555-0134", "John Smith"):
@@ -330,9 +393,13 @@ def test_personal_data_is_masked_in_every_written_text(bitext_csv, tmp_path):
 
 
 def test_placeholders_are_not_masked_and_pii_in_templates_is(tmp_path):
-    src = write_csv(tmp_path / "b.csv", BITEXT_HEADER, [
-        bitext_row("contact?", "contact", "Write to help@shop.example or call {{Customer Support Phone Number}}."),
-    ])
+    src = write_csv(
+        tmp_path / "b.csv",
+        BITEXT_HEADER,
+        [
+            bitext_row("contact?", "contact", "Write to help@shop.example or call {{Customer Support Phone Number}}."),
+        ],
+    )
     import_file(src, tmp_path / "kb", preset="bitext")
     (tpl,) = read_jsonl(tmp_path / "kb" / "templates.jsonl")
     assert tpl["text"] == "Write to <EMAIL> or call {customer_support_phone_number}."
@@ -350,14 +417,14 @@ def test_existing_output_needs_overwrite_or_merge(bitext_csv, tmp_path):
     assert (out / "transcripts.jsonl").read_bytes() == before
 
     other = write_csv(tmp_path / "other.csv", ["user", "agent", "cid"], [["new q", "new a", "X1"]])
-    import_file(other, out, mapping=ColumnMapping(user="user", agent="agent", conversation="cid"),
-                on_existing="merge")
+    import_file(other, out, mapping=ColumnMapping(user="user", agent="agent", conversation="cid"), on_existing="merge")
     ids = [c["conversation_id"] for c in read_jsonl(out / "transcripts.jsonl")]
     assert ids == [f"bitext-{i:06d}" for i in range(1, 8)] + ["X1"]
     assert len(load_kb(out).templates) == 3
 
-    import_file(other, out, mapping=ColumnMapping(user="user", agent="agent", conversation="cid"),
-                on_existing="overwrite")
+    import_file(
+        other, out, mapping=ColumnMapping(user="user", agent="agent", conversation="cid"), on_existing="overwrite"
+    )
     assert [c["conversation_id"] for c in read_jsonl(out / "transcripts.jsonl")] == ["X1"]
     assert (out / "templates.jsonl").read_text() == ""  # no intents, so no templates
     load_kb(out)
@@ -377,22 +444,32 @@ def test_a_result_that_would_not_load_changes_nothing(bitext_csv, tmp_path):
 # ------------------------------------------------------------------ helpers
 
 
-@pytest.mark.parametrize("placeholder,name,default", [
-    ("Order Number", "order_number", "your order number"),
-    ("Order Number Anonymized", "order_number", "your order number"),
-    ("Purchase ID Anonymized", "purchase_id", "your purchase ID"),
-    ("Customer Support Phone Number", "customer_support_phone_number", "our customer support phone number"),
-    ("Customer Support Availability", "customer_support_availability", "during our opening hours"),
-    ("Website Name", "website_name", "website"),
-    ("Live Chat", "live_chat", "Live Chat"),
-    ("Order Details", "order_details", "Order Details"),
-    ("Shipping Address", "shipping_address", "your shipping address"),
-    ("number of days", "number_of_days", "number of days"),
-    ("113542617735902", "reference_number", "your reference number"),
-    ("7C23D0EF3E8A2D89E89176EFDAA748B42A613942012DD9CE1AB237D72381004B", "reference_number", "your reference number"),
-    ('"Refund Policy" or "Money Back Guarantee"', "refund_policy_or_money_back_guarantee",
-     '"Refund Policy" or "Money Back Guarantee"'),
-])
+@pytest.mark.parametrize(
+    "placeholder,name,default",
+    [
+        ("Order Number", "order_number", "your order number"),
+        ("Order Number Anonymized", "order_number", "your order number"),
+        ("Purchase ID Anonymized", "purchase_id", "your purchase ID"),
+        ("Customer Support Phone Number", "customer_support_phone_number", "our customer support phone number"),
+        ("Customer Support Availability", "customer_support_availability", "during our opening hours"),
+        ("Website Name", "website_name", "website"),
+        ("Live Chat", "live_chat", "Live Chat"),
+        ("Order Details", "order_details", "Order Details"),
+        ("Shipping Address", "shipping_address", "your shipping address"),
+        ("number of days", "number_of_days", "number of days"),
+        ("113542617735902", "reference_number", "your reference number"),
+        (
+            "7C23D0EF3E8A2D89E89176EFDAA748B42A613942012DD9CE1AB237D72381004B",
+            "reference_number",
+            "your reference number",
+        ),
+        (
+            '"Refund Policy" or "Money Back Guarantee"',
+            "refund_policy_or_money_back_guarantee",
+            '"Refund Policy" or "Money Back Guarantee"',
+        ),
+    ],
+)
 def test_slot_names_and_defaults(placeholder, name, default):
     assert slot_name(placeholder) == name
     assert slot_default(placeholder) == default
@@ -406,9 +483,13 @@ def test_medoid_is_the_most_central_and_deterministic():
 
 
 def test_literal_braces_do_not_become_slots(tmp_path):
-    src = write_csv(tmp_path / "log.csv", ["user", "agent", "intent"], [
-        ["json?", "Send {\"a\": 1} to {{Support Email}}.", "api"],
-    ])
+    src = write_csv(
+        tmp_path / "log.csv",
+        ["user", "agent", "intent"],
+        [
+            ["json?", 'Send {"a": 1} to {{Support Email}}.', "api"],
+        ],
+    )
     import_file(src, tmp_path / "kb", mapping=ColumnMapping(user="user", agent="agent", intent="intent"))
     (tpl,) = read_jsonl(tmp_path / "kb" / "templates.jsonl")
     assert tpl["text"] == 'Send ("a": 1) to {support_email}.'
@@ -438,8 +519,22 @@ def test_cli_import_prints_counts_and_reasons(cli, tmp_path):
     src = tmp_path / "log.csv"
     src.write_text("q,a,conv\nhi,Hello!,c1\nbad row\nthanks,Welcome!,c1\n", encoding="utf-8")
     out = tmp_path / "kb"
-    res = CliRunner().invoke(cli, ["import", str(src), "--out", str(out), "--user-col", "q", "--agent-col", "a",
-                                   "--conversation-col", "conv", "--no-progress"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "import",
+            str(src),
+            "--out",
+            str(out),
+            "--user-col",
+            "q",
+            "--agent-col",
+            "a",
+            "--conversation-col",
+            "conv",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "3 rows read, 2 imported, 1 skipped" in res.output
     assert "1 conversations, 4 turns, 0 templates" in res.output
@@ -451,8 +546,20 @@ def test_cli_import_prints_counts_and_reasons(cli, tmp_path):
 
 
 def test_cli_bitext_preset_and_errors(cli, bitext_csv, tmp_path):
-    res = CliRunner().invoke(cli, ["import", str(bitext_csv), "--preset", "bitext", "--out", str(tmp_path / "kb"),
-                                   "--format", "csv", "--no-progress"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "import",
+            str(bitext_csv),
+            "--preset",
+            "bitext",
+            "--out",
+            str(tmp_path / "kb"),
+            "--format",
+            "csv",
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "7 conversations, 14 turns, 3 templates" in res.output
 

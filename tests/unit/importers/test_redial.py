@@ -36,17 +36,17 @@ TRIPLES = [
     ("Sleepless_in_Seattle", "68", "Tom_Hanks"),
     ("Sleepless_in_Seattle", "68", "Meg_Ryan"),
     ("Sleepless_in_Seattle", "121", "Nora_Ephron"),
-    ("Sleepless_in_Seattle", "86", "Sleepless_in_Seattle"),     # self-loop: dropped
-    ("Sleepless_in_Seattle", "68", "Tom_Hanks"),                # duplicate: dropped
+    ("Sleepless_in_Seattle", "86", "Sleepless_in_Seattle"),  # self-loop: dropped
+    ("Sleepless_in_Seattle", "68", "Tom_Hanks"),  # duplicate: dropped
     ("Sleepless_in_Seattle", "68", "Rosie_O'Donnell"),
-    ("Sleepless_in_Seattle", "68", "Bill_Pullman"),             # a 4th actor: not in the description
+    ("Sleepless_in_Seattle", "68", "Bill_Pullman"),  # a 4th actor: not in the description
     ("Sleepless_in_Seattle", "113", "Gary_Foster"),
     ("You've_Got_Mail", "68", "Tom_Hanks"),
     ("You've_Got_Mail", "121", "Nora_Ephron"),
-    ("You've_Got_Mail", "999", "Caf%C3%A9_Lalo"),               # unnamed relation, URL-encoded name
+    ("You've_Got_Mail", "999", "Caf%C3%A9_Lalo"),  # unnamed relation, URL-encoded name
     ("Big_(1988_film)", "68", "John_Heard_(actor)"),
     ("Okja", "104", "South_Korea"),
-    ("Tom_Hanks", "137", "Actor"),                              # touches no movie: dropped
+    ("Tom_Hanks", "137", "Actor"),  # touches no movie: dropped
 ]
 
 
@@ -64,13 +64,20 @@ def msg(sender: int, text: str) -> dict:
 
 
 DIALOGUE_A = {
-    "conversationId": "1001", "initiatorWorkerId": 7, "respondentWorkerId": 8,
-    "movieMentions": {"111": "Sleepless in Seattle  (1993)", "222": "You've Got Mail (1998)", "333": "Okja",
-                      "444": "Big, the (1988)", "999": "Mystery Film (2001)"},
+    "conversationId": "1001",
+    "initiatorWorkerId": 7,
+    "respondentWorkerId": 8,
+    "movieMentions": {
+        "111": "Sleepless in Seattle  (1993)",
+        "222": "You've Got Mail (1998)",
+        "333": "Okja",
+        "444": "Big, the (1988)",
+        "999": "Mystery Film (2001)",
+    },
     "initiatorQuestions": {"111": q(1), "222": q(1), "444": q(0), "999": q(1)},
-    "respondentQuestions": {"444": q(1), "333": q(1)},   # 444: the seeker's own answer wins
+    "respondentQuestions": {"444": q(1), "333": q(1)},  # 444: the seeker's own answer wins
     "messages": [
-        msg(8, "Hi! What kind of movies do you like?"),     # a leading recommender turn: dropped
+        msg(8, "Hi! What kind of movies do you like?"),  # a leading recommender turn: dropped
         msg(7, "I loved @111 and @999"),
         msg(7, "Any romance?"),
         msg(8, "Try @222"),
@@ -81,23 +88,43 @@ DIALOGUE_A = {
     ],
 }
 DIALOGUE_B = {
-    "conversationId": 1002, "initiatorWorkerId": 9, "respondentWorkerId": 8,
+    "conversationId": 1002,
+    "initiatorWorkerId": 9,
+    "respondentWorkerId": 8,
     "movieMentions": {"444": "Big, the (1988)", "111": "Sleepless in Seattle  (1993)"},
-    "initiatorQuestions": [], "respondentQuestions": {"444": q(2), "111": q(0)},
-    "messages": [msg(9, "hello"), msg(8, "Have you seen @444?"), msg(9, "No"), msg(8, "ok"),
-                 msg(9, "I did not like @111")],
+    "initiatorQuestions": [],
+    "respondentQuestions": {"444": q(2), "111": q(0)},
+    "messages": [
+        msg(9, "hello"),
+        msg(8, "Have you seen @444?"),
+        msg(9, "No"),
+        msg(8, "ok"),
+        msg(9, "I did not like @111"),
+    ],
 }
 NO_MESSAGES = {"conversationId": "1003", "initiatorWorkerId": 7, "respondentWorkerId": 8, "movieMentions": {}}
-ONLY_RECOMMENDER = {"conversationId": "1004", "initiatorWorkerId": 7, "respondentWorkerId": 8,
-                    "messages": [msg(8, "anyone there?")]}
+ONLY_RECOMMENDER = {
+    "conversationId": "1004",
+    "initiatorWorkerId": 7,
+    "respondentWorkerId": 8,
+    "messages": [msg(8, "anyone there?")],
+}
 
 
 @pytest.fixture
 def src(tmp_path) -> dict[str, Path]:
-    lines = [json.dumps(DIALOGUE_A), '{"conversationId": "1", "messages": [', json.dumps(NO_MESSAGES),
-             json.dumps(DIALOGUE_B), json.dumps(ONLY_RECOMMENDER)]
-    triples = "head_uri\trelation_id\ttail_uri\n" + "".join(
-        f"<{DBR}{h}>\t{r}\t<{DBR}{t}>\n" for h, r, t in TRIPLES) + f"<{DBR}Okja>\t68\n"
+    lines = [
+        json.dumps(DIALOGUE_A),
+        '{"conversationId": "1", "messages": [',
+        json.dumps(NO_MESSAGES),
+        json.dumps(DIALOGUE_B),
+        json.dumps(ONLY_RECOMMENDER),
+    ]
+    triples = (
+        "head_uri\trelation_id\ttail_uri\n"
+        + "".join(f"<{DBR}{h}>\t{r}\t<{DBR}{t}>\n" for h, r, t in TRIPLES)
+        + f"<{DBR}Okja>\t68\n"
+    )
     return {
         "dialogues": write(tmp_path / "dialogues.jsonl", "\n".join(lines) + "\n"),
         "movies": write(tmp_path / "movies.csv", MOVIES),
@@ -109,8 +136,7 @@ def src(tmp_path) -> dict[str, Path]:
 @pytest.fixture
 def imported(src, tmp_path):
     out = tmp_path / "kb"
-    report = import_redial(src["dialogues"], src["movies"], out, triples=src["triples"],
-                           movie_uris=src["movie_uris"])
+    report = import_redial(src["dialogues"], src["movies"], out, triples=src["triples"], movie_uris=src["movie_uris"])
     return report, load_kb(out)
 
 
@@ -237,8 +263,19 @@ def test_cli(src, tmp_path):
 
     register(cli)
     out = tmp_path / "kb"
-    args = ["import-redial", str(src["dialogues"]), "--movies", str(src["movies"]), "--kg", str(src["triples"]),
-            "--kg-map", str(src["movie_uris"]), "--out", str(out), "--no-progress"]
+    args = [
+        "import-redial",
+        str(src["dialogues"]),
+        "--movies",
+        str(src["movies"]),
+        "--kg",
+        str(src["triples"]),
+        "--kg-map",
+        str(src["movie_uris"]),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "5 dialogues read, 2 imported, 6 rows skipped" in res.output

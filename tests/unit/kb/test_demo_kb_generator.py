@@ -45,8 +45,9 @@ def test_a_row_chatrec_kb_rejects_fails_the_run_and_leaves_the_output_untouched(
     proc = run_generator("--data", str(data), "--out", str(out))
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert re.search(r"^\s*catalogue\.jsonl:1: price\b.*<- products/devices\.toml \(device pixel8\)$",
-                     proc.stderr, re.M), proc.stderr
+    assert re.search(
+        r"^\s*catalogue\.jsonl:1: price\b.*<- products/devices\.toml \(device pixel8\)$", proc.stderr, re.M
+    ), proc.stderr
     assert [p.name for p in out.iterdir()] == ["catalogue.jsonl"]
     assert (out / "catalogue.jsonl").read_text(encoding="utf-8") == "the previous catalogue\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_kb", "kb"]

@@ -35,14 +35,20 @@ def test_tiny_kb_loads(tiny):
     assert set(kb.items) >= {"P8", "C1"} and kb.templates["return_policy"].intent == "return_item"
 
 
-@pytest.mark.parametrize("line,reason", [
-    ('{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": -5, "stock": 1}', "price"),
-    ('{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": 5}', "stock"),
-    ('{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": 5, "stock": 1, "colour": "red"}', "colour"),
-    ('{"id": "P8", "title": "Dup", "category": "misc", "brand": "B", "price": 5, "stock": 1}', "duplicate item id"),
-    ('{"id": "X1", "title": ', "invalid JSON"),
-    ('["not", "an", "object"]', "expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line,reason",
+    [
+        ('{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": -5, "stock": 1}', "price"),
+        ('{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": 5}', "stock"),
+        (
+            '{"id": "X1", "title": "Thing", "category": "misc", "brand": "B", "price": 5, "stock": 1, "colour": "red"}',
+            "colour",
+        ),
+        ('{"id": "P8", "title": "Dup", "category": "misc", "brand": "B", "price": 5, "stock": 1}', "duplicate item id"),
+        ('{"id": "X1", "title": ', "invalid JSON"),
+        ('["not", "an", "object"]', "expected a JSON object"),
+    ],
+)
 def test_bad_catalogue_row_reports_file_and_line(tiny, line, reason):
     line_no = _append(tiny / "catalogue.jsonl", line)
     with pytest.raises(KBError) as err:
@@ -65,9 +71,11 @@ def test_every_problem_is_reported_and_nothing_is_half_loaded(tiny):
 
 
 def test_transcript_references_are_checked(tiny):
-    line = _append(tiny / "transcripts.jsonl",
-                   '{"conversation_id": "T3", "turns": [{"role": "user", "text": "hi"}, '
-                   '{"role": "agent", "text": "x", "recommended": ["NOPE"], "template_id": "nope"}]}')
+    line = _append(
+        tiny / "transcripts.jsonl",
+        '{"conversation_id": "T3", "turns": [{"role": "user", "text": "hi"}, '
+        '{"role": "agent", "text": "x", "recommended": ["NOPE"], "template_id": "nope"}]}',
+    )
     with pytest.raises(KBError, match=rf"transcripts.jsonl:{line}: turn 1: unknown item id"):
         load_kb(tiny)
 

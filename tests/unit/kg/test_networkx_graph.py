@@ -1,4 +1,3 @@
-
 from chatrec.kb import load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from tests_support import TINY
@@ -38,8 +37,10 @@ def test_of_equally_strong_paths_the_shortest_explains():
     from chatrec.types import Item, Triple
 
     items = {i: Item(id=i, title=i, category="x", price=1.0, stock=1) for i in ("PHONE", "CASE", "CHARGER")}
-    triples = [Triple(subject="CASE", predicate="compatible_with", object="PHONE"),
-               Triple(subject="CHARGER", predicate="compatible_with", object="PHONE")]
+    triples = [
+        Triple(subject="CASE", predicate="compatible_with", object="PHONE"),
+        Triple(subject="CHARGER", predicate="compatible_with", object="PHONE"),
+    ]
     kg = NetworkXGraph(triples, items)
     path = kg.related_items(["CASE", "PHONE"])["CHARGER"]
     assert path.start == "PHONE" and len(path.hops) == 1

@@ -46,8 +46,11 @@ def test_reopened_collection_embeds_queries_locally(shared_index):
 def test_exact_search_agrees_with_hnsw_and_honours_filters(shared_index, kb):
     from chatrec.retrieval.chroma import ChromaIndex
 
-    exact = ChromaIndex(shared_index.settings.model_copy(update={
-        "retrieval": shared_index.settings.retrieval.model_copy(update={"exact_search": True})}))
+    exact = ChromaIndex(
+        shared_index.settings.model_copy(
+            update={"retrieval": shared_index.settings.retrieval.model_copy(update={"exact_search": True})}
+        )
+    )
     where = where_filter(max_price=30, exclude_brands=["Anker"])
     hits = exact.search_items("usb-c charger", 10, where)
     assert len(hits) == 10 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
@@ -71,8 +74,12 @@ def test_exact_search_ties_go_to_the_smaller_id(tmp_path):
     index = ChromaIndex(s)
     col = index.collection(ITEMS)
     same = [1.0] + [0.0] * 383
-    col.add(ids=["b", "a", "c"], embeddings=[same, same, [0.0, 1.0] + [0.0] * 382],
-            metadatas=[{"in_stock": True}, {"in_stock": True}, {"in_stock": True}], documents=["x", "x", "y"])
+    col.add(
+        ids=["b", "a", "c"],
+        embeddings=[same, same, [0.0, 1.0] + [0.0] * 382],
+        metadatas=[{"in_stock": True}, {"in_stock": True}, {"in_stock": True}],
+        documents=["x", "x", "y"],
+    )
     assert [i for i, _ in index.search_items("", 3, query_embedding=same)] == ["a", "b", "c"]
     col.add(ids=["0"], embeddings=[same], metadatas=[{"in_stock": False}], documents=["x"])  # another writer
     assert [i for i, _ in index.search_items("", 2, query_embedding=same)] == ["0", "a"]  # cache re-read
@@ -86,9 +93,13 @@ def test_where_matcher_agrees_with_chroma(shared_index, kb):
     metas = dict(zip(*(lambda g: (g["ids"], g["metadatas"]))(col.get(include=["metadatas"]))))
     brands = sorted({i.brand for i in kb.items.values() if i.brand})[:3]
     cats = sorted({i.category for i in kb.items.values()})[:2]
-    for where in (where_filter(), where_filter(max_price=50), where_filter(exclude_brands=brands),
-                  where_filter(max_price=200, exclude_brands=brands[:1], categories=cats),
-                  {"$or": [{"brand": {"$in": brands}}, {"price": {"$lt": 20}}]}):
+    for where in (
+        where_filter(),
+        where_filter(max_price=50),
+        where_filter(exclude_brands=brands),
+        where_filter(max_price=200, exclude_brands=brands[:1], categories=cats),
+        {"$or": [{"brand": {"$in": brands}}, {"price": {"$lt": 20}}]},
+    ):
         assert {i for i, m in metas.items() if matches(m, where)} == set(col.get(where=where)["ids"]), where
 
 

@@ -73,8 +73,15 @@ def test_chat_json_mode_and_conversation_continues(fake_bot):
     assert r1.status_code == 200 and r1.headers["content-type"] == "application/json"
     first = r1.json()
     assert first["recommendations"]
-    r2 = c.post("/v1/chat", json={"message": "actually, under $100", "stream": False, "user_id": "U003",
-                                  "conversation_id": first["conversation_id"]}).json()
+    r2 = c.post(
+        "/v1/chat",
+        json={
+            "message": "actually, under $100",
+            "stream": False,
+            "user_id": "U003",
+            "conversation_id": first["conversation_id"],
+        },
+    ).json()
     assert r2["conversation_id"] == first["conversation_id"]
     assert r2["recommendations"] and all(x["price"] <= 100 for x in r2["recommendations"])
     assert len(fake_bot.store.turns(first["conversation_id"])) == 2
@@ -101,8 +108,11 @@ def test_oversized_body_is_413(fake_bot):
     big = json.dumps({"message": "a" * 20_000})
     r = c.post("/v1/chat", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "16384" in r.json()["detail"]
-    chunked = c.post("/v1/chat", content=iter([big[:10_000].encode(), big[10_000:].encode()]),
-                     headers={"content-type": "application/json"})
+    chunked = c.post(
+        "/v1/chat",
+        content=iter([big[:10_000].encode(), big[10_000:].encode()]),
+        headers={"content-type": "application/json"},
+    )
     assert chunked.status_code == 413
     r = c.post("/v1/chat/completions", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
@@ -138,9 +148,17 @@ def test_openai_models_and_non_stream_completion(fake_bot):
     assert models["object"] == "list" and models["data"][0]["id"] == "chatrec"
     assert c.get("/v1/models/chatrec").json()["id"] == "chatrec"
     assert c.get("/v1/models/gpt-4").status_code == 404
-    r = c.post("/v1/chat/completions", json={"model": "chatrec", "user": "U002", "messages": [
-        {"role": "system", "content": "ignored: chatrec uses its own system prompt"},
-        {"role": "user", "content": [{"type": "text", "text": RECOMMEND}]}]})
+    r = c.post(
+        "/v1/chat/completions",
+        json={
+            "model": "chatrec",
+            "user": "U002",
+            "messages": [
+                {"role": "system", "content": "ignored: chatrec uses its own system prompt"},
+                {"role": "user", "content": [{"type": "text", "text": RECOMMEND}]},
+            ],
+        },
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion" and body["model"] == "chatrec"
@@ -157,9 +175,15 @@ def test_openai_models_and_non_stream_completion(fake_bot):
 def test_openai_stream_chunks_and_usage(fake_bot):
     c = make_client(fake_bot)
     for include_usage in (False, True):
-        r = c.post("/v1/chat/completions", json={
-            "model": "chatrec", "stream": True, "messages": [{"role": "user", "content": RECOMMEND}],
-            **({"stream_options": {"include_usage": True}} if include_usage else {})})
+        r = c.post(
+            "/v1/chat/completions",
+            json={
+                "model": "chatrec",
+                "stream": True,
+                "messages": [{"role": "user", "content": RECOMMEND}],
+                **({"stream_options": {"include_usage": True}} if include_usage else {}),
+            },
+        )
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         lines = [ln[6:] for ln in r.text.splitlines() if ln.startswith("data: ")]
         assert lines[-1] == "[DONE]"
@@ -245,7 +269,10 @@ def test_site_key_required_once_keys_exist_and_origins_are_checked(fake_bot):
     # a key used from another key's origin: that origin passes CORS, the key does not
     r = c.post("/v1/chat", json=msg, headers={"X-Site-Key": key, "Origin": "https://other.example"})
     assert r.status_code == 403
-    assert c.post("/v1/chat", json=msg, headers={"X-Site-Key": other, "Origin": "https://other.example"}).status_code == 200
+    assert (
+        c.post("/v1/chat", json=msg, headers={"X-Site-Key": other, "Origin": "https://other.example"}).status_code
+        == 200
+    )
     # same origin (the /demo page) and server-side callers (no Origin) only need a valid key
     assert c.post("/v1/chat", json=msg, headers={"X-Site-Key": key, "Origin": "http://testserver"}).status_code == 200
     assert c.post("/v1/chat", json=msg, headers={"X-Site-Key": key}).status_code == 200
@@ -353,7 +380,10 @@ def test_full_queue_gives_503_with_retry_after(fake_bot):
     with make_client(fake_bot, max_concurrent=1, max_queue=1, retry_after_s=7) as c:
         gate = c.app.state.gate
         codes: list[int] = []
-        post = lambda: codes.append(c.post("/v1/chat", json={"message": "hello", "stream": False}).status_code)
+
+        def post() -> None:
+            codes.append(c.post("/v1/chat", json={"message": "hello", "stream": False}).status_code)
+
         first = threading.Thread(target=post)
         first.start()
         assert entered.wait(10)

@@ -59,14 +59,20 @@ def test_the_ranking_task_adds_yes_no_examples_with_the_rankers_prompt(tmp_path,
             return super().score_choices(prompts, choices)
 
     llm = Recording()
-    live = Chatbot(fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 50}), llm=llm, kb=kb,
-                   index=shared_index)
+    live = Chatbot(
+        fake_settings(tmp_path, ranking={"w_llm": 0.5, "llm_candidates": 50}), llm=llm, kb=kb, index=shared_index
+    )
     cid, n = next(k for k in per_turn if k[1] == 1)  # an opening turn: no state to carry over
     conv = convs[cid]
-    live.planner.plan(TurnInput(mask_pii(conv.turns[0].text), DialogueState(), conv.user_id, conv.started_at),
-                      PlanOptions(rank_always=True))
-    ours = [e["prompt"] for e in rank if (e["conversation_id"], e["turn"]) == (cid, n)
-            and e["item_id"] not in conv.turns[n].recommended]
+    live.planner.plan(
+        TurnInput(mask_pii(conv.turns[0].text), DialogueState(), conv.user_id, conv.started_at),
+        PlanOptions(rank_always=True),
+    )
+    ours = [
+        e["prompt"]
+        for e in rank
+        if (e["conversation_id"], e["turn"]) == (cid, n) and e["item_id"] not in conv.turns[n].recommended
+    ]
     assert ours and all(p in llm.scored for p in ours)
 
 
@@ -108,10 +114,19 @@ def make_tiny_model(folder: Path) -> Path:
     s = load_settings()
     tok = AutoTokenizer.from_pretrained(llm_path(s.llm.model, s.cache_dir))
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -132,16 +147,23 @@ def tiny_bot(tmp_path, tiny_model, kb_dir=None):
     from tests_support import KB_DIR
 
     kb_dir = kb_dir or KB_DIR
-    settings = load_settings(kb_dir=str(kb_dir), data_dir=str(tmp_path / "state"),
-                             llm={"backend": "fake", "model": str(tiny_model), "quantization": "none"})
+    settings = load_settings(
+        kb_dir=str(kb_dir),
+        data_dir=str(tmp_path / "state"),
+        llm={"backend": "fake", "model": str(tiny_model), "quantization": "none"},
+    )
     return SimpleNamespace(settings=settings, kb=load_kb(kb_dir))
 
 
 def synthetic_examples(n: int, tag: str = "") -> list[dict]:
     system = {"role": "system", "content": "You are the shop's assistant. Answer briefly."}
-    return [{"prompt": [system, {"role": "user", "content": f"{tag}Where is my order number {i}?"}],
-             "completion": [{"role": "assistant", "content": f"Order {i} ships tomorrow; you will get an e-mail."}]}
-            for i in range(n)]
+    return [
+        {
+            "prompt": [system, {"role": "user", "content": f"{tag}Where is my order number {i}?"}],
+            "completion": [{"role": "assistant", "content": f"Order {i} ships tomorrow; you will get an e-mail."}],
+        }
+        for i in range(n)
+    ]
 
 
 def test_empty_transcripts_are_a_clear_error(tmp_path, tiny_model):
@@ -159,8 +181,7 @@ def test_empty_transcripts_are_a_clear_error(tmp_path, tiny_model):
 def test_examples_that_cannot_fit_the_context_are_a_clear_error(tmp_path, tiny_model):
     bot = tiny_bot(tmp_path, tiny_model)
     with pytest.raises(TrainingError, match="fit in 16 tokens"):  # the system prompt alone is longer
-        train(bot, tmp_path / "adapter", TrainConfig(max_steps=1, max_length=16),
-              examples=(synthetic_examples(10), []))
+        train(bot, tmp_path / "adapter", TrainConfig(max_steps=1, max_length=16), examples=(synthetic_examples(10), []))
     assert not (tmp_path / "adapter").exists()
 
 
@@ -173,8 +194,10 @@ def test_long_conversations_lose_their_oldest_turns_with_a_warning(tiny_model, c
     system = {"role": "system", "content": "You are the shop's assistant."}
     history = []
     for i in range(4):
-        history += [{"role": "user", "content": f"old question {i} " + "about cables " * 20},
-                    {"role": "assistant", "content": f"old answer {i} " + "with details " * 20}]
+        history += [
+            {"role": "user", "content": f"old question {i} " + "about cables " * 20},
+            {"role": "assistant", "content": f"old answer {i} " + "with details " * 20},
+        ]
     current = {"role": "user", "content": "and the latest question?"}
     reply = [{"role": "assistant", "content": "The latest answer."}]
     long = {"prompt": [system, *history, current], "completion": reply}
@@ -268,9 +291,10 @@ def _random_adapter(tiny_model: Path, folder: Path, base_model: str):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
-                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                                      task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"),
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:

@@ -3,13 +3,20 @@ from chatrec.types import Evidence, Recommendation
 
 
 def _rec(item) -> Recommendation:
-    return Recommendation(item_id=item.id, title=item.title, price=item.price, brand=item.brand,
-                          category=item.category, score=1.0, reason="r", evidence=Evidence())
+    return Recommendation(
+        item_id=item.id,
+        title=item.title,
+        price=item.price,
+        brand=item.brand,
+        category=item.category,
+        score=1.0,
+        reason="r",
+        evidence=Evidence(),
+    )
 
 
 def _check(text, recs, kb, template=None, sim=None):
-    return check_text(text, recs, kb, template_text=template, similarity=sim, min_similarity=0.5,
-                      must_cite=bool(recs))
+    return check_text(text, recs, kb, template_text=template, similarity=sim, min_similarity=0.5, must_cite=bool(recs))
 
 
 def test_grounded_recommendation_passes(kb):
@@ -40,8 +47,9 @@ def test_disallowed_recommendations_are_dropped(kb):
     out_of_stock = next(i for i in kb.items.values() if not i.in_stock)
     fine = next(i for i in kb.items.values() if i.in_stock)
     fake = _rec(fine).model_copy(update={"item_id": "NOPE-1"})
-    kept, dropped = check_recommendations([_rec(out_of_stock), _rec(fine), fake], kb,
-                                          lambda i: None if kb.items[i].in_stock else "out of stock")
+    kept, dropped = check_recommendations(
+        [_rec(out_of_stock), _rec(fine), fake], kb, lambda i: None if kb.items[i].in_stock else "out of stock"
+    )
     assert [r.item_id for r in kept] == [fine.id]
     assert any("not in the catalogue" in d for d in dropped) and any("out of stock" in d for d in dropped)
 
@@ -57,6 +65,14 @@ def test_naming_an_unlisted_device_fails_unless_the_customer_mentioned_it(kb):
     other = next(i for i in kb.items.values() if i.aliases and i.id != case.id and "oneplus 12" in i.aliases)
     text = f"The {case.title} (${case.price:.2f}) fits the OnePlus 12 too."
     assert not _check(text, [_rec(case)], kb).ok
-    rep = check_text(text, [_rec(case)], kb, template_text=None, similarity=None, min_similarity=0.5,
-                     must_cite=True, context_items={other.id})
+    rep = check_text(
+        text,
+        [_rec(case)],
+        kb,
+        template_text=None,
+        similarity=None,
+        min_similarity=0.5,
+        must_cite=True,
+        context_items={other.id},
+    )
     assert rep.ok, rep.problems

@@ -183,8 +183,10 @@ def test_card_with_trailing_expiry_and_group_window():
 
 
 def test_several_kinds_in_one_message():
-    text = ("Hi, this is Ann Lee. Card 4111 1111 1111 1111, mail ann@example.com, "
-            "call +44 20 7946 0958, ship to 10 Downing Street, London SW1A 2AA. Order #VW-48213.")
+    text = (
+        "Hi, this is Ann Lee. Card 4111 1111 1111 1111, mail ann@example.com, "
+        "call +44 20 7946 0958, ship to 10 Downing Street, London SW1A 2AA. Order #VW-48213."
+    )
     masked = mask_pii(text)
     for ph in ("<NAME>", "<CARD_NUMBER>", "<EMAIL>", "<PHONE>", "<ADDRESS>", "<POSTCODE>"):
         assert ph in masked
@@ -203,7 +205,7 @@ def test_spans_point_into_the_original_text():
     text = "card ４１１１ １１１１ １１１１ １１１１ ok"
     (span,) = find_pii(text)
     assert span.label == "CARD_NUMBER"
-    assert text[span.start:span.end] == span.text == "４１１１ １１１１ １１１１ １１１１"
+    assert text[span.start : span.end] == span.text == "４１１１ １１１１ １１１１ １１１１"
 
 
 def test_idempotent_and_empty():
@@ -236,8 +238,7 @@ def test_demo_catalogue_and_customer_messages_are_untouched():
 def test_long_input_is_fast():
     import time
 
-    text = ("Hello, I need help with order #VW-48213 for the Sony WH-1000XM5 ($349.99). " * 200
-            + "call 415 555 0134")
+    text = "Hello, I need help with order #VW-48213 for the Sony WH-1000XM5 ($349.99). " * 200 + "call 415 555 0134"
     t0 = time.perf_counter()
     masked = mask_pii(text)
     assert time.perf_counter() - t0 < 2.0
@@ -248,10 +249,20 @@ def test_two_cards_in_a_row():
     assert mask_pii("4111 1111 1111 1111 5555 5555 5555 4444") == "<CARD_NUMBER> <CARD_NUMBER>"
 
 
-@pytest.mark.parametrize("text", [
-    " ".join(["1"] * 5000), " ".join(["12"] * 5000), "4" * 20000, "1 Main " * 3000, "my name is " * 3000,
-    "x@" * 10000, "+1 (" * 3000, "::" * 5000, "(1)" * 5000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        " ".join(["1"] * 5000),
+        " ".join(["12"] * 5000),
+        "4" * 20000,
+        "1 Main " * 3000,
+        "my name is " * 3000,
+        "x@" * 10000,
+        "+1 (" * 3000,
+        "::" * 5000,
+        "(1)" * 5000,
+    ],
+)
 def test_adversarial_long_inputs_stay_fast(text):
     import time
 

@@ -38,8 +38,12 @@ def test_live_training_and_evaluation_prompts_are_byte_identical(tmp_path, kb, s
     assert len(convs) == 12
 
     # evaluation: record every plan of the full system
-    replayer = Replayer(settings, EvalOptions("-", str(tmp_path / "eval"), ablations=[], baselines=False),
-                        frozenset(), planner=bot.planner)
+    replayer = Replayer(
+        settings,
+        EvalOptions("-", str(tmp_path / "eval"), ablations=[], baselines=False),
+        frozenset(),
+        planner=bot.planner,
+    )
     evaluated: dict[tuple[str, str], str] = {}
     plan = bot.planner.plan
 
@@ -69,7 +73,7 @@ def test_live_training_and_evaluation_prompts_are_byte_identical(tmp_path, kb, s
                 continue
             # live: the stored state is the replayed one; the customer sends the raw logged text
             pending = []
-            for t in reversed(conv.turns[:step.index]):
+            for t in reversed(conv.turns[: step.index]):
                 if t.role != "user":
                     break
                 pending.insert(0, t.text)

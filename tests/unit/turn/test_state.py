@@ -26,12 +26,15 @@ def test_accessory_for_my_device_sets_compatibility_and_category(linker, alias):
     assert "phone-cases" in s.constraints.categories and "smartphones" not in s.constraints.categories
 
 
-@pytest.mark.parametrize("message,expected", [
-    ("earbuds under $100", 100.0),
-    ("earbuds, 80 dollars or less", 80.0),
-    ("my budget is about $150 for headphones", 150.0),
-    ("headphones less than ５０ dollars", 50.0),  # full-width digits
-])
+@pytest.mark.parametrize(
+    "message,expected",
+    [
+        ("earbuds under $100", 100.0),
+        ("earbuds, 80 dollars or less", 80.0),
+        ("my budget is about $150 for headphones", 150.0),
+        ("headphones less than ５０ dollars", 50.0),  # full-width digits
+    ],
+)
 def test_budgets(linker, message, expected):
     assert _say(linker, message).constraints.max_price == expected
 

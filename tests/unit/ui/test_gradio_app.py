@@ -28,7 +28,9 @@ def test_thumbs_are_stored_on_the_right_turn(fake_bot):
 
 def test_markdown_escapes_model_and_catalogue_text(fake_bot):
     r = fake_bot.ask("Can you recommend a case for my Pixel 8?")
-    evil = r.recommendations[0].model_copy(update={"title": "<img src=x onerror=alert(1)>", "reason": "*[x](javascript:1)*"})
+    evil = r.recommendations[0].model_copy(
+        update={"title": "<img src=x onerror=alert(1)>", "reason": "*[x](javascript:1)*"}
+    )
     md = recommendations_markdown(r.model_copy(update={"recommendations": [evil]}))
     assert "<img" not in md and "&lt;img" in md and "[x](" not in md
 
