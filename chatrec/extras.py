@@ -52,6 +52,7 @@ def require(module: str, extra: str | None = None, purpose: str | None = None) -
     top = module.split(".")[0]
     extra = extra or EXTRA_OF[top]
     try:
+        importlib.import_module(top)  # the package itself first: a loaded submodule must not hide its absence
         return importlib.import_module(module)
     except ImportError as exc:
         missing = (exc.name or "").split(".")[0]

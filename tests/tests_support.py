@@ -26,3 +26,32 @@ def assert_allowed(bot, result, user_id):
         assert item.brand not in c["brands_out"], (item.brand, c)
         assert c["max_price"] is None or item.price <= c["max_price"]
         assert rec.price == item.price and rec.title == item.title
+
+
+def make_tiny_model(folder: Path) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer: trains in milliseconds."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from chatrec.config import load_settings
+    from chatrec.models import llm_path
+
+    s = load_settings()
+    tok = AutoTokenizer.from_pretrained(llm_path(s.llm.model, s.cache_dir))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests_support import REPO
+from tests_support import REPO, make_tiny_model
 
 _spec = importlib.util.spec_from_file_location("bench_finetune", REPO / "benchmarks" / "bench_finetune.py")
 assert _spec is not None and _spec.loader is not None
@@ -92,7 +92,6 @@ def test_markdown_table():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from test_train import make_tiny_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = make_tiny_model(tmp_path_factory.mktemp("tiny-llm"))

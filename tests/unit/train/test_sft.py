@@ -7,7 +7,7 @@ from chatrec.chatbot import Chatbot
 from chatrec.kb import is_heldout
 from chatrec.llm.fake import FakeLLM
 from chatrec.train.sft import TrainConfig, TrainingError, build_examples, train
-from tests_support import TINY
+from tests_support import TINY, make_tiny_model
 
 
 def test_examples_use_the_inference_prompt_and_the_logged_items(fake_bot):
@@ -101,35 +101,6 @@ def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, fake_bot):
 
 
 # ------------------------------------------------------------------ bad input and interrupted runs
-
-
-def make_tiny_model(folder: Path) -> Path:
-    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer: trains in milliseconds."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from chatrec.config import load_settings
-    from chatrec.models import llm_path
-
-    s = load_settings()
-    tok = AutoTokenizer.from_pretrained(llm_path(s.llm.model, s.cache_dir))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
