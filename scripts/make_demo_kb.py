@@ -32,17 +32,7 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:00Z"
 SLOT_RE = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 # Product record fields (see scripts/demo_kb/catalogue.toml): required ones, optional ones with defaults.
 FIELDS = {"key", "title", "category", "brand", "price", "desc"}
-OPTIONAL = {
-    "short": None,
-    "aliases": [],
-    "series": None,
-    "needs": [],
-    "attrs": {},
-    "tags": [],
-    "charge_w": None,
-    "compat": [],
-    "oos": False,
-}
+OPTIONAL = dict(short=None, aliases=[], series=None, needs=[], attrs={}, tags=[], charge_w=None, compat=[], oos=False)
 # Service intents answered from the catalogue rather than from service.toml's [phrases].
 PRODUCT_QUESTIONS = ("product_availability", "product_compatibility")
 
@@ -59,18 +49,12 @@ def load_data(data_dir):
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{name}: {exc}") from None
 
-    d = SimpleNamespace(
-        shop=read("shop.toml"),
-        tax=read("taxonomy.toml"),
-        users=read("users.toml"),
-        service=read("service.toml"),
-        req=read("requests.toml"),
-        gen=read("generator.toml"),
-    )
+    d = SimpleNamespace(shop=read("shop.toml"), tax=read("taxonomy.toml"), users=read("users.toml"))
+    d.service, d.req, d.gen = read("service.toml"), read("requests.toml"), read("generator.toml")
     tfile, catalogue = read("templates.toml"), read("catalogue.toml")
     d.templates, d.required_intents = tfile["template"], tfile["required_intents"]
     d.tpl = {t["id"]: t for t in d.templates}
-    d.successors, d.products = [tuple(pair) for pair in catalogue["successors"]], []
+    d.successors, d.products = catalogue["successors"], []
     for name in catalogue["files"]:
         declare_products(d.products, name, read(name))
     return d
@@ -98,65 +82,40 @@ def declare_products(products, name, f):
     def slug(text):
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
-    def for_phone(row, origin, **fields):
-        products.append(
-            product(
-                dict(fields, brand=row["brand"], price=row["price"], compat=[row["phone"]], oos=row.get("oos", False)),
-                f"{name} ({origin})",
-            )
-        )
+    def for_phone(kind, i, row, look, key, title, **attrs):
+        """A phone_case or screen_protector row; ``look`` (its style or line) has desc, needs and attrs."""
+        d = short(row["phone"])
+        r = dict(key=key, category=kind.replace("_", "-") + "s", title=f"{title} for {d}", brand=row["brand"])
+        r |= dict(price=row["price"], compat=[row["phone"]], oos=row.get("oos", False), needs=look["needs"])
+        r |= dict(desc=look["desc"].format(device=d), attrs=look["attrs"] | attrs)
+        products.append(product(r, f"{name} ({kind} row {i})"))
 
     products += [product(r, f"{name} (device {r.get('key')})") for r in f.get("device", [])]
     for i, row in enumerate(f.get("phone_case", []), start=1):
-        d, style = short(row["phone"]), f["case_style"][row["style"]]
-        attrs = dict(style["attrs"], color=row["color"], style=row["style"])
-        if "MagSafe" in row["line"] or "MagFit" in row["line"]:
-            attrs["magsafe_compatible"] = True
-        for_phone(
-            row,
-            f"phone_case row {i}",
-            key=f"case-{row['phone']}-{slug(row['brand'] + ' ' + row['line'])}",
-            category="phone-cases",
-            title=f"{row['brand']} {row['line']} for {d}",
-            desc=style["desc"].format(device=d),
-            needs=style["needs"],
-            attrs=attrs,
-        )
+        brand_line, style = f"{row['brand']} {row['line']}", f["case_style"][row["style"]]
+        magsafe = {"magsafe_compatible": True} if "MagSafe" in row["line"] or "MagFit" in row["line"] else {}
+        key = f"case-{row['phone']}-{slug(brand_line)}"
+        for_phone("phone_case", i, row, style, key, brand_line, color=row["color"], style=row["style"], **magsafe)
     lines = {(pl["brand"], pl["line"]): pl for pl in f.get("protector_line", [])}
     for i, row in enumerate(f.get("screen_protector", []), start=1):
-        d, pl = short(row["phone"]), lines[(row["brand"], row["line"])]
-        for_phone(
-            row,
-            f"screen_protector row {i}",
-            key=f"sp-{row['phone']}-{slug(row['brand'])}",
-            category="screen-protectors",
-            title=f"{row['brand']} {row['line']} Screen Protector for {d}",
-            desc=pl["desc"].format(device=d),
-            needs=["protection"],
-            attrs=pl["attrs"],
-        )
+        line, key = lines[(row["brand"], row["line"])], f"sp-{row['phone']}-{slug(row['brand'])}"
+        for_phone("screen_protector", i, row, line, key, f"{row['brand']} {row['line']} Screen Protector")
     products += [product(r, f"{name} (accessory {r.get('key')})") for r in f.get("accessory", [])]
 
 
 def data_problems(d):
-    """What chatrec.kb cannot know: the taxonomy's vocabulary, unique aliases (docs/formats.md
-    promises them), the intents the demo must answer and users that split evenly into segments."""
-    parents, needs, owner = d.tax["category_parent"], set(d.tax["needs"]), {}
+    """What chatrec.kb cannot know: the taxonomy's vocabulary, unique product keys and aliases
+    (docs/formats.md promises them), the intents the demo must answer and users that split evenly into segments."""
+    parents, needs, owner, p = d.tax["category_parent"], set(d.tax["needs"]), {}, []
     leaves = set(parents) - set(parents.values())
-    p = [
-        f"{r['origin']}: category {r['category']!r} is not a leaf of taxonomy.toml's tree"
-        for r in d.products
-        if r["category"] not in leaves
-    ]
-    p += [
-        f"{r['origin']}: need {n!r} is not in taxonomy.toml" for r in d.products for n in r["needs"] if n not in needs
-    ]
-    p += [
-        f"{r['origin']}: alias {a!r} is also {owner[a]}'s"
-        for r in d.products
-        for a in r["aliases"]
-        if owner.setdefault(a, r["key"]) != r["key"]
-    ]
+    for r in d.products:
+        o, k = r["origin"], r["key"]
+        if r["category"] not in leaves:
+            p.append(f"{o}: category {r['category']!r} is not a leaf of taxonomy.toml's tree")
+        p += [f"{o}: need {n!r} is not in taxonomy.toml" for n in r["needs"] if n not in needs]
+        p += [f"{o}: alias {a!r} is also {owner[a]}'s" for a in r["aliases"] if owner.setdefault(a, k) != k]
+    keys = [r["key"] for r in d.products]
+    p += [f"catalogue.toml: product key {k!r} is used more than once" for k in sorted(set(keys)) if keys.count(k) > 1]
     intents = {t["intent"] for t in d.templates}
     p += [f"templates.toml: no template for intent {i!r}" for i in d.required_intents if i not in intents]
     n, segments = len(d.users["names"]), len(d.users["segments"])
@@ -189,34 +148,22 @@ def resolve_group(spec, devices, groups):
         return [d["key"] for d in devices if d["charge_w"] is not None and d["charge_w"] <= watts]
     if name not in groups:
         raise ValueError(f"unknown compatibility group {spec}")
-    g = groups[name]
-    return [
-        d["key"]
-        for d in devices
-        if d["category"] == g.get("category", d["category"]) and ("tag" not in g or g["tag"] in d["tags"])
-    ]
+    c, tag = groups[name].get("category"), groups[name].get("tag")
+    return [d["key"] for d in devices if c in (None, d["category"]) and (tag is None or tag in d["tags"])]
 
 
 def build_catalogue(data, rng):
     """The product records with ids, ``device`` flags, resolved ``compat`` keys and stock, plus lookups."""
-    keys = [p["key"] for p in data.products]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
-    if dupes:
-        raise ValueError(f"duplicate product keys: {dupes}")
     cat = SimpleNamespace(device_categories=data.tax["device_categories"], successor_of=dict(data.successors))
-    cat.items = [
-        dict(p, id=f"VW-{1001 + i}", device=p["category"] in cat.device_categories) for i, p in enumerate(data.products)
-    ]
+    dev_cats = cat.device_categories
+    cat.items = [dict(p, id=f"VW-{i}", device=p["category"] in dev_cats) for i, p in enumerate(data.products, 1001)]
     by_key = {r["key"]: r for r in cat.items}
     cat.get, devices = by_key.__getitem__, [r for r in cat.items if r["device"]]
     for r in cat.items:
-        r["compat"] = []
-        for spec in r["compat_spec"]:
-            for k in resolve_group(spec, devices, data.tax["groups"]) if spec.startswith("@") else [spec]:
-                if k not in by_key:
-                    raise ValueError(f"{r['origin']}: unknown compatible device {k}")
-                if k not in r["compat"]:
-                    r["compat"].append(k)
+        keys = [resolve_group(s, devices, data.tax["groups"]) if s.startswith("@") else [s] for s in r["compat_spec"]]
+        r["compat"] = list(dict.fromkeys(k for ks in keys for k in ks))  # in order, without repeats
+        if unknown := [k for k in r["compat"] if k not in by_key]:
+            raise ValueError(f"{r['origin']}: unknown compatible device(s) {unknown}")
     for r in cat.items:
         r["stock"] = 0 if r["oos"] else rng.randint(3, 40) if r["device"] else rng.randint(6, 180)
     cat.compatible = {d["key"]: [r["key"] for r in cat.items if d["key"] in r["compat"]] for d in devices}
@@ -233,12 +180,8 @@ def build_triples(cat, data):
         t.update((r["id"], "compatible_with", cat.get(k)["id"]) for k in r["compat"])
     t.update((f"category:{c}", "subcategory_of", f"category:{p}") for c, p in data.tax["category_parent"].items())
     used = {r["category"] for r in cat.items}
-    t.update(
-        (f"category:{a}", "accessory_of", f"category:{dc}")
-        for a, dev_cats in data.tax["accessory_of"].items()
-        if a in used
-        for dc in dev_cats
-    )
+    for a, dev_cats in data.tax["accessory_of"].items():
+        t.update((f"category:{a}", "accessory_of", f"category:{dc}") for dc in dev_cats if a in used)
     t.update((cat.get(new)["id"], "successor_of", cat.get(old)["id"]) for new, old in data.successors)
     return sorted(t)
 
@@ -279,54 +222,38 @@ def build_users(rng, cat, data):
         lo, hi = cfg["budget"]
         prefs = {"brands_liked": liked} | ({"brands_disliked": disliked} if disliked else {})
         prefs |= {"budget": rng.randint(lo // 25, hi // 25) * 25, "interests": interests}
-        row = {
-            "id": f"U{i + 1:03d}",
-            "name": name,
-            "segment": seg,
-            "location": rng.choice(data.users["cities"]),
-            "preferences": prefs,
-        }
+        row = {"id": f"U{i + 1:03d}", "name": name, "segment": seg, "location": rng.choice(data.users["cities"])}
+        u = SimpleNamespace(row=row | {"preferences": prefs}, id=row["id"], first_name=name.split()[0], devices=devices)
         # devices: keys in purchase order; owned: items bought and not returned; purchases: (key, datetime)
-        users.append(
-            SimpleNamespace(
-                row=row,
-                id=row["id"],
-                first_name=name.split()[0],
-                devices=devices,
-                owned=[],
-                returned=[],
-                purchases=[],
-                liked=liked,
-                disliked=disliked,
-                budget=prefs["budget"],
-                interests=interests,
-            )
-        )
+        u.owned, u.returned, u.purchases, u.liked, u.disliked = [], [], [], liked, disliked
+        u.budget, u.interests = prefs["budget"], interests
+        users.append(u)
     return users
 
 
 def pref_score(rng, u, r, cat, noise=1.5):
     """How much a user likes an item (shared by events and conversations)."""
-    s = 1.5 * len(set(r["needs"]) & set(u.interests))
-    if r["brand"] in u.liked:
-        s += 2.0
-    if r["brand"] in {cat.get(k)["brand"] for k in u.devices}:
-        s += 1.0
+    s = 1.5 * len(set(r["needs"]) & set(u.interests)) + 2.0 * (r["brand"] in u.liked)
+    s += 1.0 * (r["brand"] in {cat.get(k)["brand"] for k in u.devices})  # the brand of one of their devices
     return s + rng.random() * noise
 
 
-def fits_user_devices(r, u):
+def fits(r, u):
     """Device-specific items must fit one of the user's devices; universal items always fit."""
     return not r["compat"] or any(k in u.devices for k in r["compat"])
 
 
+def others(cat, r):
+    """The other items of ``r``'s category."""
+    return [a for a in cat.items if a["category"] == r["category"] and a is not r]
+
+
 def watch_ok(r, u, cat):
     """Smartwatches must work with the user's phone platform."""
-    ww = r["attrs"].get("works_with")
-    phone = next((cat.get(k) for k in u.devices if cat.get(k)["category"] == "smartphones"), None)
-    if r["category"] not in ("smartwatches", "fitness-trackers") or not ww or phone is None:
+    if r["category"] not in ("smartwatches", "fitness-trackers") or not r["attrs"].get("works_with"):
         return True
-    return ("iPhone" if phone["brand"] == "Apple" else "Android") in ww
+    phones = [cat.get(k) for k in u.devices if cat.get(k)["category"] == "smartphones"]
+    return not phones or ("iPhone" if phones[0]["brand"] == "Apple" else "Android") in r["attrs"]["works_with"]
 
 
 class EventLog(list):
@@ -349,33 +276,20 @@ def history_events(rng, cat, users, log, data):
 
     def buy(u, r, when):
         log.add(u, r, "view", when - timedelta(minutes=rng.randint(3, 90)))
-        alts = [
-            a
-            for a in cat.items
-            if a["category"] == r["category"]
-            and a is not r
-            and (not r["compat"] or set(a["compat"]) & set(r["compat"]))
-        ]
+        alts = [a for a in others(cat, r) if not r["compat"] or set(a["compat"]) & set(r["compat"])]
         if alts and rng.random() < 0.7:  # compared it with an alternative first
             log.add(u, rng.choice(alts), "view", when - timedelta(hours=rng.randint(2, 72)))
         log.buy(u, r, when)
         bought.append((r, when))
 
     for u in users:
-        bought = []  # (record, datetime)
+        # bought: (record, datetime); extras: what they may buy besides devices
+        bought, extras = [], [r for r in cat.items if not r["device"] and r["brand"] not in u.disliked]
         for k in u.devices:
             buy(u, cat.get(k), rand_dt(rng, start, end))
         # accessories for the devices, a few days after the device
         dev_when = {r["key"]: w for r, w in bought}
-        cands = [
-            r
-            for r in cat.items
-            if not r["device"]
-            and r["compat"]
-            and any(k in u.devices for k in r["compat"])
-            and r["price"] <= max(u.budget, 120)
-            and r["brand"] not in u.disliked
-        ]
+        cands = [r for r in extras if set(r["compat"]) & set(u.devices) and r["price"] <= max(u.budget, 120)]
         scored = sorted(cands, key=lambda r: -(pref_score(rng, u, r, cat, 2.0) + prior.get(r["category"], 0)))
         n_acc, seen_cats = rng.randint(1, 3), set()
         for r in scored:
@@ -387,29 +301,16 @@ def history_events(rng, cat, users, log, data):
         for need in rng.sample(u.interests, min(2, len(u.interests))):
             if rng.random() > 0.6:
                 continue
-            cands = [
-                r
-                for r in cat.items
-                if not r["device"]
-                and need in r["needs"]
-                and fits_user_devices(r, u)
-                and r["price"] <= u.budget
-                and r["key"] not in u.owned
-                and r["brand"] not in u.disliked
-            ]
+            cands = [r for r in extras if need in r["needs"] and r["price"] <= u.budget and r["key"] not in u.owned]
+            cands = [r for r in cands if fits(r, u)]
             if cands:
                 r = max(cands, key=lambda r: pref_score(rng, u, r, cat, 3.0))
                 buy(u, r, rand_dt(rng, start, end))
-        browse = [
-            r
-            for r in cat.items
-            if r["key"] not in u.owned and fits_user_devices(r, u) and set(r["needs"]) & set(u.interests)
-        ]
+        browse = [r for r in cat.items if r["key"] not in u.owned and fits(r, u) and set(r["needs"]) & set(u.interests)]
         for r in rng.sample(browse, min(len(browse), rng.randint(2, 5))):
             log.add(u, r, "view", rand_dt(rng, start, end))
         # one return for some users, then ratings
-        returned = None
-        accessories = [(r, w) for r, w in bought if not r["device"]]
+        returned, accessories = None, [(r, w) for r, w in bought if not r["device"]]
         if accessories and rng.random() < 0.2:
             returned, w = rng.choice(accessories)
             back = w + timedelta(days=rng.randint(3, 20))
@@ -420,9 +321,8 @@ def history_events(rng, cat, users, log, data):
             u.returned.append(returned["key"])
         for r, w in bought:
             if r is not returned and rng.random() < 0.55:
-                rating = rng.choice(
-                    stars["device" if r["device"] else "liked_brand" if r["brand"] in u.liked else "other"]
-                )
+                kind = "device" if r["device"] else "liked_brand" if r["brand"] in u.liked else "other"
+                rating = rng.choice(stars[kind])
                 log.add(u, r, "rating", w + timedelta(days=rng.randint(4, 30)), rating=rating)
 
 
@@ -464,17 +364,14 @@ class Conversation:
         named the way customers do (say_item) and a callable is called, both after the styling's draws.
         After a ``lead`` connective ("also, ") the sentence start is lower-cased."""
         text = self.style(self.rng.choice(text) if isinstance(text, list) else text)
-        text = text.format(
-            **{k: self.say_item(v) if isinstance(v, dict) else v() if callable(v) else v for k, v in values.items()}
-        )
+        values = {k: self.say_item(v) if isinstance(v, dict) else v() if callable(v) else v for k, v in values.items()}
+        text = text.format(**values)
         if lead and text[:1].isupper() and not text.startswith(("I ", "I'")):
             text = text[0].lower() + text[1:]
         self.turns.append({"role": "user", "text": lead + text})
 
     def agent(self, text, intent, template_id=None, recommended=None):
-        t = {"role": "agent", "text": text, "intent": intent}
-        if template_id:
-            t["template_id"] = template_id
+        t = {"role": "agent", "text": text, "intent": intent} | ({"template_id": template_id} if template_id else {})
         if recommended:  # shown items count as viewed
             t["recommended"], t["accepted"] = [r["id"] for r in recommended], []
             when = self.tick()
@@ -551,11 +448,8 @@ class Conversation:
         elif self.order_id and follow_up:
             values["order_id"] = self.order_id
         if "{item}" in text:  # something bought recently
-            keys = [
-                k
-                for k, _ in self.u.purchases
-                if intent not in self.S["item_not_device"] or not self.cat.get(k)["device"]
-            ]
+            any_item = intent not in self.S["item_not_device"]
+            keys = [k for k, _ in self.u.purchases if any_item or not self.cat.get(k)["device"]]
             r = self.cat.get(self.rng.choice(keys[-4:]))
             fmt["item"], values["item_title"] = self.say_item(r), r["title"]
         self.says(text, lead, **fmt)
@@ -569,13 +463,8 @@ class Conversation:
     def product_availability(self, lead):
         cat, u, rng = self.cat, self.u, self.rng
         oos = [r for r in cat.items if not r["stock"]]
-        related = [
-            r
-            for r in cat.items
-            if r["stock"]
-            and r["key"] not in u.owned
-            and (r["compat"] and fits_user_devices(r, u) or set(r["needs"]) & set(u.interests))
-        ]
+        related = [r for r in cat.items if r["stock"] and r["key"] not in u.owned]
+        related = [r for r in related if r["compat"] and fits(r, u) or set(r["needs"]) & set(u.interests)]
         r = rng.choice(oos) if rng.random() < 0.45 else rng.choice(related)
         self.says(self.S["availability"] + ([] if r["stock"] else self.S["availability_out_of_stock"]), lead, x=r)
         self.log.add(u, r, "view", self.tick())
@@ -591,15 +480,7 @@ class Conversation:
     def alternative_for(self, r):
         """An in-stock stand-in for an out-of-stock item, personalised to the user's devices."""
         cat, u = self.cat, self.u
-        cands = [
-            a
-            for a in cat.items
-            if a["category"] == r["category"]
-            and a is not r
-            and a["stock"]
-            and a["key"] not in u.owned
-            and watch_ok(a, u, cat)
-        ]
+        cands = [a for a in others(cat, r) if a["stock"] and a["key"] not in u.owned and watch_ok(a, u, cat)]
         for key in self.data.tax["alternative_must_match"]:
             if key in r["attrs"]:
                 cands = [a for a in cands if a["attrs"].get(key) == r["attrs"][key]]
@@ -609,14 +490,8 @@ class Conversation:
             cands = [a for a in cands if 0.5 * r["price"] <= a["price"] <= 1.6 * r["price"]]
         if not cands:
             return None, ""
-        alt = max(
-            cands,
-            key=lambda a: (
-                pref_score(self.rng, u, a, cat)
-                + 2.0 * bool(set(a["compat"]) & set(u.devices))
-                + (a["brand"] == r["brand"])
-            ),
-        )
+        fit = {a["key"]: 2.0 * bool(set(a["compat"]) & set(u.devices)) for a in cands}  # fits one of theirs
+        alt = max(cands, key=lambda a: pref_score(self.rng, u, a, cat) + fit[a["key"]] + (a["brand"] == r["brand"]))
         if r["compat"]:
             shared = [k for k in alt["compat"] if k in r["compat"]]
             mine = [k for k in shared if k in u.devices]
@@ -628,13 +503,8 @@ class Conversation:
         ``extra``); the customer takes it with probability ``p``."""
         extra = fill(self.A[extra], item=mention(alt), **values) if alt else ""
         turn = self.templated(tid, extra=extra, recommended=[alt] if alt else None, item_title=r["title"])
-        if (
-            alt
-            and self.rng.random() < p
-            and len(self.turns) <= 6
-            and alt["brand"] not in self.u.disliked
-            and self.can_buy(alt)
-        ):
+        wanted = alt and alt["brand"] not in self.u.disliked and self.can_buy(alt)
+        if alt and self.rng.random() < p and len(self.turns) <= 6 and wanted:
             self.says(self.S["take_alternative"])
             self.take(alt, turn)
 
@@ -677,9 +547,8 @@ class Conversation:
         options = []  # ((device key, category, candidates), weight)
         for k in u.devices:
             by_cat = {}
-            for r in map(cat.get, cat.compatible[k]):
-                if self.candidates_ok(r):
-                    by_cat.setdefault(r["category"], []).append(r)
+            for r in filter(self.candidates_ok, map(cat.get, cat.compatible[k])):
+                by_cat.setdefault(r["category"], []).append(r)
             for c, rs in sorted(by_cat.items()):
                 if len(rs) >= 2 and c in self.R["category_words"]:
                     fit = sum(bool(set(r["needs"]) & set(u.interests)) for r in rs) / len(rs)
@@ -699,20 +568,12 @@ class Conversation:
 
     def ask_need(self, lead):
         cat, u, rng = self.cat, self.u, self.rng
-        feasible = []
+        feasible, items = [], [r for r in cat.items if self.candidates_ok(r) and fits(r, u) and watch_ok(r, u, cat)]
         for nr in self.R["need_request"]:
             c, need = nr["category"], nr["need"]
             if c in cat.device_categories and any(cat.get(k)["category"] == c for k in u.devices):
                 continue  # already owns one: that would be an upgrade request instead
-            rs = [
-                r
-                for r in cat.items
-                if r["category"] == c
-                and need in r["needs"]
-                and self.candidates_ok(r)
-                and fits_user_devices(r, u)
-                and watch_ok(r, u, cat)
-            ]
+            rs = [r for r in items if r["category"] == c and need in r["needs"]]
             if len(rs) >= 2:
                 feasible.append((need, nr, rs))
         mine = [f for f in feasible if f[0] in u.interests]
@@ -720,15 +581,11 @@ class Conversation:
         if not pool:
             return None
         _, nr, rs = rng.choice(pool)
-        budget = None
+        budget, affordable = None, [r for r in rs if r["price"] <= u.budget]
         if rng.random() < 0.5:
             budget = nice_budget(rs, self.R["nice_budgets"])
-        elif (
-            nr["category"] not in cat.device_categories
-            and u.budget
-            and len([r for r in rs if r["price"] <= u.budget]) >= 2
-        ):
-            rs = [r for r in rs if r["price"] <= u.budget]  # the agent knows the profile budget
+        elif nr["category"] not in cat.device_categories and len(affordable) >= 2:
+            rs = affordable  # the agent knows the profile budget
         if budget:
             rs = [r for r in rs if r["price"] <= budget]
         self.says(nr["phrasings"], lead, b=self.budget_text(budget))
@@ -740,19 +597,12 @@ class Conversation:
         cat, u, rng, R = self.cat, self.u, self.rng, self.R
         persona, need = rng.choice(R["gift_personas"])
         cap = min(u.budget or 200, rng.choice(R["gift_budgets"]))
-        rs = [
-            r
-            for r in cat.items
-            if r["category"] in R["gift_categories"]
-            and need in r["needs"]
-            and self.candidates_ok(r)
-            and r["price"] <= cap
-        ]
+        rs = [r for r in cat.items if r["category"] in R["gift_categories"] and need in r["needs"]]
+        rs = [r for r in rs if self.candidates_ok(r) and r["price"] <= cap]
         if len(rs) < 2:
             return None
-        self.says(
-            R["gift_requests"], lead, b=self.budget_text(cap), r=lambda: rng.choice(R["gift_relations"]), p=persona
-        )
+        b = self.budget_text(cap)
+        self.says(R["gift_requests"], lead, b=b, r=lambda: rng.choice(R["gift_relations"]), p=persona)
         intro = fill(self.A["gift_intro"], persona=persona, budget=cap)
         return dict(cands=rs, intro=intro, tail="", device=None, diverse=True)
 
@@ -760,15 +610,8 @@ class Conversation:
         cat, u, rng = self.cat, self.u, self.rng
         options = []
         for d in map(cat.get, u.devices):
-            rs = [
-                r
-                for r in cat.items
-                if r["category"] == d["category"]
-                and r is not d
-                and self.candidates_ok(r)
-                and r["price"] >= 0.75 * d["price"]
-                and watch_ok(r, u, cat)
-            ]
+            rs = [r for r in others(cat, d) if self.candidates_ok(r) and r["price"] >= 0.75 * d["price"]]
+            rs = [r for r in rs if watch_ok(r, u, cat)]
             if len(rs) >= 2:
                 options.append((d, rs))
         if not options:
@@ -777,30 +620,23 @@ class Conversation:
         self.says(self.R["upgrade_requests"], lead, d=d)
         succ = [r for r in rs if cat.successor_of.get(r["key"]) == d["key"]]
         tail = fill(self.A["successor_tail"], title=succ[0]["title"], device=d["short"]) if succ else ""
-        return dict(
-            cands=rs, intro=fill(self.A["upgrade_intro"], device=d["short"]), tail=tail, device=d, successor=succ
-        )
+        intro = fill(self.A["upgrade_intro"], device=d["short"])
+        return dict(cands=rs, intro=intro, tail=tail, device=d, successor=succ)
 
     def rank(self, req):
         """Candidates by preference, with a bonus for the successor and for the device's brand."""
         succ = {r["key"] for r in req.get("successor", [])}
         dev_brand = req["device"]["brand"] if req.get("device") else None
-        score = {
-            r["id"]: pref_score(self.rng, self.u, r, self.cat)
-            + (3.0 * (r["key"] in succ) + 1.0 * (r["brand"] == dev_brand))
-            for r in req["cands"]
-        }
+        bonus = {r["id"]: 3.0 * (r["key"] in succ) + 1.0 * (r["brand"] == dev_brand) for r in req["cands"]}
+        score = {r["id"]: pref_score(self.rng, self.u, r, self.cat) + bonus[r["id"]] for r in req["cands"]}
         return sorted(req["cands"], key=lambda r: (-score[r["id"]], r["id"]))
 
     def pick(self, req, ranked, k):
         """The top k; for gifts, one per category first."""
         if not req.get("diverse"):
             return ranked[:k]
-        out = []
-        for r in ranked:
-            if r["category"] not in {o["category"] for o in out}:
-                out.append(r)
-        return (out + [r for r in ranked if r not in out])[:k]
+        firsts = [r for i, r in enumerate(ranked) if r["category"] not in {o["category"] for o in ranked[:i]}]
+        return (firsts + [r for r in ranked if r not in firsts])[:k]
 
     def recommend(self, lead="", max_turns=6):
         """A recommendation conversation; False if no request is feasible for this user."""
@@ -860,9 +696,8 @@ class Conversation:
     # -- whole conversations
     def service_intent(self, product_questions=True):
         w = {k: self.S["default_weight"] for k in self.S["phrases"]} | self.S["weights"]
-        return weighted_choice(
-            self.rng, [(k, v) for k, v in sorted(w.items()) if product_questions or k not in PRODUCT_QUESTIONS]
-        )
+        pairs = [(k, v) for k, v in sorted(w.items()) if product_questions or k not in PRODUCT_QUESTIONS]
+        return weighted_choice(self.rng, pairs)
 
     def service_conversation(self):
         rng = self.rng
@@ -901,14 +736,8 @@ def build_transcripts(rng, cat, data, users, log):
             if kind != "service":
                 conv = Conversation(rng, cat, data, u, when, log)
             conv.service_conversation()
-        rows.append(
-            {
-                "conversation_id": f"C{n:04d}",
-                "user_id": u.id,
-                "started_at": when.strftime(TS_FORMAT),
-                "turns": conv.turns,
-            }
-        )
+        row = {"conversation_id": f"C{n:04d}", "user_id": u.id, "started_at": when.strftime(TS_FORMAT)}
+        rows.append(row | {"turns": conv.turns})
     return rows
 
 
@@ -919,30 +748,15 @@ def generate(data):
     """Every KB file's rows, drawing from one random generator in a fixed order."""
     rng = random.Random(data.gen["seed"])
     cat = build_catalogue(data, rng)
-    users = build_users(rng, cat, data)
-    log = EventLog()
+    users, log = build_users(rng, cat, data), EventLog()
     history_events(rng, cat, users, log, data)
     transcripts = build_transcripts(rng, cat, data, users, log)
     order = {"view": 0, "purchase": 1, "rating": 2, "return": 3}
+    columns = ("id", "title", "description", "category", "brand", "price", "stock", "attributes", "aliases")
+    field = {"description": "desc", "attributes": "attrs"}  # the record fields with another name
     return {
-        "catalogue": [
-            {
-                "id": r["id"],
-                "title": r["title"],
-                "description": r["desc"],
-                "category": r["category"],
-                "brand": r["brand"],
-                "price": r["price"],
-                "stock": r["stock"],
-                "attributes": r["attrs"],
-                "aliases": r["aliases"],
-            }
-            for r in cat.items
-        ],
-        "templates": [
-            {"id": t["id"], "intent": t["intent"], "text": t["text"], "slots": t.get("slots", {})}
-            for t in data.templates
-        ],
+        "catalogue": [{c: r[field.get(c, c)] for c in columns} for r in cat.items],
+        "templates": [{c: t.get(c, {}) for c in ("id", "intent", "text", "slots")} for t in data.templates],
         "kg": build_triples(cat, data),
         "users": [u.row for u in users],
         "events": sorted(log, key=lambda e: (e["ts"], e["user_id"], order[e["type"]], e["item_id"])),
@@ -951,14 +765,10 @@ def generate(data):
 
 
 def write_kb(folder, data, rows):
-    texts = {
-        "shop.json": json.dumps(data.shop, ensure_ascii=False, indent=2) + "\n",
-        "kg.tsv": "".join(f"{s}\t{p}\t{o}\n" for s, p, o in [("subject", "predicate", "object")] + rows["kg"]),
-    }
-    texts |= {
-        f"{name}.jsonl": "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows[name])
-        for name in ("catalogue", "templates", "users", "events", "transcripts")
-    }
+    texts = {"shop.json": json.dumps(data.shop, ensure_ascii=False, indent=2) + "\n"}
+    texts["kg.tsv"] = "".join(f"{s}\t{p}\t{o}\n" for s, p, o in [("subject", "predicate", "object")] + rows["kg"])
+    for name in ("catalogue", "templates", "users", "events", "transcripts"):
+        texts[f"{name}.jsonl"] = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows[name])
     for name, text in texts.items():
         with open(os.path.join(folder, name), "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -973,19 +783,17 @@ def explain(error, tmp, origins):
     return error
 
 
-def fail(message, problems):
+def fail(message, problems, shown=50):
     print(f"make_demo_kb: {message}", file=sys.stderr)
-    print("\n".join("  " + p for p in problems), file=sys.stderr)
+    more = [f"... and {len(problems) - shown} more"] if len(problems) > shown else []
+    print("\n".join("  " + p for p in problems[:shown] + more), file=sys.stderr)
     return 1
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--out",
-        default=os.path.join(os.path.dirname(HERE), "kb"),
-        help="output folder (default: kb/ at the repository root)",
-    )
+    kb_dir = os.path.join(os.path.dirname(HERE), "kb")
+    ap.add_argument("--out", default=kb_dir, help="output folder (default: kb/ at the repository root)")
     ap.add_argument("--data", default=os.path.join(HERE, "demo_kb"), help="data folder (default: scripts/demo_kb/)")
     args = ap.parse_args(argv)
     try:
@@ -999,11 +807,8 @@ def main(argv=None):
         problems = data_problems(data)
         if not problems:
             rows, cat = generate(data)
-            problems = [
-                f"{name}: {len(rows[name])} rows, need at least {n}"
-                for name, n in data.gen["min_rows"].items()
-                if len(rows[name]) < n
-            ]
+            need = data.gen["min_rows"]
+            problems = [f"{k}: {len(rows[k])} rows, need at least {n}" for k, n in need.items() if len(rows[k]) < n]
     except (KeyError, ValueError, OSError) as exc:
         problems = [str(exc) if type(exc) is ValueError else f"generation failed: {exc!r}"]
     if problems:
@@ -1017,26 +822,18 @@ def main(argv=None):
         try:
             load_kb(tmp)
         except KBError as exc:
-            origins = {
-                "catalogue": [r["origin"] for r in cat.items],
-                "templates": [f"templates.toml (template {t['id']})" for t in data.templates],
-            }
-            more = [f"... and {len(exc.errors) - 50} more"] if len(exc.errors) > 50 else []
-            return fail(
-                f"chatrec.kb rejects the generated KB, nothing written to {out}:",
-                [explain(e, tmp, origins) for e in exc.errors[:50]] + more,
-            )
+            origins = {"catalogue": [r["origin"] for r in cat.items]}
+            origins["templates"] = [f"templates.toml (template {t['id']})" for t in data.templates]
+            errors = [explain(e, tmp, origins) for e in exc.errors]
+            return fail(f"chatrec.kb rejects the generated KB, nothing written to {out}:", errors)
         os.makedirs(out, exist_ok=True)
         for name in sorted(os.listdir(tmp)):
             os.replace(os.path.join(tmp, name), os.path.join(out, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    oos = sum(1 for r in rows["catalogue"] if r["stock"] == 0)
-    print(
-        f"{out}: {len(rows['catalogue'])} items ({oos} out of stock), {len(rows['templates'])} templates, "
-        f"{len(rows['kg'])} triples, {len(rows['users'])} users, {len(rows['events'])} events, "
-        f"{len(rows['transcripts'])} conversations"
-    )
+    n, oos = {name: len(rows[name]) for name in rows}, sum(1 for r in rows["catalogue"] if r["stock"] == 0)
+    made = f"{n['catalogue']} items ({oos} out of stock), {n['templates']} templates, {n['kg']} triples, "
+    print(f"{out}: {made}{n['users']} users, {n['events']} events, {n['transcripts']} conversations")
     return 0
 
 
