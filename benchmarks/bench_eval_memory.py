@@ -27,7 +27,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from chatrec.config import load_settings  # noqa: E402
-from chatrec.eval.runner import EvalOptions, run_eval  # noqa: E402
+from chatrec.eval.options import EvalOptions  # noqa: E402
+from chatrec.eval.runner import run_eval  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import os
 import platform
 from pathlib import Path
 
-from chatrec.eval.runner import compare
+from chatrec.eval.summary import compare
 
 METRICS = (
     "rec.recall@1",

@@ -46,8 +46,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The registered LLM backends (chatrec/llm/registry.py); a test checks the registry names the same.
+LLMBackendName = Literal["transformers", "openai", "fake"]
+
+
 class LLMSettings(Section):
-    backend: Literal["transformers", "openai", "fake"] = Field(
+    backend: LLMBackendName = Field(
         "transformers",
         description="transformers: local model; openai: any OpenAI-compatible server; fake: scripted (tests)",
     )
@@ -146,7 +150,7 @@ class TrainSettings(Section):
 
 
 class EvalSettings(Section):
-    """``chatrec eval`` run defaults; :class:`chatrec.eval.runner.EvalOptions` takes its defaults from here."""
+    """``chatrec eval`` run defaults; :class:`chatrec.eval.options.EvalOptions` takes its defaults from here."""
 
     ablations: list[str] = Field(
         default_factory=lambda: ["kg", "profile", "llm_rank"],

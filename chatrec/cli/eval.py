@@ -30,7 +30,8 @@ def _table(summary: dict, metrics: list[str]) -> str:
 
 
 def _compare(runs: tuple[str, ...], seed: int) -> None:
-    from chatrec.eval.runner import EvalError, compare
+    from chatrec.eval.options import EvalError
+    from chatrec.eval.summary import compare
 
     if len(runs) != 2:
         raise click.UsageError("usage: chatrec eval compare RUN_A[:SYSTEM] RUN_B[:SYSTEM]")
@@ -112,7 +113,8 @@ def eval_cmd(
     Writes OUT/summary.json, OUT/turns.jsonl (one row per system and turn), and
     OUT/report.html (opens offline)."""
     from chatrec.cli.context import settings_from
-    from chatrec.eval.runner import HEADLINE, EvalError, EvalOptions, run_eval
+    from chatrec.eval.options import HEADLINE, EvalError, EvalOptions
+    from chatrec.eval.runner import run_eval
     from chatrec.kb import KBError
 
     ablations = None if ablate is None else [a.strip() for a in ablate.split(",") if a.strip()]
@@ -172,7 +174,8 @@ def fit_ranker(ctx, out, limit, seed) -> None:
 
     from chatrec.cli.context import settings_from
     from chatrec.eval.fusion import feature_rows, fit_weights, save_weights
-    from chatrec.eval.runner import EvalOptions, run_eval
+    from chatrec.eval.options import EvalOptions
+    from chatrec.eval.runner import run_eval
 
     require_extra("eval", "chatrec fit-ranker")
     settings = settings_from(ctx, eval={"seed": seed})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import typing
 
 import click
 
@@ -14,7 +15,7 @@ from chatrec.cli import kb as kb_commands
 from chatrec.cli import serve as serve_commands
 from chatrec.cli import train as train_commands
 from chatrec.cli.context import check_settings_sources
-from chatrec.config import apply_offline_env
+from chatrec.config import LLMBackendName, apply_offline_env
 from chatrec.extras import as_missing_extra
 
 
@@ -39,7 +40,7 @@ class ChatrecGroup(click.Group):
 )
 @click.option("--kb", type=click.Path(file_okay=False), help="knowledge-base folder [kb]")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="state folder [.chatrec]")
-@click.option("--backend", type=click.Choice(["transformers", "openai", "fake"]), help="LLM backend")
+@click.option("--backend", type=click.Choice(typing.get_args(LLMBackendName)), help="LLM backend")
 @click.option("--model", help="LLM: Hugging Face id or local folder (default: embedded SmolLM2)")
 @click.option("-v", "--verbose", is_flag=True)
 @click.pass_context

@@ -132,7 +132,7 @@ class Planner:
             recs = self._rank(query, state, history, profile, q_emb if query == text else None, options, trace)
 
         if options.forced_items is not None:
-            recs = [self.ranker.explain_item(i, history) for i in options.forced_items if i in self.kb.items]
+            recs = [self.ranker.explainer.explain_item(i, history) for i in options.forced_items if i in self.kb.items]
             route: Route = decision.route if decision.route in ("recommend", "both") else "recommend"
             decision = RouteDecision(
                 route if recs else decision.route,

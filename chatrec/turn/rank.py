@@ -20,9 +20,10 @@ from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.retrieval.base import Retriever, where_filter
+from chatrec.turn.explain import Explainer
 from chatrec.turn.profile import UserHistory
 from chatrec.turn.state import DialogueState
-from chatrec.types import Evidence, Item, Recommendation
+from chatrec.types import Item, Recommendation
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Ranker:
         self.behaviour = Behaviour(kb, exclude_conversations)
         self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
         self.llm, self.prompts = llm, prompts
+        self.explainer = Explainer(kb, kg)
 
     # ---------------------------------------------------------------- filters
 
@@ -303,73 +305,14 @@ class Ranker:
             cand.score = self._fuse(cand.features)
         return f"scored {len(cands)}"
 
-    def explain_item(self, item_id: str, history: UserHistory) -> Recommendation:
-        """A recommendation record for a given item (e.g. one a logged agent showed)."""
-        cand = Candidate(self.kb.items[item_id])
-        paths = self.kg.related_items(history.owned[:5], max_hops=2)
-        cand.path = paths.get(item_id)
-        return self._explain(cand, history)
-
-    def _path_reason(self, path: KGPath, history: UserHistory) -> str:
-        start = self.kg.label(path.start)
-        owner = "your " if path.start in history.owned else ""
-        first = path.hops[0]
-        if len(path.hops) == 1:
-            verb = first.predicate.replace("_", " ")
-            return f"{verb} {owner}{start}" if first.source != path.start else f"{owner}{start} is {verb} it"
-        middle = first.target if first.source == path.start else first.source
-        like = f"like {owner}{start}"
-        if first.predicate == "suits_need":
-            return f"suits {self.kg.label(middle)}, {like}"
-        return f"same {first.predicate.replace('_', ' ')} ({self.kg.label(middle)}) {like}"
-
     def _explain(self, cand: Candidate, history: UserHistory) -> Recommendation:
-        item = cand.item
-        kg_paths, reasons, hist = [], [], []
-        if cand.path is not None:
-            kg_paths.append(cand.path.render(self.kg.label))
-            if cand.path.start in history.owned:
-                hist.append(cand.path.start)
-        c_with = [h for h in history.owned if item.id in self.kg.items_linked(h, "compatible_with")]
-        for h in c_with:
-            if h not in hist:
-                hist.append(h)
-        if c_with:
-            reasons.append(f"works with your {self.kb.items[c_with[0]].title}")
-        elif cand.path is not None and cand.path.hops:
-            reasons.append(self._path_reason(cand.path, history))
-        if cand.features["dense"] >= 0.3:
-            reasons.append("matches what you asked for")
-        if cand.co_anchor in self.kb.items:
-            owned = cand.co_anchor in history.owned
-            anchor = self.kb.items[cand.co_anchor].title
-            reasons.append(f"often bought together with {'your' if owned else 'the'} {anchor}")
-            if owned and cand.co_anchor not in hist:
-                hist.append(cand.co_anchor)
-        if cand.features["pref_brand"] > 0:
-            reasons.append(f"from {item.brand}, a brand you like")
-        if not reasons and "popular" in cand.sources:
-            reasons.append("popular with our customers")
-        fields: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("price", item.price),
-                ("brand", item.brand),
-                ("category", item.category),
-                ("stock", item.stock),
-            )
-            if v not in (None, "")
-        }
-        fields.update({k: v for k, v in list(item.attributes.items())[:4]})
-        reason = "; ".join(reasons) or "relevant to your request"
-        reason = reason[0].upper() + reason[1:] + (f". {item.price_text}, in stock." if item.price is not None else ".")
-        return Recommendation(
-            item_id=item.id,
-            title=item.title,
-            price=item.price,
-            brand=item.brand,
-            category=item.category,
-            score=round(cand.score, 4),
-            reason=reason,
-            evidence=Evidence(kg_paths=kg_paths, fields=fields, history_items=hist),
+        return self.explainer.explain(
+            cand.item,
+            history,
+            path=cand.path,
+            co_anchor=cand.co_anchor,
+            matched=cand.features["dense"] >= 0.3,
+            liked_brand=cand.features["pref_brand"] > 0,
+            popular="popular" in cand.sources,
+            score=cand.score,
         )

@@ -211,3 +211,12 @@ def test_score_gives_one_log_likelihood_per_prompt(backend):
     got = backend.llm.score(PROMPTS, "Yes")
     assert len(got) == len(PROMPTS)
     assert all(isinstance(x, float) and math.isfinite(x) and x <= 1e-6 for x in got)
+
+
+def test_the_registry_and_the_settings_name_the_same_backends():
+    import typing
+
+    from chatrec.config import LLMBackendName
+    from chatrec.llm.registry import BACKENDS
+
+    assert set(BACKENDS) == set(typing.get_args(LLMBackendName))

@@ -127,7 +127,7 @@ def test_train_and_eval_sections_layer_like_the_rest(tmp_path, monkeypatch):
 
 
 def test_run_objects_take_their_defaults_from_the_settings_sections():
-    from chatrec.eval.runner import EvalOptions
+    from chatrec.eval.options import EvalOptions
     from chatrec.train.sft import TrainConfig
 
     assert TrainConfig is TrainSettings  # a training run is configured by the [train] section itself

@@ -11,7 +11,11 @@ from click.testing import CliRunner
 
 from chatrec.config import Settings
 from chatrec.eval.fusion import fit_weights, fold_of
-from chatrec.eval.runner import EvalError, EvalOptions, compare, needs_real_llm, rank_metrics, run_eval
+from chatrec.eval.metrics import rank_metrics
+from chatrec.eval.options import EvalError, EvalOptions
+from chatrec.eval.replay import needs_real_llm
+from chatrec.eval.runner import run_eval
+from chatrec.eval.summary import compare
 from chatrec.kb import is_heldout
 from chatrec.turn.rank import FEATURES
 from tests_support import KB_DIR

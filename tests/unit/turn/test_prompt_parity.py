@@ -19,7 +19,8 @@ import sqlite3
 
 from chatrec.chatbot import Chatbot
 from chatrec.eval.fusion import fold_of
-from chatrec.eval.runner import EvalOptions, Replayer
+from chatrec.eval.options import EvalOptions
+from chatrec.eval.replay import Replayer
 from chatrec.llm.fake import FakeLLM
 from chatrec.train.examples import build_examples
 from chatrec.turn.replay import replay

@@ -1,0 +1,254 @@
+"""Scoring one logged conversation: every system (the pipeline, its ablations, the baselines)
+on the same turns, advanced by :func:`chatrec.turn.replay.replay` exactly as a live chat."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from chatrec.config import Settings
+from chatrec.eval.baselines import baseline_ranking
+from chatrec.eval.fusion import fold_of
+from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
+from chatrec.eval.options import BASELINES, EvalOptions
+from chatrec.kb import RECOMMEND_LABEL
+from chatrec.turn.ground import check_text, fallback_text
+from chatrec.turn.plan import Planner, PlanOptions
+from chatrec.turn.profile import UserHistory, history_of
+from chatrec.turn.rank import Behaviour
+from chatrec.turn.replay import ReplayStep, replay
+from chatrec.turn.state import DialogueState
+from chatrec.types import Conversation, LoggedTurn
+
+log = logging.getLogger(__name__)
+
+
+def needs_real_llm(settings: Settings, opts: EvalOptions) -> bool:
+    """Whether the replay must load the configured model: to generate replies, or because
+    the full system's ranking uses the LLM score (``-llm_rank`` only switches it off for
+    that ablation). Otherwise a scripted model stands in, since nothing reads its text."""
+    return opts.generate or settings.ranking.w_llm > 0
+
+
+class _ConversationRows:
+    """What scoring one conversation accumulates: per-turn rows, per-system sums, features."""
+
+    def __init__(self, conv: Conversation, systems: list[str], history: UserHistory):
+        self.conv, self.history = conv, history
+        self.turns: list[dict] = []
+        self.sums: dict[str, dict[str, list[float]]] = {s: {} for s in systems}
+        self.latency: dict[str, list[float]] = {s: [] for s in systems}
+        self.ttft: dict[str, list[float]] = {}
+        self.first_lists: dict[str, list[str]] = {}
+        self.features: list[dict] = []
+
+    def add(self, system: str, row: dict[str, Any], m: dict[str, tuple[float, float]], elapsed: float) -> None:
+        """One system's row for one turn; its (numerator, denominator) metric pairs join the sums."""
+        row["latency_s"] = round(elapsed, 4)
+        row["metrics"] = {k: (round(n / d, 4) if d else None) for k, (n, d) in m.items()}
+        self.latency[system].append(elapsed)
+        acc = self.sums[system]
+        for k, (n, d) in m.items():
+            a = acc.setdefault(k, [0.0, 0.0])
+            a[0] += n
+            a[1] += d
+        self.turns.append(row)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conv.conversation_id,
+            "user_id": self.conv.user_id,
+            "turns": self.turns,
+            "sums": self.sums,
+            "latency": self.latency,
+            "ttft": self.ttft,
+            "first_lists": self.first_lists,
+            "features": self.features,
+        }
+
+
+class Replayer:
+    """Scores one conversation at a time for every system; holds the planner and item vectors."""
+
+    def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str], planner: Planner | None = None):
+        """``planner``: plan with this one (its ranker's LLM, if any, also generates) instead of building one."""
+        from chatrec.chatbot import build_planner
+        from chatrec.llm import make_llm
+
+        self.opts = opts
+        self.settings = settings
+        if planner is not None:
+            self.llm, self.planner = planner.ranker.llm, planner
+        else:
+            self.llm = make_llm(settings) if needs_real_llm(settings, opts) else None
+            self.planner = build_planner(settings, llm=self.llm, exclude_conversations=exclude)
+        self.kb, self.ranker, self.retriever = self.planner.kb, self.planner.ranker, self.planner.retriever
+        self.behaviours = {k: Behaviour(self.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
+        self.base_llm = None
+        if opts.generate and settings.llm.adapter and "adapter" in opts.ablations:
+            base = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": None})})
+            self.base_llm = make_llm(base)
+        self.vectors = self.retriever.item_vectors()
+        self.systems = self._systems()
+
+    def _systems(self) -> list[str]:
+        s = ["full"] + [f"-{a}" for a in self.opts.ablations if a != "adapter"]
+        if self.base_llm is not None:
+            s.append("-adapter")
+        if self.opts.baselines:
+            s.extend(BASELINES)
+        return s
+
+    # ------------------------------------------------------------------ conversation
+
+    def conversation(self, conv: Conversation) -> dict[str, Any]:
+        """All rows for one conversation: per-turn records, per-system sums, candidate features."""
+        self.ranker.behaviour = self.behaviours[fold_of(conv.conversation_id)]
+        rows = _ConversationRows(conv, self.systems, history_of(self.kb, conv.user_id, conv.started_at))
+        for step in replay(conv, self.planner):
+            turn = step.agent
+            is_rec = bool(turn.recommended)
+            is_service = not is_rec and bool(turn.template_id or (turn.intent and turn.intent != RECOMMEND_LABEL))
+            if step.input.text and (is_rec or is_service):
+                step.continue_with(self._score_turn(step, is_rec, rows))
+        return rows.result()
+
+    def _score_turn(self, step: ReplayStep, is_rec: bool, rows: _ConversationRows) -> DialogueState:
+        """Score every system on this turn; return the full system's state to continue from."""
+        conv, idx, turn, text, state = rows.conv, step.index, step.agent, step.input.text, step.input.state
+        ttft, first_lists, features = rows.ttft, rows.first_lists, rows.features
+        history = rows.history
+        top_n = self.settings.ranking.top_n
+        gold = list(dict.fromkeys(turn.recommended))
+        gold_new = [g for g in gold if g not in step.seen_before]
+        t0 = time.perf_counter()
+        q_emb = self.retriever.embedder.embed([text])[0]
+        embed_s = time.perf_counter() - t0
+        full_state: DialogueState | None = None
+        for system in self.systems:
+            t0 = time.perf_counter()
+            row: dict[str, Any] = {
+                "system": system,
+                "conversation_id": conv.conversation_id,
+                "turn_index": idx,
+                "kind": "rec" if is_rec else "service",
+                "input": text,
+            }
+            m: dict[str, tuple[float, float]] = {}
+            if system in BASELINES:
+                ranked = (
+                    baseline_ranking(system, self.planner, text, full_state or state, history, q_emb, step.seen_before)
+                    if is_rec
+                    else []
+                )
+                shown = ranked[:top_n]
+                reply = None
+            else:
+                ablate = frozenset([system[1:]] if system.startswith("-") and system != "-adapter" else [])
+                trace: dict[str, Any] = {}
+                plan = self.planner.plan(
+                    step.input,
+                    PlanOptions(ablate=ablate, rank_always=is_rec, depth=DEPTH if is_rec else 0, query_embedding=q_emb),
+                    trace,
+                )
+                if system == "full":
+                    full_state = plan.state
+                ranked = trace.get("rank", {}).get("ranked", [])
+                shown = [r.item_id for r in plan.recs]
+                if is_rec:
+                    m["rec.route_acc"] = (float(plan.decision.route in ("recommend", "both")), 1)
+                    # also a turn with no allowed candidate: learned fusion must score it as a miss
+                    features.append(
+                        {
+                            "system": system,
+                            "conversation_id": conv.conversation_id,
+                            "turn_index": idx,
+                            "features": trace.get("rank", {}).get("features", {}),
+                            "gold": gold,
+                            "gold_new": gold_new,
+                        }
+                    )
+                else:
+                    m.update(self._template_metrics(turn, plan.decision.template_id))
+                reply = self._reply(system, plan, m, ttft)
+                row.update(
+                    {
+                        "route": plan.decision.route,
+                        "template_id": plan.decision.template_id,
+                        "scores": trace.get("rank", {}).get("scored", [])[:10],
+                    }
+                )
+            elapsed = time.perf_counter() - t0 + (embed_s if system == "full" else 0.0)
+            if is_rec:
+                m.update(rank_metrics(ranked, gold, "rec"))
+                m.update(rank_metrics(ranked, gold_new, "rec_new"))
+                bad = [
+                    i
+                    for i in shown
+                    if i not in self.kb.items
+                    or not self.kb.items[i].in_stock
+                    or self.ranker.allowed(self.kb.items[i], full_state or state, history) is not None
+                ]
+                if system not in ("repeat_last",):  # repeating what was said is the point of that baseline
+                    m["grounding.invalid_rec_rate"] = (len(bad), max(len(shown), 1)) if shown else (0, 0)
+                if (div := intra_list_diversity(ranked[:10], self.vectors)) is not None:
+                    m["rec.diversity"] = (div, 1)
+                first_lists.setdefault(system, ranked[:10])
+                row.update({"ranked": ranked[:DEPTH], "gold": gold, "gold_new": gold_new, "shown": shown})
+            if reply is not None:
+                row["output"] = reply
+                if not is_rec:
+                    m["service.rouge_l"] = (rouge_l(reply, turn.text), 1)
+                    m["service.cosine"] = (self.retriever.embedder.similarity(reply, turn.text), 1)
+            rows.add(system, row, m, elapsed)
+        if full_state is None:  # only baselines ran: the live plan's state continues the conversation
+            full_state = self.planner.plan(step.input).state
+        return full_state
+
+    def _template_metrics(self, turn: LoggedTurn, chosen_id: str | None) -> dict[str, tuple[float, float]]:
+        """Did the turn answer with the logged template, or at least the logged intent?"""
+        m: dict[str, tuple[float, float]] = {}
+        logged_tpl = self.kb.templates.get(turn.template_id or "")
+        chosen = self.kb.templates.get(chosen_id or "")
+        if logged_tpl is not None:
+            m["service.template_acc"] = (float(chosen is not None and chosen.id == logged_tpl.id), 1)
+        logged_intent = turn.intent or (logged_tpl.intent if logged_tpl else None)
+        if logged_intent:
+            m["service.intent_acc"] = (float(chosen is not None and chosen.intent == logged_intent), 1)
+        return m
+
+    def _reply(self, system: str, plan, m: dict, ttft: dict) -> str:
+        """The text the system would show: generated and grounded with ``--generate``, else the
+        grounded fallback (the filled template or the item list)."""
+        from chatrec.chatbot import NO_MATCH
+
+        fallback = fallback_text(plan.decision.route, plan.template_text, plan.recs, NO_MATCH)
+        if not self.opts.generate or system not in ("full", "-adapter"):
+            return fallback
+        llm = self.base_llm if system == "-adapter" else self.llm
+        assert llm is not None, "generation needs a model (needs_real_llm)"
+        t0 = time.perf_counter()
+        first = None
+        pieces = []
+        for piece in llm.stream(plan.messages, self.opts.max_new_tokens):
+            if first is None:
+                first = time.perf_counter() - t0
+            pieces.append(piece)
+        draft = "".join(pieces).strip()
+        ttft.setdefault(system, []).append(first or 0.0)
+        m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
+        report = check_text(
+            draft,
+            plan.recs,
+            self.kb,
+            template_text=plan.template_text,
+            similarity=self.retriever.embedder.similarity if plan.template_text else None,
+            min_similarity=self.settings.grounding.min_template_similarity,
+            must_cite=plan.decision.route in ("recommend", "both"),
+            context_items=set(plan.state.mentioned_items),
+        )
+        unlisted = any("not in the list" in p or "unlisted" in p for p in report.problems)
+        m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
+        m["grounding.draft_pass_rate"] = (float(report.ok), 1)
+        return draft if report.ok else fallback
