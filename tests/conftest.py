@@ -12,6 +12,20 @@ from tests_support import KB_DIR, fake_settings
 apply_offline_env()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch/OpenMP thread for the whole suite, subprocesses included. On this 2-core
+    machine, torch with 2 threads ran 5 to 15 times slower than with 1 as soon as other
+    work shared the cores (its threads spin at barriers while one of them waits for a
+    core); with 1 thread the suite's time depends much less on the load (figures in
+    docs/architecture.md, "Tests")."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path, monkeypatch):
     monkeypatch.setenv("CHATREC_DATA_DIR", str(tmp_path / "state"))
