@@ -59,7 +59,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from chatrec.kb import KBError, load_kb
+from chatrec.kb import KBError, json_objects, load_kb
 from chatrec.turn.pii import mask_pii
 from chatrec.types import Conversation, Template
 
@@ -209,21 +209,6 @@ def _csv_records(path: Path, text: str, mapping: ColumnMapping, skipped: list[st
         yield start, dict(zip(header, row))
     if header is None:
         raise ImportFailed(f"{path}: no header line (the file is empty)")
-
-
-def _jsonl_records(path: Path, text: str, skipped: list[str]) -> Iterator[tuple[int, dict]]:
-    for line_no, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            skipped.append(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})")
-            continue
-        if not isinstance(data, dict):
-            skipped.append(f"{path}:{line_no}: expected a JSON object, got {type(data).__name__}")
-            continue
-        yield line_no, data
 
 
 def _text_value(record: dict, column: str, required: bool) -> str | None:
@@ -414,7 +399,7 @@ def read_exchanges(
     records = (
         _csv_records(path, text, mapping, report.skipped)
         if fmt == "csv"
-        else _jsonl_records(path, text, report.skipped)
+        else json_objects(path, text.split("\n"), report.skipped)
     )
 
     from tqdm import tqdm

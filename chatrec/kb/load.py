@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -100,22 +100,28 @@ def template_examples(kb: KnowledgeBase) -> dict[str, tuple[str, str]]:
     return out
 
 
+def json_objects(path: Path, lines: Iterable[str], problems: list[str]) -> Iterator[tuple[int, dict]]:
+    """``(line_no, object)`` for each non-blank line holding a JSON object; any other line
+    becomes ``file:line: reason`` in ``problems`` (the KB loader and the importers share this)."""
+    for line_no, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{path}:{line_no}: expected a JSON object, got {type(data).__name__}")
+            continue
+        yield line_no, data
+
+
 def read_jsonl(path: Path, model: type[M], errors: list[str]) -> Iterator[tuple[int, M]]:
     """Yield ``(line_no, row)`` for valid rows; append ``file:line: reason`` for bad ones."""
     try:
-        fh = path.open("r", encoding="utf-8", newline="")
-        with fh:
-            for line_no, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    data = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    errors.append(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})")
-                    continue
-                if not isinstance(data, dict):
-                    errors.append(f"{path}:{line_no}: expected a JSON object, got {type(data).__name__}")
-                    continue
+        with path.open("r", encoding="utf-8", newline="") as fh:
+            for line_no, data in json_objects(path, fh, errors):
                 try:
                     yield line_no, model.model_validate(data)
                 except ValidationError as exc:
