@@ -88,7 +88,8 @@ def import_cmd(
     Every text is PII-masked; bad rows are reported as file:line: reason and skipped.
     """
     from chatrec.importers import get_importer
-    from chatrec.importers.qa_logs import PRESETS, ImportFailed, mapping_with
+    from chatrec.importers.qa_logs import PRESETS, mapping_with
+    from chatrec.importers.staging import ImportFailed
 
     import_file = get_importer("qa-logs")
 
@@ -168,7 +169,7 @@ def import_redial_cmd(dialogues, movies, triples, movie_uris, out_dir, limit, ov
     from pathlib import Path
 
     from chatrec.importers import get_importer
-    from chatrec.importers.qa_logs import ImportFailed
+    from chatrec.importers.staging import ImportFailed
 
     import_redial = get_importer("redial")
 

@@ -48,10 +48,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -59,7 +56,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from chatrec.kb import KBError, json_objects, load_kb
+from chatrec.importers.staging import ImportFailed, write_validated
+from chatrec.kb import json_objects
 from chatrec.turn.pii import mask_pii
 from chatrec.types import Conversation, Template
 
@@ -68,16 +66,6 @@ __all__ = ["ColumnMapping", "ImportFailed", "ImportReport", "PRESETS", "import_f
 Format = Literal["csv", "jsonl"]
 OnExisting = Literal["error", "overwrite", "merge"]
 MAX_MEDOID_CANDIDATES = 400
-
-
-class ImportFailed(ValueError):
-    """Nothing could be imported; ``errors`` holds the ``file:line: reason`` lines behind it."""
-
-    def __init__(self, message: str, errors: list[str] | None = None):
-        self.errors = list(errors or [])
-        shown = "".join(f"\n  {e}" for e in self.errors[:20])
-        more = f"\n  ... and {len(self.errors) - 20} more" if len(self.errors) > 20 else ""
-        super().__init__(message + shown + more)
 
 
 @dataclass(frozen=True)
@@ -617,13 +605,6 @@ def _merge(existing: Path, new_rows: list[dict], key: str) -> str:
     return "".join(kept) + jsonl_text(new_rows)
 
 
-def _write(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def write_kb(
     out_dir: str | Path,
     conversations: list[dict],
@@ -650,23 +631,7 @@ def write_kb(
         contents["shop.json"] = json.dumps({"name": shop_name, "currency": "USD"}, indent=2) + "\n"
     if not (out / "catalogue.jsonl").exists():
         contents["catalogue.jsonl"] = ""
-    stage = Path(tempfile.mkdtemp(prefix=".chatrec-import-", dir=out))
-    try:
-        for name, text in contents.items():
-            _write(stage / name, text)
-        for name in ("shop.json", "catalogue.jsonl", "kg.tsv", "users.jsonl", "events.jsonl"):
-            if name not in contents and (out / name).exists():
-                shutil.copy2(out / name, stage / name)  # for the check only; never moved back
-        try:
-            load_kb(stage)
-        except KBError as exc:
-            errors = [e.replace(str(stage), str(out)) for e in exc.errors]
-            raise ImportFailed(f"{out}: the imported KB would not load; nothing was written", errors) from exc
-        for name in contents:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return [str(out / name) for name in contents]
+    return write_validated(out, contents)
 
 
 # ------------------------------------------------------------------ the whole import

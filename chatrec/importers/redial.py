@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,8 +42,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, TextIO
 from urllib.parse import unquote
 
-from chatrec.importers.qa_logs import ImportFailed, jsonl_text
-from chatrec.kb import FILES, KBError, load_kb
+from chatrec.importers.qa_logs import jsonl_text
+from chatrec.importers.staging import ImportFailed, write_validated
 from chatrec.turn.pii import mask_pii
 
 __all__ = ["RedialReport", "import_redial"]
@@ -430,30 +427,6 @@ def _tsv(triples: Iterable[tuple[str, str, str]]) -> str:
     return "subject\tpredicate\tobject\n" + "".join(f"{s}\t{p}\t{o}\n" for s, p, o in triples)
 
 
-def _stage_and_move(out: Path, contents: dict[str, str]) -> list[str]:
-    """Write ``contents`` into a temporary folder beside ``out``, load it, then move each file in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.redial-", dir=out.parent))
-    try:
-        for name, text in contents.items():
-            with open(stage / name, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-        for name in FILES.values():
-            if name not in contents and (out / name).exists():
-                shutil.copy2(out / name, stage / name)  # checked with the new files; never moved back
-        try:
-            load_kb(stage)
-        except KBError as exc:
-            errors = [e.replace(str(stage), str(out)) for e in exc.errors]
-            raise ImportFailed(f"{out}: the imported KB would not load; nothing was written", errors) from exc
-        out.mkdir(exist_ok=True)
-        for name in contents:
-            os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return [str(out / name) for name in contents]
-
-
 # ------------------------------------------------------------------ the whole import
 
 
@@ -501,7 +474,7 @@ def import_redial(
         raise ImportFailed(f"{dialogues}: no valid dialogues to import", report.skipped)
     users = [{"id": uid} for uid in dict.fromkeys(c["user_id"] for c in conversations)]
 
-    report.files_written = _stage_and_move(
+    report.files_written = write_validated(
         out,
         {
             "shop.json": json.dumps(SHOP, indent=2) + "\n",

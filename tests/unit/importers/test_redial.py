@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from chatrec.cli.importers import register
-from chatrec.importers.qa_logs import ImportFailed
 from chatrec.importers.redial import display_name, entity_name, import_redial
+from chatrec.importers.staging import ImportFailed
 from chatrec.kb import load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 
