@@ -71,6 +71,13 @@ class ResultEvent:
     result: TurnResult
 
 
+def make_retriever(settings: Settings) -> Retriever:
+    """The configured retriever: Chroma, embedded or a server (``retrieval.chroma_host``)."""
+    from chatrec.retrieval.chroma import ChromaIndex
+
+    return ChromaIndex(settings)
+
+
 def build_planner(
     settings: Settings,
     *,
@@ -87,9 +94,7 @@ def build_planner(
     apply_offline_env()
     kb = kb or load_kb(settings.kb_dir)
     if retriever is None:
-        from chatrec.retrieval.chroma import ChromaIndex
-
-        retriever = ChromaIndex(settings)
+        retriever = make_retriever(settings)
         if not retriever.is_built(kb):
             retriever.build(kb, progress=progress)
     kg = NetworkXGraph(kb.triples, kb.items, hub_degree=settings.retrieval.kg_hub_degree)

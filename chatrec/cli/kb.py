@@ -23,11 +23,11 @@ def validate(ctx: click.Context) -> None:
 @click.pass_context
 def index(ctx: click.Context) -> None:
     """Build or refresh the Chroma indexes from the KB (only changed rows are re-embedded)."""
-    from chatrec.retrieval.chroma import ChromaIndex
+    from chatrec.chatbot import make_retriever
 
     s = settings_from(ctx)
     kb = load_kb_or_fail(s)
-    for rep in ChromaIndex(s).build(kb, progress=True):
+    for rep in make_retriever(s).build(kb, progress=True):
         click.echo(f"{rep.collection}: {rep.total} rows, {rep.embedded} embedded, {rep.deleted} deleted")
 
 

@@ -101,9 +101,9 @@ def eval_settings(settings: Settings, kb: KnowledgeBase) -> Settings:
 
 def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> dict[str, Any]:
     """Replay, score and summarise; returns the summary (also written to ``out/summary.json``)."""
+    from chatrec.chatbot import make_retriever
     from chatrec.eval.report import write_html
     from chatrec.kb import load_kb
-    from chatrec.retrieval.chroma import ChromaIndex
 
     t_start = time.perf_counter()
     out = Path(opts.out)
@@ -119,7 +119,7 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
     todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
     log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
 
-    index = ChromaIndex(settings)
+    index = make_retriever(settings)
     if not index.is_built(kb):
         index.build(kb, progress=progress)
     del index

@@ -235,10 +235,10 @@ def _apply_learned_fusion(
 ) -> dict[str, Any]:
     """Replace each pipeline system's ranking metrics by those of its cross-fitted re-ranking;
     keep the full system's configured-weight numbers as ``full@configured``."""
+    from chatrec.chatbot import make_retriever
     from chatrec.eval.fusion import cross_fit_system
-    from chatrec.retrieval.chroma import ChromaIndex
 
-    vectors = ChromaIndex(settings).item_vectors()
+    vectors = make_retriever(settings).item_vectors()
     done: dict[str, Any] = {}
     for system in [s for s in table.systems() if s not in BASELINES]:
         res = cross_fit_system(out / "features.jsonl", table.ids, opts.seed, system, vectors)
