@@ -4,6 +4,7 @@ OpenAI's ``{"error": {message, type, param, code}}`` so that OpenAI clients rais
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,11 +59,22 @@ async def _client_gone(request: Request, exc: ClientGone) -> Response:
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with pydantic's errors; 400 in OpenAI's shape on the OpenAI paths (what its clients expect)."""
-    errors = json.loads(json.dumps(exc.errors(), default=str))
+    errors = _finite(json.loads(json.dumps(exc.errors(), default=str)))
     if request.url.path.startswith(OPENAI_PATHS):
         msg = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in errors)
         return error_response(request.url.path, 400, msg or "invalid request", code="invalid_request")
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as strings: an error echoing them must still be JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -92,7 +93,32 @@ class EdgeMiddleware:
         if body is _TOO_BIG:
             await too_big(scope, receive, send)
             return
+        if problem := json_problem(body, headers.get("content-type", "")):
+            await error_response(scope["path"], 400, problem, code="invalid_json")(scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_problem(body: bytes, content_type: str) -> str | None:
+    """Why a JSON body cannot be accepted, or None: Python's parser takes ``NaN`` and
+    ``Infinity`` and lone UTF-16 surrogates (``\\ud800``), which JSON and UTF-8 do not allow
+    and which would fail later, deep in a turn, instead of here with a 400."""
+    if not body or "json" not in content_type.lower():
+        return None
+    try:
+        data = json.loads(body, parse_constant=_reject_constant)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except json.JSONDecodeError:
+        return None  # malformed JSON: the route's own validation answers it (422)
+    except UnicodeEncodeError:
+        return "the request holds a lone UTF-16 surrogate, which is not text"
+    except ValueError as exc:  # NaN, Infinity, -Infinity
+        return f"invalid JSON: {exc}"
+    return None
 
 
 def _adding_headers(send: Callable, cors: list[tuple[str, str]]) -> Callable:

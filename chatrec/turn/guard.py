@@ -17,6 +17,10 @@ _INJECTION = re.compile(
 )
 
 
+# zero-width and other invisible format characters: a message of only these says nothing
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"))
+
+
 class InputRejected(ValueError):
     """The message breaks a size or encoding limit."""
 
@@ -26,8 +30,12 @@ def guard(message: Any, max_chars: int, trace: dict[str, Any]) -> str:
     if not isinstance(message, str):
         raise InputRejected("message must be text")
     text = message.replace("\x00", "").strip()
-    if not text:
+    if not text.translate(_INVISIBLE).strip():
         raise InputRejected("message is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputRejected("message is not valid text (a lone UTF-16 surrogate)") from None
     if len(text) > max_chars:
         raise InputRejected(f"message is {len(text)} characters; the limit is {max_chars}")
     masked = mask_pii(text)

@@ -20,7 +20,7 @@ from typing import Annotated, Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatrec.chatbot import Chatbot, ResultEvent
 from chatrec.config import ServeSettings
@@ -52,7 +52,7 @@ class OpenAIMessage(BaseModel):
 
 
 class OpenAIChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, max_tokens, n, tools ... are accepted and ignored
+    model_config = ConfigDict(extra="allow")  # temperature, max_tokens ... are accepted and ignored
     model: str = "chatrec"
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
@@ -60,6 +60,17 @@ class OpenAIChatRequest(BaseModel):
     user: str | None = Field(None, max_length=64)
     conversation_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _supported(self) -> OpenAIChatRequest:
+        """Options that would change what the client gets back are refused, never ignored."""
+        extra = self.model_extra or {}
+        if extra.get("n", 1) not in (1, None):
+            raise ValueError("n: only one choice per request is supported")
+        for name in ("tools", "tool_choice", "functions", "function_call"):
+            if extra.get(name) not in (None, [], "none"):
+                raise ValueError(f"{name}: tool and function calling are not supported")
+        return self
 
 
 class HistoryIndex:

@@ -561,3 +561,43 @@ def test_cli_serve_flags_override_the_settings_only_when_given(fake_bot, monkeyp
     assert s.max_concurrent == ServeSettings().max_concurrent and s.require_key is None
     bad = CliRunner().invoke(serve, ["--cors-origin", "ftp://x", "--no-ui"], obj=obj)
     assert bad.exit_code == 2 and "origin" in bad.output
+
+
+# ------------------------------------------------------------------ bad input never gives 500
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1/chat", '{"message": "hi", "stream": false, "extra": NaN}'),
+        ("/v1/chat", '{"message": "hi", "stream": false, "extra": -Infinity}'),
+        ("/v1/chat", '{"message": "hi \\ud800", "stream": false}'),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'),
+        ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "hi \\udfff"}]}'),
+    ],
+)
+def test_nan_infinity_and_lone_surrogates_in_json_are_a_400_in_the_callers_format(fake_bot, path, body):
+    with make_client(fake_bot) as c:
+        r = c.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert ("error" in r.json()) == path.startswith("/v1/chat/completions")
+
+
+def test_a_message_of_only_zero_width_characters_is_refused_without_a_turn(fake_bot):
+    with make_client(fake_bot) as c:
+        before = fake_bot.store.count("turns")
+        r = c.post("/v1/chat", json={"message": "\u200b\u200d\ufeff ", "stream": False})
+        assert r.status_code == 400 and "empty" in r.text
+        assert fake_bot.store.count("turns") == before
+
+
+@pytest.mark.parametrize(
+    "option", [{"n": 2}, {"tools": [{"type": "function", "function": {"name": "f"}}]}, {"tool_choice": "required"}]
+)
+def test_unsupported_openai_options_are_a_400_not_silently_ignored(fake_bot, option):
+    body = {"model": "chatrec", "messages": [{"role": "user", "content": "hi"}], **option}
+    with make_client(fake_bot) as c:
+        r = c.post("/v1/chat/completions", json=body)
+        ok = c.post("/v1/chat/completions", json={**body, **dict.fromkeys(option, None)})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", r.text
+    assert ok.status_code == 200
