@@ -56,7 +56,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from chatrec.importers.staging import ImportFailed, write_validated
+from chatrec.importers.staging import ImportFailed, csv_rows, write_validated
 from chatrec.kb import json_objects
 from chatrec.turn.pii import mask_pii
 from chatrec.types import Conversation, Template
@@ -164,20 +164,8 @@ def _csv_records(path: Path, text: str, mapping: ColumnMapping, skipped: list[st
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] | None = None
-    last_end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            skipped.append(f"{path}:{last_end + 1}: CSV error: {exc}")
-            last_end = reader.line_num
-            continue
-        start, last_end = last_end + 1, reader.line_num
+    for start, row in csv_rows(path, reader, skipped):
         if header is None:
-            if not row or not any(c.strip() for c in row):
-                continue
             header = [c.strip() for c in row]
             missing = [c for c in (mapping.user, mapping.agent) if c not in header]
             optional_missing = [
@@ -188,8 +176,6 @@ def _csv_records(path: Path, text: str, mapping: ColumnMapping, skipped: list[st
                     f"{path}:{start}: column(s) {missing + optional_missing} not in the header "
                     f"(found: {', '.join(header) or 'nothing'})"
                 )
-            continue
-        if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):
             skipped.append(f"{path}:{start}: expected {len(header)} fields, got {len(row)}")

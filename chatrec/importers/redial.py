@@ -39,11 +39,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Iterable, TextIO
 from urllib.parse import unquote
 
 from chatrec.importers.qa_logs import jsonl_text
-from chatrec.importers.staging import ImportFailed, write_validated
+from chatrec.importers.staging import ImportFailed, csv_rows, write_validated
 from chatrec.turn.pii import mask_pii
 
 __all__ = ["RedialReport", "import_redial"]
@@ -97,30 +97,11 @@ def _open_text(path: Path) -> TextIO:
         raise ImportFailed(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
-def _rows(path: Path, reader: Any, skipped: list[str]) -> Iterator[tuple[int, list[str]]]:
-    """``(first line, fields)`` for each non-blank row of a csv reader; CSV errors go to ``skipped``."""
-    last_end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            skipped.append(f"{path}:{last_end + 1}: CSV error: {exc}")
-            last_end = reader.line_num
-            continue
-        except UnicodeDecodeError as exc:
-            raise ImportFailed(f"{path}:{last_end + 1}: not UTF-8 text ({exc.reason})") from exc
-        start, last_end = last_end + 1, reader.line_num
-        if any(c.strip() for c in row):
-            yield start, row
-
-
 def read_movies(path: Path, skipped: list[str]) -> dict[str, dict[str, Any]]:
     """``{movieId: catalogue row}`` for every valid row of ``movies_with_mentions.csv``."""
     movies: dict[str, dict[str, Any]] = {}
     with _open_text(path) as fh:
-        rows = _rows(path, csv.reader(fh), skipped)
+        rows = csv_rows(path, csv.reader(fh), skipped)
         _, header = next(rows, (0, []))
         columns = [c.strip() for c in header]
         missing = [c for c in ("movieId", "movieName", "nbMentions") if c not in columns]
@@ -179,7 +160,7 @@ def read_movie_uris(path: Path, movies: dict[str, dict[str, Any]], skipped: list
     """``{DBpedia URI: item id}`` for catalogue movies (``None`` URIs are movies without one)."""
     uri_to_item: dict[str, str] = {}
     with _open_text(path) as fh:
-        rows = _rows(path, csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), skipped)
+        rows = csv_rows(path, csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), skipped)
         for line, row in rows:
             if line == 1 and not row[0].strip().isdigit():
                 continue  # the header
@@ -213,7 +194,7 @@ def read_triples(
 
     with _open_text(path) as fh:
         lines = tqdm(fh, desc=f"read {path.name}", unit="line", disable=not progress, mininterval=0.5, leave=False)
-        for line, row in _rows(path, csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), report.skipped):
+        for line, row in csv_rows(path, csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE), report.skipped):
             if line == 1 and len(row) == 3 and not row[1].strip().isdigit():
                 continue  # the header
             report.kg_rows_read += 1

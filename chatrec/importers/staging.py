@@ -1,11 +1,14 @@
-"""Writing an imported KB: all or nothing, and only what the KB loader accepts."""
+"""What every importer shares: reading CSV rows with line numbers, and writing the KB all or
+nothing, only once the KB loader accepts it."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 from chatrec.kb import FILES, KBError, load_kb
 
@@ -46,3 +49,22 @@ def write_validated(out: Path, contents: dict[str, str]) -> list[str]:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return [str(out / name) for name in contents]
+
+
+def csv_rows(path: Path, reader: Any, skipped: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, fields)`` for each non-blank row of a csv reader; CSV errors go to ``skipped``."""
+    last_end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            skipped.append(f"{path}:{last_end + 1}: CSV error: {exc}")
+            last_end = reader.line_num
+            continue
+        except UnicodeDecodeError as exc:
+            raise ImportFailed(f"{path}:{last_end + 1}: not UTF-8 text ({exc.reason})") from exc
+        start, last_end = last_end + 1, reader.line_num
+        if any(c.strip() for c in row):
+            yield start, row
