@@ -16,6 +16,13 @@ _SLOT_RE = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
 AttrValue = str | int | float | bool | list[str]
 
 
+class Unavailable(RuntimeError):
+    """A dependency of the turn (the store, the index, the model engine) is down or busy for now.
+
+    Subclasses name the dependency; the HTTP edge answers 503 with ``Retry-After`` and
+    ``/readyz`` reports not ready until it works again. Retrying later may succeed."""
+
+
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
