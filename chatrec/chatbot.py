@@ -157,7 +157,7 @@ class Chatbot:
         options = PlanOptions(ablate=frozenset(ablate))
         t0 = time.perf_counter()
         trace: dict[str, Any] = {"ablate": sorted(options.ablate)}
-        text = guard(message, self.settings.max_message_chars, trace)
+        text = guard(message, self.settings.max_message_chars, trace, self.settings.pii)
 
         cid = conversation_id or self.store.new_conversation(user_id)
         conv = self.store.conversation(cid)

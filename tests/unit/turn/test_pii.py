@@ -117,7 +117,7 @@ NEGATIVES = [
     "tracking number 1Z999AA10123456784",
     "EAN 5901234123457",
     "ISBN 978-3-16-148410-0",
-    "order 4111111111111111",  # Luhn-valid but an order number, without card grouping
+    "order 4111111111111112",  # a 16-digit order number that fails Luhn (a Visa-shaped valid one is a card)
     # prices, quantities, years
     "I bought it in 2024 for $129.99",
     "prices from $1,299.00 to 1.299,00 €",
