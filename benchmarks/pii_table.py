@@ -60,6 +60,10 @@ MESSAGES: list[tuple[str, str, str | None]] = [
     ("booking ref", "reservation number: 8841-2271", "<BOOKING_REF>"),
     ("booking ref", "confirmation code XK92LM", "<BOOKING_REF>"),
     ("booking ref", "e-ticket 0161234567890", "<BOOKING_REF>"),
+    ("booking ref", "@USAirways on hold for 45 min, ref #AB12CD", "<BOOKING_REF>"),
+    ("account id", "my frequent flyer number is AB1234567", "<ACCOUNT_ID>"),
+    ("account id", "my member number is 5733013780", "<ACCOUNT_ID>"),
+    ("name", "@united Hi, I am Susan Miller, my flight was cancelled", "<NAME>"),
     ("user id", "jane.doe@gmail.com", "<EMAIL>"),
     ("user id", "4111-1111-1111-1111", "<CARD_NUMBER>"),
     ("user id", "+14155550134", "<PHONE>"),
@@ -86,6 +90,8 @@ MESSAGES: list[tuple[str, str, str | None]] = [
     ("decoy: product", "Sony WH-1000XM5 ($349.99)", None),
     ("decoy: product", "EAN 4006381333931", None),
     ("decoy: id", "1135426177 units", None),
+    ("decoy: flight", "@JetBlue flight 1234 from BOS on 2/24 delayed", None),
+    ("decoy: phrase", "I am a member since 2015", None),
 ]
 
 

@@ -24,8 +24,11 @@ other character of the text exactly as it was:
                             "verification code"... ("my password is hunter2", "pin: 1234"),
                             and key shapes anywhere (``sk-...``, ``ghp_...``, ``AKIA...``, JWTs,
                             PEM private keys); "my password is not working" is left alone
-``<BOOKING_REF>``           after "booking (ref)", "reservation", "confirmation", "PNR",
-                            "record locator", "e-ticket": a code with a digit or six capitals
+``<BOOKING_REF>``           after "booking (ref)", "reservation", "confirmation", "conf", "PNR",
+                            "record locator", "e-ticket", "ref", "bag claim": a code with a
+                            digit or six capitals
+``<ACCOUNT_ID>``            after "frequent flyer", "mileage plus", "loyalty", "member",
+                            "account", "customer", "passport", "driver's licence" (+ "number")
 ``<ORDER_REF>``             after "order", "invoice", "tracking", "return", "case"..., or
                             ``#`` and four digits or more; found but kept by default
                             (``mask_pii(keep=...)``, setting ``pii.keep``)
@@ -207,10 +210,11 @@ _AT_WORD = re.compile(r"[\[({<]at[\])}>]", re.IGNORECASE)
 _DOT = r"(?:\s+dot\s+|\s*\.\s*)"
 _LOCAL_SEP = r"(?:\s+(?:dot|underscore|dash|hyphen|plus)\s+|[._+-])"
 _EMAIL_SPELLED = re.compile(
-    r"(?<![\w.+-])([\w+-]+(?:" + _LOCAL_SEP + r"[\w+-]+)*)\s+(?:at|@)\s+"
-    r"([\w-]+(?:" + _DOT + r"[\w-]+)*" + _DOT + r"([a-z]{2,6}))\b",
+    r"(?<![\w.+-])([\w+-]{1,40}(?:" + _LOCAL_SEP + r"[\w+-]{1,40}){0,8})\s+(?:at|@)\s+"
+    r"([\w-]{1,40}(?:" + _DOT + r"[\w-]{1,40}){0,3}" + _DOT + r"([a-z]{2,6}))\b",
     re.IGNORECASE,
 )
+_SPELLED_AT = re.compile(r"\s(?:at|@)\s", re.IGNORECASE)
 _MAIL_PROVIDERS = {
     "gmail",
     "googlemail",
@@ -244,7 +248,7 @@ def _find_email(n: str, found: list) -> list[tuple[int, int, str]]:
     out = [(m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(n)] if "@" in n else []
     if _AT_WORD.search(n):
         out += [(m.start(), m.end(), "EMAIL") for m in _EMAIL_OBFUSCATED.finditer(n)]
-    for m in _EMAIL_SPELLED.finditer(n):
+    for m in _EMAIL_SPELLED.finditer(n) if _SPELLED_AT.search(n) else ():
         local, domain, tld = m.group(1), m.group(2).lower(), m.group(3).lower()
         if local.lower() in _NOT_LOCAL or not (len(tld) == 2 or tld in _TLDS):
             continue
@@ -563,7 +567,15 @@ _REF_VALUE = r"#?\s?(?P<value>(?=[A-Za-z0-9-]*[0-9])[A-Za-z0-9][A-Za-z0-9-]{3,19
 _REF_JOIN = r"(?:\s*(?:ref(?:erence)?|number|num|no\.?|nr|id|code|locator|#)\b\.?)?(?:\s*(?:is|was|:|=)\s*|\s+|\s*#\s*)"
 # booking references: "booking ref ABC123", "my PNR is QX7T9K", "reservation no. 8841-22", "e-ticket 0161234567890"
 _BOOKING_REF = re.compile(
-    r"\b(?:booking|reservation|confirmation|pnr|record\s+locator|e-?ticket|itinerary)s?" + _REF_JOIN + _REF_VALUE,
+    r"\b(?:booking|reservation|confirmation|conf|pnr|record\s+locator|e-?ticket|itinerary|ref|reference|"
+    r"bag(?:gage)?\s+(?:claim|tag|file)|claim|file\s+ref(?:erence)?)s?" + _REF_JOIN + _REF_VALUE,
+    re.IGNORECASE,
+)
+# loyalty and account numbers: "frequent flyer number AB1234567", "member number 5733013780"
+_ACCOUNT_ID = re.compile(
+    r"\b(?:frequent\s+fl[yi]er|mileage\s*plus|miles\s*(?:&|and)?\s*more|skymiles|aadvantage|rapid\s+rewards|"
+    r"true\s*blue|loyalty|rewards?|member(?:ship)?|account|customer|club\s*card|passport|"
+    r"driver'?s?\s+licen[cs]e|driving\s+licen[cs]e)(?:\s+(?:card|account))?" + _REF_JOIN + _REF_VALUE,
     re.IGNORECASE,
 )
 # order references: "order #VW-48213", "invoice 2024-0042", "tracking number 1Z999AA10123456784"
@@ -580,7 +592,7 @@ _NOT_REFS = {"status", "number", "today", "yesterday", "tomorrow", "please", "on
 
 def _find_reference(n: str, found: list) -> list[tuple[int, int, str]]:
     out = []
-    for pattern, label in ((_BOOKING_REF, "BOOKING_REF"), (_ORDER_REF, "ORDER_REF")):
+    for pattern, label in ((_ACCOUNT_ID, "ACCOUNT_ID"), (_BOOKING_REF, "BOOKING_REF"), (_ORDER_REF, "ORDER_REF")):
         for m in pattern.finditer(n):
             value = m.group("value")
             if value.lower() in _NOT_REFS or (value.isalpha() and not value.isupper()):
@@ -588,7 +600,13 @@ def _find_reference(n: str, found: list) -> list[tuple[int, int, str]]:
             if _FLIGHT_SHAPE.fullmatch(value) and not _REF_WORD.search(m.group(0)):
                 continue  # "my booking UA1234": a flight number, not the booking's reference
             out.append((m.start("value"), m.end("value"), label))
-    out += [(m.start(), m.end(), "ORDER_REF") for m in _HASH_REF.finditer(n)]
+    cued = sorted((s, e) for s, e, _ in out)
+    i = 0
+    for m in _HASH_REF.finditer(n):  # a bare "#12345678" is an order number unless a cue said otherwise
+        while i < len(cued) and cued[i][1] <= m.start():
+            i += 1
+        if i == len(cued) or cued[i][0] >= m.end():
+            out.append((m.start(), m.end(), "ORDER_REF"))
     return out
 
 
@@ -917,15 +935,17 @@ _WEAK_NAME_CUES = [
     # "Hi, this is Ann Lee." / "Hello I'm Tom and ..."
     (
         re.compile(
-            r"(?:^|(?<=[\n.!?,;:]))\s*(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))\b[,!.]*\s*"
-            + _INTRO
-            + r"\s+",
+            r"(?:^|(?<=[\n.!?,;:]))\s*(?:@\w+[,:]?\s+){0,3}(?:hi|hello|hey|hiya|good\s+(?:morning|afternoon|evening))"
+            r"\b[,!.]*\s*" + _INTRO + r"\s+",
             re.IGNORECASE,
         ),
         re.compile(_PAUSE, re.IGNORECASE),
     ),
     # "I'm Sarah, ..." at the start of a sentence
-    (re.compile(r"(?:^|(?<=[\n.!?;:]))\s*(?:i\s+am|i'm|i’m)\s+", re.IGNORECASE), re.compile(_PAUSE, re.IGNORECASE)),
+    (
+        re.compile(r"(?:^|(?<=[\n.!?;:]))\s*(?:@\w+[,:]?\s+){0,3}(?:i\s+am|i'm|i’m)\s+", re.IGNORECASE),
+        re.compile(_PAUSE, re.IGNORECASE),
+    ),
     # "this is John speaking" / "this is Ann from Leeds"
     (
         re.compile(r"\bthis\s+is\s+", re.IGNORECASE),
@@ -933,7 +953,10 @@ _WEAK_NAME_CUES = [
     ),
     # "Jane Doe here, my bag never arrived" at the start of a message or sentence
     (
-        re.compile(r"(?:^|(?<=[\n.!?]))\s*(?:(?i:hi|hello|hey)\b[,!.]*\s*|(?=[A-Z][\w'’-]+\s+[A-Z][\w'’-]+\s+here\b))"),
+        re.compile(
+            r"(?:^|(?<=[\n.!?]))\s*(?:@\w+[,:]?\s+){0,3}"
+            r"(?:(?i:hi|hello|hey)\b[,!.]*\s*|(?=[A-Z][\w'’-]+\s+[A-Z][\w'’-]+\s+here\b))"
+        ),
         re.compile(r"\s+here\b\s*(?:$|[,.;:!?\n-])", re.IGNORECASE),
     ),
     # "you can call me Bob."
@@ -1207,6 +1230,7 @@ LABELS = (
     "IP_ADDRESS",
     "DATE_OF_BIRTH",
     "NATIONAL_ID",
+    "ACCOUNT_ID",
     "BOOKING_REF",
     "ORDER_REF",
     "ADDRESS",
@@ -1224,15 +1248,17 @@ def find_pii(text: str, ner: bool = False) -> list[PIISpan]:
     found: list[tuple[int, int, str]] = []
     for detect in (*_DETECTORS, _find_name_ner) if ner else _DETECTORS:
         new: list[tuple[int, int, str]] = []
+        reach = 0  # the furthest end of this detector's kept spans (they come sorted by start)
         for s, e, label in sorted(detect(n, found), key=lambda x: (x[0], -(x[1] - x[0]))):
             # strip surrounding blanks and skip anything overlapping an earlier find
             while s < e and n[s].isspace():
                 s += 1
             while e > s and n[e - 1].isspace():
                 e -= 1
-            if s >= e or "\x00" in n[s:e] or any(s < ne and ns < e for ns, ne, _ in new):
+            if s >= e or "\x00" in n[s:e] or s < reach:
                 continue
             new.append((s, e, label))
+            reach = e
         for s, e, _ in new:
             n = n[:s] + "\x00" * (e - s) + n[e:]
         found.extend(new)

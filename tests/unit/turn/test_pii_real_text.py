@@ -33,6 +33,8 @@ NAMES = [
     ("my name is jane doe and my bag is lost", "<NAME>", "doe"),
     ("Jane Doe here, my bag never arrived", "<NAME>", "Jane"),
     ("Hi, Tom here.", "<NAME>", "Tom"),
+    ("@united Hi, I am Susan Miller, my flight was cancelled", "<NAME>", "Susan"),
+    ("@JetBlue Jane Doe here, bag lost", "<NAME>", "Jane"),
 ]
 ADDRESSES = [
     ("12 rue de la Paix, 75002 Paris", "<ADDRESS>", "rue de la Paix"),
@@ -74,6 +76,15 @@ BOOKING_REFS = [
     ("confirmation code XK92LM for tomorrow", "<BOOKING_REF>", "XK92LM"),
     ("record locator ZZT4PQ", "<BOOKING_REF>", "ZZT4PQ"),
     ("e-ticket 0161234567890", "<BOOKING_REF>", "0161234567890"),
+    ("@united flight UA1534 Cancelled Flightled, confirmation # K8J2LM", "<BOOKING_REF>", "K8J2LM"),
+    ("@USAirways on hold for 45 min, ref #AB12CD", "<BOOKING_REF>", "AB12CD"),
+    ("@united bag claim # ORD12345 still missing", "<BOOKING_REF>", "ORD12345"),
+]
+ACCOUNT_IDS = [
+    ("my frequent flyer number is AB1234567", "<ACCOUNT_ID>", "AB1234567"),
+    ("mileage plus number 12345678901", "<ACCOUNT_ID>", "12345678901"),
+    ("my member number is 5733013780", "<ACCOUNT_ID>", "5733013780"),
+    ("passport number X1234567", "<ACCOUNT_ID>", "X1234567"),
 ]
 
 TABLES = {
@@ -84,6 +95,7 @@ TABLES = {
     "secret": SECRETS,
     "phone": PHONES,
     "booking_ref": BOOKING_REFS,
+    "account_id": ACCOUNT_IDS,
 }
 
 
@@ -130,6 +142,14 @@ DECOYS = [
     "1135426177 units",
     "Sony WH-1000XM5 ($349.99)",
     "EAN 4006381333931",
+    "@JetBlue flight 1234 from BOS on 2/24 delayed",
+    "@united I am in seat 23A row 23",
+    "gate C17 at 4:30",
+    "I am a member since 2015",
+    "my account is locked",
+    "customer since 2019",
+    "in reference to order 1234",
+    "@united I am so angry",
 ]
 
 
@@ -214,7 +234,7 @@ def test_order_reference_kept_by_default_and_masked_on_request():
     # the live chat answers order questions by number, so ORDER_REF is kept unless configured
     assert "ORDER_REF" in DEFAULT_KEEP
     assert mask_pii("order #VW-48213 is late") == "order #VW-48213 is late"
-    assert mask_pii("order #VW-48213 is late", keep=()) == "order <ORDER_REF> is late"
+    assert mask_pii("order #VW-48213 is late", keep=()) == "order #<ORDER_REF> is late"
     assert mask_pii("tracking number 1Z999AA10123456784", keep=()) == "tracking number <ORDER_REF>"
     assert [s.label for s in find_pii("where is #12345678")] == ["ORDER_REF"]
 
@@ -235,7 +255,7 @@ def test_guard_keeps_what_the_settings_keep():
     assert guard(text, 1000, trace) == "order #VW-48213, booking ref <BOOKING_REF>, call <PHONE>"
     assert trace["guard"]["pii_masked"]
     masked = guard(text, 1000, {}, PIISettings(keep=[]))
-    assert masked == "order <ORDER_REF>, booking ref <BOOKING_REF>, call <PHONE>"
+    assert masked == "order #<ORDER_REF>, booking ref <BOOKING_REF>, call <PHONE>"
 
 
 # ------------------------------------------------------------------ properties
@@ -365,3 +385,27 @@ def test_injection_heuristic_flags_reinstruction(text):
     trace: dict = {}
     guard(text, 1000, trace)
     assert trace["guard"]["injection_suspected"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jane dot " * 3000 + "at gmail",
+        "x at " * 5000,
+        "one " * 5000,
+        "one, " * 5000,
+        "password is " * 3000,
+        "booking ref " * 3000,
+        "#1234 " * 3000,
+        "12 rue de " * 2000,
+        "Via Roma " * 2000,
+        "Jane Doe " * 3000 + "here",
+        "4111." * 4000,
+    ],
+)
+def test_adversarial_real_text_inputs_stay_fast(text):
+    import time
+
+    t0 = time.perf_counter()
+    mask_pii(text)
+    assert time.perf_counter() - t0 < 1.0
