@@ -1,23 +1,33 @@
 """Checks that a reply says only what the catalogue and templates support.
 
 Recommendations are re-checked against the catalogue and the user's
-constraints; the generated text may cite only listed items, may quote only
-catalogue prices and shop facts, must not leave template slots unfilled, and a
-service answer must stay close to its template. When a check fails the reply
-falls back to the filled template plus a plain rendering of the list.
+constraints; the generated text may cite only listed items, every claim it makes
+(amounts, percentages and discounts, codes, links, e-mails, phone numbers, stock;
+see :mod:`chatrec.turn.claims`) must match the listed items, the filled template or
+the shop facts field by field, it must not echo the prompt or leave template slots
+unfilled, and a service answer must stay close to its template. When a check fails
+the reply falls back to the filled template plus a plain rendering of the list.
+
+A problem is *lasting* when no further text can cure it (a false claim, an unlisted
+item, a prompt echo, an open slot); the others (too short, not yet close to the
+template, nothing cited yet, repetitive) concern the reply as a whole.
+:mod:`chatrec.turn.release` uses the difference to stream only checked text.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Collection
+from typing import Callable, Collection, Sequence
 
 from chatrec.kb import KnowledgeBase
+from chatrec.llm.base import Message
+from chatrec.turn.claims import Facts
 from chatrec.types import Recommendation
 
-_PRICE = re.compile(r"\$\s?(\d+(?:,\d{3})*(?:\.\d{1,2})?)")
 _SLOT = re.compile(r"\{[a-zA-Z_]+\}")
+_ECHO_N = 6  # this many words in a row from the prompt's instructions is an echo
+_PROMPT_LABELS = ("answer template:", "items to recommend:", "customer profile:", "system prompt:")
 
 
 @dataclass
@@ -25,9 +35,11 @@ class GroundingReport:
     ok: bool = True
     problems: list[str] = field(default_factory=list)
     fallback: bool = False
+    lasting: bool = False  # some problem no further text can cure
 
-    def fail(self, why: str) -> None:
+    def fail(self, why: str, lasting: bool = False) -> None:
         self.ok = False
+        self.lasting |= lasting
         self.problems.append(why)
 
 
@@ -65,39 +77,44 @@ def check_text(
     min_similarity: float,
     must_cite: bool,
     context_items: Collection[str] = frozenset(),
+    echo_sources: Sequence[str] = (),
+    facts: Facts | None = None,
 ) -> GroundingReport:
-    """``context_items``: items the customer mentioned in the dialogue, which the reply may name."""
+    """``context_items``: items the customer mentioned in the dialogue, which the reply may name;
+    ``echo_sources``: the prompt's own words (:func:`prompt_words`), which it must not repeat;
+    ``facts``: :meth:`Facts.of` for these arguments, if the caller checks many texts against them."""
     rep = GroundingReport()
     stripped = text.strip()
     if len(stripped) < 2:
         rep.fail("empty reply")
         return rep
     listed = {r.item_id for r in recs}
+    reasons = " ".join(r.reason for r in recs).lower()  # a reason may name the item it relates to
+    named_ok = set(context_items) | {
+        i.id for i in kb.items.values() if len(i.title) > 12 and i.title.lower() in reasons
+    }
     for item_id in kb.items:
         if item_id in text and item_id not in listed:
-            rep.fail(f"cites {item_id}, which is not in the recommendation list")
+            rep.fail(f"cites {item_id}, which is not in the recommendation list", lasting=True)
     for item in kb.items.values():
-        if item.id not in listed and len(item.title) > 12 and item.title.lower() in text.lower():
-            rep.fail(f"names {item.title!r}, which is not in the recommendation list")
+        if item.id not in listed | named_ok and len(item.title) > 12 and item.title.lower() in text.lower():
+            rep.fail(f"names {item.title!r}, which is not in the recommendation list", lasting=True)
     lowered = f" {text.lower()} "
     for r in recs:  # "Case for Pixel 8" names the device only as part of a listed title
         lowered = lowered.replace(r.title.lower(), " ")
     for item in kb.items.values():
-        if item.id in listed or item.id in context_items:
+        if item.id in listed or item.id in named_ok:
             continue
         for alias in item.aliases:
             if len(alias) >= 4 and re.search(rf"(?<![\w-]){re.escape(alias)}(?![\w-])", lowered):
-                rep.fail(f"names {alias!r} ({item.id}), which is not in the recommendation list")
+                rep.fail(f"names {alias!r} ({item.id}), which is not in the recommendation list", lasting=True)
                 break
-    allowed_prices = {round(r.price, 2) for r in recs if r.price is not None} | _numbers(kb.shop.slot_values().values())
-    if template_text:
-        allowed_prices |= _numbers([template_text])
-    for m in _PRICE.finditer(text):
-        value = round(float(m.group(1).replace(",", "")), 2)
-        if value not in allowed_prices:
-            rep.fail(f"quotes a price ${value:.2f} that is not in the catalogue or shop facts")
+    for why in (facts or Facts.of(kb, recs, template_text)).problems(text):
+        rep.fail(why, lasting=True)
+    if echo := _echo(text, echo_sources):
+        rep.fail(f"echoes the prompt ({echo!r})", lasting=True)
     if _SLOT.search(text):
-        rep.fail("leaves a template slot unfilled")
+        rep.fail("leaves a template slot unfilled", lasting=True)
     if _repetitive(stripped):
         rep.fail("repeats itself")
     if must_cite and recs and not any(r.item_id in text or r.title.lower() in text.lower() for r in recs):
@@ -109,12 +126,38 @@ def check_text(
     return rep
 
 
-def _numbers(texts) -> set[float]:
-    out = set()
-    for t in texts:
-        for m in re.finditer(r"\d+(?:\.\d{1,2})?", str(t)):
-            out.add(round(float(m.group(0)), 2))
-    return out
+def prompt_words(messages: Sequence[Message]) -> list[str]:
+    """The prompt's instructions, which a reply must not echo: the system message, and the
+    lines of the last message that are not data the reply may quote (listed items, facts,
+    the answer template, the customer's own message)."""
+    out = [m["content"] for m in messages[:1] if m["role"] == "system"]
+    if len(messages) > 1:
+        data = ("- ", "answer template:", "customer:")
+        out += [ln for ln in messages[-1]["content"].splitlines() if not ln.strip().lower().startswith(data)]
+    return [t for t in out if t.strip()]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9$%'-]+", text.lower())
+
+
+def _echo(text: str, sources: Sequence[str]) -> str | None:
+    """A run of the prompt's words (or one of its labels) the text repeats, else ``None``."""
+    lowered = text.lower()
+    for label in _PROMPT_LABELS:
+        if label in lowered:
+            return label
+    if not sources:
+        return None
+    grams = set()
+    for src in sources:
+        w = _words(src)
+        grams |= {" ".join(w[i : i + _ECHO_N]) for i in range(len(w) - _ECHO_N + 1)}
+    w = _words(text)
+    for i in range(len(w) - _ECHO_N + 1):
+        if (gram := " ".join(w[i : i + _ECHO_N])) in grams:
+            return gram
+    return None
 
 
 def _repetitive(text: str) -> bool:

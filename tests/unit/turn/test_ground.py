@@ -1,4 +1,6 @@
-from chatrec.turn.ground import check_recommendations, check_text, fallback_text
+import pytest
+
+from chatrec.turn.ground import check_recommendations, check_text, fallback_text, prompt_words
 from chatrec.types import Evidence, Recommendation
 
 
@@ -76,3 +78,175 @@ def test_naming_an_unlisted_device_fails_unless_the_customer_mentioned_it(kb):
         context_items={other.id},
     )
     assert rep.ok, rep.problems
+
+
+# ---------------------------------------- issue 16: the check verifies every claim field by field
+
+
+def _pixel(kb):
+    return kb.items["VW-1001"]  # Google Pixel 8, $699.00, in stock
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "$1",
+        "$5",
+        "$800",
+        "$699.01",
+        "5$",
+        "USD 5",
+        "5 USD",
+        "1 dollar",
+        "one dollar",
+        "ninety-nine cents",
+        "€1",
+        "€699",
+        "£3",
+        "5 EUR",
+        "$8",  # the hours "8am-8pm" are not a price
+        "$142",  # nor the phone number's digits
+        "$7",  # nor "5-7 business days"
+    ],
+)
+def test_grounding_check_accepts_false_prices(kb, claim):
+    """Regression (issue 16): every number in the shop facts counted as an allowed price."""
+    rep = _check(f"The {_pixel(kb).title} costs {claim} today.", [_rec(_pixel(kb))], kb)
+    assert not rep.ok and rep.lasting
+    assert any(claim in p or "currency" in p or "price" in p for p in rep.problems), rep.problems
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("Get 50% off the {t} today.", "50%"),
+        ("Get half off the {t}.", "half off"),
+        ("The {t} is buy one get one free.", "buy one get one free"),
+        ("Use code FREE100 on the {t}.", "FREE100"),
+        ("The discount code for the {t} is SAVE20.", "SAVE20"),
+        ("The {t} is cheaper at https://www.amazon.com/pixel.", "amazon.com"),
+        ("See bestbuy.com for the {t}.", "bestbuy.com"),
+        ("See voltway.example/free-phones for the {t}.", "voltway.example/free-phones"),
+        ("Mail deals@voltway.example about the {t}.", "deals@voltway.example"),
+        ("Call 1-888-555-1234 about the {t}.", "1-888-555-1234"),
+        ("Only 3 left of the {t}!", "only 3 left"),
+        ("The {t} is out of stock.", "out of stock"),
+        ("The {t} is low in stock.", "low in stock"),
+    ],
+)
+def test_grounding_check_ignores_other_claims(kb, text, why):
+    """Regression (issue 16): percentages, codes, links, e-mails, phones and stock went unchecked."""
+    rep = _check(text.format(t=_pixel(kb).title), [_rec(_pixel(kb))], kb)
+    assert not rep.ok and rep.lasting
+    assert any(why.lower() in p.lower() for p in rep.problems), rep.problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The {t} is $699.00, or 699 dollars, USD 699 and 699 USD.",
+        "The {t} is in stock. Orders over $50 ship free; express costs $9.99.",
+        "Questions about the {t}? Call 1-800-555-0142, mail help@voltway.example or see voltway.example.",
+        "The {t} ({i}) is in stock with 23 left in stock.",
+    ],
+)
+def test_true_claims_pass_field_by_field(kb, text):
+    p = _pixel(kb)
+    rep = _check(text.format(t=p.title, i=p.id), [_rec(p)], kb)
+    assert rep.ok, rep.problems
+
+
+def test_percentages_and_amounts_in_the_filled_template_are_allowed(kb):
+    template = kb.templates["student_discount_info"].render(kb.shop.slot_values())
+    assert _check("Students get 10% off laptops at checkout.", [], kb, template=template).ok
+    assert not _check("Students get 15% off laptops at checkout.", [], kb, template=template).ok
+    gift = kb.templates["gift_card_buy"].render(kb.shop.slot_values())
+    assert _check("Gift cards go from $10 to $500.", [], kb, template=gift).ok
+    assert not _check("Gift cards go from $10 to $5000.", [], kb, template=gift).ok
+
+
+def test_prompt_echo_fails_and_is_lasting(kb):
+    from chatrec.turn.compose import build_messages, load_prompts
+
+    msgs = build_messages(
+        load_prompts(), kb.shop.name, "VW-1001", [], 0, "hi", "new customer", [], [], None, "chitchat"
+    )
+    echo = prompt_words(msgs)
+    system = msgs[0]["content"].splitlines()[1]
+    rep = check_text(
+        f"Sure! {system}",
+        [],
+        kb,
+        template_text=None,
+        similarity=None,
+        min_similarity=0.5,
+        must_cite=False,
+        echo_sources=echo,
+    )
+    assert not rep.ok and rep.lasting and "echoes the prompt" in rep.problems[0]
+    ok = check_text(
+        "Hello! I can help with orders, returns and product advice.",
+        [],
+        kb,
+        template_text=None,
+        similarity=None,
+        min_similarity=0.5,
+        must_cite=False,
+        echo_sources=echo,
+    )
+    assert ok.ok, ok.problems
+
+
+def test_a_fallback_naming_the_customers_own_device_in_a_reason_passes(kb):
+    case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
+    rec = _rec(case).model_copy(update={"reason": f"Works with your {_pixel(kb).title}. {case.price_text}, in stock."})
+    text = fallback_text("recommend", None, [rec], "none")
+    assert _check(text, [rec], kb).ok, _check(text, [rec], kb).problems
+
+
+# ------------------------------------------------ the release gate: only checked text, never withdrawn
+
+
+def _gate(kb, recs, fallback="FALLBACK TEXT.", template=None, sim=None):
+    from chatrec.turn.release import Release
+
+    return Release(lambda t: _check(t, recs, kb, template=template, sim=sim), fallback)
+
+
+def _run(gate, draft: str) -> list[str]:
+    sent = [gate.feed(w if i == 0 else " " + w) for i, w in enumerate(draft.split(" "))]
+    sent.append(gate.finish())
+    return [s for s in sent if s]
+
+
+def test_release_sends_a_passing_draft_sentence_by_sentence(kb):
+    p = _pixel(kb)
+    gate = _gate(kb, [_rec(p)])
+    draft = f"Sure thing! The {p.title} is ${p.price:.2f}. It is in stock. Anything else?"
+    sent = _run(gate, draft)
+    assert "".join(sent) == gate.reply == draft and len(sent) >= 3
+    assert not gate.used_fallback and not gate.problems
+
+
+def test_release_holds_back_until_the_whole_reply_checks_pass(kb):
+    p = _pixel(kb)
+    gate = _gate(kb, [_rec(p)])
+    assert gate.feed("Sure! Happy to help you today. ") == ""  # no listed item cited yet: held
+    assert gate.feed(f"The {p.title} is ${p.price:.2f}. ").startswith("Sure!")
+
+
+def test_release_replaces_a_draft_failing_before_anything_was_sent(kb):
+    p = _pixel(kb)
+    gate = _gate(kb, [_rec(p)])
+    sent = _run(gate, f"Visit amazon.com! The {p.title} is ${p.price:.2f} there.")
+    assert sent == ["FALLBACK TEXT."] and gate.reply == "FALLBACK TEXT." and gate.used_fallback
+    assert "amazon.com" in " ".join(gate.problems)
+
+
+def test_release_cuts_a_draft_failing_after_checked_sentences_were_sent(kb):
+    p = _pixel(kb)
+    gate = _gate(kb, [_rec(p)])
+    good = f"The {p.title} is ${p.price:.2f}. It is in stock."
+    sent = _run(gate, good + " Use code FREE100 for 50% off. Then more words follow here.")
+    assert "".join(sent) == gate.reply == good and gate.cut and not gate.used_fallback
+    assert "FREE100" not in "".join(sent) and gate.done

@@ -1,0 +1,395 @@
+"""Claims a reply makes that data can confirm or refute, and the facts that may confirm them.
+
+:func:`extract_claims` finds, with regular expressions and small tables (deterministic,
+no model): amounts of money in the common written forms (``$5``, ``5$``, ``US$5``,
+``USD 5``, ``5 USD``, ``5 dollars``, ``one dollar``, ``ninety-nine cents``, ``€1``,
+``£3``, ``5 EUR``, ``$1k``), percentages and discounts (``50%``, ``50 percent``,
+``half off``, ``buy one get one``), promo codes (``code FREE100``, ``coupon: SAVE20``),
+links and domains, e-mail addresses, phone numbers, and stock claims (``in stock``,
+``out of stock``, ``only 3 left``, ``low stock``).
+
+:class:`Facts` holds what this turn's data says (the listed items, the filled template,
+the shop facts, the items' reasons); :meth:`Facts.problems` checks each claim field by
+field: an amount must be in the shop's currency and equal the price of a listed item,
+an amount in the template or the reasons, or a money-typed shop fact (a numeric fact
+whose key names money, such as ``express_shipping_price`` or ``free_shipping_threshold``,
+or a fact whose text states an amount), never any number in the shop facts; a percentage
+or a discount must appear in the template, shop facts or reasons; codes, links and e-mail
+addresses must appear there verbatim (a link on the shop's own site too), phone numbers
+digit for digit; a stock claim must match the ``stock`` field of the items named in its
+sentence, else of the listed items, else appear in the template. What cannot be verified
+is a problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import cast
+
+from chatrec.kb import KnowledgeBase
+from chatrec.types import Recommendation
+
+__all__ = ["Claim", "Facts", "LOW_STOCK", "extract_claims"]
+
+LOW_STOCK = 5  # "only a few left" is true of at most this many units
+
+_UNITS = {
+    "zero": 0,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_WORD = "|".join(sorted(list(_UNITS) + list(_SCALES), key=len, reverse=True))
+_WORDS = rf"(?:(?:{_WORD})(?:[\s-]+(?:and[\s-]+)?(?:{_WORD}))*)"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+
+_SYMBOLS = {"us$": "USD", "c$": "CAD", "a$": "AUD", "$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+_CODES = {
+    "usd": "USD",
+    "eur": "EUR",
+    "gbp": "GBP",
+    "jpy": "JPY",
+    "cad": "CAD",
+    "aud": "AUD",
+    "chf": "CHF",
+    "inr": "INR",
+}
+_NAMES = {
+    "dollar": "USD",
+    "dollars": "USD",
+    "buck": "USD",
+    "bucks": "USD",
+    "euro": "EUR",
+    "euros": "EUR",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "quid": "GBP",
+    "yen": "JPY",
+    "rupee": "INR",
+    "rupees": "INR",
+    "cent": "cents",
+    "cents": "cents",
+}
+_SYM = r"(?:US\$|C\$|A\$|\$|€|£|¥|₹)"
+_CODE = r"(?:USD|EUR|GBP|JPY|CAD|AUD|CHF|INR)"
+_NAME = r"(?:dollars?|bucks?|euros?|pounds?|quid|yen|rupees?|cents?)"
+_MULT = r"(?:\s?(?P<mult>k|K|m|M|million|thousand)\b)?"
+
+# most specific first; a later pattern never claims characters an earlier one took
+_MONEY = [
+    re.compile(rf"(?P<sym>{_SYM})\s?(?P<num>{_NUM}){_MULT}"),
+    re.compile(rf"(?<![\w.,])(?P<num>{_NUM})\s?(?P<sym>{_SYM})"),
+    re.compile(rf"\b(?P<code>{_CODE})\s?(?P<num>{_NUM}){_MULT}", re.I),
+    re.compile(rf"(?<![\w.,])(?P<num>{_NUM}){_MULT}\s?(?P<code>{_CODE})\b", re.I),
+    re.compile(rf"(?<![\w.,])(?P<num>{_NUM}){_MULT}\s?(?P<name>{_NAME})\b", re.I),
+    re.compile(rf"\b(?P<words>{_WORDS})[\s-]+(?P<name>{_NAME})\b", re.I),
+]
+_PERCENT = [
+    re.compile(rf"(?<![\w.,])(?P<num>{_NUM})\s?(?:%|percent\b|per\s?cent\b|pct\b)", re.I),
+    re.compile(rf"\b(?P<words>{_WORDS})[\s-]+(?:percent|per\s?cent)\b", re.I),
+    re.compile(r"\b(?P<half>half[\s-]+(?:off|price))\b", re.I),
+]
+_DEAL = re.compile(r"\b(?:buy\s+one,?\s+get\s+one(?:\s+free)?|bogo|two\s+for\s+one|2\s*for\s*1)\b", re.I)
+_PROMO = re.compile(  # a cue word, perhaps "for the X is", then a token with a digit or in capitals
+    r"(?i:\b(?:(?:promo(?:tional)?|discount|coupon|voucher|gift|referral)\s+)?(?:code|coupon|voucher|promo)s?\b"
+    r"(?:\s+(?:for|on|to)\s[^.!?\n:]{0,60}?(?:\s+(?:is|was)\b|:)|(?:\s+(?:is|was|of|word)\b)?))\s*[:=]?\s*[\"'“‘`*]*"
+    r"(?P<code>(?=[A-Za-z0-9_-]*\d|[A-Z][A-Z0-9_-]{3,}(?![\w-]))[A-Za-z0-9][A-Za-z0-9_-]{2,})"
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\"'\]\[]+", re.I)
+_DOMAIN = re.compile(
+    r"(?<![@\w.-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[a-z]{2,24}(?:/[^\s<>()\"'\]\[]*)?(?![\w@-])"
+)
+_PHONE = re.compile(r"(?<![\w.,$€£-])\+?\(?\d{1,4}\)?(?:[\s.-]\(?\d{2,4}\)?){1,4}(?![\w,-]|\.\d)")
+_STOCK = [  # (pattern, kind): "exact" carries a count
+    (
+        re.compile(
+            r"\b(?:not\s+(?:currently\s+|yet\s+)?(?:in\s+stock|available)|out\s+of\s+stock|sold[\s-]+out)\b", re.I
+        ),
+        "none",
+    ),
+    (
+        re.compile(
+            rf"\b(?:only\s+)?(?P<n>\d+|{_WORD})\s+(?:units?\s+|pieces?\s+|items?\s+|of\s+them\s+)?"
+            r"(?:left|remaining|in\s+stock|available)\b",
+            re.I,
+        ),
+        "exact",
+    ),
+    (
+        re.compile(
+            r"\b(?:(?:only\s+)?a\s+few\s+(?:left|remaining)|low\s+(?:in\s+)?stock|limited\s+stock|almost\s+(?:gone|sold\s+out)"
+            r"|selling\s+out)\b",
+            re.I,
+        ),
+        "low",
+    ),
+    (re.compile(r"\b(?:(?:back\s+)?in\s+stock|available\s+now|ready\s+to\s+ship|in\s+store\s+now)\b", re.I), "some"),
+]
+_MONEY_KEY = re.compile(r"(?:price|threshold|fee|cost|amount|minimum|credit|limit|charge)s?$")
+_PERCENT_KEY = re.compile(r"(?:percent|pct|rate_off|discount)$")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+_DOMAIN_FILE_EXT = {"jpg", "png", "gif", "pdf", "txt", "html", "js", "py", "json"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # money | percent | deal | code | url | email | phone | stock
+    text: str  # as written
+    start: int
+    end: int
+    value: object = None  # money: (currency, amount); percent: float; stock: (kind, count); else the normalised text
+
+
+def words_to_number(words: str) -> float | None:
+    """``"one hundred and ninety-nine"`` -> 199; ``None`` for anything else."""
+    total, current = 0, 0
+    seen = False
+    for w in re.split(r"[\s-]+", words.lower()):
+        if not w or w == "and":
+            continue
+        if w in _UNITS:
+            current += _UNITS[w]
+        elif w in _SCALES:
+            current = max(current, 1) * _SCALES[w]
+            if _SCALES[w] >= 1000:
+                total, current = total + current, 0
+        else:
+            return None
+        seen = True
+    return float(total + current) if seen else None
+
+
+def _number(m: re.Match[str]) -> float | None:
+    groups = m.groupdict()
+    if groups.get("num"):
+        value = float(m.group("num").replace(",", ""))
+    elif groups.get("words"):
+        parsed = words_to_number(m.group("words"))
+        if parsed is None:
+            return None
+        value = parsed
+    else:
+        return None
+    mult = (groups.get("mult") or "").lower()
+    if mult in ("k", "thousand"):
+        value *= 1000
+    elif mult in ("m", "million"):
+        value *= 1_000_000
+    return value
+
+
+def _currency(m: re.Match[str]) -> str:
+    g = m.groupdict()
+    if g.get("sym"):
+        return _SYMBOLS[g["sym"].lower()]
+    if g.get("code"):
+        return _CODES[g["code"].lower()]
+    return _NAMES[g["name"].lower()]
+
+
+def extract_claims(text: str) -> list[Claim]:
+    """Every checkable claim in ``text``, in order; spans never overlap."""
+    taken: list[tuple[int, int]] = []
+    out: list[Claim] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    def add(kind: str, m: re.Match[str], value: object, group: int | str = 0) -> None:
+        a, b = m.span(group)
+        if free(a, b):
+            taken.append((a, b))
+            out.append(Claim(kind, m.group(group), a, b, value))
+
+    for m in _EMAIL.finditer(text):
+        add("email", m, m.group(0).lower())
+    for pat in (_URL, _DOMAIN):
+        for m in pat.finditer(text):
+            url = m.group(0).rstrip(".,;:!?)*")
+            host = _norm_url(url).split("/", 1)[0]
+            if pat is _DOMAIN and host.rsplit(".", 1)[-1] in _DOMAIN_FILE_EXT:
+                continue
+            a = m.start()
+            if free(a, a + len(url)):
+                taken.append((a, a + len(url)))
+                out.append(Claim("url", url, a, a + len(url), _norm_url(url)))
+    for m in _PROMO.finditer(text):
+        add("code", m, m.group("code").lower(), "code")
+    for pat in _MONEY:
+        for m in pat.finditer(text):
+            value = _number(m)
+            if value is None:
+                continue
+            cur = _currency(m)
+            if cur == "cents":
+                cur, value = "USD", value / 100
+            add("money", m, (cur, round(value, 2)))
+    for pat in _PERCENT:
+        for m in pat.finditer(text):
+            value = 50.0 if m.groupdict().get("half") else _number(m)
+            if value is not None:
+                add("percent", m, round(value, 2))
+    for m in _DEAL.finditer(text):
+        add("deal", m, re.sub(r"\s+", " ", m.group(0).lower()))
+    for m in _PHONE.finditer(text):
+        digits = re.sub(r"\D", "", m.group(0))
+        if len(digits) >= 10 or (len(digits) >= 7 and "-" in m.group(0)):
+            add("phone", m, digits)
+    for pat, kind in _STOCK:
+        for m in pat.finditer(text):
+            count = None
+            if kind == "exact":
+                n = m.group("n")
+                count = int(n) if n.isdigit() else words_to_number(n)
+                if count is None:
+                    continue
+            add("stock", m, (kind, count))
+    return sorted(out, key=lambda c: c.start)
+
+
+def _norm_url(url: str) -> str:
+    url = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.strip().lower())
+    return url.rstrip("/")
+
+
+@dataclass
+class Facts:
+    """What this turn's data says, to verify a reply's claims against."""
+
+    currency: str = "USD"
+    money: set[tuple[str, float]] = field(default_factory=set)
+    percents: set[float] = field(default_factory=set)
+    corpus: str = ""  # lower-cased text codes, links, e-mails and deals must appear in verbatim
+    phones: set[str] = field(default_factory=set)
+    template: str = ""
+    items: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # id -> (stock, lower-cased names)
+    listed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, kb: KnowledgeBase, recs: list[Recommendation], template_text: str | None) -> Facts:
+        """Money: listed prices, money-typed shop facts, amounts in the template, the reasons and
+        the shop facts' text. Percentages and verbatim text: those plus the listed items' data."""
+        facts = cls(currency=kb.shop.currency, template=(template_text or "").lower())
+        stated = [template_text or ""] + [r.reason for r in recs]  # amounts here are allowed
+        for key, value in kb.shop.model_dump().items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if _MONEY_KEY.search(key):
+                    facts.money.add((facts.currency, round(float(value), 2)))
+                if _PERCENT_KEY.search(key):
+                    facts.percents.add(round(float(value), 2))
+            else:
+                stated.append(str(value))
+        described = []  # the listed items' own data: percentages, codes and links, never prices
+        for r in recs:
+            if r.price is not None:
+                facts.money.add((facts.currency, round(r.price, 2)))
+            described.append(r.title)
+            if item := kb.items.get(r.item_id):
+                described += [item.description, " ".join(f"{k} {v}" for k, v in item.attributes.items())]
+        for text in stated + described:
+            for c in extract_claims(text):
+                if c.kind == "money" and text in stated:
+                    facts.money.add(c.value)  # type: ignore[arg-type]
+                elif c.kind == "percent":
+                    facts.percents.add(c.value)  # type: ignore[arg-type]
+                elif c.kind == "phone":
+                    facts.phones.add(str(c.value))
+        facts.corpus = _norm_corpus(" \n ".join(stated + described + [str(v) for v in kb.shop.model_dump().values()]))
+        facts.items = {
+            i.id: (i.stock, [i.id.lower(), i.title.lower()] + [a.lower() for a in i.aliases if len(a) >= 4])
+            for i in kb.items.values()
+        }
+        facts.listed = [r.item_id for r in recs]
+        return facts
+
+    def problems(self, text: str) -> list[str]:
+        """Why each claim in ``text`` that these facts do not confirm fails."""
+        out = []
+        for c in extract_claims(text):
+            if why := self._refutes(c, text):
+                out.append(why)
+        return out
+
+    def _refutes(self, c: Claim, text: str) -> str | None:
+        if c.kind == "money":
+            cur, amount = cast("tuple[str, float]", c.value)
+            if cur != self.currency:
+                return f"quotes an amount {c.text!r} in {cur}, not the shop's currency {self.currency}"
+            if (cur, amount) not in self.money:
+                return f"quotes a price ${amount:.2f} ({c.text!r}) that is not a listed item's price or a money fact"
+            return None
+        if c.kind == "percent":
+            return None if c.value in self.percents else f"claims {c.text!r}, which no template or shop fact states"
+        if c.kind in ("code", "email", "deal"):
+            return None if str(c.value) in self.corpus else f"gives a {c.kind} {c.text!r} that is not in the shop facts"
+        if c.kind == "url":
+            return None if str(c.value) in self.corpus else f"gives a link {c.text!r} that is not in the shop facts"
+        if c.kind == "phone":
+            digits = str(c.value)
+            if any(p == digits or (len(digits) >= 10 and p.endswith(digits)) for p in self.phones):
+                return None
+            return f"gives a phone number {c.text!r} that is not in the shop facts"
+        if c.kind == "stock":
+            return self._stock(c, text)
+        return f"makes an unverifiable claim {c.text!r}"
+
+    def _stock(self, c: Claim, text: str) -> str | None:
+        kind, count = cast("tuple[str, float | None]", c.value)
+        sentence = next(
+            (m.group(0).lower() for m in _SENTENCE.finditer(text) if m.start() <= c.start < m.end()), text.lower()
+        )
+        named = [i for i, (_, names) in self.items.items() if any(_names_in(n, sentence) for n in names)]
+        if not named:
+            if c.text.lower() in self.template:
+                return None
+            named = self.listed
+        if not named:
+            return f"claims {c.text!r} about no listed item"
+        for item_id in named:
+            stock = self.items[item_id][0]
+            ok = {
+                "none": stock == 0,
+                "some": stock > 0,
+                "low": 0 < stock <= LOW_STOCK,
+                "exact": stock == count,
+            }[kind]
+            if not ok:
+                return f"claims {c.text!r} but {item_id} has {stock} in stock"
+        return None
+
+
+def _names_in(name: str, sentence: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", sentence) is not None
+
+
+def _norm_corpus(text: str) -> str:
+    return re.sub(r"https?://|www\.", "", text.lower())

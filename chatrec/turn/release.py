@@ -1,0 +1,114 @@
+"""Release a streamed draft sentence by sentence, only once it has passed the check.
+
+The model's draft is buffered. At every sentence end (``.``, ``!``, ``?`` or ``…`` before
+whitespace, or a line end) the whole draft so far is checked with the turn's full
+grounding check (:func:`chatrec.turn.ground.check_text`: claims, listed items, prompt
+echo, slots, and the whole-reply checks: template similarity, a listed item cited,
+repetition):
+
+- it passes: the new sentences are released (sent to the user); the first release also
+  waits for ``min_words`` words, so "Sure!" alone is held;
+- it fails with a *lasting* problem (a false claim, an unlisted item, a prompt echo):
+  generation stops;
+- it fails otherwise (not yet close to the template, nothing cited yet): nothing is
+  released yet, and generation goes on; but once something was released, any failure
+  stops generation.
+
+When the draft ends (or is stopped) the rest is checked the same way; the reply is then
+the released text plus that rest if it passes, else the released text alone, or, when
+nothing was released, the grounded fallback (released whole). So every released piece
+is a prefix of the reply, every prefix ever released passed the full check, and the
+concatenation of the released pieces *is* the reply: nothing sent is ever withdrawn.
+The price is latency: the first words wait for the first sentence that passes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from chatrec.turn.ground import GroundingReport
+
+__all__ = ["Release"]
+
+_END = re.compile(r"[.!?…]+[\"'”’)\]*]*(?=\s)|(?=\n)")
+
+
+class Release:
+    """One turn's gate between the model's draft and what the user sees.
+
+    ``check`` is the turn's grounding check of a text; ``fallback`` the reply when no part
+    of the draft passes; ``forced`` (a reason) decides for the fallback before any draft."""
+
+    def __init__(
+        self,
+        check: Callable[[str], GroundingReport],
+        fallback: str,
+        *,
+        min_words: int = 4,
+        forced: str | None = None,
+    ):
+        self.check, self.fallback, self.min_words = check, fallback, min_words
+        self.draft = ""  # everything the model wrote
+        self.sent = ""  # released so far: always a prefix of the reply
+        self.done = forced is not None  # no more draft is wanted
+        self.problems: list[str] = [forced] if forced else []  # why the draft was cut or replaced
+        self.checks = 0
+        self.used_fallback = False
+        self.reply: str | None = None
+        self._pos = 0  # sentence ends before this offset of the draft have been checked
+
+    def feed(self, piece: str) -> str:
+        """Take the next piece of the draft; return the text that may now be sent ("" if none)."""
+        if self.done:
+            return ""
+        self.draft += piece
+        text = self.draft.lstrip()
+        offset = len(self.draft) - len(text)
+        out = []
+        for m in _END.finditer(text, max(0, self._pos - offset)):
+            end = m.end()
+            if end + offset <= self._pos:
+                continue
+            self._pos = end + offset
+            released = self._consider(text[:end].rstrip(), complete=False)
+            if released is None:
+                break
+            out.append(released)
+        return "".join(out)
+
+    def finish(self) -> str:
+        """The draft has ended: decide the reply; return the rest of it to send."""
+        if self.reply is not None:
+            return ""
+        rest = self._consider(self.draft.strip(), complete=True) if not self.done else None
+        self.done = True
+        if self.sent:
+            self.reply = self.sent
+            return rest or ""
+        self.used_fallback = True
+        self.reply = self.sent = self.fallback
+        return self.fallback
+
+    @property
+    def cut(self) -> bool:
+        """Part of the draft failed after earlier sentences had been released."""
+        return not self.used_fallback and bool(self.problems) and self.draft.strip() != self.reply
+
+    def _consider(self, candidate: str, complete: bool) -> str | None:
+        """Check ``candidate`` (the draft up to a sentence end); the text released, "" when it
+        is held, ``None`` when generation should stop."""
+        if candidate == self.sent or not candidate:
+            return ""
+        self.checks += 1
+        rep = self.check(candidate)
+        if rep.ok and (self.sent or complete or len(candidate.split()) >= self.min_words):
+            released, self.sent = candidate[len(self.sent) :], candidate
+            return released
+        if rep.ok:
+            return ""  # too short to start with
+        if rep.lasting or self.sent or complete:
+            self.problems = rep.problems
+            self.done = True
+            return None
+        return ""
