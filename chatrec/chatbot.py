@@ -10,10 +10,12 @@ HTTP, LangChain) talk to :class:`Chatbot`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
@@ -27,6 +29,7 @@ from chatrec.store.sqlite import SQLiteStore
 from chatrec.turn.compose import load_prompts
 from chatrec.turn.ground import check_text, fallback_text
 from chatrec.turn.guard import InputRejected, guard
+from chatrec.turn.pii import find_pii, mask_pii
 from chatrec.turn.plan import ABLATIONS, Planner, PlanOptions, TurnInput, TurnPlan
 from chatrec.turn.rank import Ranker
 from chatrec.turn.replay import advance
@@ -37,8 +40,11 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ABLATIONS",
+    "GENERATED",
     "NO_MATCH",
     "Chatbot",
+    "ConversationNotFound",
+    "OpenConversation",
     "InputRejected",
     "ResultEvent",
     "TokenEvent",
@@ -50,7 +56,7 @@ __all__ = [
 NO_MATCH = "I could not find an in-stock item that fits all of that. Could you relax one of the conditions?"
 
 
-def final_result(events: Iterable[TokenEvent | ResultEvent]) -> TurnResult:
+def final_result(events: Iterable[TokenEvent | ResultEvent | _Generated]) -> TurnResult:
     """Drain a turn's event stream and return its result."""
     result = None
     for ev in events:
@@ -69,6 +75,34 @@ class TokenEvent:
 @dataclass
 class ResultEvent:
     result: TurnResult
+
+
+class _Generated:
+    """The marker :meth:`Chatbot.stream` yields once the model is done with the turn (before
+    the final save); the HTTP edge gives the model slot back on it. Other consumers skip it."""
+
+    def __repr__(self) -> str:
+        return "GENERATED"
+
+
+GENERATED = _Generated()
+
+
+class ConversationNotFound(LookupError):
+    """No such conversation for these credentials: unknown, or another tenant's or user's
+    (the two are answered alike, so that an id reveals nothing)."""
+
+
+@dataclass
+class OpenConversation:
+    """A conversation checked against its caller, with what a turn needs from the store
+    (read before the turn takes a model slot)."""
+
+    id: str
+    user_id: str | None  # the caller's verified id as given (for the profile); the store keeps owner_key(user_id)
+    tenant: int | None
+    created_at: str | None
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 def make_retriever(settings: Settings) -> Retriever:
@@ -135,7 +169,7 @@ class Chatbot:
             self.planner.kg,
             self.planner.ranker,
         )
-        self.store: Store = store or SQLiteStore(settings.db_path)
+        self.store: Store = store or SQLiteStore(settings.db_path, settings.db_busy_timeout_s)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API
@@ -152,27 +186,38 @@ class Chatbot:
         user_id: str | None = None,
         cancel: threading.Event | None = None,
         ablate: Iterable[str] = (),
-    ) -> Iterator[TokenEvent | ResultEvent]:
-        """Yield :class:`TokenEvent` pieces as the model writes, then one :class:`ResultEvent`."""
+        *,
+        tenant: int | None = None,
+        opened: OpenConversation | None = None,
+    ) -> Iterator[TokenEvent | ResultEvent | _Generated]:
+        """Yield :class:`TokenEvent` pieces as the model writes, :data:`GENERATED` once the model is
+        done, then one :class:`ResultEvent`.
+
+        ``user_id`` is trusted here (local callers; the HTTP edge passes only verified ids). A
+        ``conversation_id`` must name a conversation of this ``tenant`` and user, else
+        :class:`ConversationNotFound`; without one a new conversation is made. ``opened`` is
+        :meth:`open_conversation`'s answer when the caller already has it. Closing the stream
+        before the result records the turn as ``cancelled``."""
         options = PlanOptions(ablate=frozenset(ablate))
         t0 = time.perf_counter()
         trace: dict[str, Any] = {"ablate": sorted(options.ablate)}
         text = guard(message, self.settings.max_message_chars, trace, self.settings.pii)
 
-        cid = conversation_id or self.store.new_conversation(user_id)
-        conv = self.store.conversation(cid)
-        if conv is None:
-            self.store.new_conversation(user_id, cid)
-            conv = self.store.conversation(cid) or {"user_id": user_id}
-        user_id = user_id or conv.get("user_id")
-        state = DialogueState.model_validate(self.store.load_state(cid) or {})
+        conv = opened or self.open_conversation(conversation_id, user_id, tenant)
+        cid, user_id = conv.id, conv.user_id
+        state = DialogueState.model_validate(conv.state or {})
         # behaviour as of the conversation's start, as a replayed conversation sees it
-        started = datetime.fromisoformat(conv["created_at"]) if conv.get("created_at") else None
-        plan = self.planner.plan(TurnInput(text, state, user_id, started), options, trace)
-
+        started = datetime.fromisoformat(conv.created_at) if conv.created_at else None
         pieces: list[str] = []
-        yield from self._generate(plan, cancel or threading.Event(), t0, pieces)
-        reply = self._ground("".join(pieces).strip(), plan)
+        try:
+            plan = self.planner.plan(TurnInput(text, state, user_id, started), options, trace)
+
+            yield from self._generate(plan, cancel or threading.Event(), t0, pieces)
+            reply = self._ground("".join(pieces).strip(), plan)
+            yield GENERATED  # the model's part is over: the HTTP edge gives the slot back before the save
+        except GeneratorExit:  # the consumer left mid-turn
+            self._save_cancelled(cid, conv.state, text, "".join(pieces))
+            raise
 
         recs, decision = plan.recs, plan.decision
         state = advance(plan.state, text, reply, [r.item_id for r in recs], self.settings.history_turns)
@@ -197,10 +242,67 @@ class Chatbot:
             result.template_id,
             [r.item_id for r in recs],
             result.model_dump(exclude={"trace": {"generation": {"raw"}}}),
+            status="ok",
         )
         yield ResultEvent(result)
 
-    def feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
+    def _save_cancelled(self, cid: str, state: dict[str, Any], text: str, partial: str) -> None:
+        """Record a turn whose consumer left: the masked message, what the model had written
+        (masked too), status ``cancelled``; the conversation's state is left as it was."""
+        try:
+            self.store.save_turn(cid, state, text, mask_pii(partial.strip()), "", None, [], {}, status="cancelled")
+        except Exception:  # the store is down: the turn is lost, the caller is gone anyway
+            log.warning("could not record the cancelled turn of %s", cid, exc_info=True)
+
+    # ------------------------------------------------------------ ownership
+
+    def owner_key(self, user_id: str | None) -> str | None:
+        """The form of a user id that the store keeps and ownership compares: the id itself, or
+        ``uid:`` + a keyed hash (HMAC-SHA256 with a server secret) when it holds personal data."""
+        if user_id is None:
+            return None
+        if not find_pii(user_id):
+            return user_id
+        key = getattr(self, "_uid_key", None)
+        if key is None:
+            key = self._uid_key = self.store.secret("user_id_hmac")
+        return "uid:" + hmac.new(key, user_id.encode("utf-8"), hashlib.sha256).hexdigest()[:24]
+
+    def new_conversation(self, user_id: str | None = None, tenant: int | None = None) -> str:
+        """A new conversation of ``user_id`` (stored as :meth:`owner_key`) under ``tenant``."""
+        return self.store.new_conversation(self.owner_key(user_id), tenant=tenant)
+
+    def open_conversation(
+        self, conversation_id: str | None, user_id: str | None, tenant: int | None = None
+    ) -> OpenConversation:
+        """The conversation to continue (checked: same tenant, same owner) or a new one, with its
+        state. :class:`ConversationNotFound` for an unknown id or anyone else's conversation."""
+        cid = conversation_id or self.new_conversation(user_id, tenant)
+        conv = self.store.conversation(cid)
+        if conv is None or conv.get("tenant_id") != tenant or conv.get("user_id") != self.owner_key(user_id):
+            raise ConversationNotFound(f"no conversation {conversation_id!r}")
+        state = self.store.load_state(cid) if conversation_id else {}
+        return OpenConversation(cid, user_id, tenant, conv.get("created_at"), state)
+
+    def feedback(
+        self,
+        turn_id: int,
+        kind: str,
+        item_id: str | None = None,
+        *,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        tenant: int | None = None,
+        check_owner: bool = False,
+    ) -> int:
+        """Record a vote (idempotent). With ``check_owner`` (the HTTP edge) the turn must belong to
+        ``conversation_id`` and that conversation to ``tenant`` and ``user_id``, else
+        :class:`ConversationNotFound`; local callers (the UIs) may skip the check."""
+        if check_owner:
+            conv = self.open_conversation(conversation_id, user_id, tenant) if conversation_id else None
+            turn = self.store.turn(turn_id) if conv else None
+            if conv is None or turn is None or turn["conversation_id"] != conv.id:
+                raise ConversationNotFound(f"no turn {turn_id} in this conversation")
         return self.store.add_feedback(turn_id, kind, item_id)
 
     # ------------------------------------------------------------ stages

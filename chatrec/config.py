@@ -219,10 +219,13 @@ class ServeSettings(Section):
     admin_token: str | None = Field(None, description="bearer token for /v1/admin/*; None disables the admin API")
     require_key: bool | None = Field(None, description="None: a site key is required once any key exists")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed without a key's listing")
-    accept_user_id: bool = Field(
-        True,
-        description="take user_id/user from requests (personalisation); turn off "
-        "for public sites until user ids are signed by the shop",
+    accept_unsigned_user_id: bool = Field(
+        False,
+        description="also take a bare user_id (chat API) or user (OpenAI API) without a signed "
+        "X-User-Token; only for trusted server-to-server clients, never on public sites",
+    )
+    user_token_max_lifetime_s: int = Field(
+        3600, ge=60, le=86400, description="longest lifetime (exp - now) accepted for a signed user token"
     )
     expose_trace: bool = Field(False, description="include the turn trace (routing, timings) in responses")
     model_id: str = Field("chatrec", description="model id shown by the OpenAI-compatible API")
@@ -326,6 +329,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".chatrec"), description="state: Chroma index, SQLite store, adapters")
     cache_dir: Path = Field(Path.home() / ".cache" / "chatrec", description="converted model weights")
     max_message_chars: int = Field(2000, ge=1)
+    db_busy_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="how long a store write waits for a locked database before failing (503)"
+    )
     history_turns: int = Field(6, ge=0, description="past turns given to the model")
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

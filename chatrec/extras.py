@@ -19,6 +19,7 @@ EXTRA_OF = {
     "fastapi": "serve",
     "uvicorn": "serve",
     "starlette": "serve",
+    "jwt": "serve",
     "rouge_score": "eval",
     "sklearn": "eval",
     "scipy": "eval",

@@ -49,7 +49,7 @@ def chat(ctx, user_id, adapter) -> None:
     from chatrec.chatbot import InputRejected, ResultEvent, TokenEvent
 
     bot = make_chatbot(settings_from(ctx, adapter=adapter))
-    cid = bot.store.new_conversation(user_id)
+    cid = bot.new_conversation(user_id)
     who = bot.kb.users[user_id].name if user_id in bot.kb.users else "guest"
     click.echo(f"{bot.kb.shop.name} assistant ({bot.llm.name}); chatting as {who}. Empty line quits.")
     while True:

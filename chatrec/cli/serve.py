@@ -137,8 +137,13 @@ def keys_add(ctx, origins, label) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(plain)
+    click.echo(f"signing secret: {record.signing_secret}")
     where = ", ".join(record.origins) or "no browser origin (server-side use only)"
-    click.echo(f"key {record.id} for {where}. Store it now; it cannot be shown again.", err=True)
+    click.echo(
+        f"key {record.id} for {where}. Store it now; it cannot be shown again. The signing secret is for "
+        "your shop's backend only (it signs user tokens); never put it in a page.",
+        err=True,
+    )
 
 
 @keys.command("list")
@@ -152,6 +157,17 @@ def keys_list(ctx) -> None:
     for k in rows:
         state = "active" if k.active else f"revoked {k.revoked_at}"
         click.echo(f"{k.id}\t{k.prefix}…\t{','.join(k.origins) or '-'}\t{k.label or '-'}\t{k.created_at}\t{state}")
+
+
+@keys.command("secret")
+@click.argument("key_id", type=click.IntRange(1, 2**63 - 1))
+@click.pass_context
+def keys_secret(ctx, key_id) -> None:
+    """Replace a key's signing secret and print the new one (user tokens signed with the old one stop working)."""
+    secret = _keystore(ctx).rotate_secret(key_id)
+    if secret is None:
+        raise click.ClickException(f"no active key {key_id}")
+    click.echo(secret)
 
 
 @keys.command("revoke")

@@ -53,7 +53,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state = app.state
     state.ready = True
     state.bot, state.settings = bot, settings
-    state.keys = KeyStore(bot.settings.db_path)
+    state.keys = KeyStore(bot.settings.db_path, busy_timeout_s=bot.settings.db_busy_timeout_s)
     state.gate = Gate(settings.max_concurrent, settings.max_queue)
     state.limits = RateLimits.from_settings(settings)
     state.live_turns = set()

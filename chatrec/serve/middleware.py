@@ -58,7 +58,7 @@ class EdgeMiddleware:
                     "Access-Control-Allow-Origin": origin,
                     "Vary": "Origin",
                     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                    "Access-Control-Allow-Headers": "Content-Type, X-Site-Key, Authorization",
+                    "Access-Control-Allow-Headers": "Content-Type, X-Site-Key, X-User-Token, Authorization",
                     "Access-Control-Max-Age": "600",
                 },
             )

@@ -2,9 +2,14 @@
 and its events reach the request (:class:`AsyncTurn`, :class:`Turns`) or the Gradio UI
 (:class:`GatedBot`).
 
-The worker thread releases the slot when the turn ends, whatever happens, so a request
-that is cancelled or a client that disconnects never leaks one; closing a turn sets its
-``cancel`` event, which stops generation at the next token.
+The conversation is opened (ownership checked, state read) before the turn waits for a
+slot, so a slow or locked store never holds the model. The worker thread releases the
+slot exactly once: as soon as the model is done (the :data:`~chatrec.chatbot.GENERATED`
+marker, before the final save) or when the turn ends, whatever happens, so a request
+that is cancelled or a client that disconnects never leaks one. Closing a turn sets its
+``cancel`` event, which stops generation at the next token, and its ``gone`` event, which
+stops the turn (recorded as ``cancelled``). A store or engine that is down
+(:class:`~chatrec.types.Unavailable`) is a 503 with ``Retry-After``, never a 500.
 """
 
 from __future__ import annotations
@@ -17,12 +22,23 @@ import threading
 from typing import Any, Awaitable, Callable, Generator, Iterable, Iterator, cast
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
-from chatrec.chatbot import Chatbot, InputRejected, ResultEvent, TokenEvent, final_result
+from chatrec.chatbot import (
+    GENERATED,
+    Chatbot,
+    ConversationNotFound,
+    InputRejected,
+    OpenConversation,
+    ResultEvent,
+    TokenEvent,
+    final_result,
+)
 from chatrec.config import ServeSettings
 from chatrec.serve.errors import ApiError, ClientGone
 from chatrec.serve.gate import Busy, Gate
-from chatrec.types import TurnResult
+from chatrec.serve.identity import Caller
+from chatrec.types import TurnResult, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +48,70 @@ END = object()  # the last item of every turn's event stream
 def run_turn(
     bot: Chatbot,
     gate: Gate,
-    args: tuple[str, str | None, str | None],
+    kwargs: dict[str, Any],
     cancel: threading.Event,
     put: Callable[[Any], None],
-    ablate: Iterable[str] = (),
+    gone: threading.Event | None = None,
 ) -> None:
-    """Run one turn in the calling (worker) thread; the slot is released here, whatever happens."""
+    """Run one turn (``bot.stream(**kwargs)``) in the calling (worker) thread. The slot is released
+    here exactly once: on the ``GENERATED`` marker, or at the end whatever happens. ``gone``
+    (default: ``cancel``) set means nobody listens: the turn is closed (and recorded as cancelled)."""
+    gone = gone or cancel
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            gate.release()
+
     try:
-        gen = cast(Generator[Any, None, None], bot.stream(*args, cancel=cancel, ablate=ablate))
+        gen = cast(Generator[Any, None, None], bot.stream(**kwargs, cancel=cancel))
         try:
             for ev in gen:
+                if ev is GENERATED:
+                    release()
+                    continue
                 put(ev)
-                if cancel.is_set():
+                if gone.is_set():
                     break
         finally:
             gen.close()
     except BaseException as exc:  # noqa: BLE001 - handed to the consumer
         put(exc)
     finally:
-        gate.release()
+        release()
         put(END)
+
+
+def turn_error(exc: BaseException, settings: ServeSettings) -> ApiError:
+    """What a turn's failure is on the wire: 400 rejected input, 404 not your conversation,
+    503 + ``Retry-After`` for a dependency that is down (``Unavailable``), else 500."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, InputRejected):
+        return ApiError(400, str(exc), code="input_rejected")
+    if isinstance(exc, ConversationNotFound):
+        return ApiError(404, "no such conversation", code="conversation_not_found")
+    if isinstance(exc, Unavailable):
+        log.warning("turn failed: %s", exc)
+        return ApiError(
+            503,
+            "the service is temporarily unavailable; please retry shortly",
+            code="unavailable",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+    log.error("turn failed", exc_info=exc)
+    return ApiError(500, "the turn failed", code="internal_error")
 
 
 class AsyncTurn:
     """A turn running in a daemon thread, its events bridged into the event loop."""
 
-    def __init__(self, bot: Chatbot, gate: Gate, message: str, conversation_id: str | None, user_id: str | None):
+    def __init__(self, bot: Chatbot, gate: Gate, message: str, opened: OpenConversation):
         self.cancel = threading.Event()
-        self._args = (message, conversation_id, user_id)
+        self.gone = threading.Event()
+        self._kwargs: dict[str, Any] = {"message": message, "opened": opened}
         self._bot, self._gate = bot, gate
         self._queue: asyncio.Queue = asyncio.Queue()
         self.finished = False
@@ -75,7 +127,7 @@ class AsyncTurn:
 
         threading.Thread(
             target=run_turn,
-            args=(self._bot, self._gate, self._args, self.cancel, put),
+            args=(self._bot, self._gate, self._kwargs, self.cancel, put, self.gone),
             name="chatrec-turn",
             daemon=True,
         ).start()
@@ -90,6 +142,7 @@ class AsyncTurn:
         return item
 
     def close(self) -> None:
+        self.gone.set()
         self.cancel.set()
 
 
@@ -132,8 +185,13 @@ class Turns:
     def __init__(self, bot: Chatbot, gate: Gate, settings: ServeSettings, live: set[AsyncTurn]):
         self.bot, self.gate, self.settings, self.live = bot, gate, settings, live
 
-    async def start(self, request: Request, message: str, cid: str | None, uid: str | None) -> tuple[AsyncTurn, Any]:
-        """Wait for a slot, start the turn, and return it with its first event (errors raised as ApiError)."""
+    async def start(self, request: Request, message: str, cid: str | None, caller: Caller) -> tuple[AsyncTurn, Any]:
+        """Open the conversation (``caller`` must own it), wait for a slot, start the turn, and return
+        it with its first event (errors raised as ApiError)."""
+        try:
+            opened = await run_in_threadpool(self.bot.open_conversation, cid, caller.user_id, caller.tenant)
+        except (ConversationNotFound, Unavailable) as exc:
+            raise turn_error(exc, self.settings) from None
         try:
             await until_disconnect(request, self.gate.acquire(), lambda: None)
         except Busy:
@@ -143,7 +201,7 @@ class Turns:
                 code="overloaded",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
-        turn = AsyncTurn(self.bot, self.gate, message, cid, uid if self.settings.accept_user_id else None)
+        turn = AsyncTurn(self.bot, self.gate, message, opened)
         try:
             turn.start()
         except BaseException:
@@ -157,10 +215,7 @@ class Turns:
             raise
         if isinstance(first, BaseException):
             self.done(turn)
-            if isinstance(first, InputRejected):
-                raise ApiError(400, str(first), code="input_rejected")
-            log.error("turn failed", exc_info=first)
-            raise ApiError(500, "the turn failed", code="internal_error")
+            raise turn_error(first, self.settings)
         return turn, first
 
     async def collect(self, request: Request, turn: AsyncTurn, first: Any) -> TurnResult:
@@ -183,8 +238,7 @@ class Turns:
         except (ClientGone, ApiError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            log.error("turn failed", exc_info=exc)
-            raise ApiError(500, "the turn failed", code="internal_error") from None
+            raise turn_error(exc, self.settings) from None
         finally:
             self.live.discard(turn)
 
@@ -210,16 +264,20 @@ class GatedBot:
         user_id: str | None = None,
         cancel: threading.Event | None = None,
         ablate: Iterable[str] = (),
+        *,
+        tenant: int | None = None,
     ) -> Iterator[TokenEvent | ResultEvent]:
+        opened = self._bot.open_conversation(conversation_id, user_id, tenant)  # the store, before a slot
         try:
             self._gate.acquire_blocking(self._wait_s)
         except Busy:
             raise InputRejected("the assistant is busy; please try again in a few seconds") from None
-        cancel = cancel or threading.Event()
+        cancel, gone = cancel or threading.Event(), threading.Event()
         q: queue_mod.Queue = queue_mod.Queue()
+        kwargs = {"message": message, "opened": opened, "ablate": tuple(ablate)}
         threading.Thread(
             target=run_turn,
-            args=(self._bot, self._gate, (message, conversation_id, user_id), cancel, q.put, tuple(ablate)),
+            args=(self._bot, self._gate, kwargs, cancel, q.put, gone),
             name="chatrec-ui-turn",
             daemon=True,
         ).start()
@@ -229,6 +287,7 @@ class GatedBot:
                     raise item
                 yield item
         finally:
+            gone.set()
             cancel.set()
 
     def ask(

@@ -5,7 +5,9 @@
  * Optional attributes on the same tag:
  *   data-api       API base URL (default: the origin this script was loaded from)
  *   data-title     panel title (default "Shop assistant")
- *   data-user-id   the signed-in customer's id, for personalised recommendations
+ *   data-user-token  a signed user token for the logged-in customer (personalised answers): a
+ *                  short-lived JWT your shop's backend makes with the site key's signing secret
+ *                  (docs/security.md). Never a bare user id: the server ignores those.
  *   data-currency  ISO currency code for prices (default "USD")
  *   data-open      "true" to start with the panel open
  *
@@ -25,11 +27,20 @@
     siteKey: script.getAttribute("data-site-key") || "",
     api: (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/+$/, ""),
     title: script.getAttribute("data-title") || "Shop assistant",
-    userId: script.getAttribute("data-user-id") || null,
+    userToken: script.getAttribute("data-user-token") || null,
     currency: script.getAttribute("data-currency") || "USD",
     startOpen: script.getAttribute("data-open") === "true"
   };
-  var STORE_KEY = "chatrec:" + cfg.api + ":" + cfg.siteKey + ":" + (cfg.userId || "guest");
+  // The token's subject only keeps two customers' saved chats apart in this browser; the
+  // server verifies the token, nothing here trusts it.
+  function tokenSubject(tok) {
+    try {
+      var part = tok.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var sub = JSON.parse(atob(part + "===".slice((part.length + 3) % 4))).sub;
+      return typeof sub === "string" && sub ? sub : "user";
+    } catch (e) { return "user"; }
+  }
+  var STORE_KEY = "chatrec:" + cfg.api + ":" + cfg.siteKey + ":" + (cfg.userToken ? tokenSubject(cfg.userToken) : "guest");
   var MAX_SAVED = 60;
   var MAX_CHARS = 2000;
 
@@ -93,6 +104,7 @@
   function headers() {
     var h = { "Content-Type": "application/json" };
     if (cfg.siteKey) h["X-Site-Key"] = cfg.siteKey;
+    if (cfg.userToken) h["X-User-Token"] = cfg.userToken;
     return h;
   }
 
@@ -102,7 +114,11 @@
       return "I'm a bit busy right now. Please try again" + (wait > 0 ? " in " + wait + " seconds." : " shortly.");
     }
     if (status === 400 && body && typeof body.detail === "string") return "Sorry, I can't take that message: " + body.detail + ".";
+    if (status === 401 && body && body.detail && String(body.detail).indexOf("user token") >= 0) {
+      return "Your session has expired. Please reload the page.";
+    }
     if (status === 401 || status === 403) return "The chat is not available on this page.";
+    if (status === 404) return "That conversation has ended. Please send your message again to start a new one.";
     if (status === 413) return "That message is too long.";
     return "Sorry, something went wrong. Please try again.";
   }
@@ -215,8 +231,10 @@
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
-  function sendFeedback(turnId, kind, itemId) {
-    var body = { turn_id: turnId, kind: kind };
+  function sendFeedback(msg, kind, itemId) {
+    var convId = msg.conversationId || state.conversationId;
+    if (!convId) return Promise.resolve(false);
+    var body = { conversation_id: convId, turn_id: msg.turnId, kind: kind };
     if (itemId) body.item_id = itemId;
     return fetch(cfg.api + "/v1/feedback", { method: "POST", headers: headers(), body: JSON.stringify(body),
       credentials: "omit" }).then(function (r) { return r.ok; }, function () { return false; });
@@ -237,7 +255,7 @@
           save();
           box.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
           b.setAttribute("aria-pressed", "true");
-          sendFeedback(msg.turnId, spec[0]);
+          sendFeedback(msg, spec[0]);
         });
         box.appendChild(b);
       });
@@ -277,7 +295,7 @@
             actions.querySelectorAll("button[aria-pressed]").forEach(function (x) { x.disabled = true; });
             b.setAttribute("aria-pressed", "true");
           }
-          sendFeedback(msg.turnId, kind, rec.item_id);
+          sendFeedback(msg, kind, rec.item_id);
         });
         return b;
       }
@@ -396,7 +414,6 @@
 
     var body = { message: text, stream: true };
     if (state.conversationId) body.conversation_id = state.conversationId;
-    if (cfg.userId) body.user_id = cfg.userId;
     var streamed = "";
     var finished = false;
 
@@ -405,6 +422,7 @@
       finished = true;
       if (result) {
         state.conversationId = result.conversation_id || state.conversationId;
+        botMsg.conversationId = state.conversationId;
         botMsg.text = result.text || streamed;
         botMsg.turnId = result.turn_id || null;
         botMsg.recs = (result.recommendations || []).map(function (r) {
@@ -428,6 +446,7 @@
       credentials: "omit" }).then(function (resp) {
       if (!resp.ok) {
         return resp.json().catch(function () { return null; }).then(function (j) {
+          if (resp.status === 404) state.conversationId = null;  // gone or not ours: the next message starts anew
           finish(null, errorText(resp.status, j, resp.headers.get("Retry-After")));
         });
       }

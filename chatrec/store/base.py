@@ -10,21 +10,38 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "click", "accept")
+from chatrec.types import Unavailable
+
+FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "click", "accept", "reject")
+ITEM_KINDS = ("accept", "reject")  # need the id of an item the turn showed
+TURN_STATUSES = ("ok", "cancelled")
 COUNTED = ("conversations", "turns", "feedback")
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot be used right now: the database is locked, the disk is full, an I/O
+    error, the file cannot be opened. Nothing was written; retrying later may succeed."""
 
 
 @runtime_checkable
 class Store(Protocol):
-    """What the chatbot, the HTTP API and the UIs use of the store."""
+    """What the chatbot, the HTTP API and the UIs use of the store.
 
-    def new_conversation(self, user_id: str | None, conversation_id: str | None = None) -> str:
-        """Create a conversation (a fresh id unless ``conversation_id`` is given) and return its
-        id. Idempotent for a given id: an existing conversation, its user and state are kept."""
+    Ownership: a conversation belongs to a tenant (the site key's id; ``None`` for keyless
+    or local use) and an owner (the stored form of the verified user id; ``None`` for an
+    anonymous visitor). The store records both; the chatbot compares them
+    (:meth:`chatrec.chatbot.Chatbot.open_conversation`). Any method may raise
+    :class:`StoreUnavailable`.
+    """
+
+    def new_conversation(self, user_id: str | None, *, tenant: int | None = None) -> str:
+        """Create a conversation owned by ``user_id`` (stored as given) under ``tenant`` and return
+        its id: fresh, server-issued and unguessable (ids are never chosen by clients)."""
         ...
 
     def conversation(self, cid: str) -> dict[str, Any] | None:
-        """``{"id", "user_id", "created_at" (ISO-8601, UTC), ...}`` or ``None`` if unknown."""
+        """``{"id", "user_id" (the owner), "tenant_id", "created_at" (ISO-8601, UTC), ...}`` or
+        ``None`` if unknown. Rows from before ownership have ``tenant_id`` ``None``."""
         ...
 
     def load_state(self, cid: str) -> dict[str, Any]:
@@ -41,16 +58,19 @@ class Store(Protocol):
         template_id: str | None,
         recommended: list[str],
         result: dict[str, Any],
+        status: str = "ok",
     ) -> int:
         """Append a turn to an existing conversation and replace its state, atomically and durably
         (once this returns, both survive a restart). Returns the turn's id, larger than any
-        earlier turn id of this store. ``KeyError`` (and nothing saved) for an unknown conversation."""
+        earlier turn id of this store. ``status`` is one of :data:`TURN_STATUSES` (``cancelled``:
+        the client left mid-turn; the reply is what was written by then). ``KeyError`` (and
+        nothing saved) for an unknown conversation, ``ValueError`` for an unknown status."""
         ...
 
     def turns(self, cid: str) -> list[dict[str, Any]]:
         """The conversation's turns in the order saved (``[]`` if none): ``{"id", "conversation_id",
         "created_at", "user_text", "reply_text", "route", "template_id", "recommended_json",
-        "result_json"}``, the last two JSON text."""
+        "result_json", "status"}``, the JSON fields as text."""
         ...
 
     def turn(self, turn_id: int) -> dict[str, Any] | None:
@@ -58,8 +78,10 @@ class Store(Protocol):
         ...
 
     def add_feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
-        """Record feedback on a turn; returns its id. ``ValueError`` for a kind not in
-        :data:`FEEDBACK_KINDS`, ``KeyError`` for an unknown turn (nothing is recorded)."""
+        """Record feedback on a turn; returns its id. One vote per (turn, kind, item): a repeat
+        returns the first one's id and stores nothing. ``ValueError`` for a kind not in
+        :data:`FEEDBACK_KINDS`, for an ``item_id`` the turn did not show, or for an
+        :data:`ITEM_KINDS` vote without one; ``KeyError`` for an unknown turn (nothing is recorded)."""
         ...
 
     def feedback(self, turn_id: int | None = None) -> list[dict[str, Any]]:
@@ -70,4 +92,13 @@ class Store(Protocol):
     def count(self, table: str) -> int:
         """How many conversations, turns or feedback rows are stored (``table`` one of
         :data:`COUNTED`; ``ValueError`` otherwise)."""
+        ...
+
+    def secret(self, name: str) -> bytes:
+        """A random server secret named ``name``, made on first use and kept (for keyed hashes)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store can be written now (quickly: a
+        readiness probe); after a failed write it tries a real write, so it recovers on its own."""
         ...

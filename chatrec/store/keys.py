@@ -4,6 +4,12 @@ Keys live in the same SQLite file as the conversation store, in the
 ``site_keys`` table (store migration ``002_site_keys``). Only the SHA-256 of a key is stored;
 the plain key is shown once, when it is made.
 
+Each key also has a **signing secret** (``crs_...``), made with the key and shown once
+with it (``chatrec keys add``, ``POST /v1/admin/keys``; a new one with ``chatrec keys
+secret ID`` or ``POST /v1/admin/keys/{id}/secret``). Unlike the key it is a real secret:
+the shop's backend signs user tokens with it (:mod:`chatrec.serve.identity`), so it is
+stored as it is (the server needs it to verify them) and never leaves the shop's server.
+
 A site key is embedded in a shop's HTML, so it is not a secret: it identifies
 the shop and, in a browser, the ``Origin`` check stops other sites from using
 it. Rate limits are applied per key.
@@ -22,9 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chatrec.config import normalize_origin
-from chatrec.store.sqlite import SQLiteStore
+from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore, unavailable
 
 KEY_PREFIX = "crk_"
+SECRET_PREFIX = "crs_"
+
+
+def new_secret() -> str:
+    """A fresh signing secret for user tokens (256 random bits)."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_key(key: str) -> str:
@@ -39,6 +51,7 @@ class SiteKey:
     origins: tuple[str, ...]
     created_at: str
     revoked_at: str | None = None
+    signing_secret: str | None = field(default=None, repr=False, compare=False)  # never in public()
 
     @property
     def active(self) -> bool:
@@ -73,19 +86,22 @@ class KeyStore:
     """Hashed site keys with their origins. Thread-safe; reads are cached for ``ttl`` seconds
     (so keys added by ``chatrec keys add`` in another process are seen by a running server)."""
 
-    def __init__(self, db_path: str | Path, ttl: float = 2.0):
+    def __init__(self, db_path: str | Path, ttl: float = 2.0, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
         self.path = Path(db_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.ttl = ttl
+        self.busy_timeout_s = busy_timeout_s
+        self.failed_at: float | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
         self._snap = _Snapshot()
-        SQLiteStore(self.path)  # applies the migrations, including 002_site_keys
+        SQLiteStore(self.path, busy_timeout_s)  # makes the folder, applies the migrations (002_site_keys ...)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             self._local.conn = conn
@@ -94,29 +110,46 @@ class KeyStore:
     # ------------------------------------------------------------ writes
 
     def add(self, origins: list[str] | tuple[str, ...] = (), label: str = "") -> tuple[str, SiteKey]:
-        """Make a key; returns ``(plain_key, record)``. The plain key is not stored anywhere."""
+        """Make a key; returns ``(plain_key, record)``. The plain key is not stored anywhere;
+        ``record.signing_secret`` is (show it once, with the key)."""
         clean = sorted({normalize_origin(o) for o in origins})
         key = KEY_PREFIX + secrets.token_urlsafe(24)
+        secret = new_secret()
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self._conn().execute(
-            "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at) VALUES (?, ?, ?, ?, ?)",
-            (hash_key(key), key[:10], label, json.dumps(clean), now),
+        cur = self._execute(
+            "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at, signing_secret)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (hash_key(key), key[:10], label, json.dumps(clean), now, secret),
         )
         self.invalidate()
-        return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now)
+        return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now, None, secret)
+
+    def rotate_secret(self, key_id: int) -> str | None:
+        """A new signing secret for an active key (tokens signed with the old one stop working);
+        ``None`` if there is no such active key."""
+        secret = new_secret()
+        cur = self._execute(
+            "UPDATE site_keys SET signing_secret = ? WHERE id = ? AND revoked_at IS NULL", (secret, key_id)
+        )
+        self.invalidate()
+        return secret if cur.rowcount > 0 else None
+
+    @unavailable
+    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        return self._conn().execute(sql, params)
 
     def revoke(self, key_id: int) -> bool:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self._conn().execute(
-            "UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)
-        )
+        if not 0 < key_id < 2**63:
+            return False
+        cur = self._execute("UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))
         self.invalidate()
         return cur.rowcount > 0
 
     # ------------------------------------------------------------ reads
 
     def list(self) -> list[SiteKey]:
-        rows = self._conn().execute("SELECT * FROM site_keys ORDER BY id").fetchall()
+        rows = self._execute("SELECT * FROM site_keys ORDER BY id").fetchall()
         return [
             SiteKey(
                 r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"], r["revoked_at"]
@@ -132,10 +165,16 @@ class KeyStore:
         snap = self._snap
         if snap.at and time.monotonic() - snap.at < self.ttl:
             return snap
-        rows = self._conn().execute("SELECT * FROM site_keys WHERE revoked_at IS NULL").fetchall()
+        rows = self._execute("SELECT * FROM site_keys WHERE revoked_at IS NULL").fetchall()
         by_hash = {
             r["key_hash"]: SiteKey(
-                r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"]
+                r["id"],
+                r["prefix"],
+                r["label"],
+                tuple(json.loads(r["origins_json"])),
+                r["created_at"],
+                None,
+                r["signing_secret"],
             )
             for r in rows
         }

@@ -6,17 +6,22 @@ killed process. Text is PII-masked by the caller before it gets here.
 
 from __future__ import annotations
 
+import functools
 import json
+import secrets
 import sqlite3
 import threading
-import uuid
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ParamSpec, TypeVar
 
-from chatrec.store.base import COUNTED, FEEDBACK_KINDS
+from chatrec.store.base import COUNTED, FEEDBACK_KINDS, ITEM_KINDS, TURN_STATUSES, StoreUnavailable
 
-__all__ = ["SQLiteStore", "Store", "MIGRATIONS", "FEEDBACK_KINDS"]
+__all__ = ["SQLiteStore", "Store", "MIGRATIONS", "FEEDBACK_KINDS", "StoreUnavailable", "unavailable", "new_id"]
+
+DEFAULT_BUSY_TIMEOUT_S = 3.0
+PROBE_TIMEOUT_S = 0.25
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -63,7 +68,72 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
     """,
     ),
+    (
+        # ownership (tenant = site key id), turn status, the 'reject' vote, one vote per
+        # (turn, kind, item), a signing secret per site key, server secrets for keyed hashes
+        "003_ownership",
+        """
+        ALTER TABLE conversations ADD COLUMN tenant_id INTEGER;
+        ALTER TABLE turns ADD COLUMN status TEXT NOT NULL DEFAULT 'ok';
+        CREATE TABLE feedback_new (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            turn_id INTEGER NOT NULL REFERENCES turns(id),
+            kind TEXT NOT NULL CHECK (kind IN ('thumbs_up', 'thumbs_down', 'click', 'accept', 'reject')),
+            item_id TEXT,
+            created_at TEXT NOT NULL
+        );
+        INSERT INTO feedback_new (id, turn_id, kind, item_id, created_at)
+            SELECT id, turn_id, kind, item_id, created_at FROM feedback
+            WHERE id IN (SELECT MIN(id) FROM feedback GROUP BY turn_id, kind, COALESCE(item_id, ''));
+        DROP TABLE feedback;
+        ALTER TABLE feedback_new RENAME TO feedback;
+        CREATE UNIQUE INDEX feedback_vote ON feedback(turn_id, kind, COALESCE(item_id, ''));
+        ALTER TABLE site_keys ADD COLUMN signing_secret TEXT;
+        UPDATE site_keys SET signing_secret = 'crs_' || lower(hex(randomblob(32)));
+        CREATE TABLE server_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)
+    """,
+    ),
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DOWN_HINTS = ("locked", "busy", "disk", "full", "i/o", "unable to open", "readonly", "read-only", "malformed")
+
+
+def _down(exc: sqlite3.Error) -> bool:
+    """Is this a fault of the database file or its disk (as opposed to a bug or a constraint)?"""
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    if type(exc) is sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        return True
+    return any(h in str(exc).lower() for h in _DOWN_HINTS) and not isinstance(exc, sqlite3.IntegrityError)
+
+
+def unavailable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's file and disk faults (locked, disk full, I/O error, cannot open) raised by
+    ``fn`` into :class:`StoreUnavailable`; remember the failure for :meth:`SQLiteStore.ping`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            if not _down(exc):
+                raise
+            owner = args[0] if args else None
+            if owner is not None and hasattr(owner, "failed_at"):
+                owner.failed_at = time.monotonic()
+            raise StoreUnavailable(f"the store is unavailable: {exc}") from exc
+        except OSError as exc:  # the folder cannot be made or opened
+            raise StoreUnavailable(f"the store is unavailable: {exc}") from exc
+
+    return wrapper
+
+
+def new_id() -> str:
+    """A fresh, unguessable conversation id (128 random bits)."""
+    return secrets.token_urlsafe(16)
 
 
 def _rowid(cur: sqlite3.Cursor) -> int:
@@ -79,22 +149,33 @@ def _now() -> str:
 class SQLiteStore:
     """The embedded :class:`~chatrec.store.base.Store`: one SQLite file, one connection per thread."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout_s = busy_timeout_s
+        self.failed_at: float | None = None  # the last fault's time (monotonic); cleared by a good ping
         self._local = threading.local()
+        self._open()
+
+    @unavailable
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
+
+    @staticmethod
+    def _rollback(c: sqlite3.Connection) -> None:
+        if c.in_transaction:
+            c.execute("ROLLBACK")
 
     def _migrate(self) -> None:
         c = self._conn()
@@ -105,31 +186,72 @@ class SQLiteStore:
                 continue
             c.execute("BEGIN IMMEDIATE")
             try:
+                if c.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    c.execute("COMMIT")  # another process applied it meanwhile
+                    continue
                 for stmt in filter(str.strip, sql.split(";")):
                     c.execute(stmt)
                 c.execute("INSERT INTO _migrations VALUES (?, ?)", (name, _now()))
                 c.execute("COMMIT")
-            except Exception:
-                c.execute("ROLLBACK")
+            except BaseException:
+                self._rollback(c)
                 raise
+
+    # ------------------------------------------------------------ health
+
+    def ping(self) -> None:
+        """Can the store be written now? Takes the write lock with a short timeout; after a
+        fault, also commits a tiny write, so that the store turns healthy again on its own."""
+        try:
+            c = self._conn()
+            c.execute(f"PRAGMA busy_timeout = {int(PROBE_TIMEOUT_S * 1000)}")
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    if self.failed_at is not None:
+                        c.execute("INSERT OR REPLACE INTO server_secrets (name, value) VALUES ('_probe', ?)", (_now(),))
+                        c.execute("COMMIT")
+                    else:
+                        c.execute("ROLLBACK")
+                except BaseException:
+                    self._rollback(c)
+                    raise
+            finally:
+                c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        except (sqlite3.Error, OSError) as exc:
+            self.failed_at = time.monotonic()
+            raise StoreUnavailable(f"the store is unavailable: {exc}") from exc
+        self.failed_at = None
+
+    @unavailable
+    def secret(self, name: str) -> bytes:
+        c = self._conn()
+        c.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32)))
+        value = c.execute("SELECT value FROM server_secrets WHERE name = ?", (name,)).fetchone()["value"]
+        return value if isinstance(value, bytes) else str(value).encode()
 
     # ------------------------------------------------------------ conversations
 
-    def new_conversation(self, user_id: str | None, conversation_id: str | None = None) -> str:
-        cid = conversation_id or uuid.uuid4().hex[:12]
+    @unavailable
+    def new_conversation(self, user_id: str | None, *, tenant: int | None = None) -> str:
+        cid = new_id()
         self._conn().execute(
-            "INSERT OR IGNORE INTO conversations (id, user_id, created_at) VALUES (?, ?, ?)", (cid, user_id, _now())
+            "INSERT INTO conversations (id, user_id, tenant_id, created_at) VALUES (?, ?, ?, ?)",
+            (cid, user_id, tenant, _now()),
         )
         return cid
 
+    @unavailable
     def conversation(self, cid: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM conversations WHERE id = ?", (cid,)).fetchone()
         return dict(row) if row else None
 
+    @unavailable
     def load_state(self, cid: str) -> dict[str, Any]:
         row = self._conn().execute("SELECT state_json FROM conversations WHERE id = ?", (cid,)).fetchone()
         return json.loads(row["state_json"]) if row else {}
 
+    @unavailable
     def save_turn(
         self,
         cid: str,
@@ -140,46 +262,73 @@ class SQLiteStore:
         template_id: str | None,
         recommended: list[str],
         result: dict[str, Any],
+        status: str = "ok",
     ) -> int:
+        if status not in TURN_STATUSES:
+            raise ValueError(f"unknown turn status {status!r}; choose one of {TURN_STATUSES}")
         c = self._conn()
         c.execute("BEGIN IMMEDIATE")
         try:
             cur = c.execute(
                 "INSERT INTO turns (conversation_id, created_at, user_text, reply_text, route, template_id,"
-                " recommended_json, result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (cid, _now(), user_text, reply_text, route, template_id, json.dumps(recommended), json.dumps(result)),
+                " recommended_json, result_json, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cid,
+                    _now(),
+                    user_text,
+                    reply_text,
+                    route,
+                    template_id,
+                    json.dumps(recommended),
+                    json.dumps(result),
+                    status,
+                ),
             )
             c.execute("UPDATE conversations SET state_json = ? WHERE id = ?", (json.dumps(state), cid))
             c.execute("COMMIT")
         except sqlite3.IntegrityError as exc:  # the foreign key: no such conversation
-            c.execute("ROLLBACK")
+            self._rollback(c)
             raise KeyError(f"no conversation {cid!r}") from exc
-        except Exception:
-            c.execute("ROLLBACK")
+        except BaseException:
+            self._rollback(c)
             raise
         return _rowid(cur)
 
+    @unavailable
     def turns(self, cid: str) -> list[dict[str, Any]]:
         rows = self._conn().execute("SELECT * FROM turns WHERE conversation_id = ? ORDER BY id", (cid,))
         return [dict(r) for r in rows]
 
+    @unavailable
     def turn(self, turn_id: int) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM turns WHERE id = ?", (turn_id,)).fetchone()
         return dict(row) if row else None
 
     # ------------------------------------------------------------ feedback
 
+    @unavailable
     def add_feedback(self, turn_id: int, kind: str, item_id: str | None = None) -> int:
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"unknown feedback kind {kind!r}; choose one of {FEEDBACK_KINDS}")
-        if self.turn(turn_id) is None:
+        turn = self.turn(turn_id)
+        if turn is None:
             raise KeyError(f"no turn {turn_id}")
-        cur = self._conn().execute(
-            "INSERT INTO feedback (turn_id, kind, item_id, created_at) VALUES (?, ?, ?, ?)",
+        if kind in ITEM_KINDS and item_id is None:
+            raise ValueError(f"{kind!r} needs the item_id of an item the turn showed")
+        if item_id is not None and item_id not in json.loads(turn["recommended_json"]):
+            raise ValueError(f"item {item_id!r} was not shown in turn {turn_id}")
+        c = self._conn()
+        c.execute(
+            "INSERT OR IGNORE INTO feedback (turn_id, kind, item_id, created_at) VALUES (?, ?, ?, ?)",
             (turn_id, kind, item_id, _now()),
         )
-        return _rowid(cur)
+        row = c.execute(
+            "SELECT id FROM feedback WHERE turn_id = ? AND kind = ? AND COALESCE(item_id, '') = ?",
+            (turn_id, kind, item_id or ""),
+        ).fetchone()
+        return int(row["id"])
 
+    @unavailable
     def feedback(self, turn_id: int | None = None) -> list[dict[str, Any]]:
         if turn_id is None:
             rows = self._conn().execute("SELECT * FROM feedback ORDER BY id")
@@ -187,6 +336,7 @@ class SQLiteStore:
             rows = self._conn().execute("SELECT * FROM feedback WHERE turn_id = ? ORDER BY id", (turn_id,))
         return [dict(r) for r in rows]
 
+    @unavailable
     def count(self, table: str) -> int:
         if table not in COUNTED:
             raise ValueError(f"unknown table {table!r}; choose one of {COUNTED}")

@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytest
 
-from chatrec.store.base import COUNTED, FEEDBACK_KINDS, Store
+from chatrec.store.base import COUNTED, FEEDBACK_KINDS, TURN_STATUSES, Store
 
 
 def _sqlite(folder: Path) -> Callable[[], Store]:
@@ -36,7 +36,7 @@ def store(opener) -> Store:
     return opener()
 
 
-def _turn(store: Store, cid: str, n: int, state: dict | None = None, recommended: list[str] | None = None) -> int:
+def _turn(store: Store, cid: str, n: int, state: dict | None = None, recommended: list[str] | None = None, **kw) -> int:
     return store.save_turn(
         cid,
         state if state is not None else {"turn": n},
@@ -46,6 +46,7 @@ def _turn(store: Store, cid: str, n: int, state: dict | None = None, recommended
         f"T{n}" if n % 2 else None,
         recommended or [],
         {"text": f"reply {n}", "n": n},
+        **kw,
     )
 
 
@@ -65,13 +66,24 @@ def test_a_new_conversation_has_an_id_a_user_a_time_and_no_state(store):
     assert store.conversation(guest)["user_id"] is None
 
 
-def test_a_given_conversation_id_is_used_and_creating_it_again_keeps_it(store):
-    assert store.new_conversation("U002", "conv-given") == "conv-given"
-    _turn(store, "conv-given", 1, {"kept": True})
-    assert store.new_conversation("someone else", "conv-given") == "conv-given"
-    assert store.conversation("conv-given")["user_id"] == "U002"
-    assert store.load_state("conv-given") == {"kept": True}
-    assert len(store.turns("conv-given")) == 1
+def test_conversation_ids_are_server_issued_unguessable_and_carry_tenant_and_owner(store):
+    ids = {store.new_conversation("U1", tenant=7) for _ in range(50)}
+    assert len(ids) == 50 and all(len(i) >= 22 for i in ids)  # 128 random bits, url-safe
+    cid = next(iter(ids))
+    conv = store.conversation(cid)
+    assert conv["tenant_id"] == 7 and conv["user_id"] == "U1"
+    assert store.conversation(store.new_conversation(None))["tenant_id"] is None  # keyless / local
+    with pytest.raises(TypeError):
+        store.new_conversation("U1", "client-chosen")  # no way to choose an id
+
+
+def test_turn_status_is_kept_and_checked(store):
+    cid = store.new_conversation(None)
+    ok, gone = _turn(store, cid, 1), _turn(store, cid, 2, status="cancelled")
+    assert [(t["id"], t["status"]) for t in store.turns(cid)] == [(ok, "ok"), (gone, "cancelled")]
+    assert set(TURN_STATUSES) == {"ok", "cancelled"}
+    with pytest.raises(ValueError):
+        _turn(store, cid, 3, status="weird")
 
 
 def test_unknown_ids_read_as_nothing(store):
@@ -117,7 +129,7 @@ def test_save_turn_for_an_unknown_conversation_fails_and_saves_nothing(store):
 
 def test_feedback_is_recorded_in_order_and_validated(store):
     cid = store.new_conversation(None)
-    t1, t2 = _turn(store, cid, 1), _turn(store, cid, 2, recommended=["A"])
+    t1, t2 = _turn(store, cid, 1), _turn(store, cid, 2, recommended=["A", "B"])
     ids = [
         store.add_feedback(t1, "thumbs_up"),
         store.add_feedback(t2, "click", "A"),
@@ -132,13 +144,45 @@ def test_feedback_is_recorded_in_order_and_validated(store):
     with pytest.raises(KeyError):
         store.add_feedback(t2 + 1000, "thumbs_up")
     assert store.count("feedback") == 3
-    assert set(FEEDBACK_KINDS) >= {"thumbs_up", "thumbs_down", "click", "accept"}
+    assert set(FEEDBACK_KINDS) >= {"thumbs_up", "thumbs_down", "click", "accept", "reject"}
+
+
+def test_feedback_accept_or_reject_of_an_item_the_turn_never_showed_is_refused(store):
+    cid = store.new_conversation(None)
+    tid = _turn(store, cid, 1, recommended=["A"])
+    for kind, item in [("accept", "Z"), ("reject", "Z"), ("accept", None), ("reject", None), ("click", "Z")]:
+        with pytest.raises(ValueError):
+            store.add_feedback(tid, kind, item)
+    assert store.count("feedback") == 0
+    assert store.add_feedback(tid, "reject", "A") > 0
+
+
+def test_feedback_duplicates_are_idempotent_one_vote_per_turn_item_kind(store):
+    cid = store.new_conversation(None)
+    tid = _turn(store, cid, 1, recommended=["A", "B"])
+    first = store.add_feedback(tid, "accept", "A")
+    assert store.add_feedback(tid, "accept", "A") == first  # the same vote again: same id, nothing new
+    thumbs = store.add_feedback(tid, "thumbs_up")
+    assert store.add_feedback(tid, "thumbs_up") == thumbs
+    assert store.add_feedback(tid, "accept", "B") not in (first, thumbs)  # another item is another vote
+    assert store.add_feedback(tid, "reject", "A") not in (first, thumbs)  # another kind too
+    assert store.count("feedback") == 4
+
+
+def test_a_server_secret_is_made_once_and_kept(opener):
+    a = opener()
+    s = a.secret("x")
+    assert isinstance(s, bytes) and len(s) >= 16 and a.secret("x") == s and opener().secret("x") == s
+    assert a.secret("y") != s
+
+
+def test_ping_passes_on_a_healthy_store(store):
+    store.ping()
 
 
 def test_count(store):
     assert {t: store.count(t) for t in COUNTED} == {"conversations": 0, "turns": 0, "feedback": 0}
     cid = store.new_conversation("U1")
-    store.new_conversation("U1", cid)  # not a second one
     store.add_feedback(_turn(store, cid, 1), "thumbs_down")
     _turn(store, cid, 2)
     assert {t: store.count(t) for t in COUNTED} == {"conversations": 1, "turns": 2, "feedback": 1}

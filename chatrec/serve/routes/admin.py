@@ -3,7 +3,9 @@
 Every route here needs ``Authorization: Bearer <admin token>`` (``serve.admin_token``,
 ``--admin-token`` or ``CHATREC_ADMIN_TOKEN``); with no token configured the admin API is
 off (404). Admin paths are never served cross-origin (:mod:`chatrec.serve.middleware`).
-A new key is shown once, in the POST's answer: only its hash is stored.
+A new key is shown once, in the POST's answer: only its hash is stored. The answer also
+holds the key's ``signing_secret`` (for the shop's backend to sign user tokens; stored,
+shown only here); ``POST /v1/admin/keys/{id}/secret`` replaces it and shows the new one.
 """
 
 from __future__ import annotations
@@ -38,7 +40,15 @@ def list_keys(keys: KeysDep):
 @router.post("/keys", status_code=201)
 def add_key(body: KeyRequest, keys: KeysDep):
     plain, record = keys.add(body.origins, body.label)
-    return {"key": plain, **record.public()}
+    return {"key": plain, "signing_secret": record.signing_secret, **record.public()}
+
+
+@router.post("/keys/{key_id}/secret", status_code=201)
+def rotate_secret(key_id: int, keys: KeysDep):
+    secret = keys.rotate_secret(key_id) if 0 < key_id < 2**63 else None
+    if secret is None:
+        raise ApiError(404, f"no active key {key_id}")
+    return {"id": key_id, "signing_secret": secret}
 
 
 @router.delete("/keys/{key_id}", status_code=204)

@@ -3,6 +3,11 @@
 ``{message, conversation_id?, user_id?, stream?=true}`` -> SSE: ``event: token`` ``{"text"}``
 per piece as the model writes it, then one ``event: result`` with the turn (its ``text`` is
 the final, grounded reply); or, with ``"stream": false``, the turn as JSON.
+
+Without ``conversation_id`` a new conversation starts (its id is in the result); with one,
+it must be a conversation of the same site key and user, else 404. The user comes from a
+signed ``X-User-Token`` header (:mod:`chatrec.serve.identity`); ``user_id`` counts only
+with ``serve.accept_unsigned_user_id``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatrec.chatbot import ResultEvent, TokenEvent
 from chatrec.serve.deps import ServeSettingsDep, SiteKeyDep, TurnsDep
+from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.serve.sse import TurnStream, sse
 from chatrec.serve.turns import END, AsyncTurn, Turns, public_result
 
@@ -27,13 +33,14 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: str
     conversation_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    user_id: str | None = Field(None, max_length=64)
+    user_id: str | None = Field(None, max_length=64, description="ignored unless serve.accept_unsigned_user_id")
     stream: bool = True
 
 
 @router.post("")
-async def chat(body: ChatRequest, request: Request, _: SiteKeyDep, turns: TurnsDep, settings: ServeSettingsDep):
-    turn, first = await turns.start(request, body.message, body.conversation_id, body.user_id)
+async def chat(body: ChatRequest, request: Request, record: SiteKeyDep, turns: TurnsDep, settings: ServeSettingsDep):
+    caller = caller_of(request.headers.get(USER_TOKEN_HEADER), body.user_id, record, settings)
+    turn, first = await turns.start(request, body.message, body.conversation_id, caller)
     if not body.stream:
         result = await turns.collect(request, turn, first)
         return JSONResponse(public_result(result, settings.expose_trace))

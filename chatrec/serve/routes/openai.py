@@ -1,7 +1,8 @@
 """The OpenAI-compatible API: ``POST /v1/chat/completions``, ``GET /v1/models[/{id}]``.
 
 The ``openai`` client and LangChain's ``ChatOpenAI`` work unchanged. The last user message
-is the turn, ``user`` is the user id, the site key may come as the client's ``api_key``,
+is the turn, the user is the signed ``X-User-Token`` header's (``user`` counts only with
+``serve.accept_unsigned_user_id``), the site key may come as the client's ``api_key``,
 and the structured turn (recommendations, sources, ids) rides along in an extra
 ``chatrec`` field. Extra request fields (temperature, max_tokens, n, tools ...) are
 accepted and ignored.
@@ -26,6 +27,7 @@ from chatrec.chatbot import Chatbot, ResultEvent
 from chatrec.config import ServeSettings
 from chatrec.serve.deps import OpenAIKeyDep, ServeSettingsDep, TurnsDep
 from chatrec.serve.errors import ApiError
+from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.serve.sse import TurnStream, sse, words
 from chatrec.serve.turns import END, AsyncTurn, Turns, public_result
 from chatrec.types import TurnResult
@@ -131,15 +133,16 @@ async def completions(
     if last is None:
         raise ApiError(400, "messages must contain a user message", code="invalid_request")
     message = body.messages[last].text()
-    user_id = body.user if settings.accept_user_id else None
-    # OpenAI clients resend the whole history; continue the conversation it came from.
-    scope = f"{record.id if record else '-'}|{user_id or ''}"
+    caller = caller_of(request.headers.get(USER_TOKEN_HEADER), body.user, record, settings)
+    # OpenAI clients resend the whole history; continue the conversation it came from
+    # (only the caller's own: the conversation's owner is checked when it is opened).
+    scope = f"{caller.tenant if caller.tenant is not None else '-'}|{caller.user_id or ''}"
     prior = [(m.role, m.text()) for m in body.messages[:last] if m.role in ("user", "assistant")]
     cid = body.conversation_id or (body.metadata or {}).get("conversation_id")
     if not isinstance(cid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cid):
         cid = history.find(scope, prior)
 
-    turn, first = await turns.start(request, message, cid, user_id)
+    turn, first = await turns.start(request, message, cid, caller)
     completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)])
     if not body.stream:
         return JSONResponse(completion.body(await turns.collect(request, turn, first)))

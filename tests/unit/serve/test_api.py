@@ -210,7 +210,7 @@ def test_openai_client_parses_our_responses(fake_bot):
 
 
 def test_openai_history_continues_the_same_conversation(fake_bot):
-    c = make_client(fake_bot)
+    c = make_client(fake_bot, accept_unsigned_user_id=True)  # "user" names the user (a trusted client)
     msgs = [{"role": "user", "content": "I need wireless earbuds for running"}]
     first = c.post("/v1/chat/completions", json={"messages": msgs, "user": "U003"}).json()
     msgs += [first["choices"][0]["message"], {"role": "user", "content": "actually, under $100"}]
@@ -237,15 +237,16 @@ def test_openai_errors_use_the_openai_shape(fake_bot):
 def test_feedback_is_stored_and_errors_are_404_422(fake_bot):
     c = make_client(fake_bot)
     result = c.post("/v1/chat", json={"message": RECOMMEND, "stream": False}).json()
-    tid, item = result["turn_id"], result["recommendations"][0]["item_id"]
-    r = c.post("/v1/feedback", json={"turn_id": tid, "kind": "accept", "item_id": item})
+    tid, item, cid = result["turn_id"], result["recommendations"][0]["item_id"], result["conversation_id"]
+    r = c.post("/v1/feedback", json={"conversation_id": cid, "turn_id": tid, "kind": "accept", "item_id": item})
     assert r.status_code == 201 and r.json()["id"]
-    assert c.post("/v1/feedback", json={"turn_id": tid, "kind": "thumbs_up"}).status_code == 201
+    assert c.post("/v1/feedback", json={"conversation_id": cid, "turn_id": tid, "kind": "thumbs_up"}).status_code == 201
     rows = fake_bot.store.feedback(tid)
     assert [(f["kind"], f["item_id"]) for f in rows] == [("accept", item), ("thumbs_up", None)]
-    assert c.post("/v1/feedback", json={"turn_id": 99999, "kind": "click"}).status_code == 404
-    assert c.post("/v1/feedback", json={"turn_id": tid, "kind": "love"}).status_code == 422
-    assert c.post("/v1/feedback", json={"turn_id": tid, "kind": "click", "item_id": "NOPE"}).status_code == 422
+    assert c.post("/v1/feedback", json={"conversation_id": cid, "turn_id": 99999, "kind": "click"}).status_code == 404
+    assert c.post("/v1/feedback", json={"conversation_id": cid, "turn_id": tid, "kind": "love"}).status_code == 422
+    bad_item = {"conversation_id": cid, "turn_id": tid, "kind": "click", "item_id": "NOPE"}
+    assert c.post("/v1/feedback", json=bad_item).status_code == 422
     assert len(fake_bot.store.feedback(tid)) == 2
 
 
@@ -351,7 +352,8 @@ def test_keys_are_stored_hashed(fake_bot):
 
 def test_rate_limit_per_ip_gives_429_with_retry_after(fake_bot):
     c = make_client(fake_bot, rate_per_minute_ip=2)
-    codes = [c.post("/v1/feedback", json={"turn_id": 12345, "kind": "click"}).status_code for _ in range(2)]
+    fb = {"conversation_id": "c1", "turn_id": 12345, "kind": "click"}
+    codes = [c.post("/v1/feedback", json=fb).status_code for _ in range(2)]
     assert codes == [404, 404]
     r = c.post("/v1/chat", json={"message": "hi"})
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 30
