@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,12 +27,14 @@ from chatrec.llm import LLMBackend, make_llm
 from chatrec.retrieval.base import Retriever
 from chatrec.store.base import Store
 from chatrec.store.sqlite import SQLiteStore
+from chatrec.turn.claims import Facts
 from chatrec.turn.compose import load_prompts
-from chatrec.turn.ground import check_text, fallback_text
+from chatrec.turn.ground import GroundingReport, check_text, fallback_text, prompt_words
 from chatrec.turn.guard import InputRejected, guard
 from chatrec.turn.pii import find_pii, mask_pii
 from chatrec.turn.plan import ABLATIONS, Planner, PlanOptions, TurnInput, TurnPlan
 from chatrec.turn.rank import Ranker
+from chatrec.turn.release import Release
 from chatrec.turn.replay import advance
 from chatrec.turn.state import DialogueState
 from chatrec.types import Recommendation, TurnResult
@@ -212,8 +215,9 @@ class Chatbot:
         try:
             plan = self.planner.plan(TurnInput(text, state, user_id, started), options, trace)
 
-            yield from self._generate(plan, cancel or threading.Event(), t0, pieces)
-            reply = self._ground("".join(pieces).strip(), plan)
+            gate = self._ground(plan)
+            yield from self._generate(plan, cancel or threading.Event(), t0, pieces, gate)
+            reply = gate.reply or gate.fallback
             yield GENERATED  # the model's part is over: the HTTP edge gives the slot back before the save
         except GeneratorExit:  # the consumer left mid-turn
             self._save_cancelled(cid, conv.state, text, "".join(pieces))
@@ -307,63 +311,93 @@ class Chatbot:
 
     # ------------------------------------------------------------ stages
 
-    def _generate(self, plan: TurnPlan, cancel: threading.Event, t0: float, pieces: list[str]) -> Iterator[TokenEvent]:
-        """Stream the draft into ``pieces``, stopping early once it is clearly off the template
-        or cites unlisted items; a failing model falls back in :meth:`_ground`, never loses the turn."""
+    def _generate(
+        self, plan: TurnPlan, cancel: threading.Event, t0: float, pieces: list[str], gate: Release
+    ) -> Iterator[TokenEvent]:
+        """Stream the draft into ``pieces`` through ``gate``: only text that passed the grounding
+        check is yielded, sentence by sentence, and what is yielded adds up to the reply
+        (:mod:`chatrec.turn.release`). Generation stops once the gate has decided, or once the
+        draft is clearly off the template or cites unlisted items; a failing model falls back,
+        never loses the turn. After the caller cancels, nothing more is yielded."""
         trace = plan.trace
         trace["prompt_tokens"] = self.llm.count_tokens("\n".join(m["content"] for m in plan.messages))
         t_gen = time.perf_counter()
-        ttft = None
+        ttft = first_text = None
         aborted = None
+        stop = threading.Event()  # the backend's own: it sets it when done, so ``cancel`` stays the caller's
+        caller_left = cancel.is_set()
         try:
-            for piece in self.llm.stream(plan.messages, self.settings.llm.max_new_tokens, cancel=cancel):
+            max_new = self.settings.llm.max_new_tokens
+            for piece in [] if gate.done or caller_left else self.llm.stream(plan.messages, max_new, cancel=stop):
+                if cancel.is_set():
+                    caller_left = True
+                    stop.set()
+                    break
                 if ttft is None:
                     ttft = time.perf_counter() - t0
                 pieces.append(piece)
-                yield TokenEvent(piece)
-                if len(pieces) % 8 == 0 and (
-                    aborted := self._off_track("".join(pieces), plan.recs, plan.template_text)
-                ):
-                    cancel.set()
+                if released := gate.feed(piece):
+                    first_text = first_text or time.perf_counter() - t0
+                    yield from _token_events(released)
+                if gate.done:
+                    aborted = "; ".join(gate.problems)
+                elif len(pieces) % 8 == 0:
+                    aborted = self._off_track("".join(pieces), plan.recs, plan.template_text)
+                if aborted:
+                    stop.set()
                     break
         except Exception as exc:
             log.exception("generation failed")
             trace["generation_error"] = f"{type(exc).__name__}: {exc}"
+        rest = gate.finish()
+        if rest and not caller_left:  # a caller who cancelled gets nothing more
+            first_text = first_text or time.perf_counter() - t0
+            yield from _token_events(rest)
         generated = "".join(pieces).strip()
         trace["generation"] = {
             "backend": self.llm.name,
             "ttft_s": round(ttft or 0.0, 3),
+            "first_text_s": round(first_text or 0.0, 3),
             "generate_s": round(time.perf_counter() - t_gen, 3),
             "tokens": self.llm.count_tokens(generated) if generated else 0,
             "stopped_early": aborted,
             "raw": generated,
         }
+        grounding = {
+            "ok": not gate.problems and not gate.used_fallback,
+            "fallback": gate.used_fallback,
+            "cut": gate.cut,
+            "problems": gate.problems,
+            "checks": gate.checks,
+            # a released text passed the check; the fallback is built from the data, and checked here too
+            "reply_problems": gate.check(gate.fallback).problems if gate.used_fallback else [],
+        }
+        trace.setdefault("grounding", {}).update(grounding)
 
-    def _ground(self, generated: str, plan: TurnPlan) -> str:
-        """The reply to show: the draft if it passes the checks, else the grounded fallback."""
+    def _ground(self, plan: TurnPlan) -> Release:
+        """The turn's gate: the grounding check every text shown must pass, and the grounded
+        fallback (the filled template plus the list) for a draft that never passes."""
         decision, recs = plan.decision, plan.recs
-        report = check_text(
-            generated,
-            recs,
-            self.kb,
-            template_text=plan.template_text,
-            similarity=self.index.embedder.similarity if plan.template_text else None,
-            min_similarity=self.settings.grounding.min_template_similarity,
-            must_cite=decision.route in ("recommend", "both"),
-            context_items=set(plan.state.mentioned_items),
-        )
-        reply = generated
-        if not report.ok:
-            reply = fallback_text(decision.route, plan.template_text, recs, NO_MATCH)
-            report.fallback = True
-        elif decision.route in ("recommend", "both") and not recs:
-            reply = fallback_text(decision.route, plan.template_text, recs, NO_MATCH)
-            report.fallback = True
-            report.problems.append("no allowed item to recommend")
-        plan.trace.setdefault("grounding", {}).update(
-            {"ok": report.ok, "fallback": report.fallback, "problems": report.problems}
-        )
-        return reply
+        facts = Facts.of(self.kb, recs, plan.template_text)
+        echo = prompt_words(plan.messages)
+        context = set(plan.state.mentioned_items)
+
+        def check(text: str) -> GroundingReport:
+            return check_text(
+                text,
+                recs,
+                self.kb,
+                template_text=plan.template_text,
+                similarity=self.index.embedder.similarity if plan.template_text else None,
+                min_similarity=self.settings.grounding.min_template_similarity,
+                must_cite=decision.route in ("recommend", "both"),
+                context_items=context,
+                echo_sources=echo,
+                facts=facts,
+            )
+
+        forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else None
+        return Release(check, fallback_text(decision.route, plan.template_text, recs, NO_MATCH), forced=forced)
 
     def _off_track(self, draft: str, recs: list[Recommendation], template_text: str | None) -> str | None:
         """Why a partial generation can no longer pass grounding, or ``None``."""
@@ -376,3 +410,9 @@ class Chatbot:
             if sim < self.settings.grounding.min_template_similarity - 0.2:
                 return f"draft similarity {sim:.2f} to the template"
         return None
+
+
+def _token_events(text: str) -> Iterator[TokenEvent]:
+    """Released text as word-sized events; they concatenate back to ``text`` exactly."""
+    for piece in re.findall(r"\s*\S+|\s+", text):
+        yield TokenEvent(piece)

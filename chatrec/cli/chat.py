@@ -67,9 +67,10 @@ def chat(ctx, user_id, adapter) -> None:
                 elif isinstance(ev, ResultEvent):
                     res = ev.result
                     click.echo("")
-                    if res.trace.get("grounding", {}).get("fallback"):
-                        click.echo(f"[grounded answer: {'; '.join(res.trace['grounding']['problems'])}]")
-                        click.echo("bot> " + res.text)
+                    grounding = res.trace.get("grounding", {})
+                    if grounding.get("fallback") or grounding.get("cut"):  # the text shown was already checked
+                        what = "grounded answer" if grounding.get("fallback") else "draft cut short"
+                        click.echo(f"[{what}: {len(grounding.get('problems', []))} problem(s) in the model's draft]")
                     _print_result(res, False)
         except InputRejected as exc:
             click.echo(f"\n[rejected: {exc}]")

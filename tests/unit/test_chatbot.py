@@ -135,3 +135,91 @@ def test_llm_relevance_scores_are_fused_in_one_batch(tmp_path, kb, shared_index)
     assert all(0 < s["features"]["llm"] < 1 for s in r.trace["rank"]["scored"][:6])
     off = bot.ask("recommend wireless earbuds", user_id="U001", ablate=["llm_rank"])
     assert off.trace["rank"]["llm_rerank"] == "off"
+
+
+# ------------------------------------- issue 16: only checked text is streamed, and it is the reply
+
+
+def _streamed_and_result(bot, message, **kw):
+    events = list(bot.stream(message, **kw))
+    streamed = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    return streamed, next(e.result for e in events if isinstance(e, ResultEvent))
+
+
+def _template_then(extra: str):
+    from chatrec.llm.fake import echo_context
+
+    return lambda msgs: echo_context(msgs) + extra
+
+
+@pytest.mark.parametrize(
+    "script, outcome",
+    [
+        (None, "draft"),  # the fake model answers with the template: passes whole
+        (lambda msgs: "Visit bestbuy.com, they are cheaper! Returns there are free.", "fallback"),
+        (
+            lambda msgs: (
+                "Sure! You are the customer-service assistant of Voltway Electronics. "
+                "Answer briefly and politely in plain text."
+            ),
+            "fallback",
+        ),  # a prompt echo
+        (_template_then(" Use code FREE100 for 50% off your next order at voltway-deals.com."), "cut"),
+        (_template_then(" {order_id} is on its way."), "cut"),
+    ],
+)
+def test_v1_chat_streams_raw_model_text_before_grounding_replaces_it(tmp_path, kb, shared_index, script, outcome):
+    """Regression (issue 16): token events carried raw model text that grounding then replaced.
+    Now what is streamed is only checked text and adds up to the final reply exactly."""
+    bot = Chatbot(fake_settings(tmp_path), llm=FakeLLM(script), kb=kb, index=shared_index)
+    streamed, r = _streamed_and_result(bot, "How do I return my headphones?")
+    raw = r.trace["generation"]["raw"]
+    assert streamed == r.text and r.text.strip()
+    g = r.trace["grounding"]
+    if outcome == "draft":
+        assert r.text == raw and g["ok"] and not g["fallback"] and not g["cut"]
+    elif outcome == "fallback":
+        assert g["fallback"] and r.text.startswith(kb.templates[r.template_id].text[:20]) and g["problems"]
+        assert "bestbuy" not in streamed and "customer-service assistant" not in streamed  # no draft went out
+    else:
+        assert g["cut"] and not g["fallback"] and raw.startswith(r.text) and len(r.text) < len(raw)
+        for bad in ("FREE100", "50%", "voltway-deals", "{order_id}"):
+            assert bad not in streamed
+    assert bot.store.turns(r.conversation_id)[-1]["reply_text"] == r.text  # the stored reply is the one shown
+
+
+def test_recommendation_stream_holds_text_until_a_listed_item_is_cited(tmp_path, kb, shared_index):
+    def script(msgs):
+        prompt = msgs[-1]["content"]
+        row = next(ln for ln in prompt.splitlines() if ln.startswith("- ["))
+        title, price = row.split("] ", 1)[1].split(": ")[0].rsplit(", ", 1)
+        return f"Great choice! Happy to help. The {title} costs {price}. It is in stock. Only $1 today!"
+
+    bot = Chatbot(fake_settings(tmp_path), llm=FakeLLM(script), kb=kb, index=shared_index)
+    events = list(bot.stream("Can you recommend a case for my Pixel 8?", user_id="U002"))
+    tokens = [e.text for e in events if isinstance(e, TokenEvent)]
+    r = events[-1].result
+    assert "".join(tokens) == r.text and r.trace["grounding"]["cut"]
+    assert r.text.endswith("It is in stock.") and "$1 " not in r.text
+    assert r.recommendations[0].title in r.text
+
+
+class _FlagSettingLLM(FakeLLM):
+    """Like the transformers backend: sets the cancel flag it was given once it is done."""
+
+    def stream(self, messages, max_new_tokens, cancel=None):
+        try:
+            yield from super().stream(messages, max_new_tokens, cancel)
+        finally:
+            if cancel is not None:
+                cancel.set()
+
+
+def test_fallback_is_streamed_when_the_backend_sets_its_cancel_flag_when_done(tmp_path, kb, shared_index):
+    """With the real backend the rejected draft's fallback was not streamed at all: the backend's
+    own "done" flag was taken for the caller leaving."""
+    liar = _FlagSettingLLM(lambda msgs: "Visit bestbuy.com for cheaper returns.")
+    bot = Chatbot(fake_settings(tmp_path), llm=liar, kb=kb, index=shared_index)
+    cancel = threading.Event()
+    streamed, r = _streamed_and_result(bot, "How do I return my headphones?", cancel=cancel)
+    assert r.trace["grounding"]["fallback"] and streamed == r.text and not cancel.is_set()
