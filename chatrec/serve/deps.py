@@ -17,6 +17,9 @@ Access control, in the order a request meets it:
    the browser's origin, and the per-key rate limit. Dependencies run before the body is
    validated, so a request that is refused gets 401/403/429 whatever its body.
 3. :func:`require_admin` (``AdminOnly``, on the whole admin router): the admin bearer token.
+4. In the chat, OpenAI and feedback routes, :func:`chatrec.serve.identity.caller_of`: the end
+   user from a signed ``X-User-Token`` (401 if it does not verify with the key's secret); the
+   site key's id and that user own the conversations the request may touch (404 otherwise).
 """
 
 from __future__ import annotations
