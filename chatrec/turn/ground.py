@@ -89,24 +89,35 @@ def check_text(
         rep.fail("empty reply")
         return rep
     listed = {r.item_id for r in recs}
-    reasons = " ".join(r.reason for r in recs).lower()  # a reason may name the item it relates to
-    named_ok = set(context_items) | {
-        i.id for i in kb.items.values() if len(i.title) > 12 and i.title.lower() in reasons
-    }
+    # the reasons and the filled template are written from the data: items they name may be named
+    trusted = " ".join([r.reason for r in recs] + [template_text or ""]).lower()
+    in_trusted = {i.id for i in kb.items.values() if len(i.title) > 12 and i.title.lower() in trusted}
+    named_ok = listed | set(context_items) | in_trusted
     for item_id in kb.items:
         if item_id in text and item_id not in listed:
             rep.fail(f"cites {item_id}, which is not in the recommendation list", lasting=True)
+    low = text.lower()
+    # "Case for Pixel 8" names the Pixel 8 only as part of a longer allowed name
+    allowed_names = {r.title.lower() for r in recs}
+    for item_id in named_ok:
+        if item := kb.items.get(item_id):
+            allowed_names |= {item.title.lower(), *(a.lower() for a in item.aliases)}
+    spans = [(m.start(), m.end()) for n in allowed_names if len(n) >= 4 for m in re.finditer(re.escape(n), low)]
+
+    def names(pattern: str) -> bool:
+        return any(
+            not any(c <= m.start() and m.end() <= d and d - c > m.end() - m.start() for c, d in spans)
+            for m in re.finditer(pattern, low)
+        )
+
     for item in kb.items.values():
-        if item.id not in listed | named_ok and len(item.title) > 12 and item.title.lower() in text.lower():
+        if item.id in named_ok:
+            continue
+        if len(item.title) > 12 and names(re.escape(item.title.lower())):
             rep.fail(f"names {item.title!r}, which is not in the recommendation list", lasting=True)
-    lowered = f" {text.lower()} "
-    for r in recs:  # "Case for Pixel 8" names the device only as part of a listed title
-        lowered = lowered.replace(r.title.lower(), " ")
-    for item in kb.items.values():
-        if item.id in listed or item.id in named_ok:
             continue
         for alias in item.aliases:
-            if len(alias) >= 4 and re.search(rf"(?<![\w-]){re.escape(alias)}(?![\w-])", lowered):
+            if len(alias) >= 4 and names(rf"(?<![\w-]){re.escape(alias.lower())}(?![\w-])"):
                 rep.fail(f"names {alias!r} ({item.id}), which is not in the recommendation list", lasting=True)
                 break
     for why in (facts or Facts.of(kb, recs, template_text)).problems(text):
@@ -115,8 +126,8 @@ def check_text(
         rep.fail(f"echoes the prompt ({echo!r})", lasting=True)
     if _SLOT.search(text):
         rep.fail("leaves a template slot unfilled", lasting=True)
-    if _repetitive(stripped):
-        rep.fail("repeats itself")
+    if _repetitive(_without(low, [r.reason.lower() for r in recs] + [r.title.lower() for r in recs])):
+        rep.fail("repeats itself")  # quoting the listed items' titles and reasons is not repeating oneself
     if must_cite and recs and not any(r.item_id in text or r.title.lower() in text.lower() for r in recs):
         rep.fail("recommends nothing from the list")
     if template_text and similarity is not None:
@@ -129,10 +140,10 @@ def check_text(
 def prompt_words(messages: Sequence[Message]) -> list[str]:
     """The prompt's instructions, which a reply must not echo: the system message, and the
     lines of the last message that are not data the reply may quote (listed items, facts,
-    the answer template, the customer's own message)."""
+    the answer template, the customer's profile and message)."""
     out = [m["content"] for m in messages[:1] if m["role"] == "system"]
     if len(messages) > 1:
-        data = ("- ", "answer template:", "customer:")
+        data = ("- ", "answer template:", "customer:", "customer profile:")
         out += [ln for ln in messages[-1]["content"].splitlines() if not ln.strip().lower().startswith(data)]
     return [t for t in out if t.strip()]
 
@@ -158,6 +169,13 @@ def _echo(text: str, sources: Sequence[str]) -> str | None:
         if (gram := " ".join(w[i : i + _ECHO_N])) in grams:
             return gram
     return None
+
+
+def _without(text: str, parts: list[str]) -> str:
+    for part in sorted(parts, key=len, reverse=True):
+        if part:
+            text = text.replace(part, " ")
+    return text
 
 
 def _repetitive(text: str) -> bool:

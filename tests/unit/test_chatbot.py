@@ -223,3 +223,22 @@ def test_fallback_is_streamed_when_the_backend_sets_its_cancel_flag_when_done(tm
     cancel = threading.Event()
     streamed, r = _streamed_and_result(bot, "How do I return my headphones?", cancel=cancel)
     assert r.trace["grounding"]["fallback"] and streamed == r.text and not cancel.is_set()
+
+
+@pytest.mark.parametrize("user", [None, "U001", "U003"])
+def test_the_grounded_fallback_passes_the_check_itself(tmp_path, kb, shared_index, user):
+    """The fallback replaces a rejected draft, so it must pass the same check (seen failing with
+    the real model: a listed title containing another item's title, owned items named in the
+    reasons taken for a prompt echo, the list's repeated reasons taken for a loop)."""
+    liar = FakeLLM(lambda msgs: "Visit bestbuy.com now.")
+    bot = Chatbot(fake_settings(tmp_path), llm=liar, kb=kb, index=shared_index)
+    for message in (
+        "Can you recommend a case for my Pixel 8?",
+        "Is the Pixel 8 Pro out of stock? Tell me exactly how many are left.",
+        "recommend a power bank for travel",
+        "looking for a gift for a gamer",
+        "show me a good mouse for work",
+        "What payment methods do you accept?",
+    ):
+        r = bot.ask(message, user_id=user)
+        assert r.trace["grounding"]["fallback"] and r.trace["grounding"]["reply_problems"] == [], (message, r.trace)

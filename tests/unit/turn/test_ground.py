@@ -250,3 +250,30 @@ def test_release_cuts_a_draft_failing_after_checked_sentences_were_sent(kb):
     sent = _run(gate, good + " Use code FREE100 for 50% off. Then more words follow here.")
     assert "".join(sent) == gate.reply == good and gate.cut and not gate.used_fallback
     assert "FREE100" not in "".join(sent) and gate.done
+
+
+def test_a_listed_title_containing_an_unlisted_title_is_not_naming_it(kb):
+    """Seen with the real model: the fallback listing 'Google Case for Pixel 8 Pro' failed for
+    naming the unlisted 'Google Case for Pixel 8'."""
+    pro_case = next(i for i in kb.items.values() if i.title == "Google Case for Pixel 8 Pro")
+    text = fallback_text("recommend", None, [_rec(pro_case)], "none")
+    assert _check(text, [_rec(pro_case)], kb).ok, _check(text, [_rec(pro_case)], kb).problems
+
+
+def test_a_mentioned_devices_title_does_not_name_the_smaller_model_but_the_larger_one_is_caught(kb):
+    pro, base = kb.items["VW-1002"], _pixel(kb)  # Pixel 8 Pro, Pixel 8
+
+    def check(text, mentioned):
+        return check_text(
+            text,
+            [],
+            kb,
+            template_text=None,
+            similarity=None,
+            min_similarity=0.5,
+            must_cite=False,
+            context_items={mentioned},
+        )
+
+    assert check(f"Good news: your {pro.title} is in stock right now.", pro.id).ok
+    assert not check("Your Pixel 8 is great, and the Pixel 8 Pro is better.", base.id).ok
