@@ -205,6 +205,21 @@ def normalize_origin(origin: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
+Switch = Literal["auto", "on", "off"]
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` (a bind address or name) reachable only from this machine?"""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ServeSettings(Section):
     """``chatrec serve``: the HTTP edge (chatrec/serve/); its command-line flags override these only when given."""
 
@@ -229,10 +244,64 @@ class ServeSettings(Section):
     )
     expose_trace: bool = Field(False, description="include the turn trace (routing, timings) in responses")
     model_id: str = Field("chatrec", description="model id shown by the OpenAI-compatible API")
-    ui: bool = Field(True, description="mount the Gradio UI under /ui")
+    ui: Switch = Field(
+        "auto",
+        description="the Gradio UI under /ui: auto = only when bound to a loopback address; on = also on "
+        "other addresses, behind a login (user admin, password serve.admin_token); off",
+    )
+    docs: Switch = Field(
+        "auto", description="/docs and /openapi.json: auto = only when bound to a loopback address; on; off"
+    )
     demo: bool = Field(True, description="serve the demo shop page at /demo")
     demo_site_key: str | None = Field(None, description="site key written into the /demo page")
     ui_wait_s: float = Field(300, gt=0, description="how long a Gradio UI turn waits for a slot")
+    rate_per_minute_ip_all: float = Field(
+        600, ge=0, description="requests per minute per client IP on every path, pages and assets too (0 = unlimited)"
+    )
+    ui_max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="request bodies outside /v1/ (the UI's calls) larger than this get 413"
+    )
+    body_timeout_s: float = Field(15, gt=0, description="a request body not fully received in this time gets 408")
+    header_timeout_s: float = Field(
+        10, gt=0, description="a connection that has not sent a whole request head in this time is closed"
+    )
+    keep_alive_s: float = Field(5, gt=0, description="an idle keep-alive connection is closed after this")
+    max_connections: int = Field(
+        256, ge=1, description="open connections; a new one beyond this is closed at once (idle ones included)"
+    )
+    limit_concurrency: int = Field(
+        128, ge=1, description="connections + running requests before uvicorn answers 503 (uvicorn limit_concurrency)"
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="largest request head (uvicorn h11_max_incomplete_event_size); over it: 400"
+    )
+
+    @field_validator("ui", "docs", mode="before")
+    @classmethod
+    def _switch(cls, v: Any) -> Any:
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _public_ui(self) -> ServeSettings:
+        if self.ui == "on" and not is_loopback(self.host) and not self.admin_token:
+            raise ValueError(
+                f"serve.ui = 'on' on {self.host} (not a loopback address) needs serve.admin_token "
+                "(the UI's login password); or set serve.ui = 'off'"
+            )
+        return self
+
+    @property
+    def public(self) -> bool:
+        """Bound to an address other machines can reach."""
+        return not is_loopback(self.host)
+
+    @property
+    def ui_mounted(self) -> bool:
+        return self.ui == "on" or (self.ui == "auto" and not self.public)
+
+    @property
+    def docs_served(self) -> bool:
+        return self.docs == "on" or (self.docs == "auto" and not self.public)
 
     @field_validator("cors_origins")
     @classmethod
@@ -248,13 +317,17 @@ class SettingsError(ValueError):
 NON_SETTINGS_ENV = frozenset(
     {
         "CHATREC_CONFIG",  # the TOML file
-        "CHATREC_ADMIN_TOKEN",
-        "CHATREC_DEMO_SITE_KEY",
-        "CHATREC_SERVE_HOST",
-        "CHATREC_SERVE_PORT",  # `chatrec serve` flags
         "CHATREC_SCREENSHOT_DIR",  # tests/integration/test_widget_browser.py
     }
 )
+
+# Variables read before everything was a setting: now an error that names the setting.
+RENAMED_ENV = {
+    "CHATREC_SERVE_HOST": "CHATREC_SERVE__HOST",
+    "CHATREC_SERVE_PORT": "CHATREC_SERVE__PORT",
+    "CHATREC_ADMIN_TOKEN": "CHATREC_SERVE__ADMIN_TOKEN",
+    "CHATREC_DEMO_SITE_KEY": "CHATREC_SERVE__DEMO_SITE_KEY",
+}
 
 # The TOML file of the load_settings call in progress (not the process environment).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("chatrec_config_file", default=None)
@@ -295,6 +368,9 @@ def unknown_env_vars(environ: typing.Mapping[str, str] | None = None) -> list[st
     for name in sorted(environ):
         upper = name.upper()
         if not upper.startswith("CHATREC_") or upper in NON_SETTINGS_ENV:
+            continue
+        if upper in RENAMED_ENV:
+            problems.append(f"{name}: renamed; use {RENAMED_ENV[upper]}")
             continue
         model: type[BaseModel] | None = Settings
         path: list[str] = []

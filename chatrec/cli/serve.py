@@ -27,8 +27,8 @@ def _help(name: str, text: str = "") -> str:
 # Every flag defaults to None ("not given") and then leaves serve.<name> as the settings
 # tree has it (defaults < TOML [serve] < CHATREC_SERVE__* < the flag).
 @click.command()
-@click.option("--host", envvar="CHATREC_SERVE_HOST", help=_help("host"))
-@click.option("--port", type=click.IntRange(0, 65535), envvar="CHATREC_SERVE_PORT", help=_help("port"))
+@click.option("--host", help=_help("host"))
+@click.option("--port", type=click.IntRange(0, 65535), help=_help("port"))
 @click.option("--max-concurrent", type=click.IntRange(min=1), help=_help("max_concurrent"))
 @click.option("--max-queue", type=click.IntRange(min=0), help=_help("max_queue"))
 @click.option("--max-body-bytes", type=click.IntRange(min=256), help=_help("max_body_bytes"))
@@ -36,8 +36,7 @@ def _help(name: str, text: str = "") -> str:
 @click.option("--rate-per-minute-ip", type=click.FloatRange(min=0), help=_help("rate_per_minute_ip"))
 @click.option(
     "--admin-token",
-    envvar="CHATREC_ADMIN_TOKEN",
-    help=_help("admin_token", "bearer token for /v1/admin/* (also CHATREC_ADMIN_TOKEN); unset = admin API off"),
+    help=_help("admin_token", "bearer token for /v1/admin/* and the UI login off loopback; unset = admin API off"),
 )
 @click.option(
     "--require-key/--no-require-key",
@@ -50,8 +49,9 @@ def _help(name: str, text: str = "") -> str:
     multiple=True,
     help=_help("cors_origins", "extra allowed browser origin (repeatable; replaces the configured list)"),
 )
-@click.option("--demo-key", envvar="CHATREC_DEMO_SITE_KEY", help=_help("demo_site_key"))
-@click.option("--ui/--no-ui", default=None, help=_help("ui"))
+@click.option("--demo-key", help=_help("demo_site_key"))
+@click.option("--ui/--no-ui", default=None, help=_help("ui", "--ui: serve.ui = on; --no-ui: off"))
+@click.option("--docs/--no-docs", default=None, help=_help("docs", "--docs: serve.docs = on; --no-docs: off"))
 @click.option("--demo/--no-demo", default=None, help=_help("demo"))
 @click.option("--adapter", help="LoRA adapter folder")
 @click.option(
@@ -75,6 +75,7 @@ def serve(
     cors_origins,
     demo_key,
     ui,
+    docs,
     demo,
     adapter,
     log_level,
@@ -84,6 +85,7 @@ def serve(
 
     from chatrec.cli.context import make_chatbot
     from chatrec.serve.app import create_app
+    from chatrec.serve.server import uvicorn_options
 
     given = dict(
         host=host,
@@ -98,6 +100,7 @@ def serve(
         cors_origins=list(cors_origins) or None,
         demo_site_key=demo_key,
         ui=ui,
+        docs=docs,
         demo=demo,
     )
     overrides = {k: v for k, v in given.items() if v is not None}
@@ -105,8 +108,10 @@ def serve(
     cfg = settings.serve
     app = create_app(make_chatbot(settings), cfg)
     shown = "localhost" if cfg.host in ("0.0.0.0", "::") else cfg.host
-    click.echo(f"chatrec API on http://{shown}:{cfg.port}  (UI /ui, demo /demo, widget /widget.js, OpenAI /v1)")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level, proxy_headers=False)
+    parts = ["UI /ui" if cfg.ui_mounted else "UI off", "demo /demo", "widget /widget.js", "OpenAI /v1"]
+    parts += ["docs /docs"] if cfg.docs_served else []
+    click.echo(f"chatrec API on http://{shown}:{cfg.port}  ({', '.join(parts)})")
+    uvicorn.run(app, **uvicorn_options(cfg, log_level))
 
 
 @click.group()

@@ -7,11 +7,13 @@ rows whose content changed and deletes rows that left the KB.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -19,10 +21,11 @@ from chatrec.config import Settings, apply_offline_env
 from chatrec.kb import KnowledgeBase, template_examples
 from chatrec.retrieval.base import IndexReport, Where, matches, where_filter
 from chatrec.retrieval.embeddings import Embedder, LocalSentenceTransformerEF
-from chatrec.types import Item, Template
+from chatrec.types import Item, Template, Unavailable
 
 __all__ = [
     "ChromaIndex",
+    "IndexUnavailable",
     "IndexReport",
     "matches",
     "where_filter",
@@ -61,6 +64,23 @@ def template_row(tpl: Template) -> tuple[str, dict[str, Any]]:
     return f"{tpl.intent.replace('_', ' ')}: {tpl.text}", {"intent": tpl.intent}
 
 
+class IndexUnavailable(Unavailable):
+    """The Chroma index cannot be read (its folder deleted or corrupt, or the Chroma server down);
+    the message names the fix. The HTTP edge answers 503; the CLI prints the message and exits 2."""
+
+
+def index_fix(settings: Settings) -> str:
+    """The command that fixes an unreadable index of ``settings``."""
+    r = settings.retrieval
+    if r.chroma_host:
+        return f"check the Chroma server at {r.chroma_host}:{r.chroma_port}, then run `chatrec index`"
+    return f"rebuild it: rm -rf {settings.chroma_dir} && chatrec index"
+
+
+# What a Chroma client raises when its files or server fail (rust bindings: ChromaError; hnswlib: RuntimeError).
+_CHROMA_FAULTS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, RuntimeError)
+
+
 class ChromaIndex:
     """Owns the Chroma client and the item, template and example collections; the default
     :class:`~chatrec.retrieval.base.Retriever`."""
@@ -68,20 +88,39 @@ class ChromaIndex:
     def __init__(self, settings: Settings):
         apply_offline_env()
         import chromadb
+        from chromadb.errors import ChromaError
 
         self.settings = settings
+        self._faults: tuple[type[BaseException], ...] = (*_CHROMA_FAULTS, ChromaError)
         r = settings.retrieval
-        if r.chroma_host:
-            self.client = chromadb.HttpClient(host=r.chroma_host, port=r.chroma_port)
-        else:
-            settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-            self.client = chromadb.PersistentClient(
-                path=str(settings.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
-            )
+        with self._chroma():
+            if r.chroma_host:
+                self.client = chromadb.HttpClient(host=r.chroma_host, port=r.chroma_port)
+            else:
+                settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(
+                    path=str(settings.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
+                )
         self.embedder = Embedder(r.embedder)
         self._ef = LocalSentenceTransformerEF(r.embedder)
         self._collections: dict[str, Any] = {}
         self._exact: dict[str, tuple[list[str], Any, list[dict[str, Any]]]] = {}
+
+    @contextlib.contextmanager
+    def _chroma(self) -> Iterator[None]:
+        """Chroma's own failures as :class:`IndexUnavailable`, with the command that fixes them."""
+        try:
+            yield
+        except IndexUnavailable:
+            raise
+        except self._faults as exc:
+            where = (
+                f"the Chroma server {self.settings.retrieval.chroma_host}"
+                if self.settings.retrieval.chroma_host
+                else f"the index in {self.settings.chroma_dir}"
+            )
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise IndexUnavailable(f"{where} cannot be read ({first}); {index_fix(self.settings)}") from exc
 
     def collection_name(self, name: str) -> str:
         """Chroma's name for our collection ``name`` of this KB: ``items-<8 hex>``, keyed by the
@@ -92,19 +131,23 @@ class ChromaIndex:
 
     def collection(self, name: str) -> Any:
         if name not in self._collections:
-            self._collections[name] = self.client.get_or_create_collection(
-                self.collection_name(name),
-                embedding_function=self._ef,  # type: ignore[arg-type]  # chroma's generic is narrower
-                configuration={
-                    "hnsw": {
-                        "space": "cosine",
-                        "ef_construction": 200,
-                        "ef_search": self.settings.retrieval.hnsw_ef_search,
-                        "max_neighbors": 32,
-                    }
-                },
-            )
+            with self._chroma():
+                self._collections[name] = self._open(name)
         return self._collections[name]
+
+    def _open(self, name: str) -> Any:
+        return self.client.get_or_create_collection(
+            self.collection_name(name),
+            embedding_function=self._ef,  # type: ignore[arg-type]  # chroma's generic is narrower
+            configuration={
+                "hnsw": {
+                    "space": "cosine",
+                    "ef_construction": 200,
+                    "ef_search": self.settings.retrieval.hnsw_ef_search,
+                    "max_neighbors": 32,
+                }
+            },
+        )
 
     # ------------------------------------------------------------ building
 
@@ -144,19 +187,21 @@ class ChromaIndex:
         return IndexReport(name, len(rows), len(todo), len(stale))
 
     def is_built(self, kb: KnowledgeBase) -> bool:
-        return (
-            self.collection(ITEMS).count() == len(kb.items)
-            and self.collection(TEMPLATES).count() == len(kb.templates)
-            and self.collection(EXAMPLES).count() == len(template_examples(kb))
-        )
+        with self._chroma():
+            return (
+                self.collection(ITEMS).count() == len(kb.items)
+                and self.collection(TEMPLATES).count() == len(kb.templates)
+                and self.collection(EXAMPLES).count() == len(template_examples(kb))
+            )
 
     # ------------------------------------------------------------ querying
 
     def search_items(
         self, query: str, k: int, where: Where | None = None, query_embedding: Any = None
     ) -> list[tuple[str, float]]:
-        if self.collection(ITEMS).count() == 0:
-            return []
+        with self._chroma():
+            if self.collection(ITEMS).count() == 0:
+                return []
         emb = query_embedding if query_embedding is not None else self.embedder.embed([query])[0]
         return [(i, sim) for i, sim, _ in self._query(ITEMS, emb, k, where)]
 
@@ -164,7 +209,14 @@ class ChromaIndex:
         self, name: str, emb: Any, k: int, where: Where | None = None
     ) -> list[tuple[str, float, dict[str, Any]]]:
         """Top-``k`` (id, cosine similarity, metadata) of collection ``name``: Chroma's HNSW
-        search, or with ``retrieval.exact_search`` an exact one. Empty for an empty collection."""
+        search, or with ``retrieval.exact_search`` an exact one. Empty for an empty collection.
+        Chroma's failures raise :class:`IndexUnavailable`."""
+        with self._chroma():
+            return self._query_chroma(name, emb, k, where)
+
+    def _query_chroma(
+        self, name: str, emb: Any, k: int, where: Where | None = None
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         col = self.collection(name)
         n = col.count()
         if n == 0:
@@ -207,7 +259,8 @@ class ChromaIndex:
 
     def item_vectors(self) -> dict[str, np.ndarray]:
         """Every stored item embedding (float32), by item id."""
-        got = self.collection(ITEMS).get(include=["embeddings"])
+        with self._chroma():
+            got = self.collection(ITEMS).get(include=["embeddings"])
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     def search_templates(

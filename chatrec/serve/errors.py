@@ -11,6 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from chatrec.types import Unavailable
+
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 _OPENAI_TYPES = {
@@ -18,6 +20,7 @@ _OPENAI_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
     503: "server_overloaded",
@@ -66,6 +69,15 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+    """A dependency (store, index, engine) is down for now: 503 with ``Retry-After``, whatever the route."""
+    settings = getattr(request.app.state, "settings", None)
+    retry = str(getattr(settings, "retry_after_s", 5))
+    return error_response(
+        request.url.path, 503, str(exc) or "service unavailable", code="unavailable", headers={"Retry-After": retry}
+    )
+
+
 def _finite(value: Any) -> Any:
     """``value`` with NaN and infinities as strings: an error echoing them must still be JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -81,3 +93,4 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(ClientGone, _client_gone)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(Unavailable, _unavailable)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Rate limits: one token bucket per client address and one per site key."""
+"""Rate limits: token buckets per client address (every path, and turns) and per site key."""
 
 from __future__ import annotations
 
@@ -40,11 +40,18 @@ class RateLimiter:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """The app's two limiters (state shared by all requests)."""
+    """The app's limiters (state shared by all requests): ``ip`` counts turns and API calls per
+    address (``/v1/`` and the UI's calls alike), ``key`` per site key, ``edge`` every request per
+    address (pages, assets, ``/docs`` too)."""
 
     ip: RateLimiter
     key: RateLimiter
+    edge: RateLimiter
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> RateLimits:
-        return cls(RateLimiter(settings.rate_per_minute_ip), RateLimiter(settings.rate_per_minute_key))
+        return cls(
+            RateLimiter(settings.rate_per_minute_ip),
+            RateLimiter(settings.rate_per_minute_key),
+            RateLimiter(settings.rate_per_minute_ip_all),
+        )

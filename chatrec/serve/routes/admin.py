@@ -1,7 +1,7 @@
 """Site keys over HTTP: ``GET/POST /v1/admin/keys``, ``DELETE /v1/admin/keys/{id}``.
 
 Every route here needs ``Authorization: Bearer <admin token>`` (``serve.admin_token``,
-``--admin-token`` or ``CHATREC_ADMIN_TOKEN``); with no token configured the admin API is
+``--admin-token`` or ``CHATREC_SERVE__ADMIN_TOKEN``); with no token configured the admin API is
 off (404). Admin paths are never served cross-origin (:mod:`chatrec.serve.middleware`).
 A new key is shown once, in the POST's answer: only its hash is stored. The answer also
 holds the key's ``signing_secret`` (for the shop's backend to sign user tokens; stored,
@@ -10,13 +10,18 @@ shown only here); ``POST /v1/admin/keys/{id}/secret`` replaces it and shows the 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatrec.config import normalize_origin
 from chatrec.serve.deps import AdminOnly, KeysDep
 from chatrec.serve.errors import ApiError
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger id is a 422, not an overflow deep in the store
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminOnly])
 
@@ -44,15 +49,15 @@ def add_key(body: KeyRequest, keys: KeysDep):
 
 
 @router.post("/keys/{key_id}/secret", status_code=201)
-def rotate_secret(key_id: int, keys: KeysDep):
-    secret = keys.rotate_secret(key_id) if 0 < key_id < 2**63 else None
+def rotate_secret(key_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], keys: KeysDep):
+    secret = keys.rotate_secret(key_id)
     if secret is None:
         raise ApiError(404, f"no active key {key_id}")
     return {"id": key_id, "signing_secret": secret}
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, keys: KeysDep):
+def revoke_key(key_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], keys: KeysDep):
     if not keys.revoke(key_id):
         raise ApiError(404, f"no active key {key_id}")
     return Response(status_code=204)

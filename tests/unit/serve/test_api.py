@@ -513,7 +513,7 @@ def test_health_widget_and_demo(fake_bot):
 
 
 def test_gradio_ui_is_mounted_under_ui(fake_bot):
-    assert fake_bot.settings.serve.ui  # create_app's default settings: the bot's [serve] section
+    assert fake_bot.settings.serve.ui_mounted  # create_app's default settings: the bot's [serve] section (loopback)
     with TestClient(create_app(fake_bot)) as c:
         r = c.get("/ui/")
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
@@ -559,7 +559,7 @@ def test_cli_serve_flags_override_the_settings_only_when_given(fake_bot, monkeyp
     assert out.exit_code == 0, out.output
     s = ran["app"].state.settings
     assert (ran["host"], ran["port"]) == ("127.0.0.1", 9123) and "127.0.0.1:9123" in out.output
-    assert (s.port, s.max_queue, s.ui, s.demo, s.cors_origins) == (9123, 3, False, True, [SHOP])
+    assert (s.port, s.max_queue, s.ui, s.demo, s.cors_origins) == (9123, 3, "off", True, [SHOP])
     assert s.max_concurrent == ServeSettings().max_concurrent and s.require_key is None
     bad = CliRunner().invoke(serve, ["--cors-origin", "ftp://x", "--no-ui"], obj=obj)
     assert bad.exit_code == 2 and "origin" in bad.output
