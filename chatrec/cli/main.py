@@ -17,15 +17,26 @@ from chatrec.cli import train as train_commands
 from chatrec.cli.context import check_settings_sources
 from chatrec.config import LLMBackendName, apply_offline_env
 from chatrec.extras import as_missing_extra
+from chatrec.types import Unavailable
+
+
+class StartupProblem(click.ClickException):
+    """What is wrong and the command that fixes it, on one line; exit code 2, no traceback."""
+
+    exit_code = 2
 
 
 class ChatrecGroup(click.Group):
     """A command that needs an optional extra that is not installed ends with its ``pip install`` line
-    (whether the import went through :func:`chatrec.extras.require` or not)."""
+    (whether the import went through :func:`chatrec.extras.require` or not); a model, adapter or
+    index that cannot be loaded (:class:`~chatrec.types.Unavailable`) ends with one line saying
+    what is wrong and how to fix it, exit code 2."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Unavailable as exc:
+            raise StartupProblem(str(exc)) from exc
         except ImportError as exc:
             missing = as_missing_extra(exc, f"chatrec {ctx.invoked_subcommand}" if ctx.invoked_subcommand else None)
             if missing is None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Iterator
 
-from chatrec.config import LLMSettings, apply_offline_env
+from chatrec.config import EMBEDDED_LLM, LLMSettings, apply_offline_env
 from chatrec.llm.base import Message
 from chatrec.models import llm_path
+from chatrec.types import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,20 +38,71 @@ def quantization_config(settings: LLMSettings):
     )
 
 
+class ModelUnavailable(Unavailable):
+    """The model (or its adapter) cannot be loaded; the message says what was tried and how to fix it."""
+
+
+_POINT = "point llm.model (--model, CHATREC_LLM__MODEL or [llm] model) at a local model folder"
+
+
+def _looks_like_path(name: str) -> bool:
+    """A folder, not a Hugging Face id (``org/name``)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+
+
+def model_problem(name: str, path: str, exc: BaseException) -> ModelUnavailable:
+    """One line for a model that failed to load: what was tried, why, and the fix."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        if name == EMBEDDED_LLM:
+            fix = f"delete {folder} and it is converted again from the packaged model on the next start"
+        else:
+            fix = f"the files in {folder} are damaged or incomplete: copy or export the model again, or {_POINT}"
+        return ModelUnavailable(f"model {name!r} in {folder} cannot be loaded ({reason}); {fix}")
+    if _looks_like_path(path):
+        return ModelUnavailable(f"model folder {str(folder)!r} (llm.model) does not exist; {_POINT}")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+    why = (
+        "HF_HUB_OFFLINE is set (chatrec never downloads) and it is not in the local Hugging Face cache"
+        if offline
+        else f"it could not be loaded ({reason})"
+    )
+    return ModelUnavailable(f"model {name!r} (llm.model) is no local folder, and {why}; {_POINT}")
+
+
 def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
     """Return ``(model, tokenizer)``, with the LoRA adapter (if any) merged for serving.
 
     A LoRA delta merged into NF4 weights is mostly lost when they are re-quantised,
     so the adapter is merged into the full-precision base once, cached, and that
-    merged model is what gets loaded in 4-bit."""
+    merged model is what gets loaded in 4-bit. A model or adapter that cannot be
+    loaded raises :class:`ModelUnavailable` with the fix."""
+    adapter = adapter or settings.adapter
+    if adapter and not (Path(adapter) / "adapter_model.safetensors").exists():
+        raise ModelUnavailable(
+            f"no LoRA adapter in {adapter} (adapter_model.safetensors missing): train one with "
+            "`chatrec train`, or leave llm.adapter unset"
+        )
+    path = settings.model
+    try:
+        path = llm_path(settings.model, cache_dir)
+        return _load(settings, path, adapter, cache_dir)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise model_problem(settings.model, path, exc) from exc
+    except Exception as exc:  # safetensors' SafetensorError and other loaders' own errors
+        if type(exc).__module__.split(".")[0] in ("safetensors", "safetensors_rust", "huggingface_hub"):
+            raise model_problem(settings.model, path, exc) from exc
+        raise
+
+
+def _load(settings: LLMSettings, path: str, adapter: str | None, cache_dir: Path):
     apply_offline_env()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    path = llm_path(settings.model, cache_dir)
-    adapter = adapter or settings.adapter
     if adapter:
         path = merged_path(path, adapter, cache_dir)
     tok = AutoTokenizer.from_pretrained(path)
