@@ -219,8 +219,9 @@ class Chatbot:
             yield from self._generate(plan, cancel or threading.Event(), t0, pieces, gate)
             reply = gate.reply or gate.fallback
             yield GENERATED  # the model's part is over: the HTTP edge gives the slot back before the save
-        except GeneratorExit:  # the consumer left mid-turn
-            self._save_cancelled(cid, conv.state, text, "".join(pieces))
+        except GeneratorExit:  # the consumer left mid-turn: record the checked text released to it
+            shown = locals().get("gate")
+            self._save_cancelled(cid, conv.state, text, shown.sent if shown is not None else "")
             raise
 
         recs, decision = plan.recs, plan.decision
@@ -251,8 +252,8 @@ class Chatbot:
         yield ResultEvent(result)
 
     def _save_cancelled(self, cid: str, state: dict[str, Any], text: str, partial: str) -> None:
-        """Record a turn whose consumer left: the masked message, what the model had written
-        (masked too), status ``cancelled``; the conversation's state is left as it was."""
+        """Record a turn whose consumer left: the masked message, the checked text released to it
+        so far (masked too), status ``cancelled``; the conversation's state is left as it was."""
         try:
             self.store.save_turn(cid, state, text, mask_pii(partial.strip()), "", None, [], {}, status="cancelled")
         except Exception:  # the store is down: the turn is lost, the caller is gone anyway

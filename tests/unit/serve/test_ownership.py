@@ -266,6 +266,8 @@ def test_cancelled_turn_leaves_a_record_with_status_cancelled(fake_bot):
     turns = fake_bot.store.turns(opened.id)
     assert [t["status"] for t in turns] == ["cancelled"]
     assert "jane.doe@example.com" not in turns[0]["user_text"] and "Pixel 8" in turns[0]["user_text"]
+    shown = "".join(ev.text for ev in seen if isinstance(ev, TokenEvent)).strip()
+    assert shown and turns[0]["reply_text"].startswith(shown)  # the checked text released to the client
     assert fake_bot.store.load_state(opened.id) == {}  # the state did not move
     assert not any(type(ev).__name__ == "ResultEvent" for ev in seen)
 
