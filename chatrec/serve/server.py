@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -58,12 +57,7 @@ class GuardedH11Protocol(H11Protocol):
         self._head_timer = None
         if not self.transport.is_closing():
             self.logger.info("closing a connection that sent no request head within %.3g s", self.header_timeout_s)
-            if self.conn.our_state is not h11.ERROR:
-                try:
-                    self.conn.send(h11.ConnectionClosed())
-                except h11.LocalProtocolError:
-                    pass
-            self.transport.close()
+            self.transport.close()  # connection_lost() tells h11 the connection is closed
 
     def handle_events(self) -> None:
         super().handle_events()
