@@ -72,10 +72,10 @@ class Server:
             **os.environ,
             "CHATREC_DATA_DIR": str(self.state),
             "CHATREC_KB_DIR": str(ROOT / "kb"),
-            "CHATREC_SERVE__RATE_PER_MINUTE_IP_ALL": "0",
         }
         cmd = [sys.executable, "-m", "chatrec.cli.main", "--backend", "fake", "serve", "--port", str(self.port)]
-        cmd += ["--no-ui", "--rate-per-minute-ip", "0", "--rate-per-minute-key", "0", "--log-level", "warning"]
+        cmd += ["--no-ui", "--rate-per-minute-ip", "0", "--rate-per-minute-ip-all", "0", "--rate-per-minute-key", "0"]
+        cmd += ["--log-level", "warning"]
         t0 = time.perf_counter()
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

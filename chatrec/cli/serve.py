@@ -34,6 +34,7 @@ def _help(name: str, text: str = "") -> str:
 @click.option("--max-body-bytes", type=click.IntRange(min=256), help=_help("max_body_bytes"))
 @click.option("--rate-per-minute-key", type=click.FloatRange(min=0), help=_help("rate_per_minute_key"))
 @click.option("--rate-per-minute-ip", type=click.FloatRange(min=0), help=_help("rate_per_minute_ip"))
+@click.option("--rate-per-minute-ip-all", type=click.FloatRange(min=0), help=_help("rate_per_minute_ip_all"))
 @click.option(
     "--admin-token",
     help=_help("admin_token", "bearer token for /v1/admin/* and the UI login off loopback; unset = admin API off"),
@@ -70,6 +71,7 @@ def serve(
     max_body_bytes,
     rate_per_minute_key,
     rate_per_minute_ip,
+    rate_per_minute_ip_all,
     admin_token,
     require_key,
     cors_origins,
@@ -95,6 +97,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         rate_per_minute_key=rate_per_minute_key,
         rate_per_minute_ip=rate_per_minute_ip,
+        rate_per_minute_ip_all=rate_per_minute_ip_all,
         admin_token=admin_token or None,
         require_key=require_key,
         cors_origins=list(cors_origins) or None,
