@@ -360,3 +360,19 @@ def test_pii_in_ids_an_email_user_id_is_stored_as_a_keyed_hash(fake_bot):
         fake_bot.settings.db_path.read_bytes() + fake_bot.settings.db_path.with_name("chatrec.sqlite3-wal").read_bytes()
     )
     assert email.encode() not in raw and b"4111 1111 1111 1111" not in raw
+
+
+def test_admin_api_shows_the_signing_secret_with_a_new_key_and_rotates_it(fake_bot):
+    c = client(fake_bot, admin_token="adm")
+    auth = {"Authorization": "Bearer adm"}
+    made = c.post("/v1/admin/keys", json={"origins": [SHOP]}, headers=auth).json()
+    assert made["key"].startswith("crk_") and made["signing_secret"].startswith("crs_")
+    listed = c.get("/v1/admin/keys", headers=auth).json()["keys"]
+    assert "signing_secret" not in listed[0] and "crs_" not in str(listed)
+    new = c.post(f"/v1/admin/keys/{made['id']}/secret", headers=auth).json()["signing_secret"]
+    assert new.startswith("crs_") and new != made["signing_secret"]
+    old_token, new_token = token(made["signing_secret"], "U001"), token(new, "U001")
+    assert chat(c, made["key"], "hello", user_token=old_token).status_code == 401
+    assert chat(c, made["key"], "hello", user_token=new_token).status_code == 200
+    assert c.post("/v1/admin/keys/999/secret", headers=auth).status_code == 404
+    assert c.post(f"/v1/admin/keys/{2**63}/secret", headers=auth).status_code == 422
