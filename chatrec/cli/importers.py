@@ -53,7 +53,12 @@ MAX_REASONS_SHOWN = 20
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=0.8,
     show_default=True,
-    help="Jaccard similarity at which an answer counts as its intent's template",
+    help="with --link-similar-only: Jaccard similarity at which an answer counts as its intent's template",
+)
+@click.option(
+    "--link-similar-only",
+    is_flag=True,
+    help="link only answers near-identical to the template (default: every row of an intent is linked to it)",
 )
 @click.option(
     "--overwrite",
@@ -80,6 +85,7 @@ def import_cmd(
     encoding,
     template_prefix,
     similarity,
+    link_similar_only,
     on_existing,
     no_progress,
 ):
@@ -113,6 +119,7 @@ def import_cmd(
             encoding=encoding,
             template_prefix=template_prefix,
             similarity=similarity,
+            link_all=not link_similar_only,
             on_existing=on_existing or "error",
             progress=not no_progress,
         )

@@ -21,8 +21,11 @@ What happens to each row:
 - Intents are snake_cased. For each intent, the medoid answer (highest summed
   token-set Jaccard similarity to that intent's answers; ties go to the earliest)
   seeds a template ``<prefix>_<intent>`` (prefix = the preset name unless given).
-  Agent turns whose answer is that medoid or near-identical (Jaccard >=
-  ``similarity``, default 0.8) get its ``template_id``; the others keep only the intent.
+  Every agent turn of that intent gets its ``template_id`` (``link_all``, the default):
+  each logged customer message then teaches the router and the template index which
+  answer it needs, in the shop's own wording. With ``link_all=False`` only answers that
+  are the medoid or near-identical (Jaccard >= ``similarity``, default 0.8) are linked
+  and the others keep only the intent.
   A template-id column, when mapped, groups answers explicitly instead: every row
   naming the same template id is linked to one template built from the medoid of
   those rows.
@@ -496,7 +499,7 @@ def medoid(texts: list[str]) -> str:
 
 
 def _build_templates(
-    exchanges: list[_Exchange], prefix: str, similarity: float, slots: _Slots
+    exchanges: list[_Exchange], prefix: str, similarity: float, slots: _Slots, link_all: bool = True
 ) -> tuple[list[dict], dict[int, str]]:
     """Seed templates; return them and ``{exchange index: template id}``."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -529,7 +532,7 @@ def _build_templates(
         chosen_tokens = _tokens(chosen)
         for i in members:
             text = exchanges[i].agent_template
-            if kind == "hint" or text == chosen or jaccard(_tokens(text), chosen_tokens) >= similarity:
+            if link_all or kind == "hint" or text == chosen or jaccard(_tokens(text), chosen_tokens) >= similarity:
                 linked[i] = tid
     return templates, linked
 
@@ -633,6 +636,7 @@ def import_file(
     encoding: str = "auto",
     template_prefix: str | None = None,
     similarity: float = 0.8,
+    link_all: bool = True,
     on_existing: OnExisting = "error",
     progress: bool = False,
 ) -> ImportReport:
@@ -652,7 +656,7 @@ def import_file(
     report = ImportReport(source=path, out_dir=Path(out_dir))
     slots = _Slots()
     exchanges = read_exchanges(path, mapping, fmt=fmt, encoding=encoding, progress=progress, report=report, slots=slots)
-    templates, linked = _build_templates(exchanges, prefix, similarity, slots)
+    templates, linked = _build_templates(exchanges, prefix, similarity, slots, link_all)
     for t in templates:
         Template.model_validate(t)
     conversations = _conversations(exchanges, linked, prefix)

@@ -115,8 +115,8 @@ def test_bitext_preset_builds_transcripts_and_templates(bitext_csv, tmp_path):
     convs = read_jsonl(out / "transcripts.jsonl")
     assert [c["conversation_id"] for c in convs] == [f"bitext-{i:06d}" for i in range(1, 8)]
     agents = [c["turns"][1] for c in convs]
-    # identical and near-identical answers link to the template; the paraphrase keeps only its intent
-    assert [a.get("template_id") for a in agents[:4]] == ["bitext_track_order"] * 3 + [None]
+    # every logged message of an intent links to its template, the paraphrased answer too
+    assert [a.get("template_id") for a in agents[:4]] == ["bitext_track_order"] * 4
     assert agents[3]["intent"] == "track_order"
     assert all(a["intent"] for a in agents)
     # transcript texts read as rendered templates: defaults filled, no braces
@@ -575,3 +575,12 @@ def test_the_importer_registry_loads_each_importer_and_names_the_valid_ones_for_
     assert {name: callable(get_importer(name)) for name in IMPORTERS} == {"qa-logs": True, "redial": True}
     with pytest.raises(KeyError, match="choose from qa-logs, redial"):
         get_importer("inspired")
+
+
+def test_bitext_importer_links_only_27_rows_is_fixed_every_logged_message_links(bitext_csv, tmp_path):
+    """Issue 17: the importer linked one message per intent; every row of an intent now links to its
+    template (the router learns from all of them); ``link_all=False`` keeps the near-identical rule."""
+    every = import_file(bitext_csv, tmp_path / "all", preset="bitext")
+    assert every.turns_with_template == every.rows_imported == 7
+    similar = import_file(bitext_csv, tmp_path / "similar", preset="bitext", link_all=False)
+    assert similar.turns_with_template < 7
