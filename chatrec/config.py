@@ -220,6 +220,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class RouterSettings(Section):
+    """The learned turn router (chatrec/turn/classify.py, docs/routing.md)."""
+
+    enabled: bool = Field(True, description="route with the classifier learned from the logs (false: keyword rules)")
+    c: float = Field(100.0, gt=0, description="inverse regularisation of the intent/route logistic regression")
+    oos_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="out-of-scope below this confidence (default: chosen on held-out logs)"
+    )
+    both_rate: float = Field(
+        0.5, ge=0.0, le=1.0, description="a template whose logged turns showed items this often routes 'both'"
+    )
+    handoff_intents: list[str] = Field(
+        ["contact_human", "contact_human_agent", "human_agent", "handoff"], description="intents that hand off"
+    )
+    chitchat_intents: list[str] = Field(["greeting", "thanks", "goodbye"], description="small-talk intents")
+    escalate_intents: list[str] = Field(["complaint"], description="intents that escalate to a person")
+    escalation_c: float = Field(4.0, gt=0, description="inverse regularisation of the escalation model")
+    escalation_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="escalate at this probability or more (default: best F1, cross-validated)"
+    )
+    repeat_similarity: float = Field(
+        0.8, ge=0.0, le=1.0, description="word overlap at which a message repeats an earlier one (repeated failure)"
+    )
+
+
 class ServeSettings(Section):
     """``chatrec serve``: the HTTP edge (chatrec/serve/); its command-line flags override these only when given."""
 
@@ -417,6 +442,7 @@ class Settings(BaseSettings):
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
 
     @classmethod
     def settings_customise_sources(

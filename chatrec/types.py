@@ -186,7 +186,7 @@ class TurnResult(BaseModel):
     conversation_id: str
     turn_id: int | None = None
     text: str
-    route: Literal["service", "recommend", "both", "handoff", "chitchat"]
+    route: Literal["service", "recommend", "both", "handoff", "chitchat", "out_of_scope"]
     recommendations: list[Recommendation] = Field(default_factory=list)
     template_id: str | None = None
     sources: list[str] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from chatrec.cli import chat as chat_commands
 from chatrec.cli import eval as eval_commands
 from chatrec.cli import importers as import_commands
 from chatrec.cli import kb as kb_commands
+from chatrec.cli import router as router_commands
 from chatrec.cli import serve as serve_commands
 from chatrec.cli import train as train_commands
 from chatrec.cli.context import check_settings_sources
@@ -68,7 +69,15 @@ def main(ctx: click.Context, config, kb, data_dir, backend, model, verbose) -> N
     ctx.obj = {"config": config, "kb": kb, "data_dir": data_dir, "backend": backend, "model": model}
 
 
-for _commands in (kb_commands, chat_commands, serve_commands, import_commands, train_commands, eval_commands):
+for _commands in (
+    kb_commands,
+    chat_commands,
+    serve_commands,
+    import_commands,
+    train_commands,
+    router_commands,
+    eval_commands,
+):
     _commands.register(main)
 
 if __name__ == "__main__":  # pragma: no cover

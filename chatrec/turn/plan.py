@@ -24,11 +24,13 @@ from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase
 from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
 from chatrec.retrieval.base import Retriever
+from chatrec.turn.classify import TurnClassifier, load_or_train
 from chatrec.turn.compose import Prompts, build_messages, kg_facts, slot_values
+from chatrec.turn.escalate import assess, handoff_summary
 from chatrec.turn.ground import check_recommendations
 from chatrec.turn.profile import UserHistory, history_of, profile_text
 from chatrec.turn.rank import Ranker
-from chatrec.turn.route import Route, RouteDecision, decide
+from chatrec.turn.route import Route, RouteDecision, decide, decide_learned
 from chatrec.turn.state import DialogueState, EntityLinker, TurnAnnotations, update_state
 from chatrec.types import Recommendation
 
@@ -49,6 +51,7 @@ class TurnInput:
     user_id: str | None = None
     as_of: datetime | None = None
     annotated: TurnAnnotations | None = None
+    negative_feedback: int = 0  # thumbs-down given earlier in this conversation (escalation)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,14 @@ class Planner:
             prompts,
         )
         self.linker = EntityLinker(kb)
+        self._router: TurnClassifier | None = None
+
+    @property
+    def router(self) -> TurnClassifier:
+        """The learned router for this KB's logs (trained on first use when none is saved)."""
+        if self._router is None:
+            self._router = load_or_train(self.settings, self.kb, self.retriever.embedder)
+        return self._router
 
     def plan(
         self, turn: TurnInput, options: PlanOptions = PlanOptions(), trace: dict[str, Any] | None = None
@@ -115,7 +126,7 @@ class Planner:
         history = history_of(self.kb, user_id, turn.as_of) if "history" not in ablate else UserHistory(user_id=user_id)
         profile = self._profile(user_id, turn.as_of, state, "profile" not in ablate)
 
-        decision, q_emb = self._route(text, state, constraint_changed, options, trace)
+        decision, q_emb = self._route(text, state, constraint_changed, options, trace, turn.negative_feedback)
         if decision.route not in ("recommend", "both"):
             # a service question names things ("return my headphones") without asking for them
             state.constraints.categories = before.categories
@@ -141,7 +152,9 @@ class Planner:
                 decision.reasons + ["items from the log"],
             )
         elif options.forced_template is not None:
-            route = "service" if decision.route in ("recommend", "chitchat") else decision.route
+            route = decision.route
+            if decision.template_id != options.forced_template and route in ("recommend", "chitchat", "out_of_scope"):
+                route = "service"
             decision = RouteDecision(
                 route,
                 options.forced_template,
@@ -151,6 +164,8 @@ class Planner:
 
         template = self.kb.templates.get(decision.template_id or "")
         template_text = template.render(slot_values(self.kb, text, state, user_id)) if template else None
+        if decision.route == "out_of_scope":
+            template_text = self.out_of_scope_text(decision.clarify)
         facts = kg_facts(self.kg, state, recs) if "kg" not in ablate else []
         messages = build_messages(
             self.prompts,
@@ -178,13 +193,40 @@ class Planner:
             profile += " In this conversation they said they like: " + "; ".join(liked) + "."
         return profile
 
+    def out_of_scope_text(self, clarify: list[str]) -> str:
+        """The reply when no answer fits: a clarifying question between two intents, or what
+        the assistant can help with (the shop's own intents, most logged first)."""
+        rs = self.settings.router
+        skip = {*rs.chitchat_intents, *rs.handoff_intents, *rs.escalate_intents}
+        router = self.router
+        per_class = router.info.get("per_class", {})
+        by_use = sorted(router.classes, key=lambda c: -per_class.get(c, 0))
+        topics = list(
+            dict.fromkeys(i.replace("_", " ") for c in by_use if (i := router.class_intent.get(c)) and i not in skip)
+        )
+        return self.prompts.render(
+            "out_of_scope.j2",
+            shop=self.kb.shop.name,
+            clarify=[c.replace("_", " ") for c in clarify],
+            topics=topics[:6],
+            recommend="recommend" in router.class_route.values(),
+        )
+
     def _route(
-        self, text: str, state: DialogueState, constraint_changed: bool, options: PlanOptions, trace: dict[str, Any]
+        self,
+        text: str,
+        state: DialogueState,
+        constraint_changed: bool,
+        options: PlanOptions,
+        trace: dict[str, Any],
+        negative_feedback: int = 0,
     ) -> tuple[RouteDecision, Any]:
         r = self.settings.retrieval
         q_emb = options.query_embedding
         if q_emb is None:
             q_emb = self.retriever.embedder.embed([text])[0]
+        if self.settings.router.enabled:
+            return self._route_learned(text, state, constraint_changed, q_emb, trace, negative_feedback), q_emb
         found = self.retriever.search_templates(text, r.templates_k + 1, query_embedding=q_emb)
         rec_vote = dict(found).get(RECOMMEND_LABEL, 0.0)
         tpls = [(i, s) for i, s in found if i in self.kb.templates][: r.templates_k]
@@ -200,6 +242,52 @@ class Planner:
             "templates": [{"id": i, "similarity": round(s, 3)} for i, s in tpls],
         }
         return decision, q_emb
+
+    def _route_learned(
+        self,
+        text: str,
+        state: DialogueState,
+        constraint_changed: bool,
+        q_emb: Any,
+        trace: dict[str, Any],
+        negative_feedback: int,
+    ) -> RouteDecision:
+        rs, router = self.settings.router, self.router
+        t0 = time.perf_counter()
+        pred = router.predict(text, q_emb)
+        esc = assess(
+            text,
+            state.history,
+            router.escalation_score(text, q_emb),
+            router.escalation_threshold,
+            pred.intent,
+            rs.escalate_intents,
+            negative_feedback,
+            rs.repeat_similarity,
+        )
+        decision = decide_learned(
+            pred,
+            state,
+            constraint_changed,
+            esc,
+            router.info.get("handoff_template"),
+            lambda why: handoff_summary(text, state.history, why, pred.intent),
+        )
+        trace["route"] = {
+            "route": decision.route,
+            "reasons": decision.reasons,
+            "router": "learned",
+            "confidence": round(pred.confidence, 3),
+            "oos_threshold": router.oos_threshold,
+            "escalation_score": round(esc.score, 3),
+            "classes": [{"id": c, "p": round(p, 3)} for c, p in pred.top],
+            "ms": round(1000 * (time.perf_counter() - t0), 2),
+        }
+        if decision.clarify:
+            trace["route"]["clarify"] = decision.clarify
+        if decision.handoff_summary:
+            trace["route"]["handoff_summary"] = decision.handoff_summary
+        return decision
 
     def _rank(
         self,

@@ -1,14 +1,23 @@
-"""Deciding what a turn is: a service question, a recommendation request, both, or a handoff."""
+"""Deciding what a turn is: a service question, a recommendation request, both, a handoff,
+chitchat, or out of scope.
+
+:func:`decide_learned` decides from the learned router's prediction
+(:mod:`chatrec.turn.classify`) and the escalation check (:mod:`chatrec.turn.escalate`); it is
+the default. :func:`decide` is the older keyword rule set, used when ``router.enabled`` is
+false (and kept for comparison in ``benchmarks/router.py``)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
+from chatrec.turn.classify import Prediction
+from chatrec.turn.escalate import Escalation
 from chatrec.turn.state import DialogueState, normalise
 
-Route = Literal["service", "recommend", "both", "handoff", "chitchat"]
+Route = Literal["service", "recommend", "both", "handoff", "chitchat", "out_of_scope"]
 
 _HANDOFF = re.compile(
     r"\b(?:human|real person|live agent|"
@@ -34,8 +43,39 @@ _GREETING = re.compile(
 class RouteDecision:
     route: Route
     template_id: str | None
-    template_similarity: float
+    template_similarity: float  # the keyword router's template similarity, or the learned router's confidence
     reasons: list[str]
+    clarify: list[str] = field(default_factory=list)  # out of scope: the intents to ask between
+    handoff_summary: str | None = None  # handoff: a note for the human agent
+
+
+def decide_learned(
+    pred: Prediction,
+    state: DialogueState,
+    constraint_changed: bool,
+    escalation: Escalation,
+    handoff_template: str | None,
+    summary: Callable[[list[str]], str],
+) -> RouteDecision:
+    """The route from the learned router's prediction, the escalation check, and one piece of
+    context: after a recommendation, a message that only changes the constraints ("cheaper",
+    "not that brand") refines it."""
+    reasons = [f"{pred.label} p={pred.confidence:.2f}"]
+    if escalation.escalate or pred.route == "handoff":
+        why = escalation.reasons if escalation.escalate else ["asks for a person"]
+        own = pred.route == "handoff" or (pred.intent and f"intent {pred.intent}" in escalation.reasons)
+        tid = (pred.template_id if own else None) or handoff_template
+        return RouteDecision("handoff", tid, pred.confidence, reasons + why, handoff_summary=summary(why))
+    if pred.route in ("out_of_scope", "chitchat") and constraint_changed and state.last_recommended:
+        return RouteDecision("recommend", None, pred.confidence, reasons + ["refines the last recommendation"])
+    if pred.route == "out_of_scope":
+        unsure = (
+            f"unsure between {' and '.join(pred.clarify)}" if pred.clarify else "no answer fits with enough confidence"
+        )
+        return RouteDecision("out_of_scope", None, pred.confidence, reasons + [unsure], clarify=pred.clarify)
+    if pred.route == "recommend":
+        return RouteDecision("recommend", None, pred.confidence, reasons + ["asks for items"])
+    return RouteDecision(pred.route, pred.template_id, pred.confidence, reasons)  # type: ignore[arg-type]
 
 
 def decide(

@@ -1,0 +1,492 @@
+"""The learned turn router: which answer template (intent) and which route a message needs.
+
+One multinomial logistic regression (scikit-learn) on the normalised sentence embeddings
+the project already computes (``retrieval.embedder``, MiniLM by default). Its classes are:
+
+- every answer template the logs used (a *service* class, or *handoff* / *chitchat* when the
+  template's intent is in ``router.handoff_intents`` / ``router.chitchat_intents``; a
+  template the logs mostly answered with items as well is *both*),
+- ``__recommend__``: customer messages the agent answered with items,
+- ``__chitchat__`` and ``__out_of_scope__``: the small written sets of
+  :mod:`chatrec.turn.route_examples`.
+
+Training data are the KB's logs (:func:`log_examples`, training conversations only: the
+10% held-out split that evaluation scores is never learned from). A message is *out of
+scope* when its best class is ``__out_of_scope__`` or the best in-scope class's probability
+is under ``oos_threshold``; that threshold is chosen on a calibration fifth of the training
+conversations (the model fitted on the other four fifths; see :func:`choose_threshold`),
+then the model is refitted on all of them. When the two best templates together pass the
+threshold, the reply is a clarifying question between them rather than a refusal.
+
+:func:`load_or_train` keeps one router per set of logs: in memory, then on disk under
+``<data_dir>/router/``, keyed by a hash of the logs, the written sets and the settings, so
+changed logs retrain it on next use (``chatrec router train`` does it ahead of time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import re
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatrec.config import RouterSettings, Settings
+from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase, is_heldout
+from chatrec.retrieval.base import TextEmbedder
+from chatrec.turn import route_examples
+
+log = logging.getLogger(__name__)
+
+CHITCHAT_LABEL = "__chitchat__"
+OUT_OF_SCOPE_LABEL = "__out_of_scope__"
+FORMAT_VERSION = 2
+KNN_K = 10
+KNN_T = 0.05
+KNN_W = 0.3
+_lock = threading.Lock()
+_memory: dict[str, TurnClassifier] = {}
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str  # a template id or one of the special labels
+    group: str  # conversation id (or the written set's name): the calibration split is by group
+
+
+@dataclass
+class Prediction:
+    route: str
+    label: str  # best class
+    confidence: float  # probability of the best in-scope class
+    template_id: str | None
+    intent: str | None
+    top: list[tuple[str, float]]  # best classes and probabilities
+    clarify: list[str] = field(default_factory=list)  # intents to ask between, when unsure
+
+
+@dataclass
+class TurnClassifier:
+    classes: list[str]
+    class_route: dict[str, str]
+    class_intent: dict[str, str | None]
+    vectorizer: Any  # character n-gram TF-IDF (typos, other languages), beside the embedding
+    model: Any  # sklearn LogisticRegression over [embedding, TF-IDF]
+    neighbours: np.ndarray  # (examples, dim) embeddings of the training messages
+    neighbour_labels: np.ndarray  # class index of each
+    oos_threshold: float
+    logs_hash: str
+    embedder: str
+    escalation_coef: np.ndarray
+    escalation_intercept: float
+    escalation_threshold: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def probabilities(self, texts: list[str], emb: np.ndarray) -> np.ndarray:
+        """The logistic regression's probabilities blended with a vote of the nearest logged messages (``KNN_W``)."""
+        lr = np.asarray(self.model.predict_proba(features(self.vectorizer, texts, emb)))
+        return (1 - KNN_W) * lr + KNN_W * knn_vote(self.neighbours, self.neighbour_labels, len(self.classes), emb)
+
+    def predict(self, text: str, emb: np.ndarray) -> Prediction:
+        return self.decide(self.probabilities([text], np.asarray(emb).reshape(1, -1))[0])
+
+    def decide(self, probs: np.ndarray) -> Prediction:
+        order = np.argsort(-probs)
+        top = [(self.classes[j], float(probs[j])) for j in order[:3]]
+        in_scope = [j for j in order if self.classes[j] != OUT_OF_SCOPE_LABEL]
+        best = in_scope[0] if in_scope else order[0]
+        label, conf = self.classes[best], float(probs[best])
+        clarify: list[str] = []
+        if self.classes[order[0]] == OUT_OF_SCOPE_LABEL or conf < self.oos_threshold:
+            pair = [j for j in in_scope[:2] if self.class_route[self.classes[j]] == "service"]
+            if (
+                len(pair) == 2
+                and float(probs[pair[0]] + probs[pair[1]]) >= self.oos_threshold
+                and self.classes[order[0]] != OUT_OF_SCOPE_LABEL
+            ):
+                clarify = [self.class_intent[self.classes[j]] or self.classes[j] for j in pair]
+            return Prediction("out_of_scope", label, conf, None, None, top, clarify)
+        route = self.class_route[label]
+        tid = label if not label.startswith("__") else None
+        return Prediction(route, label, conf, tid, self.class_intent.get(label), top)
+
+    def escalation_score(self, text: str, emb: np.ndarray) -> float:
+        x = np.concatenate([np.asarray(emb, dtype=np.float32).ravel(), lexical_features(text)])
+        return float(1.0 / (1.0 + np.exp(-(x @ self.escalation_coef + self.escalation_intercept))))
+
+
+# ------------------------------------------------------------------ features
+
+
+def knn_vote(neighbours: np.ndarray, labels: np.ndarray, n_classes: int, emb: np.ndarray, k: int = KNN_K) -> np.ndarray:
+    """Per class, the softmax-weighted (temperature ``KNN_T``) vote of the ``k`` most similar
+    training messages: robust where a few near-identical logged messages exist (typos)."""
+    q = np.asarray(emb, dtype=np.float32).reshape(-1, neighbours.shape[1])
+    sims = q @ neighbours.T
+    k = min(k, neighbours.shape[0])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    out = np.zeros((q.shape[0], n_classes), dtype=np.float64)
+    for r in range(q.shape[0]):
+        s = sims[r, top[r]]
+        w = np.exp((s - s.max()) / KNN_T)
+        np.add.at(out[r], labels[top[r]], w / w.sum())
+    return out
+
+
+def make_vectorizer() -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, sublinear_tf=True, max_features=60000)
+
+
+def features(vectorizer: Any, texts: list[str], emb: np.ndarray) -> Any:
+    """``[embedding | character n-gram TF-IDF]``, both rows L2-normalised."""
+    from scipy.sparse import csr_matrix, hstack
+
+    return hstack([csr_matrix(np.asarray(emb, dtype=np.float32)), vectorizer.transform(texts)], format="csr")
+
+
+_ANGER = re.compile(
+    r"\b(?:ridiculous|useless|incompetent|furious|scam|worst|unacceptable|disgrace\w*|angry|hopeless|stupid|"
+    r"terrible|awful|never again|joke|sick and tired|wasting my time|fed up|pathetic|rubbish|"
+    r"damn|hell|wtf|ffs|not helpful|report you)\b",
+    re.IGNORECASE,
+)
+_URGENT = re.compile(
+    r"\b(?:urgent\w*|asap|immediately|emergency|right away|right now|today|hacked|fraud\w*|smok\w+|"
+    r"swell\w*|burn\w*|stolen|stole|before midnight|time sensitive)\b",
+    re.IGNORECASE,
+)
+
+
+def lexical_features(text: str) -> np.ndarray:
+    """Keyword and typography cues, used only as features of the escalation model."""
+    words = re.findall(r"[A-Za-z]{3,}", text)
+    caps = sum(1 for w in words if w.isupper()) / len(words) if words else 0.0
+    return np.asarray(
+        [
+            caps,
+            min(text.count("!"), 3) / 3,
+            min(len(_ANGER.findall(text)), 2) / 2,
+            min(len(_URGENT.findall(text)), 2) / 2,
+        ],
+        dtype=np.float32,
+    )
+
+
+# ------------------------------------------------------------------ training data
+
+
+def log_examples(kb: KnowledgeBase) -> tuple[list[Example], dict[str, float]]:
+    """Customer messages of the training conversations and what answered them, and per
+    template the share of its logged turns that also showed items.
+
+    The customer's messages since the agent last spoke are joined (as the replay does).
+    An agent turn with items and no template is ``__recommend__``; with a template, that
+    template; with only an intent, the template the logs used most for that intent."""
+    by_intent: dict[str, Counter[str]] = defaultdict(Counter)
+    for conv in kb.transcripts:
+        for t in conv.turns:
+            if t.role == "agent" and t.template_id in kb.templates and t.intent:
+                by_intent[t.intent][t.template_id] += 1
+    for tpl in kb.templates.values():
+        by_intent[tpl.intent][tpl.id] += 0
+    intent_template = {i: c.most_common(1)[0][0] for i, c in by_intent.items() if c}
+    out: list[Example] = []
+    with_items: Counter[str] = Counter()
+    used: Counter[str] = Counter()
+    for conv in kb.transcripts:
+        if is_heldout(conv.conversation_id):
+            continue
+        pending: list[str] = []
+        for t in conv.turns:
+            if t.role == "user":
+                pending.append(t.text)
+                continue
+            if t.role != "agent" or not pending:
+                continue
+            text = " ".join(pending)
+            pending = []
+            label: str | None = None
+            if t.template_id and t.template_id in kb.templates:
+                label = t.template_id
+            elif t.recommended:
+                label = RECOMMEND_LABEL
+            elif t.intent and t.intent in intent_template:
+                label = intent_template[t.intent]
+            if label is None:
+                continue
+            if label != RECOMMEND_LABEL:
+                used[label] += 1
+                with_items[label] += bool(t.recommended)
+            out.append(Example(text, label, conv.conversation_id))
+    rates = {tid: with_items[tid] / n for tid, n in used.items()}
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for e in out:  # the same message answered the same way teaches once
+        key = (" ".join(e.text.lower().split()), e.label)
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    return unique, rates
+
+
+def written_examples(kb: KnowledgeBase, rs: RouterSettings) -> list[Example]:
+    """Each template's intent name ("contact human") and text, the written out-of-scope set,
+    and the written chitchat set when no template of the KB answers chitchat (else the
+    logs' own greetings and thanks teach it). Templates the logs never used get an example
+    this way too."""
+    out = [Example(t.intent.replace("_", " "), t.id, f"template:{t.id}") for t in kb.templates.values()]
+    out += [Example(t.text, t.id, f"template:{t.id}") for t in kb.templates.values()]
+    out += [Example(t, OUT_OF_SCOPE_LABEL, f"oos:{i % 5}") for i, t in enumerate(route_examples.OUT_OF_SCOPE)]
+    if not any(t.intent in rs.chitchat_intents for t in kb.templates.values()):
+        out += [Example(t, CHITCHAT_LABEL, f"chitchat:{i % 5}") for i, t in enumerate(route_examples.CHITCHAT)]
+    return out
+
+
+def logs_hash(kb: KnowledgeBase, settings: Settings) -> str:
+    examples, rates = log_examples(kb)
+    rs = settings.router
+    payload = {
+        "v": FORMAT_VERSION,
+        "embedder": settings.retrieval.embedder,
+        "examples": [(e.text, e.label) for e in examples],
+        "routes": {t.id: t.intent for t in kb.templates.values()},
+        "written": [route_examples.OUT_OF_SCOPE, route_examples.CHITCHAT, route_examples.ESCALATION],
+        "settings": rs.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _class_route(label: str, kb: KnowledgeBase, rs: RouterSettings, rates: dict[str, float]) -> str:
+    if label == RECOMMEND_LABEL:
+        return "recommend"
+    if label == CHITCHAT_LABEL:
+        return "chitchat"
+    if label == OUT_OF_SCOPE_LABEL:
+        return "out_of_scope"
+    intent = kb.templates[label].intent
+    if intent in rs.handoff_intents:
+        return "handoff"
+    if intent in rs.chitchat_intents:
+        return "chitchat"
+    return "both" if rates.get(label, 0.0) >= rs.both_rate else "service"
+
+
+def fit_logistic(texts: list[str], emb: np.ndarray, y: list[str], c: float) -> tuple[Any, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = make_vectorizer().fit(texts)
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    model.fit(features(vectorizer, texts, emb), y)
+    return vectorizer, model
+
+
+def choose_threshold(
+    probs: np.ndarray, classes: list[str], truth: list[str], intent_of: dict[str, str] | None = None
+) -> tuple[float, dict[str, Any]]:
+    """The confidence threshold with the best utility on the calibration set: 1 for an
+    in-scope message kept and answered with the right intent (``intent_of`` maps a template
+    to its intent: a sibling template of the same intent is not an unrelated answer), 1 for
+    an out-of-scope message refused, 0.5 for a wrongly classified in-scope message refused
+    (a clarifying question beats a wrong answer), 0 otherwise. Ties go to the lower threshold."""
+    intent_of = intent_of or {}
+    oos = classes.index(OUT_OF_SCOPE_LABEL) if OUT_OF_SCOPE_LABEL in classes else -1
+    masked = probs.copy()
+    if oos >= 0:
+        masked[:, oos] = -1.0
+    best = masked.argmax(axis=1)
+    conf = masked.max(axis=1)
+    top_is_oos = probs.argmax(axis=1) == oos if oos >= 0 else np.zeros(len(truth), bool)
+    is_oos = np.asarray([t == OUT_OF_SCOPE_LABEL for t in truth])
+    right = np.asarray([intent_of.get(classes[b], classes[b]) == intent_of.get(t, t) for b, t in zip(best, truth)])
+    candidates = np.unique(np.concatenate([[0.0], conf]))
+    scores = []
+    for tau in candidates:
+        refused = top_is_oos | (conf < tau)
+        utility = np.where(is_oos, refused, np.where(refused, np.where(right, 0.0, 0.5), right))
+        scores.append(float(np.mean(utility)))
+    k = int(np.argmax(scores))
+    tau = float(candidates[k])
+    refused = top_is_oos | (conf < tau)
+    info = {
+        "calibration_messages": len(truth),
+        "calibration_out_of_scope": int(is_oos.sum()),
+        "utility": round(scores[k], 4),
+        "intent_accuracy_kept": round(float(right[~is_oos & ~refused].mean()) if (~is_oos & ~refused).any() else 0, 4),
+        "oos_recall": round(float(refused[is_oos].mean()) if is_oos.any() else 0.0, 4),
+        "in_scope_refused": round(float(refused[~is_oos].mean()) if (~is_oos).any() else 0.0, 4),
+    }
+    return tau, info
+
+
+def choose_escalation_threshold(x: np.ndarray, y: np.ndarray, c: float) -> tuple[float, dict[str, Any]]:
+    """The escalation threshold with the best F1 on 5-fold cross-validated probabilities
+    (ties: the higher threshold, fewer false alarms)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    probs = np.zeros(len(y))
+    for a, b in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
+        probs[b] = LogisticRegression(C=c, max_iter=2000).fit(x[a], y[a]).predict_proba(x[b])[:, 1]
+    best = (-1.0, 0.5, 0.0, 0.0)
+    for tau in np.round(np.arange(0.1, 0.91, 0.05), 2):
+        pred = probs >= tau
+        tp = float((pred & (y == 1)).sum())
+        p = tp / pred.sum() if pred.sum() else 0.0
+        r = tp / (y == 1).sum() if (y == 1).any() else 0.0
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        if f1 >= best[0]:
+            best = (f1, float(tau), p, r)
+    return best[1], {"f1": round(best[0], 4), "precision": round(best[2], 4), "recall": round(best[3], 4)}
+
+
+def _escalation_data(kb: KnowledgeBase, rs: RouterSettings, logs: list[Example]) -> tuple[list[str], list[int]]:
+    texts = [t for t, _, _ in route_examples.ESCALATION]
+    labels = [int(e) for _, e, _ in route_examples.ESCALATION]
+    calm = [
+        e.text
+        for e in logs
+        if e.label in kb.templates and kb.templates[e.label].intent not in (*rs.escalate_intents, *rs.handoff_intents)
+    ]
+    step = max(1, len(calm) // 600)
+    calm = calm[::step][:600] + list(route_examples.OUT_OF_SCOPE) + list(route_examples.CHITCHAT)
+    return texts + calm, labels + [0] * len(calm)
+
+
+def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) -> TurnClassifier:
+    """Fit the router on the KB's training logs (see the module docstring)."""
+    rs = settings.router
+    logs, rates = log_examples(kb)
+    examples = logs + written_examples(kb, rs)
+    if len({e.label for e in examples}) < 2:
+        raise ValueError("the logs hold fewer than two kinds of answer: nothing to route between")
+    texts = [e.text for e in examples]
+    esc_texts, esc_labels = _escalation_data(kb, rs, logs)
+    vectors = np.asarray(embedder.embed(texts + esc_texts), dtype=np.float32)
+    x, x_esc = vectors[: len(texts)], vectors[len(texts) :]
+    y = [e.label for e in examples]
+
+    calib = np.asarray([not e.group.startswith("template:") and is_heldout(e.group + ":router", 20) for e in examples])
+    info: dict[str, Any] = {
+        "examples": len(examples),
+        "log_messages": len(logs),
+        "per_class": dict(Counter(e.label for e in logs).most_common()),
+    }
+    fit_part = ~calib
+    if rs.oos_threshold is not None:
+        tau = rs.oos_threshold
+        info["threshold"] = "configured"
+    elif calib.any() and len(set(np.asarray(y)[fit_part])) >= 2:
+        fit_texts = [t for t, f in zip(texts, fit_part) if f]
+        vec, model = fit_logistic(fit_texts, x[fit_part], list(np.asarray(y)[fit_part]), rs.c)
+        cal_texts = [t for t, c in zip(texts, calib) if c]
+        cls = list(model.classes_)
+        ids = np.asarray([cls.index(v) for v in np.asarray(y)[fit_part]])
+        probs = (1 - KNN_W) * model.predict_proba(features(vec, cal_texts, x[calib])) + KNN_W * knn_vote(
+            x[fit_part], ids, len(cls), x[calib]
+        )
+        intent_of = {t.id: t.intent for t in kb.templates.values()}
+        tau, info["calibration"] = choose_threshold(probs, cls, list(np.asarray(y)[calib]), intent_of)
+        info["threshold"] = "chosen on the calibration split"
+    else:
+        tau = 0.0
+        info["threshold"] = "no calibration data"
+    vectorizer, model = fit_logistic(texts, x, y, rs.c)
+    classes = [str(c) for c in model.classes_]
+
+    from sklearn.linear_model import LogisticRegression
+
+    xe = np.hstack([x_esc, np.vstack([lexical_features(t) for t in esc_texts])])
+    esc = LogisticRegression(C=rs.escalation_c, max_iter=2000).fit(xe, esc_labels)
+    info["escalation_examples"] = len(esc_texts)
+    if rs.escalation_threshold is None:
+        esc_tau, info["escalation_cv"] = choose_escalation_threshold(xe, np.asarray(esc_labels), rs.escalation_c)
+    else:
+        esc_tau = rs.escalation_threshold
+    handoff = Counter(
+        e.label for e in logs if e.label in kb.templates and kb.templates[e.label].intent in rs.handoff_intents
+    )
+    handoff_ids = [t.id for t in kb.templates.values() if t.intent in rs.handoff_intents]
+    info["handoff_template"] = handoff.most_common(1)[0][0] if handoff else (handoff_ids[0] if handoff_ids else None)
+    return TurnClassifier(
+        classes=classes,
+        class_route={c: _class_route(c, kb, rs, rates) for c in classes},
+        class_intent={c: (kb.templates[c].intent if c in kb.templates else None) for c in classes},
+        vectorizer=vectorizer,
+        model=model,
+        neighbours=x,
+        neighbour_labels=np.asarray([classes.index(v) for v in y]),
+        oos_threshold=round(float(tau), 4),
+        logs_hash=logs_hash(kb, settings),
+        embedder=settings.retrieval.embedder,
+        escalation_coef=np.asarray(esc.coef_[0], dtype=np.float32),
+        escalation_intercept=float(esc.intercept_[0]),
+        escalation_threshold=round(esc_tau, 4),
+        info=info,
+    )
+
+
+# ------------------------------------------------------------------ persistence
+
+
+def router_path(settings: Settings) -> Path:
+    """``<data_dir>/router/router-<8 hex of the KB folder>.pkl``, beside the index."""
+    kb = str(Path(settings.kb_dir).resolve())
+    return settings.data_dir / "router" / f"router-{hashlib.sha256(kb.encode()).hexdigest()[:8]}.pkl"
+
+
+def save_router(router: TurnClassifier, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as fh:
+        pickle.dump(router, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    meta = {
+        "logs_hash": router.logs_hash,
+        "embedder": router.embedder,
+        "classes": len(router.classes),
+        "oos_threshold": router.oos_threshold,
+        "escalation_threshold": router.escalation_threshold,
+        **router.info,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_router(path: Path) -> TurnClassifier | None:
+    try:  # our own file under the data folder (pickle: never point this at untrusted files)
+        with path.open("rb") as fh:
+            router = pickle.load(fh)
+    except (OSError, EOFError, ValueError, AttributeError, ImportError, pickle.UnpicklingError) as exc:
+        log.warning("router %s unreadable (%s): retraining", path, exc)
+        return None
+    return router if isinstance(router, TurnClassifier) else None
+
+
+def load_or_train(settings: Settings, kb: KnowledgeBase, embedder: TextEmbedder) -> TurnClassifier:
+    """The router for these logs: from memory, from disk when its logs hash matches, else trained
+    (and saved). Changed logs or router settings change the hash, so the router is retrained."""
+    key = logs_hash(kb, settings)
+    with _lock:
+        if key in _memory:
+            return _memory[key]
+        path = router_path(settings)
+        router = load_router(path) if path.exists() else None
+        if router is None or router.logs_hash != key:
+            if router is not None:
+                log.info("router %s is stale (logs changed): retraining", path)
+            router = train_router(kb, embedder, settings)
+            try:
+                save_router(router, path)
+            except OSError as exc:  # a read-only data folder: keep it in memory
+                log.warning("cannot save the router to %s: %s", path, exc)
+        _memory[key] = router
+        return router
