@@ -89,6 +89,7 @@ class Replayer:
         if opts.generate and settings.llm.adapter and "adapter" in opts.ablations:
             base = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": None})})
             self.base_llm = make_llm(base)
+        self._vectors: dict[str, Any] = {}
         self.vectors = self.retriever.item_vectors()
         self.systems = self._systems()
 
@@ -99,6 +100,39 @@ class Replayer:
         if self.opts.baselines:
             s.extend(BASELINES)
         return s
+
+    # ------------------------------------------------------------------ embeddings
+
+    def prewarm(self, convs: list[Conversation]) -> None:
+        """Embed, in batches, the customer messages (as the replay joins and masks them) and the
+        logged answers of ``convs``: one batched call instead of two or three single ones per turn,
+        which is where a one-turn service conversation spent most of its time (docs/evaluation.md)."""
+        from chatrec.turn.pii import mask_pii
+
+        texts: list[str] = []
+        for conv in convs:
+            pending: list[str] = []
+            for t in conv.turns:
+                if t.role == "user":
+                    pending.append(t.text)
+                    continue
+                if pending:
+                    texts.append(mask_pii(" ".join(pending).strip()))
+                    pending = []
+                texts.append(t.text)
+        self._vectors = {}  # a window at a time: memory stays bounded
+        self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> list[Any]:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if todo:
+            for t, v in zip(todo, self.retriever.embedder.embed(todo)):
+                self._vectors[t] = v
+        return [self._vectors[t] for t in texts]
+
+    def _similarity(self, a: str, b: str) -> float:
+        va, vb = self._embed([a, b])
+        return float(va @ vb)
 
     # ------------------------------------------------------------------ conversation
 
@@ -123,7 +157,7 @@ class Replayer:
         gold = list(dict.fromkeys(turn.recommended))
         gold_new = [g for g in gold if g not in step.seen_before]
         t0 = time.perf_counter()
-        q_emb = self.retriever.embedder.embed([text])[0]
+        q_emb = self._embed([text])[0]
         embed_s = time.perf_counter() - t0
         full_state: DialogueState | None = None
         for system in self.systems:
@@ -200,7 +234,7 @@ class Replayer:
                 row["output"] = reply
                 if not is_rec:
                     m["service.rouge_l"] = (rouge_l(reply, turn.text), 1)
-                    m["service.cosine"] = (self.retriever.embedder.similarity(reply, turn.text), 1)
+                    m["service.cosine"] = (self._similarity(reply, turn.text), 1)
             rows.add(system, row, m, elapsed)
         if full_state is None:  # only baselines ran: the live plan's state continues the conversation
             full_state = self.planner.plan(step.input).state

@@ -39,6 +39,7 @@ import logging
 import random
 import time
 from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -52,6 +53,7 @@ from chatrec.kb import KnowledgeBase, check_conversation, is_heldout
 from chatrec.types import Conversation
 
 log = logging.getLogger(__name__)
+PREWARM = 256  # conversations whose messages are embedded in one batched pass (single process)
 
 
 def read_conversations(path: Path, kb: KnowledgeBase) -> Iterator[tuple[int, Conversation | None, str | None]]:
@@ -203,9 +205,12 @@ def _replay_all(
     jobs = _jobs(Path(opts.transcripts), todo)
     if opts.workers <= 1:
         _init_worker(settings.model_dump_json(), opts, exclude)
-        for job in jobs:
-            order, ln, res, err = _work(job)
-            files.write(order, ln, res, err, ids[order])
+        assert _WORKER is not None
+        while batch := list(islice(jobs, PREWARM)):
+            _WORKER.prewarm([Conversation.model_validate_json(raw) for _, _, raw in batch])
+            for job in batch:
+                order, ln, res, err = _work(job)
+                files.write(order, ln, res, err, ids[order])
         return
     import multiprocessing as mp
 
