@@ -1,0 +1,421 @@
+"""The learned router against the keyword router it replaces and two standard baselines.
+
+    python benchmarks/router.py [--bitext ../shared/data/bitext/bitext_cs_training_v1.csv]
+                                [--out benchmarks/results/router] [--seed 7] [--limit N]
+
+1. **Intent accuracy on Bitext**, split 80/20 by groups of near-duplicates (same text once
+   lower-cased, placeholders and punctuation removed, or MiniLM cosine >= 0.92, joined
+   transitively), so no paraphrase of a test question is trained on. Systems:
+   ``project`` (the training rows imported with ``chatrec import --preset bitext`` and the
+   router trained by ``train_router``, as ``chatrec router train`` does), ``before`` (the
+   old import linking near-identical answers only, template retrieval and keyword routing,
+   ``router.enabled = false``), ``tfidf_linearsvc`` and ``minilm_logreg`` (baselines trained
+   on the same rows). 95% bootstrap CIs over test messages.
+2. **Out of scope**: the Bitext test questions plus ``tests/fixtures/routing/oos_test.jsonl``
+   (never trained on); precision and recall of the ``out_of_scope`` route.
+3. **Route accuracy** on ``tests/fixtures/routing/route_mix.jsonl`` (service and shopping
+   requests, chitchat, handoff, out of scope) with the demo KB, learned vs keyword router;
+   and the route decision's latency (embedding included), p50/p90 over those messages.
+4. **Escalation**: 5-fold cross-validated precision/recall on the written set
+   (``chatrec/turn/route_examples.py``), and on ``tests/fixtures/routing/escalation_test.jsonl``
+   (never trained on) with the demo KB's router, against the old keyword handoff rule.
+
+Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = REPO / "tests" / "fixtures" / "routing"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import percentile  # noqa: E402
+
+
+def boot(values: list[float], seed: int, n: int = 1000) -> dict:
+    a = np.asarray(values, dtype=float)
+    if len(a) == 0:
+        return {"value": None, "ci_low": None, "ci_high": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    means = a[rng.integers(0, len(a), size=(n, len(a)))].mean(axis=1)
+    return {
+        "value": round(float(a.mean()), 4),
+        "ci_low": round(float(np.percentile(means, 2.5)), 4),
+        "ci_high": round(float(np.percentile(means, 97.5)), 4),
+        "n": len(a),
+    }
+
+
+def pr(pred: list[bool], truth: list[bool], seed: int) -> dict:
+    """Precision and recall with bootstrap CIs (resampling messages)."""
+    p, t = np.asarray(pred), np.asarray(truth)
+    rng = np.random.default_rng(seed)
+    ps, rs = [], []
+    for _ in range(1000):
+        i = rng.integers(0, len(p), len(p))
+        if p[i].sum():
+            ps.append((p[i] & t[i]).sum() / p[i].sum())
+        if t[i].sum():
+            rs.append((p[i] & t[i]).sum() / t[i].sum())
+
+    def one(v: float, xs: list[float]) -> dict:
+        return {
+            "value": round(float(v), 4),
+            "ci_low": round(float(np.percentile(xs, 2.5)), 4) if xs else None,
+            "ci_high": round(float(np.percentile(xs, 97.5)), 4) if xs else None,
+        }
+
+    tp = int((p & t).sum())
+    return {
+        "precision": one(tp / p.sum() if p.sum() else 0.0, ps),
+        "recall": one(tp / t.sum() if t.sum() else 0.0, rs),
+        "tp": tp,
+        "fp": int((p & ~t).sum()),
+        "fn": int((~p & t).sum()),
+        "n": len(p),
+    }
+
+
+class CachedEmbedder:
+    def __init__(self, embedder):
+        self.inner, self.cache = embedder, {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        miss = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if miss:
+            for t, v in zip(miss, self.inner.embed(miss)):
+                self.cache[t] = v
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+    def similarity(self, a: str, b: str) -> float:
+        va, vb = self.embed([a, b])
+        return float(va @ vb)
+
+
+def groups_of(texts: list[str], emb: np.ndarray, threshold: float = 0.92) -> list[int]:
+    """Union-find over exact normalised duplicates and cosine >= threshold."""
+    parent = list(range(len(texts)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    norm: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        key = re.sub(r"\{\{.*?\}\}|[^a-z ]", "", t.lower())
+        key = " ".join(key.split())
+        if key in norm:
+            union(norm[key], i)
+        else:
+            norm[key] = i
+    for start in range(0, len(texts), 512):
+        sims = emb[start : start + 512] @ emb.T
+        for r, c in zip(*np.nonzero(sims >= threshold)):
+            if start + r < c:
+                union(start + r, c)
+    return [find(i) for i in range(len(texts))]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def hot_spots(truth: list[str], pred: list[str], k: int = 8) -> list[list]:
+    c = Counter((t, p) for t, p in zip(truth, pred) if t != p)
+    return [[t, p, n] for (t, p), n in c.most_common(k)]
+
+
+def bitext_part(args, embedder, seed: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupShuffleSplit
+    from sklearn.svm import LinearSVC
+
+    from chatrec.config import load_settings
+    from chatrec.importers.qa_logs import import_file, snake_case
+    from chatrec.kb import load_kb
+    from chatrec.retrieval.chroma import ChromaIndex
+    from chatrec.turn.classify import train_router
+    from chatrec.turn.pii import mask_pii
+    from chatrec.turn.route import decide
+    from chatrec.turn.state import DialogueState
+
+    with open(args.bitext, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if args.limit:
+        rows = rows[: args.limit]
+    texts = [mask_pii(r["instruction"]) for r in rows]
+    intents = [snake_case(r["intent"]) for r in rows]
+    t0 = time.perf_counter()
+    emb = embedder.embed(texts)
+    groups = groups_of(texts, emb)
+    split = GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed)
+    tr, te = next(split.split(texts, intents, groups))
+    test_texts, test_truth = [texts[i] for i in te], [intents[i] for i in te]
+    oos = [json.loads(line)["text"] for line in (FIX / "oos_test.jsonl").read_text().splitlines() if line.strip()]
+    results: dict = {
+        "rows": len(rows),
+        "groups": len(set(groups)),
+        "train": len(tr),
+        "test": len(te),
+        "split": "GroupShuffleSplit 80/20 over near-duplicate groups",
+        "systems": {},
+        "hot_spots": {},
+    }
+
+    # baselines
+    train_texts, train_y = [texts[i] for i in tr], [intents[i] for i in tr]
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit(train_texts)
+    svc = LinearSVC(C=1.0).fit(tfidf.transform(train_texts), train_y)
+    pred_svc = list(svc.predict(tfidf.transform(test_texts)))
+    lr = LogisticRegression(C=10.0, max_iter=3000).fit(emb[tr], train_y)
+    pred_lr = list(lr.predict(emb[te]))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_p = Path(tmp)
+        src = tmp_p / "train.csv"
+        write_csv(src, [rows[i] for i in tr])
+        outcomes = {}
+        for name, link_all in (("project", True), ("before", False)):
+            kb_dir = tmp_p / f"kb_{name}"
+            import_file(src, kb_dir, preset="bitext", link_all=link_all)
+            kb = load_kb(kb_dir)
+            settings = load_settings(
+                kb_dir=str(kb_dir), data_dir=str(tmp_p / f"state_{name}"), retrieval={"exact_search": True}
+            )
+            if name == "project":
+                t1 = time.perf_counter()
+                router = train_router(kb, embedder, settings)
+                results["project_train_s"] = round(time.perf_counter() - t1, 1)
+                results["project_router"] = {"oos_threshold": router.oos_threshold, **router.info}
+                test_emb = embedder.embed(test_texts + oos)
+                probs = router.probabilities(test_texts + oos, test_emb)
+                preds = [router.decide(p) for p in probs]
+                intent_pred = [router.class_intent.get(p.label) or p.label for p in preds[: len(test_texts)]]
+                kept_pred = [p.intent if p.route != "out_of_scope" else "out_of_scope" for p in preds]
+                results["systems"]["project (learned router)"] = {
+                    "intent_accuracy": boot([a == b for a, b in zip(intent_pred, test_truth)], seed),
+                    "intent_accuracy_after_oos": boot(
+                        [a == b for a, b in zip(kept_pred[: len(test_texts)], test_truth)], seed
+                    ),
+                    "oos": pr(
+                        [p.route == "out_of_scope" for p in preds],
+                        [False] * len(test_texts) + [True] * len(oos),
+                        seed,
+                    ),
+                }
+                outcomes["after"] = intent_pred
+            else:
+                index = ChromaIndex(settings)
+                index.embedder = embedder  # type: ignore[assignment]
+                index.build(kb)
+                before = []
+                for text, v in zip(test_texts, embedder.embed(test_texts)):
+                    found = index.search_templates(text, 4, query_embedding=v)
+                    tpls = [(i, s) for i, s in found if i in kb.templates][:3]
+                    top = tpls[0] if tpls else None
+                    intent = kb.templates[top[0]].intent if top else None
+                    d = decide(text, DialogueState(), top, intent, False, settings.retrieval.template_min_similarity)
+                    before.append(kb.templates[d.template_id].intent if d.template_id else d.route)
+                results["systems"]["before (keyword router, 1 example per intent)"] = {
+                    "intent_accuracy": boot([a == b for a, b in zip(before, test_truth)], seed),
+                }
+                outcomes["before"] = before
+    results["systems"]["tfidf_linearsvc"] = {
+        "intent_accuracy": boot([a == b for a, b in zip(pred_svc, test_truth)], seed)
+    }
+    results["systems"]["minilm_logreg"] = {"intent_accuracy": boot([a == b for a, b in zip(pred_lr, test_truth)], seed)}
+    results["hot_spots"] = {k: hot_spots(test_truth, v) for k, v in outcomes.items()}
+    results["wall_s"] = round(time.perf_counter() - t0, 1)
+    return results
+
+
+def demo_part(embedder, seed: int) -> dict:
+    from chatrec.chatbot import build_planner
+    from chatrec.config import load_settings
+    from chatrec.kb import load_kb
+    from chatrec.turn import route_examples
+    from chatrec.turn.classify import lexical_features
+    from chatrec.turn.plan import PlanOptions
+    from chatrec.turn.route import _HANDOFF
+    from chatrec.turn.state import DialogueState, normalise
+
+    kb = load_kb(REPO / "kb")
+    mix = [json.loads(line) for line in (FIX / "route_mix.jsonl").read_text().splitlines() if line.strip()]
+    esc_test = [json.loads(line) for line in (FIX / "escalation_test.jsonl").read_text().splitlines() if line.strip()]
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, enabled in (("learned", True), ("keyword", False)):
+            settings = load_settings(
+                kb_dir=str(REPO / "kb"), data_dir=tmp, llm={"backend": "fake"}, router={"enabled": enabled}
+            )
+            planner = build_planner(settings, kb=kb)
+            if enabled:
+                _ = planner.router  # trained here, not inside the timed loop
+            got, times, wrong = [], [], []
+            for r in mix:
+                t0 = time.perf_counter()
+                decision, _ = planner._route(r["text"], DialogueState(), False, PlanOptions(), {})
+                times.append(1000 * (time.perf_counter() - t0))
+                ok = decision.route == r["route"] or decision.route in r.get("also", [])
+                got.append(ok)
+                if not ok:
+                    wrong.append([r["text"], r["route"], decision.route])
+            out[f"route_{name}"] = {
+                "accuracy": boot(got, seed),
+                "misrouted": wrong,
+                "p50_ms": round(percentile(times, 0.5), 2),
+                "p90_ms": round(percentile(times, 0.9), 2),
+            }
+            if enabled:
+                examples = []
+                pred = []
+                for r in esc_test:
+                    trace: dict = {}
+                    d, _ = planner._route(r["text"], DialogueState(), False, PlanOptions(), trace)
+                    pred.append(d.route == "handoff")
+                    examples.append(
+                        {
+                            "message": r["text"],
+                            "label": r["escalate"],
+                            "decision": d.route,
+                            "reason": "; ".join(d.reasons[1:]) or d.reasons[0],
+                        }
+                    )
+                out["escalation_heldout_learned"] = pr(pred, [r["escalate"] for r in esc_test], seed)
+                out["escalation_examples"] = examples
+                router = planner.router
+                # 5-fold CV of the escalation model on the written set
+                from sklearn.linear_model import LogisticRegression
+                from sklearn.model_selection import StratifiedKFold
+
+                texts = [t for t, _, _ in route_examples.ESCALATION]
+                y = np.asarray([int(e) for _, e, _ in route_examples.ESCALATION])
+                calm = list(route_examples.OUT_OF_SCOPE) + list(route_examples.CHITCHAT)
+                x = np.hstack([embedder.embed(texts), np.vstack([lexical_features(t) for t in texts])])
+                xc = np.hstack([embedder.embed(calm), np.vstack([lexical_features(t) for t in calm])])
+                cvp = np.zeros(len(texts))
+                for a, b in StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y):
+                    m = LogisticRegression(C=settings.router.escalation_c, max_iter=2000).fit(
+                        np.vstack([x[a], xc]), np.concatenate([y[a], np.zeros(len(calm), int)])
+                    )
+                    cvp[b] = m.predict_proba(x[b])[:, 1]
+                out["escalation_cv_written"] = pr(list(cvp >= router.escalation_threshold), list(y.astype(bool)), seed)
+                out["escalation_cv_by_threshold"] = {
+                    str(t): pr(list(cvp >= t), list(y.astype(bool)), seed) for t in (0.2, 0.3, 0.4, 0.5)
+                }
+        keyword = [bool(_HANDOFF.search(normalise(r["text"]))) for r in esc_test]
+        out["escalation_heldout_keyword"] = pr(keyword, [r["escalate"] for r in esc_test], seed)
+    return out
+
+
+def markdown(res: dict) -> str:
+    def ci(m: dict | None) -> str:
+        if not m or m.get("value") is None:
+            return "–"
+        return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+    lines = ["# Router benchmark", "", f"{res['machine']}", ""]
+    b = res.get("bitext")
+    if b:
+        lines += [
+            f"## Bitext intents ({b['rows']} rows, {b['groups']} near-duplicate groups; "
+            f"train {b['train']}, test {b['test']})",
+            "",
+            "| system | intent accuracy [95% CI] | out-of-scope precision | out-of-scope recall |",
+            "|---|---|---|---|",
+        ]
+        for name, s in b["systems"].items():
+            o = s.get("oos")
+            lines.append(
+                f"| {name} | {ci(s['intent_accuracy'])} | {ci(o['precision']) if o else '–'} | "
+                f"{ci(o['recall']) if o else '–'} |"
+            )
+        lines += ["", "Confusion hot spots (truth -> predicted, count):", ""]
+        for k, spots in b["hot_spots"].items():
+            lines.append(f"- {k}: " + "; ".join(f"{t} -> {p} ({n})" for t, p, n in spots))
+    d = res["demo"]
+    lines += [
+        "",
+        "## Demo KB: route accuracy on tests/fixtures/routing/route_mix.jsonl, latency",
+        "",
+        "| router | route accuracy [95% CI] | p50 ms | p90 ms |",
+        "|---|---|---|---|",
+        f"| learned | {ci(d['route_learned']['accuracy'])} | {d['route_learned']['p50_ms']} | "
+        f"{d['route_learned']['p90_ms']} |",
+        f"| keyword | {ci(d['route_keyword']['accuracy'])} | {d['route_keyword']['p50_ms']} | "
+        f"{d['route_keyword']['p90_ms']} |",
+        "",
+        "## Escalation",
+        "",
+        "| set | system | precision | recall | tp/fp/fn |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (
+        ("escalation_cv_written", "written set, 5-fold CV | learned"),
+        ("escalation_heldout_learned", "escalation_test.jsonl | learned router"),
+        ("escalation_heldout_keyword", "escalation_test.jsonl | keyword handoff rule (before)"),
+    ):
+        e = d[key]
+        lines.append(f"| {label} | {ci(e['precision'])} | {ci(e['recall'])} | {e['tp']}/{e['fp']}/{e['fn']} |")
+    lines += ["", "| message | label | decision | reason |", "|---|---|---|---|"]
+    for ex in d["escalation_examples"][:12] + d["escalation_examples"][15:23]:
+        lines.append(f"| {ex['message']} | {'escalate' if ex['label'] else 'no'} | {ex['decision']} | {ex['reason']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bitext", default=str(REPO.parent / "shared" / "data" / "bitext" / "bitext_cs_training_v1.csv"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "router"))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--limit", type=int, help="first N Bitext rows only (a quick run)")
+    args = ap.parse_args()
+
+    import torch
+
+    from chatrec.config import load_settings
+    from chatrec.retrieval.embeddings import Embedder
+
+    torch.set_num_threads(1)
+    embedder = CachedEmbedder(Embedder(load_settings().retrieval.embedder))
+    res: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, torch threads 1, {time.strftime('%Y-%m-%d')}"
+    }
+    if Path(args.bitext).is_file():
+        res["bitext"] = bitext_part(args, embedder, args.seed)
+    else:
+        print(f"{args.bitext} not found: Bitext part skipped", file=sys.stderr)
+    res["demo"] = demo_part(embedder, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(res), encoding="utf-8")
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()
