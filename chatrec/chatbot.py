@@ -213,7 +213,8 @@ class Chatbot:
         started = datetime.fromisoformat(conv.created_at) if conv.created_at else None
         pieces: list[str] = []
         try:
-            plan = self.planner.plan(TurnInput(text, state, user_id, started), options, trace)
+            down = self._thumbs_down(cid)  # escalation: a thumbs-down earlier in this conversation
+            plan = self.planner.plan(TurnInput(text, state, user_id, started, negative_feedback=down), options, trace)
 
             gate = self._ground(plan)
             yield from self._generate(plan, cancel or threading.Event(), t0, pieces, gate)
@@ -374,6 +375,10 @@ class Chatbot:
             "reply_problems": gate.check(gate.fallback).problems if gate.used_fallback else [],
         }
         trace.setdefault("grounding", {}).update(grounding)
+
+    def _thumbs_down(self, cid: str) -> int:
+        """Thumbs-down votes on this conversation's earlier turns."""
+        return sum(1 for t in self.store.turns(cid) for f in self.store.feedback(t["id"]) if f["kind"] == "thumbs_down")
 
     def _ground(self, plan: TurnPlan) -> Release:
         """The turn's gate: the grounding check every text shown must pass, and the grounded

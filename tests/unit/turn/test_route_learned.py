@@ -171,3 +171,11 @@ def test_non_english_shop_routes_with_its_own_logs(tmp_path):
     right = [planner.kb.templates[d.template_id].intent == i for t, i in unseen.items() if (d := got[t]).template_id]
     assert sum(right) >= 5, {t: (d.route, d.template_id) for t, d in got.items()}
     assert _route(planner, "quiero hablar con una persona ya")[0].decision.route == "handoff"
+
+
+def test_thumbs_down_given_in_the_chat_escalates_the_next_turn(fake_bot):
+    first = fake_bot.ask("how do I reset my password?", user_id="U001")
+    assert first.route == "service"
+    fake_bot.feedback(first.turn_id, "thumbs_down", user_id="U001")
+    again = fake_bot.ask("and where is my order?", first.conversation_id, "U001")
+    assert again.route == "handoff" and "thumbs-down" in again.trace["route"]["handoff_summary"]
