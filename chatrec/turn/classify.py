@@ -51,6 +51,7 @@ FORMAT_VERSION = 2
 KNN_K = 10
 KNN_T = 0.05
 KNN_W = 0.3
+ESCALATION_BETA = 0.5
 _lock = threading.Lock()
 _memory: dict[str, TurnClassifier] = {}
 
@@ -239,6 +240,13 @@ def log_examples(kb: KnowledgeBase) -> tuple[list[Example], dict[str, float]]:
     return unique, rates
 
 
+def handoff_template(kb: KnowledgeBase, rs: RouterSettings) -> str | None:
+    """The template of a handoff intent the logs used most (the first one if none was used)."""
+    ids = [t.id for t in kb.templates.values() if t.intent in rs.handoff_intents]
+    used = Counter(t.template_id for conv in kb.transcripts for t in conv.turns if t.template_id in ids)
+    return used.most_common(1)[0][0] if used else (ids[0] if ids else None)
+
+
 def written_examples(kb: KnowledgeBase, rs: RouterSettings) -> list[Example]:
     """Each template's intent name ("contact human") and text, the written out-of-scope set,
     and the written chitchat set when no template of the KB answers chitchat (else the
@@ -247,6 +255,9 @@ def written_examples(kb: KnowledgeBase, rs: RouterSettings) -> list[Example]:
     out = [Example(t.intent.replace("_", " "), t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t.text, t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t, OUT_OF_SCOPE_LABEL, f"oos:{i % 5}") for i, t in enumerate(route_examples.OUT_OF_SCOPE)]
+    handoff = handoff_template(kb, rs)
+    if handoff:  # ways of asking for a person, when the shop has a template to hand off with
+        out += [Example(t, handoff, f"handoff:{i % 5}") for i, t in enumerate(route_examples.HANDOFF)]
     if not any(t.intent in rs.chitchat_intents for t in kb.templates.values()):
         out += [Example(t, CHITCHAT_LABEL, f"chitchat:{i % 5}") for i, t in enumerate(route_examples.CHITCHAT)]
     return out
@@ -260,7 +271,12 @@ def logs_hash(kb: KnowledgeBase, settings: Settings) -> str:
         "embedder": settings.retrieval.embedder,
         "examples": [(e.text, e.label) for e in examples],
         "routes": {t.id: t.intent for t in kb.templates.values()},
-        "written": [route_examples.OUT_OF_SCOPE, route_examples.CHITCHAT, route_examples.ESCALATION],
+        "written": [
+            route_examples.OUT_OF_SCOPE,
+            route_examples.CHITCHAT,
+            route_examples.ESCALATION,
+            route_examples.HANDOFF,
+        ],
         "settings": rs.model_dump(mode="json"),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -328,9 +344,12 @@ def choose_threshold(
     return tau, info
 
 
-def choose_escalation_threshold(x: np.ndarray, y: np.ndarray, c: float) -> tuple[float, dict[str, Any]]:
-    """The escalation threshold with the best F1 on 5-fold cross-validated probabilities
-    (ties: the higher threshold, fewer false alarms)."""
+def choose_escalation_threshold(
+    x: np.ndarray, y: np.ndarray, c: float, beta: float = ESCALATION_BETA
+) -> tuple[float, dict[str, Any]]:
+    """The escalation threshold with the best F-beta on 5-fold cross-validated probabilities
+    (beta 0.5: a false alarm sends a calm customer to a queue, so precision weighs more;
+    ties: the higher threshold, fewer false alarms)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
@@ -343,10 +362,15 @@ def choose_escalation_threshold(x: np.ndarray, y: np.ndarray, c: float) -> tuple
         tp = float((pred & (y == 1)).sum())
         p = tp / pred.sum() if pred.sum() else 0.0
         r = tp / (y == 1).sum() if (y == 1).any() else 0.0
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        f1 = (1 + beta**2) * p * r / (beta**2 * p + r) if p + r else 0.0
         if f1 >= best[0]:
             best = (f1, float(tau), p, r)
-    return best[1], {"f1": round(best[0], 4), "precision": round(best[2], 4), "recall": round(best[3], 4)}
+    return best[1], {
+        "f_beta": round(best[0], 4),
+        "beta": beta,
+        "precision": round(best[2], 4),
+        "recall": round(best[3], 4),
+    }
 
 
 def _escalation_data(kb: KnowledgeBase, rs: RouterSettings, logs: list[Example]) -> tuple[list[str], list[int]]:

@@ -4,8 +4,12 @@
   services); they give the classifier an "other" class. Whether a message is out of scope
   is decided by this class *and* by a confidence threshold chosen on held-out logs.
 - ``CHITCHAT``: greetings, thanks and small talk, for shops whose logs have no such turns.
-- ``ESCALATION``: ``(message, escalate, kind)``; ``kind`` is complaint, anger, urgency or
-  decoy (ordinary messages with strong words: "this charger is killer", "no rush").
+- ``HANDOFF``: ways of asking for a person, taught to the KB's handoff template (when it has
+  one) so that "get me a representative now" is a handoff, not an unknown message.
+- ``ESCALATION``: ``(message, escalate, kind)``; ``kind`` is complaint, anger, sarcasm,
+  repeat (repeated failure), urgency, safety, plain, calm (a problem report a template
+  answers: "I was charged twice" is a service question, see docs/routing.md) or decoy
+  (ordinary messages with strong words: "this charger is killer", "no rush").
 
 All English: for a shop in another language the logs carry the router (the intent and route
 classes), and these sets only add an English "other" class; see docs/routing.md.
@@ -109,6 +113,27 @@ CHITCHAT: tuple[str, ...] = (
     "nothing else, thanks",
 )
 
+HANDOFF: tuple[str, ...] = (
+    "get me a person",
+    "I need to talk to someone from your staff",
+    "can a representative contact me",
+    "representative",
+    "speak to agent",
+    "human",
+    "live chat with a real agent please",
+    "hand me over to a colleague of yours",
+    "I want a real employee, not a chatbot",
+    "can I ring somebody at your company",
+    "escalate this to someone senior",
+    "I'd like to speak to the person in charge",
+    "get a manager on the line",
+    "give me a phone number to reach a person",
+    "is anyone actually working there? I need an operator",
+    "pass me on to the support team",
+    "I don't want the assistant, I want a customer service rep",
+    "please have somebody phone me about my order",
+)
+
 # (message, escalate, kind)
 ESCALATION: tuple[tuple[str, bool, str], ...] = (
     # complaints
@@ -158,6 +183,68 @@ ESCALATION: tuple[tuple[str, bool, str], ...] = (
     ("it's an emergency, my medical device order is missing", True, "urgency"),
     ("someone stole my package and I need it today", True, "urgency"),
     ("time sensitive: the payment must be reversed before midnight", True, "urgency"),
+    # sarcasm
+    ("oh wonderful, the wrong item again. really impressive", True, "sarcasm"),
+    ("great job guys, my order vanished into thin air", True, "sarcasm"),
+    ("brilliant, the bot understood nothing as usual", True, "sarcasm"),
+    ("fantastic support, I love waiting a month for nothing", True, "sarcasm"),
+    ("thanks a lot for ruining my birthday present", True, "sarcasm"),
+    ("sure, 'within 3 days'. it's been three weeks", True, "sarcasm"),
+    # repeated failure
+    ("I've contacted you five times about the same broken laptop", True, "repeat"),
+    ("still not fixed after three replacements", True, "repeat"),
+    ("every time I call I get a different answer", True, "repeat"),
+    ("this is my fourth message and you still haven't helped", True, "repeat"),
+    ("I already told you the order number twice", True, "repeat"),
+    ("the same problem keeps happening with every order I place", True, "repeat"),
+    # anger
+    ("you have stolen my money", True, "anger"),
+    ("this company is a total rip-off", True, "anger"),
+    ("what a shambles, I want answers", True, "anger"),
+    ("I'm livid, the box was empty", True, "anger"),
+    ("I'll be contacting my lawyer", True, "anger"),
+    ("I'm going to do a chargeback on my credit card", True, "anger"),
+    ("cancel everything, I'm done with you people", True, "anger"),
+    ("enough is enough, this is outrageous", True, "anger"),
+    # urgency and safety
+    ("the tablet screen cracked and cut my finger", True, "safety"),
+    ("my phone got so hot it melted the case", True, "safety"),
+    ("the power adapter gave me an electric shock", True, "safety"),
+    ("the laptop battery is puffed up and the lid won't close", True, "safety"),
+    ("smoke came out of the speaker when I plugged it in", True, "safety"),
+    ("orders I don't recognise appeared on my account", True, "urgency"),
+    ("someone changed my password and I can't get in, please hurry", True, "urgency"),
+    ("I need the replacement before my exam tomorrow morning, please escalate", True, "urgency"),
+    ("it's a wedding gift for this weekend and it hasn't shipped, I need help now", True, "urgency"),
+    # calm problem reports a template answers (not escalated: service, see docs/routing.md)
+    ("my statement shows the same purchase billed two times", False, "calm"),
+    ("there are two charges on my card for one purchase", False, "calm"),
+    ("I think I paid double for my order", False, "calm"),
+    ("the camera lens was scratched when I unpacked it", False, "calm"),
+    ("the box was crushed and the headphones inside are broken", False, "calm"),
+    ("my new monitor has a dead pixel out of the box", False, "calm"),
+    ("one of the items I ordered wasn't in the parcel", False, "calm"),
+    ("my card got declined when I tried to pay", False, "calm"),
+    ("my order is a few days late", False, "calm"),
+    ("the tracking hasn't updated since Monday", False, "calm"),
+    ("my earbuds stopped charging after a month", False, "calm"),
+    ("the refund for my return hasn't shown up yet", False, "calm"),
+    ("I received the wrong colour", False, "calm"),
+    ("I can't log in to my account", False, "calm"),
+    ("unfortunately the cable doesn't work with my laptop", False, "calm"),
+    ("sorry, I entered the wrong address on my order", False, "calm"),
+    ("I got billed twice", False, "calm"),
+    ("there's a duplicate charge on my card", False, "calm"),
+    ("charged two times for a single order, can you check?", False, "calm"),
+    ("the package came damaged", False, "calm"),
+    ("it arrived broken", False, "calm"),
+    ("the product I received is damaged", False, "calm"),
+    ("the screen was cracked on arrival", False, "calm"),
+    ("my parcel arrived smashed", False, "calm"),
+    ("a part is missing from my delivery", False, "calm"),
+    ("my order hasn't come yet", False, "calm"),
+    ("I returned it two weeks ago, when is my refund due?", False, "calm"),
+    ("the charger I bought stopped working", False, "calm"),
     # ordinary messages (not escalated)
     ("where is my order?", False, "plain"),
     ("how do I return headphones", False, "plain"),

@@ -179,3 +179,38 @@ def test_thumbs_down_given_in_the_chat_escalates_the_next_turn(fake_bot):
     fake_bot.feedback(first.turn_id, "thumbs_down", user_id="U001")
     again = fake_bot.ask("and where is my order?", first.conversation_id, "U001")
     assert again.route == "handoff" and "thumbs-down" in again.trace["route"]["handoff_summary"]
+
+
+def test_representative_request_got_out_of_scope_reply_is_fixed_it_hands_off(planner):
+    """'get me a representative now' was answered with the out-of-scope reply: written ways of
+    asking for a person (route_examples.HANDOFF) now teach the shop's handoff template."""
+    plan, trace = _route(planner, "get me a representative now")
+    assert plan.decision.route == "handoff", plan.decision.reasons
+    assert trace["route"]["handoff_summary"]
+
+
+def test_damaged_item_report_was_escalated_is_fixed_it_gets_the_damaged_item_template(planner):
+    """A calm problem report that a template answers is service, not a handoff (docs/routing.md)."""
+    plan, _ = _route(planner, "the item arrived damaged")
+    assert plan.decision.route == "service", plan.decision.reasons
+    assert plan.decision.template_id and plan.decision.template_id.startswith("damaged_item")
+
+
+def test_heldout_route_set_is_labelled_by_the_documented_routes():
+    rows = [json.loads(line) for line in (FIXTURES / "routing" / "route_heldout.jsonl").read_text().splitlines()]
+    routes = {"service", "recommend", "both", "handoff", "chitchat", "out_of_scope"}
+    assert len(rows) >= 120
+    assert all(r["route"] in routes and set(r.get("also", [])) <= routes for r in rows)
+    assert all(r.get("escalate", False) == (r["route"] == "handoff") for r in rows)
+
+
+def test_escalation_threshold_weighs_precision_over_recall():
+    """F0.5: with scores that separate only partly, the chosen threshold keeps precision up."""
+    from chatrec.turn.classify import choose_escalation_threshold
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40, int), np.zeros(160, int)]
+    x = np.c_[y + rng.normal(0, 0.8, len(y)), rng.normal(0, 1, len(y))]
+    _, f_half = choose_escalation_threshold(x, y, 1.0)
+    _, f_one = choose_escalation_threshold(x, y, 1.0, beta=1.0)
+    assert f_half["beta"] == 0.5 and f_half["precision"] >= f_one["precision"]
