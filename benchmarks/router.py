@@ -1,7 +1,7 @@
 """The learned router against the keyword router it replaces and two standard baselines.
 
     python benchmarks/router.py [--bitext ../shared/data/bitext/bitext_cs_training_v1.csv]
-                                [--out benchmarks/results/router] [--seed 7] [--limit N]
+                                [--out benchmarks/results/router] [--seed 7] [--limit N] [--reuse-bitext]
 
 1. **Intent accuracy on Bitext**, split 80/20 by groups of near-duplicates (same text once
    lower-cased, placeholders and punctuation removed, or MiniLM cosine >= 0.92, joined
@@ -15,7 +15,11 @@
    (never trained on); precision and recall of the ``out_of_scope`` route.
 3. **Route accuracy** on ``tests/fixtures/routing/route_mix.jsonl`` (service and shopping
    requests, chitchat, handoff, out of scope) with the demo KB, learned vs keyword router;
-   and the route decision's latency (embedding included), p50/p90 over those messages.
+   and the route decision's latency (embedding included), p50/p90 over those messages; and
+   route accuracy (bootstrap CI), per-route counts and handoff precision/recall on
+   ``tests/fixtures/routing/route_heldout.jsonl`` (121 messages written before the router was
+   tuned, never tuned on), with the held-out messages that have a near-duplicate among the
+   training texts listed and the accuracy on the rest.
 4. **Escalation**: 5-fold cross-validated precision/recall on the written set
    (``chatrec/turn/route_examples.py``), and on ``tests/fixtures/routing/escalation_test.jsonl``
    (never trained on) with the demo KB's router, against the old keyword handoff rule.
@@ -265,6 +269,7 @@ def demo_part(embedder, seed: int) -> dict:
 
     kb = load_kb(REPO / "kb")
     mix = [json.loads(line) for line in (FIX / "route_mix.jsonl").read_text().splitlines() if line.strip()]
+    heldout = [json.loads(line) for line in (FIX / "route_heldout.jsonl").read_text().splitlines() if line.strip()]
     esc_test = [json.loads(line) for line in (FIX / "escalation_test.jsonl").read_text().splitlines() if line.strip()]
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -290,6 +295,41 @@ def demo_part(embedder, seed: int) -> dict:
                 "p50_ms": round(percentile(times, 0.5), 2),
                 "p90_ms": round(percentile(times, 0.9), 2),
             }
+            got, wrong, hand, hand_truth = [], [], [], []
+            for r in heldout:
+                decision, _ = planner._route(r["text"], DialogueState(), False, PlanOptions(), {})
+                ok = decision.route == r["route"] or decision.route in r.get("also", [])
+                got.append(ok)
+                hand.append(decision.route == "handoff")
+                hand_truth.append(bool(r.get("escalate", False)))
+                if not ok:
+                    wrong.append([r["text"], r["route"], decision.route])
+            out[f"heldout_{name}"] = {
+                "accuracy": boot(got, seed),
+                "misrouted": wrong,
+                "handoff": pr(hand, hand_truth, seed),
+                "by_route": {
+                    k: f"{sum(g for g, r in zip(got, heldout) if r['route'] == k)}/"
+                    f"{sum(r['route'] == k for r in heldout)}"
+                    for k in sorted({r["route"] for r in heldout})
+                },
+            }
+            if enabled:
+                from chatrec.turn.classify import log_examples
+
+                train = [e.text for e in log_examples(kb)[0]] + [t for t, _, _ in route_examples.ESCALATION]
+                train += list(route_examples.OUT_OF_SCOPE) + list(route_examples.CHITCHAT)
+                train += list(route_examples.HANDOFF)
+                sims = embedder.embed([r["text"] for r in heldout]) @ embedder.embed(train).T
+                near = sims.max(axis=1) >= 0.9
+                out["heldout_learned"]["near_training"] = [
+                    [r["text"], train[int(sims[i].argmax())], round(float(sims[i].max()), 3)]
+                    for i, r in enumerate(heldout)
+                    if near[i]
+                ]
+                out["heldout_learned"]["accuracy_far_from_training"] = boot(
+                    [g for g, n in zip(got, near) if not n], seed
+                )
             if enabled:
                 examples = []
                 pred = []
@@ -332,6 +372,15 @@ def demo_part(embedder, seed: int) -> dict:
     return out
 
 
+# Measured by hand at commit d8cc2b0 (the held-out set committed, nothing tuned yet), with the
+# same planner and fixtures as demo_part: the "before" row of the held-out comparison.
+BEFORE_TUNING = (
+    "Before tuning (router of commit d8cc2b0, measured once when the held-out set was committed): "
+    "route_heldout.jsonl 0.876 (106/121), handoff tp/fp/fn 16/2/6; route_mix.jsonl 0.952 (59/62); "
+    "escalation_test.jsonl precision 1.000, recall 0.600 (9/0/6)."
+)
+
+
 def markdown(res: dict) -> str:
     def ci(m: dict | None) -> str:
         if not m or m.get("value") is None:
@@ -369,6 +418,28 @@ def markdown(res: dict) -> str:
         f"| keyword | {ci(d['route_keyword']['accuracy'])} | {d['route_keyword']['p50_ms']} | "
         f"{d['route_keyword']['p90_ms']} |",
         "",
+        "## Demo KB: route accuracy on tests/fixtures/routing/route_heldout.jsonl "
+        "(written before tuning, never tuned on)",
+        "",
+        "| router | route accuracy [95% CI] | handoff precision | handoff recall | per route (right/all) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("learned", "keyword"):
+        h = d[f"heldout_{name}"]
+        per = ", ".join(f"{k} {v}" for k, v in h["by_route"].items())
+        lines.append(
+            f"| {name} | {ci(h['accuracy'])} | {ci(h['handoff']['precision'])} | {ci(h['handoff']['recall'])} | {per} |"
+        )
+    h = d["heldout_learned"]
+    lines += [
+        "",
+        BEFORE_TUNING,
+        "",
+        f"Held-out messages with a near-duplicate (MiniLM cosine >= 0.9) among the training texts: "
+        f"{len(h['near_training'])}; learned route accuracy on the rest: {ci(h['accuracy_far_from_training'])}.",
+        "",
+        "Misrouted (learned; message, label, route): " + "; ".join(f'"{t}" {a} -> {b}' for t, a, b in h["misrouted"]),
+        "",
         "## Escalation",
         "",
         "| set | system | precision | recall | tp/fp/fn |",
@@ -393,6 +464,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "router"))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--limit", type=int, help="first N Bitext rows only (a quick run)")
+    ap.add_argument(
+        "--reuse-bitext", action="store_true", help="keep the Bitext part of <out>.json and re-run the demo part only"
+    )
     args = ap.parse_args()
 
     import torch
@@ -405,7 +479,10 @@ def main() -> None:
     res: dict = {
         "machine": f"{platform.processor() or platform.machine()}, torch threads 1, {time.strftime('%Y-%m-%d')}"
     }
-    if Path(args.bitext).is_file():
+    previous = Path(args.out).with_suffix(".json")
+    if args.reuse_bitext and previous.is_file() and "bitext" in json.loads(previous.read_text()):
+        res["bitext"] = json.loads(previous.read_text())["bitext"]
+    elif Path(args.bitext).is_file():
         res["bitext"] = bitext_part(args, embedder, args.seed)
     else:
         print(f"{args.bitext} not found: Bitext part skipped", file=sys.stderr)
