@@ -27,14 +27,12 @@ from chatrec.llm import LLMBackend, make_llm
 from chatrec.retrieval.base import Retriever
 from chatrec.store.base import Store
 from chatrec.store.sqlite import SQLiteStore
-from chatrec.turn.claims import Facts
 from chatrec.turn.compose import load_prompts
-from chatrec.turn.ground import GroundingReport, check_text, fallback_text, prompt_words
 from chatrec.turn.guard import InputRejected, guard
 from chatrec.turn.pii import find_pii, mask_pii
 from chatrec.turn.plan import ABLATIONS, Planner, PlanOptions, TurnInput, TurnPlan
 from chatrec.turn.rank import Ranker
-from chatrec.turn.release import Release
+from chatrec.turn.release import NO_MATCH, Release, turn_gate
 from chatrec.turn.replay import advance
 from chatrec.turn.state import DialogueState
 from chatrec.types import Recommendation, TurnResult
@@ -55,8 +53,6 @@ __all__ = [
     "build_planner",
     "final_result",
 ]
-
-NO_MATCH = "I could not find an in-stock item that fits all of that. Could you relax one of the conditions?"
 
 
 def final_result(events: Iterable[TokenEvent | ResultEvent | _Generated]) -> TurnResult:
@@ -381,29 +377,9 @@ class Chatbot:
         return sum(1 for t in self.store.turns(cid) for f in self.store.feedback(t["id"]) if f["kind"] == "thumbs_down")
 
     def _ground(self, plan: TurnPlan) -> Release:
-        """The turn's gate: the grounding check every text shown must pass, and the grounded
-        fallback (the filled template plus the list) for a draft that never passes."""
-        decision, recs = plan.decision, plan.recs
-        facts = Facts.of(self.kb, recs, plan.template_text)
-        echo = prompt_words(plan.messages)
-        context = set(plan.state.mentioned_items)
-
-        def check(text: str) -> GroundingReport:
-            return check_text(
-                text,
-                recs,
-                self.kb,
-                template_text=plan.template_text,
-                similarity=self.index.embedder.similarity if plan.template_text else None,
-                min_similarity=self.settings.grounding.min_template_similarity,
-                must_cite=decision.route in ("recommend", "both"),
-                context_items=context,
-                echo_sources=echo,
-                facts=facts,
-            )
-
-        forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else None
-        return Release(check, fallback_text(decision.route, plan.template_text, recs, NO_MATCH), forced=forced)
+        """The turn's gate (:func:`chatrec.turn.release.turn_gate`): the grounding check every text
+        shown must pass, and the grounded fallback for a draft that never passes."""
+        return turn_gate(plan, self.kb, self.index.embedder.similarity, self.settings.grounding.min_template_similarity)
 
     def _off_track(self, draft: str, recs: list[Recommendation], template_text: str | None) -> str | None:
         """Why a partial generation can no longer pass grounding, or ``None``."""

@@ -13,10 +13,10 @@ from chatrec.eval.fusion import fold_of
 from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
 from chatrec.eval.options import BASELINES, EvalOptions
 from chatrec.kb import RECOMMEND_LABEL
-from chatrec.turn.ground import check_text, fallback_text
 from chatrec.turn.plan import Planner, PlanOptions
 from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour
+from chatrec.turn.release import turn_gate
 from chatrec.turn.replay import ReplayStep, replay
 from chatrec.turn.state import DialogueState
 from chatrec.types import Conversation, LoggedTurn
@@ -109,6 +109,7 @@ class Replayer:
         which is where a one-turn service conversation spent most of its time (docs/evaluation.md)."""
         from chatrec.turn.pii import mask_pii
 
+        pii = self.settings.pii
         texts: list[str] = []
         for conv in convs:
             pending: list[str] = []
@@ -117,7 +118,7 @@ class Replayer:
                     pending.append(t.text)
                     continue
                 if pending:
-                    texts.append(mask_pii(" ".join(pending).strip()))
+                    texts.append(mask_pii(" ".join(pending).strip(), keep=pii.keep, ner=pii.ner))
                     pending = []
                 texts.append(t.text)
         self._vectors = {}  # a window at a time: memory stays bounded
@@ -255,34 +256,30 @@ class Replayer:
     def _reply(self, system: str, plan, m: dict, ttft: dict) -> str:
         """The text the system would show: generated and grounded with ``--generate``, else the
         grounded fallback (the filled template or the item list)."""
-        from chatrec.chatbot import NO_MATCH
-
-        fallback = fallback_text(plan.decision.route, plan.template_text, plan.recs, NO_MATCH)
+        gate = turn_gate(
+            plan, self.kb, self.retriever.embedder.similarity, self.settings.grounding.min_template_similarity
+        )
         if not self.opts.generate or system not in ("full", "-adapter"):
-            return fallback
+            return gate.fallback
         llm = self.base_llm if system == "-adapter" else self.llm
         assert llm is not None, "generation needs a model (needs_real_llm)"
         t0 = time.perf_counter()
         first = None
         pieces = []
-        for piece in llm.stream(plan.messages, self.opts.max_new_tokens):
+        # the live turn's gate, fed the same way: what is scored is what a user would have seen
+        for piece in [] if gate.done else llm.stream(plan.messages, self.opts.max_new_tokens):
             if first is None:
                 first = time.perf_counter() - t0
             pieces.append(piece)
+            gate.feed(piece)
+            if gate.done:
+                break
+        gate.finish()
         draft = "".join(pieces).strip()
         ttft.setdefault(system, []).append(first or 0.0)
         m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
-        report = check_text(
-            draft,
-            plan.recs,
-            self.kb,
-            template_text=plan.template_text,
-            similarity=self.retriever.embedder.similarity if plan.template_text else None,
-            min_similarity=self.settings.grounding.min_template_similarity,
-            must_cite=plan.decision.route in ("recommend", "both"),
-            context_items=set(plan.state.mentioned_items),
-        )
-        unlisted = any("not in the list" in p or "unlisted" in p for p in report.problems)
+        unlisted = any("not in the list" in p or "unlisted" in p for p in gate.problems)
         m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
-        m["grounding.draft_pass_rate"] = (float(report.ok), 1)
-        return draft if report.ok else fallback
+        m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
+        assert gate.reply is not None
+        return gate.reply

@@ -25,11 +25,18 @@ The price is latency: the first words wait for the first sentence that passes.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from chatrec.turn.ground import GroundingReport
+from chatrec.kb import KnowledgeBase
+from chatrec.turn.claims import Facts
+from chatrec.turn.ground import GroundingReport, check_text, fallback_text, prompt_words
 
-__all__ = ["Release"]
+if TYPE_CHECKING:
+    from chatrec.turn.plan import TurnPlan
+
+__all__ = ["NO_MATCH", "Release", "turn_gate"]
+
+NO_MATCH = "I could not find an in-stock item that fits all of that. Could you relax one of the conditions?"
 
 _END = re.compile(r"[.!?…]+[\"'”’)\]*]*(?=\s)|(?=\n)")
 
@@ -112,3 +119,33 @@ class Release:
             self.done = True
             return None
         return ""
+
+
+def turn_gate(
+    plan: TurnPlan, kb: KnowledgeBase, similarity: Callable[[str, str], float], min_similarity: float
+) -> Release:
+    """The gate of one planned turn, as the live chat and the evaluation both use it: the turn's
+    full grounding check (claims against the listed items, the filled template and the shop
+    facts; no unlisted items; no prompt echo; close to the template) and its grounded fallback
+    (the filled template plus the list)."""
+    decision, recs = plan.decision, plan.recs
+    facts = Facts.of(kb, recs, plan.template_text)
+    echo = prompt_words(plan.messages)
+    context = set(plan.state.mentioned_items)
+
+    def check(text: str) -> GroundingReport:
+        return check_text(
+            text,
+            recs,
+            kb,
+            template_text=plan.template_text,
+            similarity=similarity if plan.template_text else None,
+            min_similarity=min_similarity,
+            must_cite=decision.route in ("recommend", "both"),
+            context_items=context,
+            echo_sources=echo,
+            facts=facts,
+        )
+
+    forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else None
+    return Release(check, fallback_text(decision.route, plan.template_text, recs, NO_MATCH), forced=forced)

@@ -69,6 +69,11 @@ def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
     seen: list[str] = []  # every item named by either side, in the order they came up
     pending: list[str] = []
     ann = TurnAnnotations([], [], [])
+    pii = planner.settings.pii  # masked as the live guard masks, so the prompts are the live ones
+
+    def mask(text: str) -> str:
+        return mask_pii(text, keep=pii.keep, ner=pii.ner)
+
     for idx, turn in enumerate(conv.turns):
         if turn.role == "user":
             pending.append(turn.text)
@@ -76,12 +81,12 @@ def replay(conv: Conversation, planner: Planner) -> Iterator[ReplayStep]:
             ann.liked += turn.liked
             ann.disliked += turn.disliked
             continue
-        text = mask_pii(" ".join(pending).strip())
+        text = mask(" ".join(pending).strip())
         step = ReplayStep(
             idx,
             TurnInput(text, state, conv.user_id, conv.started_at, ann if annotated_log else None),
             turn,
-            mask_pii(turn.text),
+            mask(turn.text),
             list(seen),
         )
         yield step

@@ -55,7 +55,7 @@ def respond(
     user_id = None if user_choice in (None, "", GUEST) else user_choice.split(" ", 1)[0]
     session = dict(session or {})
     if session.get("user_id") != user_id or not session.get("conversation_id"):
-        session = {"user_id": user_id, "conversation_id": bot.store.new_conversation(user_id), "turn_ids": []}
+        session = {"user_id": user_id, "conversation_id": bot.new_conversation(user_id), "turn_ids": []}
         history = []
     history = [{"role": h["role"], "content": message_text(h["content"])} for h in history]
     history = history + [{"role": "user", "content": message}, {"role": "assistant", "content": ""}]
