@@ -47,20 +47,29 @@ class Section(BaseModel):
 
 
 # The registered LLM backends (chatrec/llm/registry.py); a test checks the registry names the same.
-LLMBackendName = Literal["transformers", "openai", "fake"]
+LLMBackendName = Literal["transformers", "llamacpp", "openai", "fake"]
 
 
 class LLMSettings(Section):
     backend: LLMBackendName = Field(
         "transformers",
-        description="transformers: local model; openai: any OpenAI-compatible server; fake: scripted (tests)",
+        description="transformers: local model; llamacpp: local GGUF model through llama.cpp (xllamacpp); "
+        "openai: any OpenAI-compatible server; fake: scripted (tests)",
     )
     model: str = Field(EMBEDDED_LLM, description="Hugging Face id, local folder, or the embedded SmolLM2")
     quantization: Literal["nf4", "none"] = Field("nf4", description="nf4 = bitsandbytes 4-bit NF4")
-    adapter: str | None = Field(None, description="peft LoRA adapter folder (or a name under <data_dir>/adapters)")
+    adapter: str | None = Field(
+        None,
+        description="peft LoRA adapter folder (or a name under <data_dir>/adapters); "
+        "llamacpp: a GGUF LoRA file (or a folder holding adapter_model.gguf), applied at run time",
+    )
     max_new_tokens: int = Field(96, ge=1, le=2048)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads; llamacpp: llama.cpp threads (default: the library's choice)"
+    )
+    context_size: int = Field(2048, ge=256, description="llamacpp: context tokens per slot")
+    slots: int = Field(1, ge=1, le=64, description="llamacpp: parallel sequences (llama.cpp n_parallel)")
     base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://localhost:8000/v1")
     api_key: str = Field("not-needed", description="openai backend: API key")
 

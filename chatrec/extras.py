@@ -28,6 +28,7 @@ EXTRA_OF = {
     "openai": "dev",
     "playwright": "dev",
     "spacy": "ner",
+    "xllamacpp": "llamacpp",
 }
 
 

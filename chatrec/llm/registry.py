@@ -14,6 +14,12 @@ def _transformers(s: Settings) -> LLMBackend:
     return TransformersLLM(s.llm, s.cache_dir)
 
 
+def _llamacpp(s: Settings) -> LLMBackend:
+    from chatrec.llm.llamacpp_backend import LlamaCppLLM
+
+    return LlamaCppLLM(s.llm)
+
+
 def _openai(s: Settings) -> LLMBackend:
     from chatrec.llm.openai_compat import OpenAICompatibleLLM
 
@@ -28,6 +34,7 @@ def _fake(s: Settings) -> LLMBackend:
 
 BACKENDS: dict[str, Callable[[Settings], LLMBackend]] = {
     "transformers": _transformers,
+    "llamacpp": _llamacpp,
     "openai": _openai,
     "fake": _fake,
 }

@@ -7,6 +7,8 @@
   stopped at teardown (about 1 s to load; slow because it runs the real model).
 - ``transformers``: :class:`~chatrec.llm.transformers_backend.TransformersLLM` on the
   embedded SmolLM2 in NF4, loaded once for the module (slow).
+- ``llamacpp``: :class:`~chatrec.llm.llamacpp_backend.LlamaCppLLM`, llama.cpp in process
+  (``xllamacpp``) on the packaged SmolLM2 GGUF as it is, 1 thread and 1 slot (slow).
 """
 
 from __future__ import annotations
@@ -115,12 +117,23 @@ def transformers_llm(tmp_path_factory):
     return TransformersLLM(s.llm, s.cache_dir)
 
 
+@pytest.fixture(scope="module")
+def llamacpp_llm(tmp_path_factory):
+    pytest.importorskip("xllamacpp", reason="the llamacpp backend needs the llamacpp extra (xllamacpp)")
+    from chatrec.config import Settings
+    from chatrec.llm.llamacpp_backend import LlamaCppLLM
+
+    s = Settings(kb_dir=KB_DIR, data_dir=tmp_path_factory.mktemp("llm"), llm={"backend": "llamacpp", "threads": 1})
+    return LlamaCppLLM(s.llm)
+
+
 @pytest.fixture(
     scope="module",
     params=[
         pytest.param("fake"),
         pytest.param("openai", marks=pytest.mark.slow),
         pytest.param("transformers", marks=pytest.mark.slow),
+        pytest.param("llamacpp", marks=pytest.mark.slow),
     ],
 )
 def backend(request) -> Backend:
@@ -134,6 +147,8 @@ def backend(request) -> Backend:
         return Backend(
             OpenAICompatibleLLM(request.getfixturevalue("llama_server"), "smollm2", temperature=0.0), scores=False
         )
+    if request.param == "llamacpp":
+        return Backend(request.getfixturevalue("llamacpp_llm"), scores=True)
     return Backend(request.getfixturevalue("transformers_llm"), scores=True)
 
 
