@@ -223,6 +223,7 @@ def train(
         shutil.rmtree(tmp)
     trainer.model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
+    gguf_file = _write_gguf(tmp, model.config.to_dict())
     card = {
         "base_model": planner.settings.llm.model,
         "base_path": base,
@@ -234,11 +235,23 @@ def train(
         },
         "config": cfg.model_dump(),
         "metrics": metrics,
+        "gguf_adapter": gguf_file,
     }
     (tmp / "chatrec_card.json").write_text(json.dumps(card, indent=2) + "\n")
     _replace_dir(tmp, out)
     shutil.rmtree(work, ignore_errors=True)
     return card
+
+
+def _write_gguf(folder: Path, base_config: dict[str, Any]) -> str | None:
+    """The adapter also as a GGUF LoRA (``adapter_model.gguf``) for the llamacpp backend, when it has one."""
+    from chatrec.train.gguf_lora import ConversionError, convert
+
+    try:
+        return convert(folder, base_config=base_config).name
+    except ConversionError as exc:
+        log.warning("no GGUF LoRA written (%s): the llamacpp backend cannot apply this adapter", exc)
+        return None
 
 
 def _sft_trainer(
