@@ -1,4 +1,5 @@
-"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations; ``chatrec export``: merge an adapter."""
+"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations; ``chatrec export``: merge an adapter;
+``chatrec export-gguf``: an adapter as a GGUF LoRA for the llamacpp backend."""
 
 from __future__ import annotations
 
@@ -115,6 +116,29 @@ def export(ctx, adapter, out, overwrite) -> None:
     click.echo(f'serve it with: chatrec --model {target} chat   (or llm.model = "{target}" in the config)')
 
 
+@click.command("export-gguf")
+@click.option("--adapter", required=True, help="LoRA adapter folder, or a name under <data-dir>/adapters")
+@click.pass_context
+def export_gguf(ctx, adapter) -> None:
+    """Write a peft LoRA adapter as adapter_model.gguf in its folder, for llm.backend = 'llamacpp'.
+
+    `chatrec train` does this itself; this is for adapters trained before it did."""
+    from chatrec.cli.context import settings_from
+    from chatrec.train.gguf_lora import ConversionError, convert
+
+    settings = settings_from(ctx, adapter=adapter)
+    adapter_dir = Path(settings.llm.adapter or adapter)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise click.ClickException(f"no peft adapter at {adapter_dir} (adapter_config.json missing)")
+    try:
+        target = convert(adapter_dir)
+    except (ConversionError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"GGUF LoRA written to {target}")
+    click.echo(f"serve it with: chatrec --backend llamacpp chat --adapter {adapter_dir}")
+
+
 def register(main: click.Group) -> None:
     main.add_command(train)
     main.add_command(export)
+    main.add_command(export_gguf)

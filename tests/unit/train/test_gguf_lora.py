@@ -285,3 +285,21 @@ def test_chatrec_train_writes_the_gguf_lora_next_to_the_peft_adapter(tmp_path):
     assert reader.fields["general.type"].contents() == "adapter"
     names = {t.name for t in reader.tensors}
     assert len(names) == 2 * 7 * 2 and "blk.1.attn_k.weight.lora_b" in names  # 2 blocks, 7 linear layers
+
+
+def test_chatrec_export_gguf_converts_an_adapter_trained_before(tmp_path, trained):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from chatrec.cli.main import main
+
+    _, folder, path = trained
+    old = tmp_path / "old-adapter"
+    shutil.copytree(folder, old, ignore=shutil.ignore_patterns(GGUF_FILE))
+    res = CliRunner().invoke(main, ["export-gguf", "--adapter", str(old)])
+    assert res.exit_code == 0, res.output
+    assert (old / GGUF_FILE).read_bytes() == path.read_bytes()
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(main, ["export-gguf", "--adapter", str(tmp_path / "empty")])
+    assert res.exit_code != 0 and "no peft adapter" in res.output
