@@ -124,6 +124,7 @@ class LlamaCppLLM:
         kw: dict = {
             "temperature": self.settings.temperature,
             "repeat_penalty": REPEAT_PENALTY,
+            "repeat_last_n": self.settings.context_size,  # the whole context, prompt included, as transformers
             "seed": 0,
             "cache_prompt": self.prompt_cache,
         }
