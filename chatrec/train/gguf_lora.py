@@ -130,11 +130,7 @@ def convert(
         for name, a, b in pairs:
             writer.add_tensor(name + ".lora_a", np.ascontiguousarray(a.astype(np_dtype)))
             writer.add_tensor(name + ".lora_b", np.ascontiguousarray(b.astype(np_dtype)))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
+        _finish(writer, tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
@@ -167,11 +163,16 @@ def dequantised_base(src: str | Path, out: str | Path, dtype: str = "f32") -> Pa
             data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
             data = data.reshape(tuple(int(n) for n in reversed(t.shape)))
             writer.add_tensor(t.name, data if data.ndim == 1 else data.astype(np_dtype))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out)
+        _finish(writer, tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def _finish(writer, tmp: Path, out: Path) -> None:
+    """Write ``writer``'s file to ``tmp`` and rename it into place as ``out``."""
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, out)
