@@ -266,6 +266,14 @@ class ServeSettings(Section):
     rate_per_minute_key: float = Field(120, ge=0, description="requests per minute per site key (0 = unlimited)")
     rate_per_minute_ip: float = Field(30, ge=0, description="requests per minute per client IP (0 = unlimited)")
     admin_token: str | None = Field(None, description="bearer token for /v1/admin/*; None disables the admin API")
+    metrics_token: str | None = Field(
+        None,
+        description="bearer token for GET /v1/metrics (Prometheus), besides the admin token; "
+        "with neither set the endpoint is off",
+    )
+    metrics_cache_s: float = Field(
+        10, ge=0, description="GET /v1/metrics recomputes the store's figures at most this often"
+    )
     require_key: bool | None = Field(None, description="None: a site key is required once any key exists")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed without a key's listing")
     accept_unsigned_user_id: bool = Field(

@@ -20,6 +20,7 @@ EXTRA_OF = {
     "uvicorn": "serve",
     "starlette": "serve",
     "jwt": "serve",
+    "prometheus_client": "serve",
     "rouge_score": "eval",
     "sklearn": "eval",
     "scipy": "eval",

@@ -12,6 +12,7 @@ from chatrec.cli import chat as chat_commands
 from chatrec.cli import eval as eval_commands
 from chatrec.cli import importers as import_commands
 from chatrec.cli import kb as kb_commands
+from chatrec.cli import metrics as metrics_commands
 from chatrec.cli import router as router_commands
 from chatrec.cli import serve as serve_commands
 from chatrec.cli import train as train_commands
@@ -77,6 +78,7 @@ for _commands in (
     train_commands,
     router_commands,
     eval_commands,
+    metrics_commands,
 ):
     _commands.register(main)
 

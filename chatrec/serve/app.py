@@ -35,7 +35,7 @@ from chatrec.serve.errors import add_error_handlers
 from chatrec.serve.gate import Gate
 from chatrec.serve.limits import RateLimits
 from chatrec.serve.middleware import EdgeMiddleware
-from chatrec.serve.routes import admin, chat, feedback, health, openai, site
+from chatrec.serve.routes import admin, chat, feedback, health, metrics, openai, site
 from chatrec.serve.turns import GatedBot
 from chatrec.store.keys import KeyStore
 
@@ -76,7 +76,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
 
     app.add_middleware(EdgeMiddleware, settings=settings, keys=state.keys, limits=state.limits)
     add_error_handlers(app)
-    for module in (chat, openai, feedback, admin, health, site):
+    for module in (chat, openai, feedback, admin, health, site, metrics):
         app.include_router(module.router)
     if settings.ui_mounted:
         _mount_ui(app, GatedBot(bot, state.gate, settings.ui_wait_s), settings)

@@ -70,7 +70,7 @@ class EdgeMiddleware:
         path, origin = scope["path"], headers.get("origin")
         if not origin or same_origin(origin, headers.get("host")):
             return [], None
-        if path.startswith("/v1/admin/") or not self.origin_allowed(origin):
+        if path.startswith(("/v1/admin/", "/v1/metrics")) or not self.origin_allowed(origin):
             return [], error_response(path, 403, f"origin {origin!r} is not allowed")
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             return [], Response(

@@ -89,6 +89,13 @@ class Store(Protocol):
         recorded: of one turn, or all of them."""
         ...
 
+    def turn_log(self, after_id: int = 0) -> list[dict[str, Any]]:
+        """Every turn with id > ``after_id`` in id order, without its texts (service metrics read
+        it): ``{"id", "conversation_id", "created_at", "route", "status", "replied" (the reply is
+        not empty), "shown" (how many items it showed), "latency_s" (the result's
+        ``trace.latency_s``, ``None`` if absent)}``."""
+        ...
+
     def count(self, table: str) -> int:
         """How many conversations, turns or feedback rows are stored (``table`` one of
         :data:`COUNTED`; ``ValueError`` otherwise)."""

@@ -337,6 +337,17 @@ class SQLiteStore:
         return [dict(r) for r in rows]
 
     @unavailable
+    def turn_log(self, after_id: int = 0) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT id, conversation_id, created_at, route, status, reply_text != '' AS replied,"
+            " json_array_length(recommended_json) AS shown,"
+            " json_extract(result_json, '$.trace.latency_s') AS latency_s"
+            " FROM turns WHERE id > ? ORDER BY id",
+            (after_id,),
+        )
+        return [{**dict(r), "replied": bool(r["replied"])} for r in rows]
+
+    @unavailable
     def count(self, table: str) -> int:
         if table not in COUNTED:
             raise ValueError(f"unknown table {table!r}; choose one of {COUNTED}")

@@ -232,3 +232,22 @@ def test_concurrent_writers_lose_no_turn(opener):
     assert not errors
     ids = [r["id"] for r in store.turns(cid)]
     assert len(ids) == 40 and ids == sorted(set(ids))
+
+
+def test_turn_log_lists_turns_without_texts_in_id_order(store):
+    cid = store.new_conversation("u")
+    a = _turn(store, cid, 1, recommended=["I1", "I2"])
+    b = store.save_turn(cid, {}, "hi", "", "recommend", None, [], {"trace": {"latency_s": 1.5}}, status="cancelled")
+    log = store.turn_log()
+    assert [t["id"] for t in log] == [a, b]
+    first, second = log
+    assert (first["conversation_id"], first["route"], first["status"], first["replied"], first["shown"]) == (
+        cid,
+        "service",
+        "ok",
+        True,
+        2,
+    )
+    assert first["latency_s"] is None and second["latency_s"] == 1.5 and second["replied"] is False
+    assert "user_text" not in first and "reply_text" not in first
+    assert [t["id"] for t in store.turn_log(after_id=a)] == [b]
