@@ -25,8 +25,8 @@ from chatrec.kb import KnowledgeBase, load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
 from chatrec.retrieval.base import Retriever
+from chatrec.store import open_store
 from chatrec.store.base import Store
-from chatrec.store.sqlite import SQLiteStore
 from chatrec.turn.compose import load_prompts
 from chatrec.turn.guard import InputRejected, guard
 from chatrec.turn.pii import find_pii, mask_pii
@@ -168,7 +168,7 @@ class Chatbot:
             self.planner.kg,
             self.planner.ranker,
         )
-        self.store: Store = store or SQLiteStore(settings.db_path, settings.db_busy_timeout_s)
+        self.store: Store = store or open_store(settings)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API

@@ -254,6 +254,24 @@ class RouterSettings(Section):
     )
 
 
+class StoreSettings(Section):
+    """Where conversations, turns, feedback and site keys live (chatrec/store/, docs/scaling.md)."""
+
+    url: str | None = Field(
+        None,
+        description="None: the SQLite file <data_dir>/chatrec.sqlite3; postgresql://user:password@host:port/db: "
+        "a PostgreSQL server that several processes share (pip install 'chatrec[postgres]')",
+    )
+    pool_size: int = Field(10, ge=1, le=500, description="postgresql: connections per process")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and v.split("://", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError("store.url must be a postgresql:// URL (leave it unset for the SQLite file)")
+        return v
+
+
 class ServeSettings(Section):
     """``chatrec serve``: the HTTP edge (chatrec/serve/); its command-line flags override these only when given."""
 
@@ -360,6 +378,7 @@ NON_SETTINGS_ENV = frozenset(
     {
         "CHATREC_CONFIG",  # the TOML file
         "CHATREC_SCREENSHOT_DIR",  # tests/integration/test_widget_browser.py
+        "CHATREC_REQUIRE_SERVERS",  # tests: a server a test needs (PostgreSQL, Chroma) fails rather than skips (CI)
     }
 )
 
@@ -460,6 +479,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @classmethod
     def settings_customise_sources(

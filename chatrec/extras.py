@@ -30,6 +30,8 @@ EXTRA_OF = {
     "playwright": "dev",
     "spacy": "ner",
     "xllamacpp": "llamacpp",
+    "psycopg": "postgres",
+    "psycopg_pool": "postgres",
 }
 
 

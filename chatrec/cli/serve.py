@@ -123,9 +123,9 @@ def keys() -> None:
 
 
 def _keystore(ctx: click.Context):
-    from chatrec.store.keys import KeyStore
+    from chatrec.store import open_keys
 
-    return KeyStore(_base_settings(ctx).db_path)
+    return open_keys(_base_settings(ctx))
 
 
 @keys.command("add")

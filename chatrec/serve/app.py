@@ -37,7 +37,7 @@ from chatrec.serve.limits import RateLimits
 from chatrec.serve.middleware import EdgeMiddleware
 from chatrec.serve.routes import admin, chat, feedback, health, metrics, openai, site
 from chatrec.serve.turns import GatedBot
-from chatrec.store.keys import KeyStore
+from chatrec.store import open_keys
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +68,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state = app.state
     state.ready = True
     state.bot, state.settings = bot, settings
-    state.keys = KeyStore(bot.settings.db_path, busy_timeout_s=bot.settings.db_busy_timeout_s)
+    state.keys = open_keys(bot.settings, bot.store)  # in the store's database (SQLite file or PostgreSQL)
     state.gate = Gate(settings.max_concurrent, settings.max_queue)
     state.limits = RateLimits.from_settings(settings)
     state.live_turns = set()

@@ -1,8 +1,9 @@
 """Site keys for the HTTP API: each key lists the web origins allowed to use it.
 
-Keys live in the same SQLite file as the conversation store, in the
-``site_keys`` table (store migration ``002_site_keys``). Only the SHA-256 of a key is stored;
-the plain key is shown once, when it is made.
+Keys live in the same database as the conversation store (the SQLite file, or the
+PostgreSQL server of ``store.url``: :class:`chatrec.store.postgres.PostgresKeyStore`), in the
+``site_keys`` table (store migration ``002_site_keys``); :func:`chatrec.store.open_keys` picks.
+Only the SHA-256 of a key is stored; the plain key is shown once, when it is made.
 
 Each key also has a **signing secret** (``crs_...``), made with the key and shown once
 with it (``chatrec keys add``, ``POST /v1/admin/keys``; a new one with ``chatrec keys
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 from chatrec.config import normalize_origin
 from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore, unavailable
@@ -76,6 +78,15 @@ class SiteKey:
 
 
 @dataclass
+class Result:
+    """What a key statement gave: its rows, how many rows it changed, the id it inserted."""
+
+    rows: Sequence[Mapping[str, Any]]
+    rowcount: int = 0
+    lastrowid: int | None = None
+
+
+@dataclass
 class _Snapshot:
     at: float = 0.0
     by_hash: dict[str, SiteKey] = field(default_factory=dict)
@@ -94,7 +105,10 @@ class KeyStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._snap = _Snapshot()
-        SQLiteStore(self.path, busy_timeout_s)  # makes the folder, applies the migrations (002_site_keys ...)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        SQLiteStore(self.path, self.busy_timeout_s)  # makes the folder, applies the migrations (002_site_keys ...)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -116,7 +130,7 @@ class KeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(24)
         secret = new_secret()
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self._execute(
+        cur = self._run(
             "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at, signing_secret)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (hash_key(key), key[:10], label, json.dumps(clean), now, secret),
@@ -128,28 +142,28 @@ class KeyStore:
         """A new signing secret for an active key (tokens signed with the old one stop working);
         ``None`` if there is no such active key."""
         secret = new_secret()
-        cur = self._execute(
-            "UPDATE site_keys SET signing_secret = ? WHERE id = ? AND revoked_at IS NULL", (secret, key_id)
-        )
+        cur = self._run("UPDATE site_keys SET signing_secret = ? WHERE id = ? AND revoked_at IS NULL", (secret, key_id))
         self.invalidate()
         return secret if cur.rowcount > 0 else None
 
     @unavailable
-    def _execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
-        return self._conn().execute(sql, params)
+    def _run(self, sql: str, params: tuple = ()) -> Result:
+        """Run one statement (``?`` placeholders); a subclass runs it on another database."""
+        cur = self._conn().execute(sql, params)
+        return Result(cur.fetchall(), cur.rowcount, cur.lastrowid)
 
     def revoke(self, key_id: int) -> bool:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         if not 0 < key_id < 2**63:
             return False
-        cur = self._execute("UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))
+        cur = self._run("UPDATE site_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))
         self.invalidate()
         return cur.rowcount > 0
 
     # ------------------------------------------------------------ reads
 
     def list(self) -> list[SiteKey]:
-        rows = self._execute("SELECT * FROM site_keys ORDER BY id").fetchall()
+        rows = self._run("SELECT * FROM site_keys ORDER BY id").rows
         return [
             SiteKey(
                 r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"], r["revoked_at"]
@@ -165,7 +179,7 @@ class KeyStore:
         snap = self._snap
         if snap.at and time.monotonic() - snap.at < self.ttl:
             return snap
-        rows = self._execute("SELECT * FROM site_keys WHERE revoked_at IS NULL").fetchall()
+        rows = self._run("SELECT * FROM site_keys WHERE revoked_at IS NULL").rows
         by_hash = {
             r["key_hash"]: SiteKey(
                 r["id"],

@@ -1,6 +1,12 @@
 """One contract, every store (:class:`chatrec.store.base.Store`). A new implementation is one
-more entry in ``STORES``: a name and a factory ``(folder) -> (open, reopen)``, where ``reopen``
-gives a second handle on the same data (another process, or the same one after a restart)."""
+more entry in ``STORES``: a name and a factory ``(request, folder) -> open``, where every call of
+``open`` gives another handle on the same data (another process, or the same one after a restart).
+
+- ``sqlite``: :class:`~chatrec.store.sqlite.SQLiteStore` on a file in the test's folder.
+- ``postgres``: :class:`~chatrec.store.postgres.PostgresStore` on a fresh database of a real
+  PostgreSQL server (``tests/contract/conftest.py``: started once per session; skipped where
+  PostgreSQL is not installed, failed instead under ``CHATREC_REQUIRE_SERVERS=1``, as in CI).
+"""
 
 from __future__ import annotations
 
@@ -14,21 +20,36 @@ import pytest
 from chatrec.store.base import COUNTED, FEEDBACK_KINDS, TURN_STATUSES, Store
 
 
-def _sqlite(folder: Path) -> Callable[[], Store]:
+def _sqlite(request: pytest.FixtureRequest, folder: Path) -> Callable[[], Store]:
     from chatrec.store.sqlite import SQLiteStore
 
     return lambda: SQLiteStore(folder / "chatrec.sqlite3")
 
 
-STORES: dict[str, Callable[[Path], Callable[[], Store]]] = {
+def _postgres(request: pytest.FixtureRequest, folder: Path) -> Callable[[], Store]:
+    from chatrec.store.postgres import PostgresStore
+
+    url = request.getfixturevalue("pg_url")
+    opened: list[PostgresStore] = []
+    request.addfinalizer(lambda: [s.close() for s in opened])  # before pg_url drops the database
+
+    def open_() -> Store:
+        opened.append(PostgresStore(url, pool_size=4))
+        return opened[-1]
+
+    return open_
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], Store]]] = {
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 
 @pytest.fixture(params=sorted(STORES))
 def opener(request, tmp_path) -> Callable[[], Store]:
     """Opens the store under test; every call is a new handle on the same data."""
-    return STORES[request.param](tmp_path)
+    return STORES[request.param](request, tmp_path)
 
 
 @pytest.fixture
@@ -232,6 +253,71 @@ def test_concurrent_writers_lose_no_turn(opener):
     assert not errors
     ids = [r["id"] for r in store.turns(cid)]
     assert len(ids) == 40 and ids == sorted(set(ids))
+
+
+_WRITER = """
+import json, sys, time
+from pathlib import Path
+target, cid, tag, shared, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
+if target.startswith("postgresql://"):
+    from chatrec.store.postgres import PostgresStore
+    store = PostgresStore(target, busy_timeout_s=10)
+else:
+    from chatrec.store.sqlite import SQLiteStore
+    store = SQLiteStore(target, busy_timeout_s=10)
+go.with_name("ready-" + tag).touch()
+while not go.exists():
+    time.sleep(0.01)
+ids = []
+for n in range(25):
+    state = {"by": tag, "n": n}
+    tid = store.save_turn(cid, state, f"{tag} {n}", "reply", "service", None, ["A"], {"state": state})
+    store.add_feedback(tid, "thumbs_up")
+    ids.append([tid, store.add_feedback(shared, "accept", "A")])  # both processes cast the same vote
+print(json.dumps(ids))
+"""
+
+
+def test_two_processes_writing_one_conversation_lose_nothing(opener, tmp_path):
+    """Two OS processes append turns and feedback to one conversation at the same time: every
+    acknowledged turn is stored once, in id order; the state is the last stored turn's; a vote
+    both cast on one turn is stored once and both got its id."""
+    import subprocess
+    import sys
+
+    store = opener()
+    target = str(getattr(store, "url", None) or store.path)  # type: ignore[attr-defined]
+    cid = store.new_conversation("U1")
+    shared = _turn(store, cid, 0, recommended=["A"])
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, target, cid, tag, str(shared), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
+    import time
+
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{tag}").exists() for tag in ("a", "b")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    go.touch()  # both have the store open: they start writing together
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    acked = [json.loads(out) for out, _ in outs]
+    turns = store.turns(cid)
+    ids = [t["id"] for t in turns]
+    assert ids == sorted(set(ids)) and len(ids) == 1 + 2 * 25
+    assert {tid for got in acked for tid, _ in got} == set(ids[1:])  # every acknowledged turn, nothing else
+    assert {vote for got in acked for _, vote in got} == {store.feedback(shared)[0]["id"]}
+    assert store.load_state(cid) == json.loads(turns[-1]["result_json"])["state"]  # the last stored turn's
+    assert store.count("feedback") == 2 * 25 + 1
+    for who in ("a", "b"):  # each process's turns in the order it saved them
+        mine = [json.loads(t["result_json"])["state"]["n"] for t in turns[1:] if t["user_text"].startswith(who)]
+        assert mine == list(range(25))
 
 
 def test_turn_log_lists_turns_without_texts_in_id_order(store):

@@ -1,0 +1,149 @@
+"""The PostgreSQL store beyond the shared contract (test_store_contract.py): chosen by ``store.url``
+for the chatbot, the HTTP API and the site keys; its faults as :class:`StoreUnavailable`; its
+migrations applied once by processes starting together. A real server (``conftest.py``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chatrec.store import open_keys, open_store
+from chatrec.store.base import StoreUnavailable
+from chatrec.store.postgres import PG_MIGRATIONS, PostgresKeyStore, PostgresStore
+from chatrec.store.sqlite import MIGRATIONS
+from tests_support import fake_settings
+
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def pg(pg_url):
+    stores: list[PostgresStore] = []
+
+    def open_(**kw) -> PostgresStore:
+        stores.append(PostgresStore(pg_url, **kw))
+        return stores[-1]
+
+    yield open_
+    for s in stores:
+        s.close()
+
+
+def test_store_url_puts_the_chatbot_the_api_and_site_keys_on_postgres(pg_url, tmp_path, kb, shared_index):
+    from fastapi.testclient import TestClient
+
+    from chatrec.chatbot import Chatbot
+    from chatrec.config import ServeSettings
+    from chatrec.llm.fake import FakeLLM
+    from chatrec.serve.app import create_app
+
+    settings = fake_settings(tmp_path, store={"url": pg_url})
+    bot = Chatbot(settings, llm=FakeLLM(), kb=kb, index=shared_index)
+    assert isinstance(bot.store, PostgresStore)
+    admin = open_keys(settings)  # `chatrec keys add` in another process
+    assert isinstance(admin, PostgresKeyStore)
+    key, record = admin.add([SHOP], "shop")
+    app = create_app(bot, ServeSettings(ui=False, rate_per_minute_ip=0, rate_per_minute_key=0))
+    assert isinstance(app.state.keys, PostgresKeyStore) and app.state.keys.store is bot.store  # one pool
+    with TestClient(app) as c:
+        msg = {"message": "Can you recommend a case for my Pixel 8?"}
+        assert c.post("/v1/chat", json=msg, headers={"Origin": SHOP}).status_code == 401  # keys exist: required
+        r = c.post("/v1/chat", json=msg, headers={"X-Site-Key": key, "Origin": SHOP})
+        assert r.status_code == 200, r.text
+    other = open_store(settings)  # a second replica's handle
+    convs = other._all("SELECT id, tenant_id FROM conversations")  # type: ignore[attr-defined]
+    assert [c["tenant_id"] for c in convs] == [record.id]
+    assert len(other.turns(convs[0]["id"])) == 1
+    assert not settings.db_path.exists()  # nothing went to the SQLite file
+    other.close()
+    bot.store.close()  # type: ignore[attr-defined]
+
+
+def test_site_keys_on_postgres_add_rotate_revoke(pg):
+    keys = PostgresKeyStore(pg(), ttl=0)
+    key, rec = keys.add([SHOP, "https://www.shop.example"], "shop")
+    assert rec.id > 0 and rec.signing_secret and keys.lookup(key) == rec
+    assert keys.lookup(key).signing_secret == rec.signing_secret  # type: ignore[union-attr]
+    assert keys.origin_allowed(SHOP) and not keys.origin_allowed("https://evil.example")
+    again = PostgresKeyStore(pg(), ttl=0)  # another process sees it
+    assert [k.id for k in again.list()] == [rec.id]
+    secret = again.rotate_secret(rec.id)
+    assert secret and secret != rec.signing_secret and keys.lookup(key).signing_secret == secret  # type: ignore[union-attr]
+    assert keys.revoke(rec.id) and not keys.revoke(rec.id) and keys.lookup(key) is None
+    assert again.rotate_secret(rec.id) is None and not again.any_active()
+    stored = again.store._all("SELECT key_hash FROM site_keys")  # type: ignore[attr-defined]
+    assert key not in json.dumps(stored)  # only the hash is stored
+
+
+def test_every_store_migration_has_its_postgres_text():
+    assert [name for name, _ in MIGRATIONS] == list(PG_MIGRATIONS)
+
+
+def test_postgres_schema_matches_sqlite_columns(pg, tmp_path):
+    from chatrec.store.sqlite import SQLiteStore
+
+    pg()
+    lite = SQLiteStore(tmp_path / "s.sqlite3")
+    conn = lite._conn()
+    for table in ("conversations", "turns", "feedback", "site_keys", "server_secrets"):
+        want = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
+        got = {
+            r["column_name"]
+            for r in pg()._all("SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+        }
+        assert got == want, table
+
+
+def test_processes_starting_together_apply_each_migration_once(pg_url):
+    code = "import sys; from chatrec.store.postgres import PostgresStore; PostgresStore(sys.argv[1]).close()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()
+    assert [r[0] for r in rows] == list(PG_MIGRATIONS)
+
+
+def test_postgres_lock_held_too_long_is_store_unavailable_and_ping_recovers(pg, pg_url):
+    import psycopg
+
+    store = pg(busy_timeout_s=0.3)
+    cid = store.new_conversation(None)
+    with psycopg.connect(pg_url) as locker:  # another process holds the conversation's row
+        locker.execute("SELECT 1 FROM conversations WHERE id = %s FOR UPDATE", (cid,))
+        with pytest.raises(StoreUnavailable):
+            store.save_turn(cid, {}, "hi", "hello", "service", None, [], {})
+        assert store.failed_at is not None
+    store.ping()  # the lock is gone: healthy again, and a write works
+    assert store.failed_at is None
+    assert store.save_turn(cid, {}, "hi", "hello", "service", None, [], {}) > 0
+    assert store.turns(cid)[0]["status"] == "ok"
+
+
+def test_postgres_server_not_listening_is_store_unavailable_quickly(psycopg_installed):
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="unavailable") as err:
+        PostgresStore(f"postgresql://chatrec:hunter2@127.0.0.1:{port}/x", busy_timeout_s=0.5)
+    assert time.monotonic() - start < 10 and "hunter2" not in str(err.value)
+
+
+def test_a_postgres_url_keeps_its_password_out_of_messages():
+    from chatrec.store.postgres import redact
+
+    assert redact("postgresql://u:hunter2@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert redact("postgresql://u@db/x") == "postgresql://u@db/x"
+    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+        PostgresStore("sqlite:///x")
