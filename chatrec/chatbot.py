@@ -31,6 +31,7 @@ from chatrec.turn.compose import load_prompts
 from chatrec.turn.guard import InputRejected, guard
 from chatrec.turn.pii import find_pii, mask_pii
 from chatrec.turn.plan import ABLATIONS, Planner, PlanOptions, TurnInput, TurnPlan
+from chatrec.turn.policy import LivePolicy, log_slate, planner_policy, policy_folder
 from chatrec.turn.rank import Ranker
 from chatrec.turn.release import NO_MATCH, Release, turn_gate
 from chatrec.turn.replay import advance
@@ -142,6 +143,7 @@ def build_planner(
         prompts=prompts,
         exclude_conversations=exclude_conversations,
     )
+    ranker.policy = planner_policy(settings.ranking.policy, policy_folder(settings.data_dir))
     return Planner(settings, kb, retriever, kg, ranker, prompts)
 
 
@@ -169,6 +171,8 @@ class Chatbot:
             self.planner.ranker,
         )
         self.store: Store = store or open_store(settings)
+        r = settings.ranking
+        self.policy = LivePolicy(self.ranker, r.policy, policy_folder(settings.data_dir), r.explore)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API
@@ -203,6 +207,7 @@ class Chatbot:
         text = guard(message, self.settings.max_message_chars, trace, self.settings.pii)
 
         conv = opened or self.open_conversation(conversation_id, user_id, tenant)
+        self.policy.refresh()
         cid, user_id = conv.id, conv.user_id
         state = DialogueState.model_validate(conv.state or {})
         # behaviour as of the conversation's start, as a replayed conversation sees it
@@ -226,6 +231,7 @@ class Chatbot:
         trace["latency_s"] = round(time.perf_counter() - t0, 3)
         template = self.kb.templates.get(decision.template_id or "")
         sources = ([f"template:{decision.template_id}"] if template else []) + [f"item:{r.item_id}" for r in recs]
+        slate = (trace.get("rank") or {}).pop("policy_log", None)  # to the ranking log, not the result
         result = TurnResult(
             conversation_id=cid,
             text=reply,
@@ -246,6 +252,7 @@ class Chatbot:
             result.model_dump(exclude={"trace": {"generation": {"raw"}}}),
             status="ok",
         )
+        log_slate(self.store, result.turn_id, slate, [r.item_id for r in recs])
         yield ResultEvent(result)
 
     def _save_cancelled(self, cid: str, state: dict[str, Any], text: str, partial: str) -> None:

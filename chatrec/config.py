@@ -117,6 +117,21 @@ class RankingSettings(Section):
         description="learned fusion weights (`chatrec fit-ranker`); replace the w_* values above when the file exists",
     )
     llm_candidates: int = Field(12, ge=1, description="top fused candidates the LLM scores, in one batch")
+    policy: Literal["fusion", "bandit"] = Field(
+        "fusion",
+        description="who orders the shown items: fusion = the fused score; bandit = the contextual bandit learned "
+        "from feedback (chatrec learn; pip install 'chatrec[bandit]'; docs/feedback.md)",
+    )
+    explore: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="live turns: the probability that a slate position shows a random allowed candidate "
+        "instead of the policy's best (epsilon-greedy; 0 = never), logged with its propensity",
+    )
+    policy_candidates: int = Field(
+        20, ge=1, le=200, description="the best allowed fused candidates the policy orders, explores and logs"
+    )
 
 
 class GroundingSettings(Section):

@@ -32,6 +32,7 @@ EXTRA_OF = {
     "xllamacpp": "llamacpp",
     "psycopg": "postgres",
     "psycopg_pool": "postgres",
+    "vowpalwabbit": "bandit",
 }
 
 

@@ -96,6 +96,18 @@ class Store(Protocol):
         ``trace.latency_s``, ``None`` if absent)}``."""
         ...
 
+    def log_ranking(self, turn_id: int, record: dict[str, Any]) -> None:
+        """Keep what the ranking policy did in a turn (:func:`chatrec.turn.policy.choose`'s record:
+        ``policy``, ``version``, ``epsilon``, ``context``, ``candidates`` with features and scores,
+        ``shown`` with position and propensity). ``KeyError`` for an unknown turn, ``ValueError``
+        for a turn already logged."""
+        ...
+
+    def ranking_log(self, after_turn_id: int = 0) -> list[dict[str, Any]]:
+        """The records of turns with id > ``after_turn_id``, in turn order, each with ``turn_id``
+        and ``created_at`` added."""
+        ...
+
     def count(self, table: str) -> int:
         """How many conversations, turns or feedback rows are stored (``table`` one of
         :data:`COUNTED`; ``ValueError`` otherwise)."""

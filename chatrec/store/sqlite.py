@@ -93,6 +93,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE server_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)
     """,
     ),
+    (
+        # what the ranking policy showed and could have shown, for learning from feedback (docs/feedback.md)
+        "004_ranking_log",
+        """
+        CREATE TABLE ranking_log (
+            turn_id INTEGER PRIMARY KEY REFERENCES turns(id),
+            created_at TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            version TEXT NOT NULL,
+            record_json TEXT NOT NULL
+        )
+    """,
+    ),
 ]
 
 P = ParamSpec("P")
@@ -346,6 +359,26 @@ class SQLiteStore:
             (after_id,),
         )
         return [{**dict(r), "replied": bool(r["replied"])} for r in rows]
+
+    # ------------------------------------------------------------ ranking log
+
+    @unavailable
+    def log_ranking(self, turn_id: int, record: dict[str, Any]) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO ranking_log (turn_id, created_at, policy, version, record_json) VALUES (?, ?, ?, ?, ?)",
+                (turn_id, _now(), record["policy"], record["version"], json.dumps(record)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise (ValueError if self.turn(turn_id) else KeyError)(f"cannot log turn {turn_id}: {exc}") from exc
+
+    @unavailable
+    def ranking_log(self, after_turn_id: int = 0) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT turn_id, created_at, record_json FROM ranking_log WHERE turn_id > ? ORDER BY turn_id",
+            (after_turn_id,),
+        )
+        return [{**json.loads(r["record_json"]), "turn_id": r["turn_id"], "created_at": r["created_at"]} for r in rows]
 
     @unavailable
     def count(self, table: str) -> int:

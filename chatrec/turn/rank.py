@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.retrieval.base import Retriever, where_filter
 from chatrec.turn.explain import Explainer
+from chatrec.turn.policy import RankPolicy, choose, context_of
 from chatrec.turn.profile import UserHistory
 from chatrec.turn.state import DialogueState
 from chatrec.types import Item, Recommendation
@@ -99,6 +101,12 @@ class Behaviour:
 
 
 class Ranker:
+    # the ranking policy (chatrec/turn/policy.py), set by the composition root; None: the fused order,
+    # nothing logged. ``explore`` (epsilon) is set on the live chatbot's ranker only.
+    policy: RankPolicy | None = None
+    explore: float = 0.0
+    rng: random.Random = random.Random()
+
     def __init__(
         self,
         kb: KnowledgeBase,
@@ -182,7 +190,12 @@ class Ranker:
             llm_note = self._llm_rerank(kept[: self.s.llm_candidates], query, profile)
             kept.sort(key=lambda x: (-x.score, x.item.id))
 
-        recs = [self._explain(cand, history) for cand in kept[: self.s.top_n]]
+        shown, policy_log = kept[: self.s.top_n], None
+        if self.policy is not None:  # orders and picks among the best allowed candidates only
+            pool = kept[: max(self.s.policy_candidates, self.s.top_n)]
+            slate = choose(self.policy, pool, context_of(state, history), self.s.top_n, self.explore, self.rng)
+            shown, policy_log = slate.shown, slate.record
+        recs = [self._explain(cand, history) for cand in shown]
         trace = {
             "candidates": {
                 src: sum(1 for x in cands.values() if src in x.sources) for src in ("dense", "kg", "cooccur", "popular")
@@ -199,6 +212,8 @@ class Ranker:
                 for x in kept[:10]
             ],
         }
+        if policy_log is not None:
+            trace["policy_log"] = policy_log  # Chatbot.stream moves it to the store's ranking log
         if depth:
             trace["ranked"] = [x.item.id for x in kept[:depth]]
             trace["features"] = {x.item.id: [round(x.features[f], 4) for f in FEATURES] for x in kept}

@@ -337,3 +337,26 @@ def test_turn_log_lists_turns_without_texts_in_id_order(store):
     assert first["latency_s"] is None and second["latency_s"] == 1.5 and second["replied"] is False
     assert "user_text" not in first and "reply_text" not in first
     assert [t["id"] for t in store.turn_log(after_id=a)] == [b]
+
+
+def test_ranking_log_keeps_one_record_per_turn_in_turn_order(store):
+    cid = store.new_conversation("u")
+    a, b = _turn(store, cid, 1, recommended=["I1"]), _turn(store, cid, 2, recommended=["I2"])
+    record = {
+        "policy": "fusion",
+        "version": "fusion",
+        "epsilon": 0.1,
+        "context": {"user": "u", "categories": ["cases"]},
+        "candidates": [{"item_id": "I1", "features": {"dense": 0.5}, "fused": 0.7}],
+        "shown": [{"item_id": "I1", "position": 0, "propensity": 0.925, "explored": False}],
+    }
+    store.log_ranking(b, {**record, "version": "v0002"})
+    store.log_ranking(a, record)
+    logged = store.ranking_log()
+    assert [r["turn_id"] for r in logged] == [a, b] and logged[1]["version"] == "v0002"
+    assert {k: logged[0][k] for k in record} == record and logged[0]["created_at"]
+    assert [r["turn_id"] for r in store.ranking_log(after_turn_id=a)] == [b]
+    with pytest.raises(ValueError):
+        store.log_ranking(a, record)  # one record per turn
+    with pytest.raises(KeyError):
+        store.log_ranking(10**9, record)
