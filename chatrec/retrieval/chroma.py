@@ -95,7 +95,10 @@ class ChromaIndex:
         r = settings.retrieval
         with self._chroma():
             if r.chroma_host:
-                self.client = chromadb.HttpClient(host=r.chroma_host, port=r.chroma_port)
+                # a Chroma server (`chroma run`) shared by replicas; docs/scaling.md
+                self.client = chromadb.HttpClient(
+                    host=r.chroma_host, port=r.chroma_port, settings=chromadb.Settings(anonymized_telemetry=False)
+                )
             else:
                 settings.chroma_dir.mkdir(parents=True, exist_ok=True)
                 self.client = chromadb.PersistentClient(
