@@ -12,6 +12,7 @@ from chatrec.cli import chat as chat_commands
 from chatrec.cli import eval as eval_commands
 from chatrec.cli import importers as import_commands
 from chatrec.cli import kb as kb_commands
+from chatrec.cli import learn as learn_commands
 from chatrec.cli import metrics as metrics_commands
 from chatrec.cli import router as router_commands
 from chatrec.cli import serve as serve_commands
@@ -79,6 +80,7 @@ for _commands in (
     router_commands,
     eval_commands,
     metrics_commands,
+    learn_commands,
 ):
     _commands.register(main)
 

@@ -92,11 +92,11 @@ def metrics_cmd(ctx, period, html_path, as_json) -> None:
     """Containment, handoff rate, abandonment, thumbs-up rate, accept rate and latency from the
     store (docs/feedback.md), overall and per day or hour."""
     from chatrec.cli.context import settings_from
-    from chatrec.store.sqlite import SQLiteStore
+    from chatrec.store import open_store
     from chatrec.store.stats import by_period, service_metrics
 
     settings = settings_from(ctx)
-    store = SQLiteStore(settings.db_path, settings.db_busy_timeout_s)
+    store = open_store(settings)
     turns, feedback = store.turn_log(), store.feedback()
     overall = service_metrics(turns, feedback).summary()
     periods = [(k, m.summary()) for k, m in by_period(turns, feedback, period)]

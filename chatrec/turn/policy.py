@@ -241,7 +241,7 @@ class PolicyStore:
         self.folder = Path(folder)
 
     def versions(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("v*.json"))
+        return sorted(p.stem for p in self.folder.glob("v*.json") if re.fullmatch(r"v\d{4,}", p.stem))
 
     def current(self) -> str | None:
         f = self.folder / "CURRENT"

@@ -1,0 +1,112 @@
+"""The ranking policy's gate (chatrec/eval/offpolicy.py): a candidate learned from logged accepts
+is promoted, one learned from shuffled rewards is blocked; versions roll back."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from chatrec.eval.offpolicy import learn_and_gate, report_text
+from chatrec.turn.policy import FusionPolicy, PolicyStore, choose
+
+GOOD = ("I3", "I7")  # the items simulated customers accept
+
+
+@dataclass
+class _Item:
+    id: str
+    brand: str
+    category: str = "c"
+
+
+@dataclass
+class _Cand:
+    item: _Item
+    score: float
+    features: dict[str, float] = field(default_factory=dict)
+
+
+CANDS = [_Cand(_Item(f"I{i}", f"b{i % 3}"), 1.0 - i / 10, {"dense": 1.0 - i / 10}) for i in range(8)]
+
+
+def _log(policy, first_turn: int, n: int, rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """``n`` slates shown by ``policy`` exploring with epsilon 0.5; each good item shown is accepted."""
+    logs, votes = [], []
+    for t in range(first_turn, first_turn + n):
+        rec = choose(policy, CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
+        logs.append({**rec, "turn_id": t})
+        votes += [
+            {"turn_id": t, "kind": "accept", "item_id": s["item_id"]} for s in rec["shown"] if s["item_id"] in GOOD
+        ]
+    return logs, votes
+
+
+def test_gate_promotes_a_candidate_learned_from_logged_accepts(tmp_path):
+    versions = PolicyStore(tmp_path / "policy")
+    logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
+    result = learn_and_gate(versions, logs, votes)
+    assert result.promoted and versions.current() == result.version == "v0001"
+    ips = result.report["estimates"]["ips"]
+    assert ips["difference"][1] > 0 and ips["candidate"][0] > ips["current"][0]
+    assert "promoted v0001" in report_text(result.report)
+
+
+def test_gate_blocks_a_deliberately_worse_candidate_trained_on_shuffled_rewards(tmp_path):
+    versions = PolicyStore(tmp_path / "policy")
+    logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
+    assert learn_and_gate(versions, logs, votes).promoted  # v0001 learned what customers accept
+    more_logs, more_votes = _log(versions.load(), 301, 300, random.Random(1))  # logged by v0001
+    all_logs, all_votes = logs + more_logs, votes + more_votes
+    result = learn_and_gate(versions, all_logs, all_votes, shuffle_rewards=True)
+    assert not result.promoted and result.version == "v0002"
+    assert versions.current() == "v0001"  # the worse candidate is kept as a version, not made current
+    assert result.report["estimates"]["ips"]["difference"][2] < 0  # clearly worse, not just uncertain
+    assert "blocked v0002" in report_text(result.report) and "SHUFFLED" in report_text(result.report)
+    # the same logs with the true rewards: promoted
+    versions2 = PolicyStore(tmp_path / "policy2")
+    assert learn_and_gate(versions2, logs, votes).promoted
+    assert learn_and_gate(versions2, all_logs, all_votes).promoted
+    assert versions2.rollback() == "v0001"
+
+
+def test_gate_waits_for_enough_new_logged_turns(tmp_path):
+    versions = PolicyStore(tmp_path / "policy")
+    logs, votes = _log(FusionPolicy(), 1, 10, random.Random(0))
+    result = learn_and_gate(versions, logs, votes, min_turns=20)
+    assert not result.promoted and result.version is None and versions.versions() == []
+
+
+def _store_with_logs(data_dir, logs, votes):
+    from chatrec.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(data_dir / "chatrec.sqlite3")
+    cid = store.new_conversation("u")
+    ids = {}
+    for rec in logs:
+        shown = [s["item_id"] for s in rec["shown"]]
+        ids[rec["turn_id"]] = store.save_turn(cid, {}, "q", "a", "recommend", None, shown, {})
+        store.log_ranking(ids[rec["turn_id"]], {k: v for k, v in rec.items() if k != "turn_id"})
+    for f in votes:
+        store.add_feedback(ids[f["turn_id"]], f["kind"], f["item_id"])
+
+
+def test_chatrec_learn_promotes_blocks_shuffled_and_rolls_back(tmp_path):
+    from click.testing import CliRunner
+
+    from chatrec.cli.main import main
+
+    data = tmp_path / "state"
+    logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
+    _store_with_logs(data, logs, votes)
+    run = CliRunner()
+    r = run.invoke(main, ["--data-dir", str(data), "learn"])
+    assert r.exit_code == 0 and "decision: promoted v0001" in r.output, r.output
+    more_logs, more_votes = _log(PolicyStore(data / "policy").load(), 301, 300, random.Random(1))
+    _store_with_logs(data, more_logs, more_votes)
+    r = run.invoke(main, ["--data-dir", str(data), "learn", "--shuffle-rewards"])
+    assert r.exit_code == 0 and "decision: blocked v0002" in r.output, r.output
+    assert (data / "policy" / "v0002.gate.json").exists()
+    r = run.invoke(main, ["--data-dir", str(data), "learn", "status"])
+    assert "* v0001" in r.output and "  v0002" in r.output
+    r = run.invoke(main, ["--data-dir", str(data), "learn", "rollback"])
+    assert r.exit_code == 0 and "untrained" in r.output and PolicyStore(data / "policy").current() is None
