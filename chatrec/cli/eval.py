@@ -85,6 +85,20 @@ def _compare(runs: tuple[str, ...], seed: int) -> None:
     help="rank with fusion weights cross-fitted on the logs, or with the configured ranking.w_* "
     + default_of("eval", "fusion"),
 )
+@click.option(
+    "--train",
+    "train",
+    type=click.Path(dir_okay=False, exists=True),
+    help="learn everything (statistics, the fitted ranker) from these transcripts only and score TRANSCRIPTS "
+    "with it; conversations in both (by id or content) are refused. Without it, statistics and weights are "
+    "cross-fitted on the scored conversations",
+)
+@click.option(
+    "--fit-sample",
+    type=click.IntRange(min=1),
+    help="with --train: fit the ranker's weights on a seeded sample of N training conversations "
+    "(its statistics always count all of them)",
+)
 @click.option("--no-resume", is_flag=True, help="start over even if --out holds a partial run")
 @click.option("--bootstrap", type=click.IntRange(min=100), help=default_of("eval", "bootstrap"))
 @click.pass_context
@@ -103,6 +117,8 @@ def eval_cmd(
     workers,
     generate,
     fusion,
+    train,
+    fit_sample,
     no_resume,
     bootstrap,
 ) -> None:
@@ -142,11 +158,21 @@ def eval_cmd(
     if not transcripts.is_file():
         raise click.UsageError(f"no such file: {transcripts}")
     require_extra("eval", "chatrec eval")
-    opts = EvalOptions(transcripts=str(transcripts), out=out, limit=limit, sample=sample, **settings.eval.model_dump())
+    opts = EvalOptions(
+        transcripts=str(transcripts),
+        out=out,
+        limit=limit,
+        sample=sample,
+        train=str(train) if train else None,
+        fit_sample=fit_sample,
+        **settings.eval.model_dump(),
+    )
     out_dir = Path(out)
     if no_resume and out_dir.exists():
-        for name in ("run.json", "convs.jsonl", "turns.jsonl", "features.jsonl", "summary.json", "report.html"):
-            (out_dir / name).unlink(missing_ok=True)
+        for sub in (out_dir, out_dir / "fit"):
+            for name in ("run.json", "convs.jsonl", "turns.jsonl", "features.jsonl", "summary.json", "report.html"):
+                (sub / name).unlink(missing_ok=True)
+        (out_dir / "ranker.json").unlink(missing_ok=True)
     try:
         summary = run_eval(settings, opts)
     except (EvalError, KBError) as exc:
@@ -158,49 +184,52 @@ def eval_cmd(
         f"\n{r['conversations']} conversations ({r['turns']['rec']} recommendation turns, "
         f"{r['turns']['service']} service turns), {len(r['skipped'])} skipped, {r['wall_s']:.0f} s"
     )
+    click.echo(f"protocol: {r['protocol']}")
     click.echo(f"report: {out_dir / 'report.html'}  summary: {out_dir / 'summary.json'}")
 
 
 @click.command(name="fit-ranker")
-@click.option("--out", type=click.Path(dir_okay=False), help="weights file [<data-dir>/ranker.json]")
-@click.option("--limit", type=click.IntRange(min=1), help="first N training conversations")
+@click.option(
+    "--train",
+    "train",
+    type=click.Path(dir_okay=False, exists=True),
+    help="training transcripts [the KB's transcripts.jsonl]",
+)
+@click.option("--out", type=click.Path(dir_okay=False), help="fitted ranker file [<kb>/artifacts/ranker.json]")
+@click.option("--workers", type=click.IntRange(min=1), help="replay processes " + default_of("eval", "workers"))
 @click.option("--seed", type=int, help=default_of("eval", "seed"))
+@click.option(
+    "--sample", type=click.IntRange(min=1), help="fit the weights on a seeded sample of N training conversations"
+)
 @click.pass_context
-def fit_ranker(ctx, out, limit, seed) -> None:
-    """Learn the fusion weights from the KB's logged recommendation turns (training split only).
+def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
+    """Fit the ranker (fusion weights and the popularity / co-mention statistics) on training
+    conversations and save it with its card; the live turn loads <kb>/artifacts/ranker.json.
 
-    Point `ranking.weights_file` (CHATREC_RANKING__WEIGHTS_FILE) at the result to use them."""
-    import tempfile
-
+    `chatrec eval TRANSCRIPTS --train TRAIN` runs this same fit before scoring."""
     from chatrec.cli.context import settings_from
-    from chatrec.eval.fusion import feature_rows, fit_weights, save_weights
-    from chatrec.eval.options import EvalOptions
-    from chatrec.eval.runner import run_eval
+    from chatrec.eval.learn import file_sha256, save_ranker, train_key
+    from chatrec.eval.options import EvalError
+    from chatrec.eval.runner import eval_settings, fit_ranker
+    from chatrec.kb import KBError, load_kb
+    from chatrec.turn.rank import RANKER_FILE
 
     require_extra("eval", "chatrec fit-ranker")
-    settings = settings_from(ctx, eval={"seed": seed})
-    seed = settings.eval.seed
-    target = Path(out) if out else settings.data_dir / "ranker.json"
-    with tempfile.TemporaryDirectory() as tmp:
-        opts = EvalOptions(
-            transcripts=str(settings.kb_dir / "transcripts.jsonl"),
-            out=tmp,
-            ablations=[],
-            baselines=False,
-            split="train",
-            limit=limit,
-            seed=seed,
-            bootstrap=100,
-        )
-        run_eval(settings, opts)
-        fitted = fit_weights(feature_rows(Path(tmp) / "features.jsonl"), seed)
-    if fitted is None:
-        raise click.ClickException("the logs hold no recommendation turn with a recommended candidate")
-    save_weights(fitted, target, source=str(settings.kb_dir / "transcripts.jsonl"))
-    click.echo(json.dumps(fitted, indent=2))
-    click.echo(f"weights written to {target}; use them with CHATREC_RANKING__WEIGHTS_FILE={target}")
+    settings = settings_from(ctx, eval={"seed": seed, "workers": workers})
+    train_path = Path(train) if train else settings.kb_dir / "transcripts.jsonl"
+    target = Path(out) if out else settings.kb_dir / RANKER_FILE
+    try:
+        kb = load_kb(settings.kb_dir)
+        es = eval_settings(settings, kb, train_key(kb, file_sha256(train_path)))
+        work = es.data_dir / "fit"
+        fitted = fit_ranker(es, str(train_path), work, settings.eval.workers, settings.eval.seed, True, sample)
+    except (EvalError, KBError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    save_ranker(fitted, target)
+    click.echo(json.dumps({"weights": fitted["weights"], "card": fitted["card"]}, indent=2))
+    click.echo(f"fitted ranker written to {target}")
 
 
 def register(main: click.Group) -> None:
     main.add_command(eval_cmd)
-    main.add_command(fit_ranker)
+    main.add_command(fit_ranker_cmd)

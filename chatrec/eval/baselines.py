@@ -3,12 +3,14 @@
 - ``popularity``: the most popular items the hard filters allow;
 - ``repeat_last``: the items named so far in the dialogue, most recent first (copying
   what was mentioned is what "not yet mentioned" metrics guard against);
+- ``copy_mention``: the items the customer named (the message being answered included),
+  most recent first: what a recommender that only echoes the customer scores;
 - ``embedding_only``: dense retrieval alone (MiniLM + Chroma), in stock.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from chatrec.eval.metrics import DEPTH
 from chatrec.turn.plan import Planner
@@ -24,9 +26,14 @@ def baseline_ranking(
     history: UserHistory,
     q_emb: Any,
     seen_before: list[str],
+    seeker_mentions: Sequence[str] = (),
 ) -> list[str]:
-    """The ``DEPTH`` best item ids of baseline ``system`` for this turn."""
+    """The ``DEPTH`` best item ids of baseline ``system`` for this turn. ``seeker_mentions``: the
+    items the customer named so far (the triggering message included), oldest first."""
     kb, ranker = planner.kb, planner.ranker
+    if system == "copy_mention":
+        said = [*seeker_mentions, *(i for i in state.mentioned_items if i not in seeker_mentions)]
+        return list(dict.fromkeys(reversed(said)))[:DEPTH]
     if system == "repeat_last":
         said = seen_before + [i for i in state.mentioned_items if i not in seen_before]
         return list(dict.fromkeys(reversed(said)))[:DEPTH]

@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass, field
 
 from chatrec.config import EvalSettings
 
-BASELINES = ("popularity", "repeat_last", "embedding_only")
+BASELINES = ("popularity", "repeat_last", "copy_mention", "embedding_only")
 DESCRIPTIONS = {
-    "full": "the full pipeline as configured",
+    "full": "the full pipeline as configured (with --train: the ranker fitted on the training conversations)",
     "full@configured": "the full system with the configured ranking.w_* fusion weights",
     "popularity": "most popular allowed items",
     "repeat_last": "the items mentioned so far, most recent first",
+    "copy_mention": "the items the customer mentioned so far (the triggering message included), most recent first",
     "embedding_only": "dense retrieval only (MiniLM + Chroma), in-stock filter",
     "-kg": "full system without KG candidates, paths and facts",
     "-profile": "full system without the user-as-text profile",
@@ -61,6 +62,8 @@ class EvalOptions:
     bootstrap: int = _DEFAULTS.bootstrap
     max_new_tokens: int = _DEFAULTS.max_new_tokens
     fusion: str = _DEFAULTS.fusion  # learned (cross-fitted from the logs) | configured (ranking.w_* as set)
+    train: str | None = None  # learn everything from these transcripts (a fitted ranker), never from the scored ones
+    fit_sample: int | None = None  # fit the weights on a seeded sample of N training conversations (statistics: all)
 
     def fingerprint(self) -> str:
         keep = {k: v for k, v in asdict(self).items() if k not in ("workers", "out")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from chatrec.config import Settings
@@ -71,8 +72,20 @@ class _ConversationRows:
 class Replayer:
     """Scores one conversation at a time for every system; holds the planner and item vectors."""
 
-    def __init__(self, settings: Settings, opts: EvalOptions, exclude: frozenset[str], planner: Planner | None = None):
-        """``planner``: plan with this one (its ranker's LLM, if any, also generates) instead of building one."""
+    def __init__(
+        self,
+        settings: Settings,
+        opts: EvalOptions,
+        exclude: frozenset[str],
+        planner: Planner | None = None,
+        fitted: dict[str, Any] | None = None,
+    ):
+        """``planner``: plan with this one (its ranker's LLM, if any, also generates) instead of building one.
+
+        With ``opts.train`` the planner's KB holds the training conversations only, and the
+        ranker is ``fitted`` (scoring) or, while fitting (``fitted`` is ``None``), ranks with
+        the configured weights and statistics cross-fitted in two folds of ``exclude``.
+        Without it, statistics are cross-fitted on the scored conversations (``exclude``)."""
         from chatrec.chatbot import build_planner
         from chatrec.llm import make_llm
 
@@ -81,10 +94,22 @@ class Replayer:
         if planner is not None:
             self.llm, self.planner = planner.ranker.llm, planner
         else:
+            kb = None
+            if opts.train:
+                from chatrec.eval.learn import read_training, training_kb
+                from chatrec.kb import load_kb
+
+                full_kb = load_kb(settings.kb_dir)
+                kb = training_kb(full_kb, read_training(Path(opts.train), full_kb))
             self.llm = make_llm(settings) if needs_real_llm(settings, opts) else None
-            self.planner = build_planner(settings, llm=self.llm, exclude_conversations=exclude)
+            self.planner = build_planner(settings, kb=kb, llm=self.llm, exclude_conversations=exclude)
         self.kb, self.ranker, self.retriever = self.planner.kb, self.planner.ranker, self.planner.retriever
-        self.behaviours = {k: Behaviour(self.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
+        self.behaviours: dict[int, Behaviour] | None = None
+        if fitted is not None:
+            self.ranker.use_fitted(fitted)  # what the live turn loads, not a KB folder's own artifact
+        else:
+            self.ranker.use_fitted(None)  # the configured weights, whatever the KB folder holds
+            self.behaviours = {k: Behaviour(self.kb, frozenset(c for c in exclude if fold_of(c) == k)) for k in (0, 1)}
         self.base_llm = None
         if opts.generate and settings.llm.adapter and "adapter" in opts.ablations:
             base = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": None})})
@@ -139,7 +164,8 @@ class Replayer:
 
     def conversation(self, conv: Conversation) -> dict[str, Any]:
         """All rows for one conversation: per-turn records, per-system sums, candidate features."""
-        self.ranker.behaviour = self.behaviours[fold_of(conv.conversation_id)]
+        if self.behaviours is not None:
+            self.ranker.behaviour = self.behaviours[fold_of(conv.conversation_id)]
         rows = _ConversationRows(conv, self.systems, history_of(self.kb, conv.user_id, conv.started_at))
         for step in replay(conv, self.planner):
             turn = step.agent
@@ -156,7 +182,12 @@ class Replayer:
         history = rows.history
         top_n = self.settings.ranking.top_n
         gold = list(dict.fromkeys(turn.recommended))
-        gold_new = [g for g in gold if g not in step.seen_before]
+        # "new": never named before, by either side, nor in the customer's message(s) this turn answers
+        said_now = _said_now(conv, idx)
+        if step.input.annotated is not None:
+            said_now += step.input.annotated.mentions
+        gold_new = [g for g in gold if g not in step.seen_before and g not in said_now]
+        seeker = list(dict.fromkeys(m for t in conv.turns[:idx] if t.role == "user" for m in t.mentions))
         t0 = time.perf_counter()
         q_emb = self._embed([text])[0]
         embed_s = time.perf_counter() - t0
@@ -173,7 +204,9 @@ class Replayer:
             m: dict[str, tuple[float, float]] = {}
             if system in BASELINES:
                 ranked = (
-                    baseline_ranking(system, self.planner, text, full_state or state, history, q_emb, step.seen_before)
+                    baseline_ranking(
+                        system, self.planner, text, full_state or state, history, q_emb, step.seen_before, seeker
+                    )
                     if is_rec
                     else []
                 )
@@ -189,6 +222,8 @@ class Replayer:
                 )
                 if system == "full":
                     full_state = plan.state
+                    if step.input.annotated is None:  # no log annotations: what the message was linked to
+                        gold_new = [g for g in gold_new if g not in plan.state.mentioned_items]
                 ranked = trace.get("rank", {}).get("ranked", [])
                 shown = [r.item_id for r in plan.recs]
                 if is_rec:
@@ -225,7 +260,7 @@ class Replayer:
                     or not self.kb.items[i].in_stock
                     or self.ranker.allowed(self.kb.items[i], full_state or state, history) is not None
                 ]
-                if system not in ("repeat_last",):  # repeating what was said is the point of that baseline
+                if system not in ("repeat_last", "copy_mention"):  # repeating what was said is their point
                     m["grounding.invalid_rec_rate"] = (len(bad), max(len(shown), 1)) if shown else (0, 0)
                 if (div := intra_list_diversity(ranked[:10], self.vectors)) is not None:
                     m["rec.diversity"] = (div, 1)
@@ -283,3 +318,13 @@ class Replayer:
         m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
         assert gate.reply is not None
         return gate.reply
+
+
+def _said_now(conv: Conversation, idx: int) -> list[str]:
+    """Items the customer's messages right before agent turn ``idx`` name (the log's annotations)."""
+    out: list[str] = []
+    j = idx - 1
+    while j >= 0 and conv.turns[j].role == "user":
+        out += conv.turns[j].mentions + conv.turns[j].liked + conv.turns[j].disliked
+        j -= 1
+    return out

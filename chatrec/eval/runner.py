@@ -46,10 +46,20 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from chatrec.config import Settings
+from chatrec.eval.learn import (
+    check_overlap,
+    file_sha256,
+    fitted_ranker,
+    read_training,
+    save_ranker,
+    train_key,
+    training_kb,
+)
 from chatrec.eval.options import EvalError, EvalOptions
 from chatrec.eval.replay import Replayer
 from chatrec.eval.summary import summarise
-from chatrec.kb import KnowledgeBase, check_conversation, is_heldout
+from chatrec.kb import KnowledgeBase, check_conversation, is_heldout, load_kb
+from chatrec.turn.rank import load_fitted
 from chatrec.types import Conversation
 
 log = logging.getLogger(__name__)
@@ -76,10 +86,11 @@ def read_conversations(path: Path, kb: KnowledgeBase) -> Iterator[tuple[int, Con
 _WORKER: Replayer | None = None
 
 
-def _init_worker(settings_json: str, opts: EvalOptions, exclude: frozenset[str]) -> None:
+def _init_worker(settings_json: str, opts: EvalOptions, exclude: frozenset[str], fitted_path: str | None) -> None:
     global _WORKER
     logging.getLogger().setLevel(logging.WARNING)
-    _WORKER = Replayer(Settings.model_validate_json(settings_json), opts, exclude)
+    fitted = load_fitted(Path(fitted_path)) if fitted_path else None
+    _WORKER = Replayer(Settings.model_validate_json(settings_json), opts, exclude, fitted=fitted)
 
 
 def _work(job: tuple[int, int, str]) -> tuple[int, int, dict | None, str | None]:
@@ -92,28 +103,35 @@ def _work(job: tuple[int, int, str]) -> tuple[int, int, dict | None, str | None]
         return order, line_no, None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
 
 
-def eval_settings(settings: Settings, kb: KnowledgeBase) -> Settings:
-    """Evaluation keeps one Chroma index per KB, apart from the live chat state, and ranks
-    items by exact dense search: HNSW graphs loaded by different worker processes can
-    return different near-ties, and a replay must give the same lists every time."""
-    data_dir = settings.data_dir / "eval" / kb.fingerprint()[:12]
+def eval_settings(settings: Settings, kb: KnowledgeBase, key: str | None = None) -> Settings:
+    """Evaluation keeps one Chroma index per KB (``key``: per KB and training file), apart from
+    the live chat state, and ranks items by exact dense search: HNSW graphs loaded by different
+    worker processes can return different near-ties, and a replay must give the same lists every time."""
+    data_dir = settings.data_dir / "eval" / (key or kb.fingerprint()[:12])
     retrieval = settings.retrieval.model_copy(update={"exact_search": True})
     return settings.model_copy(update={"data_dir": data_dir, "retrieval": retrieval})
 
 
 def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> dict[str, Any]:
     """Replay, score and summarise; returns the summary (also written to ``out/summary.json``)."""
-    from chatrec.chatbot import make_retriever
     from chatrec.eval.report import write_html
-    from chatrec.kb import load_kb
 
     t_start = time.perf_counter()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     kb = load_kb(settings.kb_dir)
-    settings = eval_settings(settings, kb)
     _check_resumable(opts, out)
     convs, skipped = select_conversations(opts, kb)
+    ranker = None
+    if opts.train:
+        settings, tkb, train_sha = _training_side(settings, kb, opts.train)
+        scored_ids = {c for _, c in convs}
+        scored = [
+            c for _, c, _ in read_conversations(Path(opts.transcripts), kb) if c and c.conversation_id in scored_ids
+        ]
+        check_overlap(tkb.transcripts, scored, opts.train, opts.transcripts)
+    else:
+        settings = eval_settings(settings, kb)
     (out / "run.json").write_text(
         json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts), "kb": str(settings.kb_dir)}, indent=2)
     )
@@ -121,15 +139,79 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
     todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
     log.info("%d conversation(s) selected, %d already done", len(convs), len(convs) - len(todo))
 
-    index = make_retriever(settings)
-    if not index.is_built(kb):
-        index.build(kb, progress=progress)
-    del index
+    if opts.train:
+        ranker = out / "ranker.json"
+        fitted = load_fitted(ranker)
+        if fitted is None or fitted["card"]["train_sha256"] != train_sha:
+            fitted = fit_ranker(settings, opts.train, out / "fit", opts.workers, opts.seed, progress, opts.fit_sample)
+            save_ranker(fitted, ranker)
+    else:
+        _build_index(settings, kb, progress)
     with _RunFiles(out, len(convs), len(convs) - len(todo), progress) as files:
-        _replay_all(settings, opts, frozenset(c for _, c in convs), todo, files)
+        if opts.train:  # nothing learned from the scored conversations: statistics and weights are the fitted ranker's
+            _replay_all(settings, opts, frozenset(), todo, files, str(ranker))
+        else:
+            _replay_all(settings, opts, frozenset(c for _, c in convs), todo, files)
     summary = summarise(out, opts, settings, skipped, time.perf_counter() - t_start)
     write_html(summary, out / "turns.jsonl", out / "report.html")
     return summary
+
+
+def _build_index(settings: Settings, kb: KnowledgeBase, progress: bool) -> None:
+    from chatrec.chatbot import make_retriever
+
+    index = make_retriever(settings)
+    if not index.is_built(kb):
+        index.build(kb, progress=progress)
+
+
+def _training_side(settings: Settings, kb: KnowledgeBase, train: str) -> tuple[Settings, KnowledgeBase, str]:
+    """Evaluation settings (an index of its own), the training KB, and the training file's hash."""
+    train_sha = file_sha256(Path(train))
+    tkb = training_kb(kb, read_training(Path(train), kb))
+    return eval_settings(settings, kb, train_key(kb, train_sha)), tkb, train_sha
+
+
+def fit_ranker(
+    settings: Settings,
+    train: str,
+    work: Path,
+    workers: int = 1,
+    seed: int = 7,
+    progress: bool = True,
+    sample: int | None = None,
+) -> dict[str, Any]:
+    """Fit the ranker on the ``train`` transcripts: replay them (statistics cross-fitted in two
+    folds, configured weights), collect every candidate's features, fit the weights, count the
+    statistics on all of them. ``work`` holds the replay's files (a killed fit resumes).
+    ``settings`` are evaluation settings (:func:`eval_settings`); the one fit ``chatrec fit-ranker``
+    saves and ``chatrec eval --train`` scores. ``sample``: replay only a seeded sample of N training
+    conversations for the weights (the statistics always count all of them)."""
+    kb = load_kb(settings.kb_dir)
+    train_sha = file_sha256(Path(train))
+    tkb = training_kb(kb, read_training(Path(train), kb))
+    opts = EvalOptions(
+        transcripts=str(train),
+        out=str(work),
+        ablations=[],
+        baselines=False,
+        seed=seed,
+        workers=workers,
+        fusion="configured",
+        train=str(train),
+        bootstrap=100,
+        sample=sample,
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    _check_resumable(opts, work)
+    (work / "run.json").write_text(json.dumps({"fingerprint": opts.fingerprint(), "options": asdict(opts)}, indent=2))
+    convs, _ = select_conversations(opts, kb)
+    done = _completed(work)
+    todo = {ln: (i, c) for i, (ln, c) in enumerate(convs) if c not in done}
+    _build_index(settings, tkb, progress)
+    with _RunFiles(work, len(convs), len(convs) - len(todo), progress) as files:
+        _replay_all(settings, opts, frozenset(c.conversation_id for c in tkb.transcripts), todo, files)
+    return fitted_ranker(work / "features.jsonl", tkb, train, train_sha, seed, kb)
 
 
 def _check_resumable(opts: EvalOptions, out: Path) -> None:
@@ -198,13 +280,18 @@ class _RunFiles:
 
 
 def _replay_all(
-    settings: Settings, opts: EvalOptions, exclude: frozenset[str], todo: dict[int, tuple[int, str]], files: _RunFiles
+    settings: Settings,
+    opts: EvalOptions,
+    exclude: frozenset[str],
+    todo: dict[int, tuple[int, str]],
+    files: _RunFiles,
+    fitted_path: str | None = None,
 ) -> None:
     """Score the ``todo`` conversations in this process or in ``opts.workers`` processes."""
     ids = {i: c for i, c in todo.values()}
     jobs = _jobs(Path(opts.transcripts), todo)
     if opts.workers <= 1:
-        _init_worker(settings.model_dump_json(), opts, exclude)
+        _init_worker(settings.model_dump_json(), opts, exclude, fitted_path)
         assert _WORKER is not None
         while batch := list(islice(jobs, PREWARM)):
             _WORKER.prewarm([Conversation.model_validate_json(raw) for _, _, raw in batch])
@@ -215,7 +302,7 @@ def _replay_all(
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(
-        opts.workers, initializer=_init_worker, initargs=(settings.model_dump_json(), opts, exclude)
+        opts.workers, initializer=_init_worker, initargs=(settings.model_dump_json(), opts, exclude, fitted_path)
     ) as pool:
         window: list[tuple[int, int, str]] = []
         while (nxt := next(jobs, None)) is not None or window:

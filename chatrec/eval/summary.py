@@ -156,7 +156,9 @@ def _metric(value: float, n: int, ci: tuple[float, float] | None = None) -> dict
 def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[dict], wall_s: float) -> dict[str, Any]:
     table, extras, failed = load_scores(out)
     skipped = skipped + failed
-    learned = _apply_learned_fusion(out, table, extras, opts, settings) if opts.fusion == "learned" else {}
+    learned = (
+        _apply_learned_fusion(out, table, extras, opts, settings) if opts.fusion == "learned" and not opts.train else {}
+    )
     table.save(out / "scores.jsonl")
     systems = table.systems()
     n = len(table.ids)
@@ -216,7 +218,14 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
             "skipped": skipped,
             "systems": systems,
             "options": asdict(opts),
-            "fusion": opts.fusion,
+            "fusion": "fitted on --train" if opts.train else opts.fusion,
+            "protocol": (
+                f"learn from {opts.train} only (statistics and the fitted ranker, out/ranker.json), "
+                "score the transcripts; overlap refused"
+                if opts.train
+                else "no --train: statistics (and learned fusion weights) cross-fitted in two folds "
+                "on the scored conversations themselves"
+            ),
             "learned_weights": {s: v["weights"] for s, v in learned.items()},
         },
         "systems": result,

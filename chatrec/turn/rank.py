@@ -14,6 +14,7 @@ import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chatrec.config import RankingSettings
@@ -30,17 +31,39 @@ from chatrec.types import Item, Recommendation
 log = logging.getLogger(__name__)
 
 
-def fusion_weights(settings: RankingSettings) -> dict[str, float]:
-    """The feature weights: learned ones from ``settings.weights_file`` when it exists, else the ``w_*`` values."""
+RANKER_FILE = "artifacts/ranker.json"  # the fitted ranker a KB's live turn loads (``chatrec fit-ranker``)
+RANKER_FORMAT = "chatrec-ranker"
+RANKER_VERSION = 1
+
+
+def ranker_path(settings: RankingSettings, kb_root: Path | None) -> Path | None:
+    """The fitted ranker to load: ``settings.weights_file`` if set, else ``<kb>/artifacts/ranker.json``."""
+    if settings.weights_file is not None:
+        return settings.weights_file
+    return kb_root / RANKER_FILE if kb_root is not None else None
+
+
+def load_fitted(path: Path | None) -> dict[str, Any] | None:
+    """The fitted ranker at ``path`` (``None`` when there is none); raises ValueError on a bad file."""
+    if path is None or not path.exists():
+        return None
+    fitted = json.loads(path.read_text(encoding="utf-8"))
+    if "weights" not in fitted:
+        raise ValueError(f"{path}: not a fitted ranker (no weights)")
+    unknown = set(fitted["weights"]) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"{path}: unknown feature(s) {sorted(unknown)}; known: {FEATURES}")
+    if fitted.get("version", RANKER_VERSION) > RANKER_VERSION:
+        raise ValueError(f"{path}: ranker format version {fitted['version']} is newer than this chatrec reads")
+    return fitted
+
+
+def fusion_weights(settings: RankingSettings, fitted: dict[str, Any] | None = None) -> dict[str, float]:
+    """The feature weights: the fitted ranker's when there is one, else the ``w_*`` values
+    (the LLM weight always comes from ``w_llm``: it switches the model's score on or off)."""
     weights = {f: float(getattr(settings, f"w_{f}")) for f in FEATURES}
-    path = settings.weights_file
-    if path is not None and path.exists():
-        learned = json.loads(path.read_text(encoding="utf-8"))["weights"]
-        unknown = set(learned) - set(FEATURES)
-        if unknown:
-            raise ValueError(f"{path}: unknown feature(s) {sorted(unknown)}; known: {FEATURES}")
-        weights.update({f: float(w) for f, w in learned.items() if f != "llm"})
-        log.info("fusion weights from %s", path)
+    if fitted is not None:
+        weights.update({f: float(w) for f, w in fitted["weights"].items() if f != "llm"})
     return weights
 
 
@@ -99,6 +122,22 @@ class Behaviour:
     def popular(self, n: int) -> list[str]:
         return [i for i, _ in self.popularity.most_common(n)]
 
+    def counts(self) -> dict[str, Any]:
+        """The statistics as plain JSON (what a fitted ranker saves), in sorted order."""
+        return {
+            "popularity": {i: self.popularity[i] for i in sorted(self.popularity)},
+            "co": {a: {b: n for b, n in sorted(c.items())} for a, c in sorted(self.co.items())},
+        }
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any]) -> Behaviour:
+        """Statistics saved by :meth:`counts` (a fitted ranker's), instead of counting the KB's logs."""
+        self = cls.__new__(cls)
+        self.popularity = Counter(counts["popularity"])
+        self.co = defaultdict(Counter, {a: Counter(c) for a, c in counts["co"].items()})
+        self.max_pop = max(self.popularity.values(), default=1)
+        return self
+
 
 class Ranker:
     # the ranking policy (chatrec/turn/policy.py), set by the composition root; None: the fused order,
@@ -119,11 +158,24 @@ class Ranker:
         exclude_conversations: set[str] | frozenset[str] = frozenset(),
     ):
         self.kb, self.kg, self.index, self.s, self.items_k = kb, kg, index, settings, items_k
-        self.weights = fusion_weights(settings)
-        self.behaviour = Behaviour(kb, exclude_conversations)
+        self.fitted_path = ranker_path(settings, kb.root)
+        fitted = load_fitted(self.fitted_path)
+        if fitted is not None:
+            log.info("fitted ranker from %s", self.fitted_path)
+        self.use_fitted(fitted, None if fitted and "statistics" in fitted else Behaviour(kb, exclude_conversations))
         self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
         self.llm, self.prompts = llm, prompts
         self.explainer = Explainer(kb, kg)
+
+    def use_fitted(self, fitted: dict[str, Any] | None, behaviour: Behaviour | None = None) -> None:
+        """Rank with a fitted ranker (its weights and its training statistics), or with the
+        configured ``w_*`` weights and ``behaviour`` when ``fitted`` is ``None``."""
+        self.fitted = fitted
+        self.weights = fusion_weights(self.s, fitted)
+        if fitted is not None and "statistics" in fitted:
+            self.behaviour = Behaviour.from_counts(fitted["statistics"])
+        elif behaviour is not None:
+            self.behaviour = behaviour
 
     # ---------------------------------------------------------------- filters
 

@@ -145,12 +145,12 @@ def test_catalogue_items(imported):
     assert sorted(kb.items) == ["M111", "M222", "M333", "M444"]
     sleepless = kb.items["M111"]
     assert sleepless.title == "Sleepless in Seattle (1993)"
-    assert sleepless.attributes == {"year": 1993, "popularity": 12}
+    assert sleepless.attributes == {"year": 1993}  # nbMentions (all splits) is never a prior
     assert (sleepless.category, sleepless.brand, sleepless.price, sleepless.stock) == ("movie", "", None, 1)
     assert sleepless.description == "Starring Tom Hanks, Meg Ryan, Rosie O'Donnell. Directed by Nora Ephron."
     assert kb.items["M444"].title == "Big, the (1988)"
     assert kb.items["M444"].description == "Starring John Heard."
-    assert kb.items["M333"].attributes == {"popularity": 2}  # no "(1999)"-style year
+    assert kb.items["M333"].attributes == {}  # no "(1999)"-style year
     assert kb.items["M333"].description == ""
 
 
