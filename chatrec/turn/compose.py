@@ -72,15 +72,19 @@ def slot_values(kb: KnowledgeBase, text: str, state: DialogueState, user_id: str
 
 
 def kg_facts(kg: KnowledgeGraph, state: DialogueState, recs: list[Recommendation], limit: int = 6) -> list[str]:
-    """A few KG facts for the prompt: each listed item's strongest path, then facts about
-    the two items mentioned last."""
+    """A few KG facts for the prompt: facts about the two items mentioned last. A listed item's
+    strongest path is not repeated here: its reason (``Items to recommend``) already says it in
+    words, and the duplicate cost about 25 tokens per item (benchmarks/bench_conversation.py)."""
     facts: list[str] = []
-    for r in recs:
-        facts.extend(r.evidence.kg_paths[:1])
     for item_id in state.mentioned_items[-2:]:
         for t in kg.facts(item_id, limit=3):
             facts.append(f"{kg.label(t.subject)} {t.predicate.replace('_', ' ')} {kg.label(t.object)}")
     return list(dict.fromkeys(facts))[:limit]
+
+
+# The part of the profile that changes during a conversation (``Planner._profile``); the rest,
+# behaviour as of the conversation's start, is constant for the conversation.
+LIKED_PREFIX = " In this conversation they said they like: "
 
 
 def build_messages(
@@ -96,8 +100,18 @@ def build_messages(
     template_text: str | None,
     route: str,
 ) -> list[Message]:
-    """System prompt, the last ``history_turns`` exchanges, then this turn's context and message."""
-    system = prompts.render("system.j2", shop_name=shop_name, example_id=example_id)
+    """Built for prompt caching: what repeats comes first and each turn only appends.
+
+    1. system: instructions, shop name and the customer's profile as of the conversation's
+       start (the same on every turn of a conversation);
+    2. the conversation so far (the last ``history_turns`` exchanges; :func:`~chatrec.turn.replay.advance`
+       drops old exchanges in blocks, so most turns only append to it);
+    3. this turn's context (what the customer liked so far, KG facts, items, answer template),
+       the message and the route's instruction: the only part a cached engine reads anew, with
+       the previous exchange.
+    """
+    constant, _, liked = profile.partition(LIKED_PREFIX)
+    system = prompts.render("system.j2", shop_name=shop_name, example_id=example_id, profile=constant)
     msgs: list[Message] = [{"role": "system", "content": system}]
     n = 2 * history_turns
     for h in history[-n:] if n else []:
@@ -107,7 +121,7 @@ def build_messages(
             "role": "user",
             "content": prompts.render(
                 "turn.j2",
-                profile=profile,
+                liked=liked.rstrip(".").strip(),
                 facts=facts,
                 items=[r.model_dump() for r in recs],
                 template=template_text,

@@ -138,12 +138,13 @@ def check_text(
 
 
 def prompt_words(messages: Sequence[Message]) -> list[str]:
-    """The prompt's instructions, which a reply must not echo: the system message, and the
-    lines of the last message that are not data the reply may quote (listed items, facts,
-    the answer template, the customer's profile and message)."""
-    out = [m["content"] for m in messages[:1] if m["role"] == "system"]
+    """The prompt's instructions, which a reply must not echo: the lines of the system message
+    and of the last message that are not data the reply may quote (listed items, facts, the
+    answer template, the customer's profile and likes, their message)."""
+    data = ("- ", "answer template:", "customer:", "customer profile:", "liked in this conversation:")
+    system = [m["content"] for m in messages[:1] if m["role"] == "system"]
+    out = ["\n".join(ln for ln in s.splitlines() if not ln.strip().lower().startswith(data)) for s in system]
     if len(messages) > 1:
-        data = ("- ", "answer template:", "customer:", "customer profile:")
         out += [ln for ln in messages[-1]["content"].splitlines() if not ln.strip().lower().startswith(data)]
     return [t for t in out if t.strip()]
 

@@ -25,7 +25,7 @@ from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
 from chatrec.retrieval.base import Retriever
 from chatrec.turn.classify import TurnClassifier, load_or_train
-from chatrec.turn.compose import Prompts, build_messages, kg_facts, slot_values
+from chatrec.turn.compose import LIKED_PREFIX, Prompts, build_messages, kg_facts, slot_values
 from chatrec.turn.escalate import assess, handoff_summary
 from chatrec.turn.ground import check_recommendations
 from chatrec.turn.profile import UserHistory, history_of, profile_text
@@ -190,7 +190,7 @@ class Planner:
         profile = profile_text(self.kb, user_id, before=as_of)
         if state.liked_items:
             liked = [self.kb.items[i].title for i in state.liked_items[-5:] if i in self.kb.items]
-            profile += " In this conversation they said they like: " + "; ".join(liked) + "."
+            profile += LIKED_PREFIX + "; ".join(liked) + "."
         return profile
 
     def out_of_scope_text(self, clarify: list[str]) -> str:

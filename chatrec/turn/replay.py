@@ -1,7 +1,8 @@
 """The one rule that moves a conversation past an exchange, and the replay of logged ones.
 
 :func:`advance` is applied after every exchange, live or logged: the customer's message
-and the reply join the history (cut to the last ``history_turns`` exchanges), and the
+and the reply join the history (at most ``history_turns`` exchanges; past that the oldest half is
+dropped at once, so the prompt's history mostly grows), and the
 items the agent showed become the ones "the second one" and "something cheaper" refer
 to. :func:`replay` walks a logged conversation with that rule, so training and
 evaluation see each logged turn with exactly the state a live chat would have had:
@@ -34,7 +35,10 @@ def advance(
     if user_text:
         state.history.append({"role": "user", "content": user_text})
     state.history.append({"role": "assistant", "content": reply})
-    state.history = state.history[-2 * max(history_turns, 1) :]
+    if len(state.history) > 2 * max(history_turns, 1):
+        # past the limit, the oldest half goes at once: the prompt's history then only grows for
+        # the next turns, so an engine's prompt cache reuses it (chatrec/turn/compose.py)
+        state.history = state.history[-2 * max(history_turns // 2, 1) :]
     shown = list(dict.fromkeys(shown))
     if shown:
         state.last_recommended = shown
