@@ -114,7 +114,8 @@ class RankingSettings(Section):
     w_llm: float = Field(0.0, description="weight of the LLM relevance score (0 = not computed)")
     weights_file: Path | None = Field(
         None,
-        description="learned fusion weights (`chatrec fit-ranker`); replace the w_* values above when the file exists",
+        description="fitted ranker file (`chatrec fit-ranker`: weights and training statistics); unset: "
+        "<kb>/artifacts/ranker.json; replaces the w_* values above when the file exists",
     )
     llm_candidates: int = Field(12, ge=1, description="top fused candidates the LLM scores, in one batch")
     policy: Literal["fusion", "bandit"] = Field(

@@ -19,6 +19,18 @@ URIs replaced by item ids, other URIs by ``dbr:<Name>``), ``transcripts.jsonl``
 seeker turns), ``users.jsonl`` (``W<seeker worker id>``), a minimal ``shop.json`` and
 an empty ``templates.jsonl``.
 
+What is read, and why none of it leaks evaluation information: the catalogue's
+``movieId`` and ``movieName`` (the year in the name becomes ``attributes.year``);
+``nbMentions`` is validated but dropped, because it counts mentions over all of ReDial,
+the validation and test splits included (popularity is recomputed by the ranker from
+the training conversations only). From each dialogue: ``conversationId``, the two
+worker ids, the messages' ``text`` and ``senderWorkerId``, ``movieMentions`` (names of
+movies missing from the catalogue) and the questionnaires' ``liked`` answers, all of
+which belong to that one dialogue; ``suggested`` / ``seen`` are not read. The graph
+files are a fixed DBpedia extract with no dialogue counts. Nothing is aggregated across
+dialogues at import time, so importing the training and the evaluated split into two
+folders with the same catalogue (``M<movieId>`` ids) keeps them apart.
+
 Texts are masked with :func:`chatrec.turn.pii.mask_pii` like every other import; the
 ``@<movieId>`` mentions are held aside while masking, so titles are never altered.
 
@@ -128,7 +140,8 @@ def read_movies(path: Path, skipped: list[str]) -> dict[str, dict[str, Any]]:
             attributes: dict[str, int] = {}
             if year := _YEAR.search(title):
                 attributes["year"] = int(year.group(1))
-            attributes["popularity"] = int(mentions)
+            # nbMentions is checked but never kept: it counts mentions in every ReDial split, the
+            # evaluated ones included, so as a prior it would teach the ranker the test data
             movies[movie_id] = {
                 "id": f"M{movie_id}",
                 "title": title,
