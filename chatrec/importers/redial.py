@@ -63,11 +63,59 @@ __all__ = ["RedialReport", "import_redial"]
 SHOP = {"name": "ReDial movies", "currency": "USD"}
 CATEGORY = "movie"
 RECOMMEND_INTENT = "recommend_product"
-PREDICATES = {"68": "starring", "121": "director", "113": "producer", "137": "occupation", "104": "country"}
+# DBpedia relation ids of the KGSF graph, named by inspecting their triples; any other id stays
+# ``rel_<id>`` in kg.tsv (still walked by the ranker) and is never shown as a reason
+PREDICATES = {
+    "68": "starring",
+    "121": "director",
+    "113": "producer",
+    "124": "writer",
+    "70": "music",
+    "18": "cinematography",
+    "30": "editing",
+    "182": "distributor",
+    "55": "based_on",
+    "211": "narrator",
+    "149": "language",
+    "24": "country",
+    "104": "country",
+    "137": "occupation",
+}
+# reasons.json: a film site's words for its reasons (chatrec.turn.explain.ReasonWording); only these
+# relations are said, and co-occurrence is counted from conversations, so it is "mentioned", not "bought"
+_ALSO = {
+    "starring": "also starring {entity}",
+    "director": "also directed by {entity}",
+    "producer": "also produced by {entity}",
+    "writer": "also written by {entity}",
+    "music": "also with music by {entity}",
+    "cinematography": "also shot by {entity}",
+    "editing": "also edited by {entity}",
+    "distributor": "also distributed by {entity}",
+    "based_on": "also based on {entity}",
+    "narrator": "also narrated by {entity}",
+    "language": "also in {entity}",
+    "country": "also from {entity}",
+}
+REASONS = {
+    "relations": {p: {"label": p.replace("_", " "), "shared": f"{also}, like {{start}}"} for p, also in _ALSO.items()},
+    "only_listed_relations": True,
+    "co_anchor": "often mentioned together with {anchor}",
+    "popular": "popular with other movie fans",
+    "linked": "connected to {start} through {entity}",
+}
 SELF_LOOP_RELATION = "86"
 DESCRIPTION_ACTORS = 3
 DESCRIPTION_DIRECTORS = 2
-WRITTEN = ("shop.json", "catalogue.jsonl", "templates.jsonl", "kg.tsv", "users.jsonl", "transcripts.jsonl")
+WRITTEN = (
+    "shop.json",
+    "catalogue.jsonl",
+    "templates.jsonl",
+    "kg.tsv",
+    "users.jsonl",
+    "transcripts.jsonl",
+    "reasons.json",
+)
 
 _MENTION = re.compile(r"@(\d+)")
 _YEAR = re.compile(r"\((\d{4})\)$")
@@ -477,6 +525,7 @@ def import_redial(
             "kg.tsv": _tsv(kg),
             "users.jsonl": jsonl_text(users),
             "transcripts.jsonl": jsonl_text(conversations),
+            "reasons.json": json.dumps(REASONS, indent=2) + "\n",
         },
     )
     report.items = len(catalogue)
