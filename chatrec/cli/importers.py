@@ -1,5 +1,6 @@
 """``chatrec import``: QA logs (CSV / JSON Lines) -> KB transcripts and seed templates;
-``chatrec import-redial``: the ReDial movie dialogues (and their DBpedia graph) -> a whole KB.
+``chatrec import-redial``: the ReDial movie dialogues (and their DBpedia graph) -> a whole KB;
+``chatrec import-inspired``: the INSPIRED movie dialogues and their movie database -> a whole KB.
 
 Wired into the main command group by ``register(main)`` in chatrec/cli/main.py.
 """
@@ -212,6 +213,54 @@ def import_redial_cmd(dialogues, movies, triples, movie_uris, out_dir, limit, ov
     _echo_skipped(rep.skipped)
 
 
+@click.command("import-inspired")
+@click.argument("dialogues", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--movies",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="the movie database, movie_database.tsv (video_id, title, year, genre, actors, director, short_plot)",
+)
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="KB folder to write (created if missing)"
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="import only the first N dialogues")
+@click.option("--overwrite", is_flag=True, help="replace the KB files already in --out")
+def import_inspired_cmd(dialogues, movies, out_dir, limit, overwrite):
+    """Import INSPIRED dialogue files (dialog_data/*.tsv) and their movie database as a whole KB.
+
+    Bad rows are reported as file:line: reason and skipped.
+    """
+    from pathlib import Path
+
+    from chatrec.importers import get_importer
+    from chatrec.importers.staging import ImportFailed
+
+    import_inspired = get_importer("inspired")
+    try:
+        rep = import_inspired(
+            [Path(d) for d in dialogues], Path(movies), Path(out_dir), limit=limit, overwrite=overwrite
+        )
+    except ImportFailed as exc:
+        raise click.ClickException(str(exc).replace("choose to overwrite", "pass --overwrite")) from exc
+    unknown = rep.unknown_mentions
+    click.echo(
+        f"{', '.join(map(str, rep.dialogues))}: {rep.rows_read} rows, {rep.dialogues_read} dialogues read, "
+        f"{rep.conversations} imported, {len(rep.skipped)} rows skipped in all"
+    )
+    click.echo(
+        f"{rep.out_dir}: {rep.items} items, {rep.triples} triples, {rep.conversations} conversations, "
+        f"{rep.turns} turns, {rep.recommendation_turns} recommendation turns ({rep.accepted} accepted items, "
+        f"{rep.rejected} rejected recommendations) in {rep.seconds:.1f}s"
+    )
+    click.echo(
+        f"{rep.leading_agent_turns_dropped} leading recommender turns dropped, {sum(unknown.values())} mentions of "
+        f"{len(unknown)} titles not in the database dropped, {rep.targets_unknown} recommended trailer ids not in the "
+        f"database, {rep.targets_not_recommended} recommended movies never named by the recommender"
+    )
+    _echo_skipped(rep.skipped)
+
+
 def _echo_skipped(skipped: list[str]) -> None:
     if skipped:
         click.echo("skipped rows:")
@@ -224,3 +273,4 @@ def _echo_skipped(skipped: list[str]) -> None:
 def register(main_group: click.Group) -> None:
     main_group.add_command(import_cmd)
     main_group.add_command(import_redial_cmd)
+    main_group.add_command(import_inspired_cmd)

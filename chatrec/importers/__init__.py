@@ -37,6 +37,11 @@ IMPORTERS: dict[str, Importer] = {
             "chatrec.importers.redial:import_redial",
             "ReDial dialogues (JSON Lines), their movie list and a DBpedia sub-graph -> a whole KB",
         ),
+        Importer(
+            "inspired",
+            "chatrec.importers.inspired:import_inspired",
+            "INSPIRED dialogues (TSV) with recommendation outcomes and their movie database -> a whole KB",
+        ),
     )
 }
 
