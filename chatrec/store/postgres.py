@@ -98,6 +98,15 @@ PG_MIGRATIONS: dict[str, str] = {
             SET signing_secret = 'crs_' || replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
         CREATE TABLE server_secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL)
     """,
+    "004_ranking_log": """
+        CREATE TABLE ranking_log (
+            turn_id BIGINT PRIMARY KEY REFERENCES turns(id),
+            created_at TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            version TEXT NOT NULL,
+            record_json TEXT NOT NULL
+        )
+    """,
 }
 
 P = ParamSpec("P")
@@ -391,6 +400,31 @@ class PostgresStore:
             " FROM turns WHERE id > %s ORDER BY id",
             (after_id,),
         )
+
+    # ------------------------------------------------------------ ranking log
+
+    @unavailable
+    def log_ranking(self, turn_id: int, record: dict[str, Any]) -> None:
+        pg = require("psycopg", purpose="the PostgreSQL store")
+        try:
+            with self._conn() as conn:
+                conn.execute(
+                    "INSERT INTO ranking_log (turn_id, created_at, policy, version, record_json)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (turn_id, _now(), record["policy"], record["version"], json.dumps(record)),
+                )
+        except pg.errors.ForeignKeyViolation as exc:
+            raise KeyError(f"cannot log turn {turn_id}: no such turn") from exc
+        except pg.errors.UniqueViolation as exc:
+            raise ValueError(f"cannot log turn {turn_id}: already logged") from exc
+
+    @unavailable
+    def ranking_log(self, after_turn_id: int = 0) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT turn_id, created_at, record_json FROM ranking_log WHERE turn_id > %s ORDER BY turn_id",
+            (after_turn_id,),
+        )
+        return [{**json.loads(r["record_json"]), "turn_id": r["turn_id"], "created_at": r["created_at"]} for r in rows]
 
     @unavailable
     def count(self, table: str) -> int:
