@@ -24,6 +24,7 @@ from chatrec.config import Settings, apply_offline_env
 from chatrec.kb import KnowledgeBase, load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
+from chatrec.llm.base import UnknownAdapter
 from chatrec.retrieval.base import Retriever
 from chatrec.store import open_store
 from chatrec.store.base import Store
@@ -192,6 +193,7 @@ class Chatbot:
         *,
         tenant: int | None = None,
         opened: OpenConversation | None = None,
+        adapter: str | None = None,
     ) -> Iterator[TokenEvent | ResultEvent | _Generated]:
         """Yield :class:`TokenEvent` pieces as the model writes, :data:`GENERATED` once the model is
         done, then one :class:`ResultEvent`.
@@ -200,7 +202,9 @@ class Chatbot:
         ``conversation_id`` must name a conversation of this ``tenant`` and user, else
         :class:`ConversationNotFound`; without one a new conversation is made. ``opened`` is
         :meth:`open_conversation`'s answer when the caller already has it. Closing the stream
-        before the result records the turn as ``cancelled``."""
+        before the result records the turn as ``cancelled``. ``adapter``: a LoRA adapter by name
+        (``llm.adapters``), else :class:`~chatrec.llm.base.UnknownAdapter`; ``None``: the default."""
+        llm = self.llm_for(adapter)
         options = PlanOptions(ablate=frozenset(ablate))
         t0 = time.perf_counter()
         trace: dict[str, Any] = {"ablate": sorted(options.ablate)}
@@ -218,7 +222,7 @@ class Chatbot:
             plan = self.planner.plan(TurnInput(text, state, user_id, started, negative_feedback=down), options, trace)
 
             gate = self._ground(plan)
-            yield from self._generate(plan, cancel or threading.Event(), t0, pieces, gate)
+            yield from self._generate(plan, cancel or threading.Event(), t0, pieces, gate, llm)
             reply = gate.reply or gate.fallback
             yield GENERATED  # the model's part is over: the HTTP edge gives the slot back before the save
         except GeneratorExit:  # the consumer left mid-turn: record the checked text released to it
@@ -316,8 +320,23 @@ class Chatbot:
 
     # ------------------------------------------------------------ stages
 
+    def llm_for(self, adapter: str | None) -> LLMBackend:
+        """The model with the named LoRA adapter (``llm.adapters``; llamacpp), or as configured for ``None``."""
+        if adapter is None:
+            return self.llm
+        pick = getattr(self.llm, "with_adapter", None)
+        if pick is None:
+            raise UnknownAdapter(f"unknown adapter {adapter!r}: the {self.llm.name} engine has no named adapters")
+        return pick(adapter)
+
     def _generate(
-        self, plan: TurnPlan, cancel: threading.Event, t0: float, pieces: list[str], gate: Release
+        self,
+        plan: TurnPlan,
+        cancel: threading.Event,
+        t0: float,
+        pieces: list[str],
+        gate: Release,
+        llm: LLMBackend | None = None,
     ) -> Iterator[TokenEvent]:
         """Stream the draft into ``pieces`` through ``gate``: only text that passed the grounding
         check is yielded, sentence by sentence, and what is yielded adds up to the reply
@@ -325,6 +344,8 @@ class Chatbot:
         draft is clearly off the template or cites unlisted items; a failing model falls back,
         never loses the turn. After the caller cancels, nothing more is yielded."""
         trace = plan.trace
+        model = llm or self.llm
+        ran = False
         trace["prompt_tokens"] = self.llm.count_tokens("\n".join(m["content"] for m in plan.messages))
         t_gen = time.perf_counter()
         ttft = first_text = None
@@ -333,7 +354,8 @@ class Chatbot:
         caller_left = cancel.is_set()
         try:
             max_new = self.settings.llm.max_new_tokens
-            for piece in [] if gate.done or caller_left else self.llm.stream(plan.messages, max_new, cancel=stop):
+            ran = not (gate.done or caller_left)
+            for piece in model.stream(plan.messages, max_new, cancel=stop) if ran else []:
                 if cancel.is_set():
                     caller_left = True
                     stop.set()
@@ -359,8 +381,10 @@ class Chatbot:
             first_text = first_text or time.perf_counter() - t0
             yield from _token_events(rest)
         generated = "".join(pieces).strip()
+        usage = getattr(model, "last_usage", None)  # llamacpp: prompt tokens read vs reused from the cache
         trace["generation"] = {
-            "backend": self.llm.name,
+            **((usage() or {}) if ran and callable(usage) else {}),
+            "backend": model.name,
             "ttft_s": round(ttft or 0.0, 3),
             "first_text_s": round(first_text or 0.0, 3),
             "generate_s": round(time.perf_counter() - t_gen, 3),

@@ -70,6 +70,11 @@ class LLMSettings(Section):
     )
     context_size: int = Field(2048, ge=256, description="llamacpp: context tokens per slot")
     slots: int = Field(1, ge=1, le=64, description="llamacpp: parallel sequences (llama.cpp n_parallel)")
+    adapters: dict[str, str] = Field(
+        default_factory=dict,
+        description="llamacpp: more GGUF LoRA adapters by name (name -> file or folder), loaded at start; "
+        "a request picks one by name (/v1/chat 'adapter', the OpenAI API's 'model')",
+    )
     base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://localhost:8000/v1")
     api_key: str = Field("not-needed", description="openai backend: API key")
 

@@ -15,6 +15,10 @@ class ScoringUnsupported(RuntimeError):
     """The backend cannot return token log-likelihoods (e.g. a chat-only remote API)."""
 
 
+class UnknownAdapter(ValueError):
+    """A request named a LoRA adapter the engine has not loaded (``llm.adapters``); 400 over HTTP."""
+
+
 @runtime_checkable
 class LLMBackend(Protocol):
     """What the turn uses of a language model. ``tests/contract/test_llm_contract.py`` checks

@@ -20,8 +20,15 @@ random API key that it never shows.)
   not among them), computed from the raw logits before any sampler. Scoring reads every
   prompt in full (no cache reuse): llama.cpp's results depend slightly on how the tokens
   were batched, and the contract wants equal calls to give equal scores.
+- **Prompt cache**: a request goes to the idle slot whose cached prompt shares the longest
+  prefix with it (llama.cpp's slot selection), and slots' prompt states are kept in RAM
+  (``cache_ram_mib``) and restored when another slot or conversation took theirs; the turn
+  prompt appends turn over turn (chatrec/turn/compose.py), so a conversation's next turn reads
+  only its new tokens. :meth:`LlamaCppLLM.last_usage` says how many it read.
 - **LoRA**: ``llm.adapter`` names a GGUF LoRA file (or a folder holding
-  ``adapter_model.gguf``), applied at run time on top of the base weights.
+  ``adapter_model.gguf``), applied at run time on top of the base weights to every request;
+  ``llm.adapters`` names more, loaded at start and picked per request by name
+  (:meth:`LlamaCppLLM.with_adapter`; llama.cpp's per-request ``lora`` field).
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any, Iterator
 
 from chatrec.config import EMBEDDED_LLM, LLMSettings
 from chatrec.extras import require
-from chatrec.llm.base import Message
+from chatrec.llm.base import Message, UnknownAdapter
 from chatrec.types import Unavailable
 
 log = logging.getLogger(__name__)
@@ -93,8 +100,10 @@ def _params(settings: LLMSettings, model: Path, prompt_cache: bool = True) -> An
     p.api_keys = [secrets.token_urlsafe(32)]  # the library's HTTP port: closed to other local processes
     if not prompt_cache:
         p.cache_ram_mib = 0  # no prompt states kept in RAM between requests
-    if settings.adapter:
-        p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(gguf_adapter(settings.adapter)), 1.0)]
+    loras = [(settings.adapter, 1.0)] if settings.adapter else []
+    loras += [(path, 0.0) for path in settings.adapters.values()]  # off unless a request picks one
+    if loras:
+        p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(gguf_adapter(a)), scale) for a, scale in loras]
     return p
 
 
@@ -117,6 +126,30 @@ class LlamaCppLLM:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model.parent), gguf_file=model.name)
         self.vocab_size = len(self.tokenizer)
         self.name = f"llamacpp:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
+        self.slots = settings.slots  # turns the serve gate lets in at once (chatrec/serve/gate.py)
+        self.adapters = list(settings.adapters)  # names, in llama.cpp's order after llm.adapter
+        self._first_named = 1 if settings.adapter else 0
+        self._local = threading.local()
+
+    def with_adapter(self, name: str | None) -> LlamaCppLLM | _WithAdapter:
+        """This engine with the named adapter (``llm.adapters``) instead of ``llm.adapter``; ``None``: as is."""
+        if name is None:
+            return self
+        if name not in self.adapters:
+            raise UnknownAdapter(f"unknown adapter {name!r}; loaded: {', '.join(self.adapters) or 'none'}")
+        return _WithAdapter(self, name)
+
+    def _lora(self, name: str | None) -> list[dict] | None:
+        """llama.cpp's per-request ``lora`` field: every loaded adapter's scale for this request."""
+        if not self.adapters:
+            return None  # only llm.adapter (or nothing): the scales set at load apply
+        lora = [{"id": 0, "scale": 0.0 if name else 1.0}] if self._first_named else []
+        return lora + [{"id": self._first_named + i, "scale": float(a == name)} for i, a in enumerate(self.adapters)]
+
+    def last_usage(self) -> dict | None:
+        """The prompt of this thread's last :meth:`stream`: tokens in it, tokens llama.cpp read
+        (``prompt_n``) and reused from a slot's cache (``cache_n``)."""
+        return getattr(self._local, "usage", None)
 
     # -- generation --------------------------------------------------------------------------
 
@@ -133,14 +166,25 @@ class LlamaCppLLM:
         return kw
 
     def stream(
-        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+        self,
+        messages: list[Message],
+        max_new_tokens: int,
+        cancel: threading.Event | None = None,
+        adapter: str | None = None,
     ) -> Iterator[str]:
         cancel = cancel or threading.Event()
         pieces: queue.Queue = queue.Queue()
         done = object()
         request = {"messages": messages, "max_tokens": max_new_tokens, "stream": True, **self._sampling()}
+        request["timings_per_token"] = True  # the prompt's counts arrive with the first token
+        if (lora := self._lora(adapter)) is not None:
+            request["lora"] = lora
+        timings: dict = {}
+        self._local.usage = None
 
         def on_chunk(chunk: dict) -> bool:
+            if "timings" in chunk:
+                timings.update(chunk["timings"])
             pieces.put(chunk)
             return cancel.is_set()  # True: llama.cpp stops this request and frees the slot
 
@@ -168,9 +212,12 @@ class LlamaCppLLM:
         finally:
             cancel.set()
             worker.join()
+            if timings:
+                read, cached = int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0))
+                self._local.usage = {"prompt_tokens": read + cached, "prompt_read": read, "prompt_cached": cached}
 
-    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
-        return "".join(self.stream(messages, max_new_tokens))
+    def generate(self, messages: list[Message], max_new_tokens: int, adapter: str | None = None) -> str:
+        return "".join(self.stream(messages, max_new_tokens, adapter=adapter))
 
     # -- tokens and scoring ------------------------------------------------------------------
 
@@ -184,20 +231,21 @@ class LlamaCppLLM:
         )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _next_logprobs(self, ids: list[int], wanted: list[int]) -> list[float]:
+    def _next_logprobs(self, ids: list[int], wanted: list[int], adapter: str | None = None) -> list[float]:
         """Log-probabilities of the ``wanted`` token ids as the token after ``ids``."""
         got: dict[int, float] = {}
         for n_probs in (TOP_PROBS, self.vocab_size):
-            r = self._server.handle_completions(
-                {
-                    "prompt": ids,
-                    "n_predict": 1,
-                    "n_probs": n_probs,
-                    "temperature": 0,
-                    "top_k": 1,
-                    "cache_prompt": False,  # a reused cache changes the batch shapes, and so the last digits
-                }
-            )
+            request = {
+                "prompt": ids,
+                "n_predict": 1,
+                "n_probs": n_probs,
+                "temperature": 0,
+                "top_k": 1,
+                "cache_prompt": False,  # a reused cache changes the batch shapes, and so the last digits
+            }
+            if (lora := self._lora(adapter)) is not None:
+                request["lora"] = lora
+            r = self._server.handle_completions(request)
             if "choices" not in r:
                 raise RuntimeError(f"llama.cpp scoring failed: {str(r)[:300]}")
             content = r["choices"][0]["logprobs"]["content"][0]
@@ -206,20 +254,50 @@ class LlamaCppLLM:
                 break
         return [min(got.get(w, float("-inf")), 0.0) for w in wanted]
 
-    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+    def score(self, prompts: list[list[Message]], continuation: str, adapter: str | None = None) -> list[float]:
         """Sum of the continuation's token log-probabilities after each chat prompt (one request per
-        continuation token; llama.cpp reuses the slot's cache for the shared part)."""
+        continuation token; each reads its prompt in full)."""
         cont = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
         out = []
         for p in prompts:
             ids = self._prompt_ids(p)
-            out.append(float(sum(self._next_logprobs(ids + cont[:i], [t])[0] for i, t in enumerate(cont))))
+            out.append(float(sum(self._next_logprobs(ids + cont[:i], [t], adapter)[0] for i, t in enumerate(cont))))
         return out
 
-    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+    def score_choices(
+        self, prompts: list[list[Message]], choices: list[str], adapter: str | None = None
+    ) -> list[list[float]]:
         """Log-probability of each choice's first token as the reply's first token, per prompt."""
         firsts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
-        return [self._next_logprobs(self._prompt_ids(p), firsts) for p in prompts]
+        return [self._next_logprobs(self._prompt_ids(p), firsts, adapter) for p in prompts]
+
+
+class _WithAdapter:
+    """A :class:`LlamaCppLLM` whose requests use one named adapter (an ``LLMBackend`` itself)."""
+
+    def __init__(self, engine: LlamaCppLLM, adapter: str):
+        self.engine, self.adapter = engine, adapter
+        self.name = f"{engine.name}@{adapter}"
+
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        return self.engine.stream(messages, max_new_tokens, cancel, adapter=self.adapter)
+
+    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
+        return self.engine.generate(messages, max_new_tokens, adapter=self.adapter)
+
+    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+        return self.engine.score(prompts, continuation, adapter=self.adapter)
+
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        return self.engine.score_choices(prompts, choices, adapter=self.adapter)
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    def last_usage(self) -> dict | None:
+        return self.engine.last_usage()
 
 
 def _delta(chunk: dict) -> str:

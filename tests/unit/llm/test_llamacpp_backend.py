@@ -102,3 +102,33 @@ def test_a_peft_adapter_folder_is_refused_with_the_fix(tmp_path):
 def test_a_model_that_is_no_gguf_file_is_refused_with_the_fix(tmp_path):
     with pytest.raises(EngineUnavailable, match="no GGUF file"):
         LlamaCppLLM(_settings(tmp_path, model=str(tmp_path)).llm)
+
+
+@pytest.mark.slow
+def test_a_conversations_next_turn_reads_only_its_new_tokens(llm):
+    """KV reuse (issue 14 part 2): with another conversation in between, the next turn of a
+    conversation goes to the slot holding its prefix (or its state is restored from RAM) and
+    llama.cpp reads only the tokens after it; with the cache off it reads the whole prompt."""
+    system = {"role": "system", "content": "You are the assistant of a small electronics shop. " * 6}
+    a1 = [system, {"role": "user", "content": "How do I return my headphones?"}]
+    reply = llm.generate(a1, 8)
+    first = llm.last_usage()
+    assert first is not None and first["prompt_tokens"] == len(llm._prompt_ids(a1))
+    llm.generate([{"role": "system", "content": "Another shop."}, {"role": "user", "content": "Hi there"}], 4)
+    a2 = [*a1, {"role": "assistant", "content": reply}, {"role": "user", "content": "And my earbuds?"}]
+    llm.generate(a2, 4)
+    second = llm.last_usage()
+    assert second is not None and second["prompt_tokens"] == len(llm._prompt_ids(a2))
+    assert second["prompt_cached"] >= first["prompt_tokens"] - 8  # the chat template may re-read the last tokens
+    assert second["prompt_read"] == second["prompt_tokens"] - second["prompt_cached"] < 40
+
+
+@pytest.mark.slow
+def test_without_the_prompt_cache_every_turn_reads_its_whole_prompt(tmp_path):
+    llm = LlamaCppLLM(_settings(tmp_path, context_size=512).llm, prompt_cache=False)
+    messages = [{"role": "user", "content": "How do I return my headphones?"}]
+    for _ in range(2):
+        llm.generate(messages, 4)
+        usage = llm.last_usage()
+        assert usage is not None and usage["prompt_cached"] == 0
+        assert usage["prompt_read"] == len(llm._prompt_ids(messages))
