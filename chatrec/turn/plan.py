@@ -254,7 +254,7 @@ class Planner:
     ) -> RouteDecision:
         rs, router = self.settings.router, self.router
         t0 = time.perf_counter()
-        pred = router.predict(text, q_emb)
+        pred = router.predict(text, q_emb, self.retriever.embedder.embed)
         esc = assess(
             text,
             state.history,
