@@ -148,6 +148,26 @@ class GroundingSettings(Section):
     )
 
 
+class ClarifySettings(Section):
+    """When a turn asks one short question instead of guessing (chatrec/turn/clarify.py)."""
+
+    enabled: bool = Field(True, description="ask clarifying questions at all")
+    ask_device: bool = Field(True, description="a device accessory with no known device: ask which device")
+    device_fit_share: float = Field(
+        0.5, gt=0, description="ask only for accessories fitting on average less than this share of the devices"
+    )
+    ask_budget: bool = Field(True, description="no budget and the matching items' prices span widely: ask the budget")
+    budget_span_ratio: float = Field(
+        10.0,
+        gt=1.0,
+        description="ask the budget when the dearest matching item costs at least this many times the cheapest",
+    )
+    ask_order_number: bool = Field(True, description="an order question without an order number: ask for it")
+    order_intents: list[str] = Field(
+        ["track_order"], description="intents about one order, answered only with its number"
+    )
+
+
 class PIISettings(Section):
     """Personal data masked by the guard (chatrec/turn/pii.py) before a message reaches the prompt or the store."""
 
@@ -495,6 +515,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     grounding: GroundingSettings = Field(default_factory=GroundingSettings)
+    clarify: ClarifySettings = Field(default_factory=ClarifySettings)
     pii: PIISettings = Field(default_factory=PIISettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)

@@ -187,13 +187,43 @@ def _repetitive(text: str) -> bool:
     return len(set(grams)) / len(grams) < 0.6
 
 
+_PLAIN_REASONS = ("matches what you asked for", "popular with our customers", "relevant to your request")
+
+
+def _reason_sentence(r: Recommendation) -> str | None:
+    """The informative part of a recommendation's reason as a sentence about the item, or ``None``
+    (the price and stock the reason repeats, and the generic reasons, are left out)."""
+    first = r.reason.split(". ")[0].split("; ")[0].strip().rstrip(".")
+    low = first.lower()
+    if not first or low.startswith(_PLAIN_REASONS):
+        return None
+    if low.startswith(("works ", "suits ")):
+        return f"The {r.title} {low[0]}{first[1:]}."
+    if low.startswith("same "):
+        return f"The {r.title} has the {low[0]}{first[1:]}."
+    return f"The {r.title} is {low[0]}{first[1:]}."
+
+
+_COUNT = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _named(r: Recommendation) -> str:
+    return f"the {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
+
+
 def render_list(recs: list[Recommendation]) -> str:
+    """The items in sentences, by title and price, with a short lead and at most two reasons worth
+    reading; no ids (the cards and the JSON carry them)."""
     if not recs:
         return ""
-    lines = [
-        f"- {r.title}{f' (${r.price:.2f})' if r.price is not None else ''} [{r.item_id}]: {r.reason}" for r in recs
-    ]
-    return "Here are some options:\n" + "\n".join(lines)
+    named = [_named(r) for r in recs]
+    if len(named) == 1:
+        text = f"I'd suggest {named[0]}."
+    else:
+        count = _COUNT[len(named)] if len(named) < len(_COUNT) else str(len(named))
+        text = f"Here are {count} good options: " + ", ".join(named[:-1]) + f" and {named[-1]}."
+    reasons = [s for r in recs if (s := _reason_sentence(r))][:2]
+    return " ".join([text, *reasons])
 
 
 def fallback_text(route: str, template_text: str | None, recs: list[Recommendation], no_match: str) -> str:

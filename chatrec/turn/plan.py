@@ -24,6 +24,7 @@ from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase
 from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
 from chatrec.retrieval.base import Retriever
+from chatrec.turn.clarify import Question, answers_pending, ask, order_number, with_order_number
 from chatrec.turn.classify import TurnClassifier, load_or_train
 from chatrec.turn.compose import LIKED_PREFIX, Prompts, build_messages, kg_facts, slot_values
 from chatrec.turn.escalate import assess, handoff_summary
@@ -31,6 +32,7 @@ from chatrec.turn.ground import check_recommendations
 from chatrec.turn.profile import UserHistory, history_of, profile_text
 from chatrec.turn.rank import Ranker
 from chatrec.turn.route import Route, RouteDecision, decide, decide_learned
+from chatrec.turn.shown import ShownAnswer, answer_about_shown
 from chatrec.turn.state import DialogueState, EntityLinker, TurnAnnotations, update_state
 from chatrec.types import Recommendation
 
@@ -127,6 +129,20 @@ class Planner:
         profile = self._profile(user_id, turn.as_of, state, "profile" not in ablate)
 
         decision, q_emb = self._route(text, state, constraint_changed, options, trace, turn.negative_feedback)
+        # the question asked last turn answered, a question about the items shown, an order number given
+        asked, state.pending = turn.state.pending, None
+        free = options.forced_items is None and options.forced_template is None
+        answer: ShownAnswer | None = None
+        continued = free and answers_pending(asked, text, state, self.kb)
+        if continued:
+            decision = self._continue(asked or {}, text, decision)
+        elif free and (answer := answer_about_shown(text, turn.state, self.kb, self.kg)):
+            why = decision.reasons + [answer.reason]
+            decision = RouteDecision("service", None, decision.template_similarity, why)
+        elif free and order_number(text, self.kb) and decision.template_id:
+            tid = with_order_number(self.kb, decision.template_id, text, self.retriever.embedder.similarity)
+            decision.template_id = tid
+        trace.setdefault("route", {})["final"] = {"route": decision.route, "template": decision.template_id}
         if decision.route not in ("recommend", "both"):
             # a service question names things ("return my headphones") without asking for them
             state.constraints.categories = before.categories
@@ -134,6 +150,8 @@ class Planner:
             state.constraints.categories or state.mentioned_items or not state.last_request or not constraint_changed
         ):
             state.last_request = text
+        if continued and asked and asked.get("request") and decision.route == "recommend":
+            state.last_request = asked["request"]  # the request the question was about, now answerable
 
         recs: list[Recommendation] = []
         rank_inputs = None
@@ -162,8 +180,27 @@ class Planner:
                 decision.reasons + ["template from the log"],
             )
 
+        question: Question | None = None
+        if free and not options.rank_always and not continued and answer is None:
+            changed = state.constraints.categories != before.categories
+            rd = decision
+            question = ask(self.settings.clarify, self.kb, self.prompts.render, state, rd.route, rd.template_id,
+                           text, history.owned, changed)  # fmt: skip
+        if question is not None:
+            recs, state.pending = [], question.pending
+            why = decision.reasons + [f"asks first: {question.reason}"]
+            decision = RouteDecision("service", question.template_id, decision.template_similarity, why)
+            trace["route"]["final"] = {"route": "service", "template": question.template_id, "asks": question.kind}
+
         template = self.kb.templates.get(decision.template_id or "")
-        template_text = template.render(slot_values(self.kb, text, state, user_id)) if template else None
+        values = slot_values(self.kb, text, state, user_id)
+        if continued and (asked or {}).get("kind") == "order_id" and (number := order_number(text, self.kb, True)):
+            values["order_id"] = number  # given without its "#" in answer to our question
+        template_text = template.render(values) if template else None
+        if answer is not None:
+            template_text = answer.text
+        elif question is not None and question.text:
+            template_text = question.text
         if decision.route == "out_of_scope":
             template_text = self.out_of_scope_text(decision.clarify)
         facts = kg_facts(self.kg, state, recs) if "kg" not in ablate else []
@@ -183,6 +220,20 @@ class Planner:
         return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history)
 
     # ------------------------------------------------------------ stages
+
+    def _continue(self, asked: dict[str, str], text: str, decision: RouteDecision) -> RouteDecision:
+        """The turn after a clarifying question it answers: the asked-about request, now answerable."""
+        why = decision.reasons + [f"answers the question asked ({asked.get('kind')})"]
+        if asked.get("kind") == "order_id":
+            intent = asked.get("intent")
+            fits = [t for t in self.kb.templates.values() if t.intent == intent and "{order_id}" in t.text]
+            request = f"{asked.get('request', '')} {text}"
+            sim = self.retriever.embedder.similarity
+            tid = max(fits, key=lambda t: sim(request, t.text)).id if fits else decision.template_id
+            if decision.template_id in {t.id for t in fits}:
+                tid = decision.template_id  # the router's own pick for the answer fits
+            return RouteDecision("service", tid, decision.template_similarity, why)
+        return RouteDecision("recommend", None, decision.template_similarity, why)
 
     def _profile(self, user_id: str | None, as_of: datetime | None, state: DialogueState, use: bool) -> str:
         if not use:

@@ -45,6 +45,8 @@ class DialogueState(BaseModel):
     constraints: Constraints = Field(default_factory=Constraints)
     open_intent: str | None = None
     last_request: str | None = None  # the last message that said what items are wanted
+    focus_items: list[str] = Field(default_factory=list)  # shown items the customer referred to last
+    pending: dict[str, str] | None = None  # the clarifying question asked last turn (chatrec.turn.clarify)
 
 
 def normalise(text: str) -> str:
@@ -70,6 +72,41 @@ _NEGATION = r"(?:no|not|without|except|other than|anything but|avoid|don'?t want
 _COMPAT = re.compile(
     r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
 )
+
+
+_ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
+_ORDINAL = re.compile(r"\b(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|last)\s+(?:one|item|option|pick)\b")
+_CHEAP_ONE = re.compile(
+    r"\bthe\s+(?:cheaper|cheapest|less expensive|least expensive|lower priced)\s+(?:one|option|item)\b"
+)
+_DEAR_ONE = re.compile(r"\bthe\s+(?:more expensive|most expensive|pricier|priciest|dearer)\s+(?:one|option|item)\b")
+_ALL_SHOWN = re.compile(
+    r"\b(?:(?:which|any|all|each|both|none|one)\s+of\s+(?:those|these|them|the ones you (?:showed|listed|suggested))"
+    r"|which\s+(?:one|of the\s+\w+)|those\s+\w+|these\s+\w+|either of them)\b"
+)
+_IT = re.compile(r"\b(?:it|that one|this one)\b")
+
+
+def referenced_items(message: str, state: DialogueState, kb: KnowledgeBase) -> tuple[list[str], bool]:
+    """The shown items a message refers to ("the second one", "the cheaper one", "which of
+    those", "does it ..."), and whether it means all of them. Only the last list shown counts."""
+    shown = [i for i in state.last_recommended if i in kb.items]
+    if not shown:
+        return [], False
+    norm = normalise(message)
+    if m := _ORDINAL.search(norm):
+        k = _ORDINALS[m.group(1)]
+        return ([shown[k]] if -len(shown) <= k < len(shown) else []), False
+    priced = [i for i in shown if kb.items[i].price is not None]
+    if priced and _CHEAP_ONE.search(norm):
+        return [min(priced, key=lambda i: kb.items[i].price or 0.0)], False
+    if priced and _DEAR_ONE.search(norm):
+        return [max(priced, key=lambda i: kb.items[i].price or 0.0)], False
+    if _ALL_SHOWN.search(norm):
+        return shown, True
+    if _IT.search(norm) and state.focus_items:
+        return [i for i in state.focus_items if i in kb.items], False
+    return [], False
 
 
 @dataclass
@@ -175,6 +212,14 @@ def update_state(
     for m in mentions:
         if m.item_id not in s.mentioned_items:
             s.mentioned_items.append(m.item_id)
+    # "the second one", "the cheaper one": a shown item the customer now talks about
+    refs, every = referenced_items(message, state, kb) if annotated is None else ([], False)
+    if refs:
+        s.focus_items = refs
+    for item_id in refs if not every else ():
+        if item_id in s.mentioned_items:
+            s.mentioned_items.remove(item_id)
+        s.mentioned_items.append(item_id)
     # "a case for my Pixel 8" -> compatibility with that device
     for m in mentions if annotated is None else ():
         if _COMPAT.search(norm[: m.start]):

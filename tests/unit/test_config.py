@@ -75,7 +75,7 @@ def test_unknown_chatrec_variables_are_listed_with_the_sections(monkeypatch):
         load_settings()
     msg = str(err.value)
     assert "CHATREC_LLM__MODLE" in msg and "did you mean CHATREC_LLM__MODEL" in msg
-    assert "CHATREC_FOO" in msg and "valid sections: eval, grounding, llm" in msg and "train" in msg
+    assert "CHATREC_FOO" in msg and "valid sections: clarify, eval, grounding, llm" in msg and "train" in msg
     assert "CHATREC_CACHE_DIR" not in msg and "CHATREC_CONFIG" not in msg
 
 

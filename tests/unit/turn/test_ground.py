@@ -56,10 +56,10 @@ def test_disallowed_recommendations_are_dropped(kb):
     assert any("not in the catalogue" in d for d in dropped) and any("out of stock" in d for d in dropped)
 
 
-def test_fallback_lists_items_with_ids(kb):
+def test_fallback_names_items_by_title_and_price_without_ids(kb):
     item = next(i for i in kb.items.values() if i.in_stock)
     text = fallback_text("both", "Template answer.", [_rec(item)], "none")
-    assert text.startswith("Template answer.") and f"[{item.id}]" in text
+    assert text.startswith("Template answer.") and item.id not in text and f"{item.title} (${item.price:.2f})" in text
 
 
 def test_naming_an_unlisted_device_fails_unless_the_customer_mentioned_it(kb):

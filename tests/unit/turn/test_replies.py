@@ -1,0 +1,146 @@
+"""Issue 15 item 2: replies that read well and fit the question (fallback wording, order numbers
+taken from the message, questions about the items just shown, multi-turn references).
+
+The bot's model always writes an ungrounded draft here, so every reply is the grounded
+fallback: what a user sees when the model's draft fails the check."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatrec.chatbot import Chatbot
+from chatrec.llm.fake import FakeLLM
+from chatrec.turn.ground import fallback_text
+from chatrec.turn.plan import TurnInput
+from chatrec.turn.state import DialogueState, referenced_items, update_state
+from tests_support import fake_settings
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory, kb, shared_index):
+    liar = FakeLLM(lambda msgs: "Sure! Call Sarah at 555-123-4567.")
+    return Chatbot(fake_settings(tmp_path_factory.mktemp("replies")), llm=liar, kb=kb, index=shared_index)
+
+
+def _ids(kb, text):
+    return [i for i in kb.items if i in text]
+
+
+def _plan(bot, text, **state):
+    return bot.planner.plan(TurnInput(text, DialogueState(**state)))
+
+
+def test_recommendation_fallback_names_items_by_title_and_price_in_sentences_without_raw_ids(bot, kb):
+    """Seen: 'Here are some options: - Google Case for Pixel 8 ($29.00) [VW-1044]: Matches what you asked for.'"""
+    r = bot.ask("I need wireless earbuds for running")
+    assert r.route == "recommend" and r.recommendations and r.trace["grounding"]["fallback"]
+    assert not _ids(kb, r.text), r.text  # the cards and the JSON carry the ids
+    assert "\n-" not in r.text and "Matches what you asked for" not in r.text
+    for rec in r.recommendations:
+        assert f"{rec.title} (${rec.price:.2f})" in r.text
+    assert r.text.startswith("Here are ") and r.text.endswith(".")
+    assert r.trace["grounding"]["reply_problems"] == []
+
+
+def test_fallback_with_one_item_is_one_sentence_with_its_reason(kb):
+    from chatrec.types import Evidence, Recommendation
+
+    case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
+    rec = Recommendation(
+        item_id=case.id,
+        title=case.title,
+        price=case.price,
+        brand=case.brand,
+        category=case.category,
+        score=1.0,
+        reason=f"Works with your Google Pixel 8 128GB Obsidian. {case.price_text}, in stock.",
+        evidence=Evidence(),
+    )
+    text = fallback_text("recommend", None, [rec], "none")
+    pixel = "Google Pixel 8 128GB Obsidian"
+    assert text == f"I'd suggest the {case.title} (${case.price:.2f}). The {case.title} works with your {pixel}."
+
+
+@pytest.mark.parametrize(
+    "message", ["Refund my order #VW-48213", "my order #VW-48213 hasn't arrived yet, where is it?"]
+)
+def test_order_message_with_its_number_does_not_get_could_you_share_your_order_number(bot, message):
+    """Seen: 'Refund my order #VW-48213' and 'my order #VW-48213 hasn't arrived yet' got
+    'Could you share your order number?'."""
+    r = bot.ask(message)
+    assert r.route == "service" and "order number?" not in r.text, r.text
+    assert "#VW-48213" in r.text and "{order_id}" in bot.kb.templates[r.template_id].text
+
+
+def test_which_of_those_is_the_most_water_resistant_is_answered_from_their_attributes(bot, kb):
+    """Seen: after a list of running earbuds, 'Which of those is the most water resistant?' got
+    'Great choice! I've added the item to your cart.'"""
+    shown = ["VW-1249", "VW-1247", "VW-1253", "VW-1246"]  # IPX4, IP68, IP54, IPX4
+    plan = _plan(bot, "Which of those is the most water resistant?", last_recommended=shown)
+    assert plan.decision.route == "service" and plan.decision.template_id is None
+    text = plan.template_text or ""
+    jabra = kb.items["VW-1247"]
+    assert text.startswith(f"Of those, the {jabra.title} (${jabra.price:.2f}) is the most water resistant"), text
+    assert "IP68" in text and "IPX4" in text and "cart" not in text
+    assert any("asks" in r or "compares" in r for r in plan.decision.reasons)
+
+
+def test_which_of_those_is_the_most_water_resistant_full_turn_after_a_list(bot, kb):
+    r1 = bot.ask("I need wireless earbuds for running")
+    r2 = bot.ask("Which of those is the most water resistant?", r1.conversation_id)
+    assert "cart" not in r2.text and r2.text.startswith(("Of those", "All of those")), r2.text
+    assert r2.trace["grounding"]["reply_problems"] == []
+    shown = [kb.items[x.item_id] for x in r1.recommendations]
+    assert any(i.title in r2.text for i in shown)
+
+
+def test_does_the_second_one_work_with_an_iphone_is_answered_from_kg_facts(bot, kb, alias):
+    pixel_cases = sorted(bot.kg.items_linked(alias("pixel 8"), "compatible_with"))[:2]
+    iphone_case = sorted(bot.kg.items_linked(alias("iphone 15"), "compatible_with"))[0]
+    plan = _plan(bot, "does the second one work with an iPhone?", last_recommended=[pixel_cases[0], iphone_case])
+    text = plan.template_text or ""
+    assert text.startswith(f"Yes: the {kb.items[iphone_case].title}"), text
+    assert kb.items[alias("iphone 15")].title in text
+    plan = _plan(bot, "does the first one work with an iPhone?", last_recommended=[pixel_cases[0], iphone_case])
+    assert (plan.template_text or "").startswith(f"No: the {kb.items[pixel_cases[0]].title}")
+
+
+def test_a_shown_item_without_device_data_is_not_said_to_fit(bot, kb):
+    plan = _plan(bot, "does the first one work with an iPhone?", last_recommended=["VW-1247"])
+    assert "lists no specific devices" in (plan.template_text or "") and "Yes" not in (plan.template_text or "")
+
+
+@pytest.mark.parametrize(
+    "message,pick",
+    [
+        ("the second one", lambda shown, kb: shown[1]),
+        ("I'll take the cheaper one", lambda shown, kb: min(shown, key=lambda i: kb.items[i].price)),
+        ("the most expensive one please", lambda shown, kb: max(shown, key=lambda i: kb.items[i].price)),
+        ("the last one", lambda shown, kb: shown[-1]),
+    ],
+)
+def test_references_the_second_one_and_the_cheaper_one_resolve_to_shown_items(kb, message, pick):
+    from chatrec.turn.state import EntityLinker
+
+    shown = ["VW-1249", "VW-1247", "VW-1253", "VW-1246"]
+    state = DialogueState(last_recommended=shown)
+    after = update_state(state, message, EntityLinker(kb))
+    assert after.mentioned_items[-1] == pick(shown, kb) and after.focus_items == [pick(shown, kb)]
+    # "does it ..." next refers to the same item
+    assert referenced_items("does it have noise cancelling?", after, kb) == ([pick(shown, kb)], False)
+
+
+def test_that_brand_after_a_reference_still_excludes_the_brand(kb):
+    from chatrec.turn.state import EntityLinker
+
+    state = DialogueState(last_recommended=["VW-1249", "VW-1247"])
+    after = update_state(state, "not that brand", EntityLinker(kb))
+    assert after.constraints.brands_out == [kb.items["VW-1249"].brand] and after.focus_items == []
+
+
+def test_the_second_one_names_the_item_in_the_add_to_cart_answer(bot, kb):
+    shown = ["VW-1249", "VW-1247", "VW-1253"]
+    plan = _plan(bot, "great, I'll take the second one", last_recommended=shown)
+    tpl = kb.templates.get(plan.decision.template_id or "")
+    assert tpl is not None and "{item_title}" in tpl.text, plan.decision
+    assert kb.items["VW-1247"].title in (plan.template_text or "")
