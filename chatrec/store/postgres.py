@@ -177,7 +177,11 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._pid = 0
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.close()  # no pool left retrying in the background
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r})"
@@ -191,7 +195,9 @@ class PostgresStore:
                 if self._pool is None or self._pid != os.getpid():
                     pool_mod = require("psycopg_pool", "postgres", "the PostgreSQL store")
                     rows = require("psycopg.rows", "postgres", "the PostgreSQL store")
+                    conninfo = require("psycopg.conninfo", "postgres", "the PostgreSQL store")
                     ms = max(1, int(self.busy_timeout_s * 1000))
+                    given = conninfo.conninfo_to_dict(self.url).get("options") or ""  # e.g. a search_path
                     self._pool = pool_mod.ConnectionPool(
                         self.url,
                         min_size=1,
@@ -201,7 +207,7 @@ class PostgresStore:
                             "autocommit": True,
                             "row_factory": rows.dict_row,
                             "connect_timeout": max(1, int(self.busy_timeout_s + 0.999)),
-                            "options": f"-c lock_timeout={ms} -c timezone=UTC",
+                            "options": f"{given} -c lock_timeout={ms} -c timezone=UTC".strip(),
                             "application_name": "chatrec",
                         },
                         check=pool_mod.ConnectionPool.check_connection,  # a restarted server's dead ones

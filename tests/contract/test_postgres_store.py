@@ -92,7 +92,11 @@ def test_postgres_schema_matches_sqlite_columns(pg, tmp_path):
         want = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})")}
         got = {
             r["column_name"]
-            for r in pg()._all("SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+            for r in pg()._all(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = %s AND table_schema = current_schema()",
+                (table,),
+            )
         }
         assert got == want, table
 
