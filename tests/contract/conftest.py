@@ -60,6 +60,22 @@ class PgServer:
     def __init__(self, bindir: Path, folder: Path, port: int, user: str | None):
         self.bindir, self.folder, self.port, self.user = bindir, folder, port, user
 
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def start(self) -> subprocess.CompletedProcess:
+        opts = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
+        )
+        return self.run(
+            "pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.folder / "log"), "-w", "-t", "60", "start"
+        )
+
+    def stop(self, mode: str = "immediate") -> subprocess.CompletedProcess:
+        return self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://chatrec@127.0.0.1:{self.port}/{db}"
 
@@ -104,16 +120,11 @@ def pg_server(psycopg_installed) -> Iterator[PgServer]:
     if user:
         shutil.chown(folder, user)
     server = PgServer(bindir, folder, free_port(), user)
-    data = folder / "data"
-    init = server.run("initdb", "-D", str(data), "-U", "chatrec", "--auth=trust", "-E", "UTF8", "--no-sync")
+    init = server.run("initdb", "-D", str(server.data), "-U", "chatrec", "--auth=trust", "-E", "UTF8", "--no-sync")
     if init.returncode:
         shutil.rmtree(folder, ignore_errors=True)
         missing_server(f"initdb failed: {init.stderr.strip()[-500:]}")
-    opts = (
-        f"-h 127.0.0.1 -p {server.port} -k {folder} -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
-    )
-    start = server.run("pg_ctl", "-D", str(data), "-o", opts, "-l", str(folder / "log"), "-w", "-t", "60", "start")
+    start = server.start()
     if start.returncode:
         log = (folder / "log").read_text(errors="replace")[-800:] if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
@@ -122,7 +133,7 @@ def pg_server(psycopg_installed) -> Iterator[PgServer]:
         server.admin("CREATE DATABASE tests")
         yield server
     finally:
-        server.run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -131,6 +131,24 @@ def test_postgres_lock_held_too_long_is_store_unavailable_and_ping_recovers(pg, 
     assert store.turns(cid)[0]["status"] == "ok"
 
 
+def test_postgres_server_down_is_store_unavailable_and_the_store_recovers_when_it_is_back(pg, pg_server):
+    store = pg(busy_timeout_s=1.0)
+    cid = store.new_conversation("U1")
+    tid = store.save_turn(cid, {"n": 1}, "hi", "hello", "service", None, [], {})
+    assert pg_server.stop("fast").returncode == 0
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.save_turn(cid, {"n": 2}, "again", "hello", "service", None, [], {})
+        with pytest.raises(StoreUnavailable):
+            store.ping()
+        assert store.failed_at is not None
+    finally:
+        assert pg_server.start().returncode == 0
+    store.ping()  # back on its own: the pool drops the dead connections and makes new ones
+    assert store.failed_at is None and [t["id"] for t in store.turns(cid)] == [tid]
+    assert store.save_turn(cid, {"n": 2}, "again", "hello", "service", None, [], {}) > tid
+
+
 def test_postgres_server_not_listening_is_store_unavailable_quickly(psycopg_installed):
     import socket
     import time
