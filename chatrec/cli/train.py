@@ -1,5 +1,5 @@
-"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations; ``chatrec export``: merge an adapter;
-``chatrec export-gguf``: an adapter as a GGUF LoRA for the llamacpp backend."""
+"""``chatrec train``: QLoRA fine-tuning on the KB's past conversations; ``chatrec export``: merge an
+adapter (export only); ``chatrec export-gguf``: an adapter as a GGUF LoRA for the llamacpp backend."""
 
 from __future__ import annotations
 
@@ -79,10 +79,11 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
 @click.option("--overwrite", is_flag=True, help="replace --out if it already holds files")
 @click.pass_context
 def export(ctx, adapter, out, overwrite) -> None:
-    """Merge a LoRA adapter into the base model (in float32) and save it as a model folder.
+    """Export only: merge a LoRA adapter into the base model (in float32) and save it as a model folder.
 
-    Point llm.model (or --model) at the folder to serve it without peft; it is
-    quantised to 4-bit NF4 when loaded, like any model."""
+    For tools that cannot apply a LoRA. Do not serve it with chatrec: chatrec loads any model
+    in 4-bit NF4, and a merged LoRA does not survive that re-quantisation. Serve the adapter
+    itself (--adapter / llm.adapter): it is applied at run time on the NF4 base, as trained."""
     from chatrec.cli.context import settings_from
     from chatrec.llm.transformers_backend import export_merged
     from chatrec.models import ModelNotAvailable, llm_path
@@ -112,8 +113,7 @@ def export(ctx, adapter, out, overwrite) -> None:
         target = export_merged(base, adapter_dir, out, overwrite=overwrite, card=info)
     except (FileNotFoundError, FileExistsError) as exc:
         raise click.ClickException(f"{exc}{'; pass --overwrite' if isinstance(exc, FileExistsError) else ''}") from exc
-    click.echo(f"merged model written to {target}")
-    click.echo(f'serve it with: chatrec --model {target} chat   (or llm.model = "{target}" in the config)')
+    click.echo(f"merged model written to {target} (float32; for export: serve the adapter itself, --adapter)")
 
 
 @click.command("export-gguf")

@@ -71,23 +71,46 @@ def model_problem(name: str, path: str, exc: BaseException) -> ModelUnavailable:
     return ModelUnavailable(f"model {name!r} (llm.model) is no local folder, and {why}; {_POINT}")
 
 
-def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
-    """Return ``(model, tokenizer)``, with the LoRA adapter (if any) merged for serving.
+def check_adapter(adapter: str | Path, model: str) -> None:
+    """Refuse an adapter folder without peft weights, or one whose card (``chatrec_card.json``,
+    written by ``chatrec train``) names another base model than ``model`` (its name or its folder)."""
+    import json
 
-    A LoRA delta merged into NF4 weights is mostly lost when they are re-quantised,
-    so the adapter is merged into the full-precision base once, cached, and that
-    merged model is what gets loaded in 4-bit. A model or adapter that cannot be
-    loaded raises :class:`ModelUnavailable` with the fix."""
-    adapter = adapter or settings.adapter
-    if adapter and not (Path(adapter) / "adapter_model.safetensors").exists():
+    folder = Path(adapter)
+    if not (folder / "adapter_model.safetensors").exists():
         raise ModelUnavailable(
-            f"no LoRA adapter in {adapter} (adapter_model.safetensors missing): train one with "
+            f"no LoRA adapter in {folder} (adapter_model.safetensors missing): train one with "
             "`chatrec train`, or leave llm.adapter unset"
         )
+    card_file = folder / "chatrec_card.json"
+    try:
+        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+    except (OSError, ValueError):
+        card = {}
+    trained_on = card.get("base_model")
+    if trained_on and model not in (trained_on, card.get("base_path")):
+        raise ModelUnavailable(
+            f"the adapter in {folder} was trained on {trained_on!r}, not on llm.model = {model!r}: "
+            f"serve it with --model {trained_on}, or train one on {model!r}"
+        )
+
+
+def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
+    """Return ``(model, tokenizer)``: the base model (4-bit NF4 unless ``quantization = "none"``)
+    with the LoRA adapter, if any, applied at run time by peft (unmerged, inference mode).
+
+    That is the model ``chatrec train`` trained (QLoRA: the NF4 base and the peft LoRA in
+    float32 on top), so serving reproduces it. There is no merge: a LoRA merged into the
+    float32 base and re-quantised to NF4 agreed with the trained model on only a few of the
+    first 32 greedy tokens (benchmarks/bench_lora_agreement.py). A model or adapter that
+    cannot be loaded raises :class:`ModelUnavailable` with the fix."""
+    adapter = adapter or settings.adapter
+    if adapter:
+        check_adapter(adapter, settings.model)
     path = settings.model
     try:
         path = llm_path(settings.model, cache_dir)
-        return _load(settings, path, adapter, cache_dir)
+        return _load(settings, path, adapter)
     except (OSError, ValueError, RuntimeError) as exc:
         raise model_problem(settings.model, path, exc) from exc
     except Exception as exc:  # safetensors' SafetensorError and other loaders' own errors
@@ -96,50 +119,37 @@ def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = Non
         raise
 
 
-def _load(settings: LLMSettings, path: str, adapter: str | None, cache_dir: Path):
+def _load(settings: LLMSettings, path: str, adapter: str | None):
     apply_offline_env()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    if adapter:
-        path = merged_path(path, adapter, cache_dir)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     qc = quantization_config(settings)
     kwargs = {"quantization_config": qc} if qc is not None else {"dtype": torch.float32}
     model = AutoModelForCausalLM.from_pretrained(path, device_map="cpu", **kwargs)
+    if adapter:
+        from peft import PeftModel
+
+        log.info("applying LoRA adapter %s at run time on %s", adapter, path)
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)  # type: ignore[assignment]
     model.eval()
     return model, tok
-
-
-def merged_path(base: str, adapter: str, cache_dir: Path) -> str:
-    """Folder holding ``base`` + ``adapter`` merged in float32 (built once, atomically)."""
-    import hashlib
-
-    weights = Path(adapter) / "adapter_model.safetensors"
-    if not weights.exists():
-        raise FileNotFoundError(f"no LoRA adapter in {adapter} (adapter_model.safetensors missing)")
-    digest = hashlib.sha256(f"{base}\n{Path(adapter).resolve()}".encode() + weights.read_bytes()).hexdigest()[:16]
-    target = Path(cache_dir) / "merged" / digest
-    if (target / "config.json").exists():
-        return str(target)
-    export_merged(base, adapter, target, overwrite=True)  # a folder without config.json is a leftover
-    return str(target)
 
 
 def export_merged(
     base: str, adapter: str | Path, out: str | Path, overwrite: bool = False, card: dict | None = None
 ) -> Path:
-    """Merge the LoRA ``adapter`` into ``base`` in float32 and save the merged model
-    (safetensors + tokenizer) to ``out``, atomically: it is written to a temporary
-    folder beside ``out`` and renamed into place. The result is a plain model folder
-    that ``llm.model`` can name; it is quantised (NF4) when loaded, like any model.
+    """Export only (``chatrec export``; serving never calls it): merge the LoRA ``adapter`` into
+    ``base`` in float32 and save the merged model (safetensors + tokenizer) to ``out``,
+    atomically (written to a temporary folder beside ``out`` and renamed into place).
 
-    Merging into float32 weights, not into the 4-bit ones, keeps the LoRA delta: a
-    delta merged into NF4 weights is mostly lost when they are re-quantised.
+    The result is a plain float32 model folder, for tools that cannot apply a LoRA. chatrec
+    quantises any model to NF4 when it loads it, and the merged LoRA does not survive that
+    re-quantisation (a few of 32 greedy tokens agree with the trained model): serve the
+    adapter itself (``llm.adapter``), which is applied at run time on the NF4 base.
     ``card`` (if given) is written beside the weights as ``chatrec_export.json``."""
     import json
     import os
