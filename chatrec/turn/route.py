@@ -60,7 +60,7 @@ def decide_learned(
     """The route from the learned router's prediction, the escalation check, and one piece of
     context: after a recommendation, a message that only changes the constraints ("cheaper",
     "not that brand") refines it."""
-    reasons = [f"{pred.label} p={pred.confidence:.2f}"]
+    reasons = [f"{pred.label} p={pred.confidence:.2f}", *pred.why]
     if escalation.escalate or pred.route == "handoff":
         why = escalation.reasons if escalation.escalate else ["asks for a person"]
         own = pred.route == "handoff" or (pred.intent and f"intent {pred.intent}" in escalation.reasons)
