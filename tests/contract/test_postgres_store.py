@@ -169,3 +169,14 @@ def test_a_postgres_url_keeps_its_password_out_of_messages():
     assert redact("postgresql://u@db/x") == "postgresql://u@db/x"
     with pytest.raises(ValueError, match="not a PostgreSQL URL"):
         PostgresStore("sqlite:///x")
+
+
+def test_store_url_must_be_postgresql_and_unset_means_the_sqlite_file(tmp_path):
+    from chatrec.config import Settings
+    from chatrec.store.sqlite import SQLiteStore
+
+    with pytest.raises(ValueError, match="postgresql://"):
+        Settings(store={"url": "mysql://u@db/x"})
+    settings = Settings(data_dir=tmp_path)
+    assert settings.store.url is None and isinstance(open_store(settings), SQLiteStore)
+    assert settings.db_path.exists()
