@@ -154,6 +154,55 @@ _STOCK = [  # (pattern, kind): "exact" carries a count
     ),
     (re.compile(r"\b(?:(?:back\s+)?in\s+stock|available\s+now|ready\s+to\s+ship|in\s+store\s+now)\b", re.I), "some"),
 ]
+# people: a capitalised word after a cue ("I'm Sarah", "my colleague Tom", "Sarah from support"),
+# or a common first name anywhere; a word of the catalogue, the shop facts or the template is no person
+_PERSON_CUE = re.compile(
+    r"(?:\b(?:I'm|I am|[Mm]y name is|[Mm]y name's|[Tt]his is|[Cc]olleague|[Tt]eammate|[Ss]pecialist|[Ss]upervisor|"
+    r"[Mm]anager|[Aa]gent|[Rr]epresentative|[Aa]sk for|[Ss]peak (?:to|with)|[Cc]ontact)\s+(?:named\s+|called\s+)?"
+    r"(?P<name>[A-Z][a-z]{2,})\b)|(?:\b(?P<name2>[A-Z][a-z]{2,})\s+(?:from|at|in|on)\s+(?:our\s+|the\s+)?"
+    r"(?:support|customer|service|team|billing|returns|shipping)\b)"
+)
+_NOT_NAMES = {
+    "sorry", "happy", "glad", "here", "afraid", "not", "sure", "able", "unable", "excited", "connecting", "passing",
+    "checking", "looking", "the", "our", "your", "sending", "going", "also", "just", "really", "very", "still", "now",
+    "transferring", "adding", "customer", "support", "service", "team", "returns", "billing", "shipping", "orders",
+}  # fmt: skip
+FIRST_NAMES = frozenset(
+    """james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony
+    mark donald steven paul andrew joshua kevin brian george timothy ronald jason edward jeffrey ryan jacob gary
+    nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander patrick frank
+    raymond jack dennis jerry tyler aaron jose adam nathan henry zachary douglas peter kyle noah ethan jeremy
+    mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy betty sandra margaret
+    ashley kimberly emily donna michelle carol amanda melissa deborah stephanie dorothy rebecca sharon laura
+    cynthia amy kathleen angela shirley brenda emma anna pamela nicole samantha katherine christine helen debra
+    rachel carolyn janet maria catherine heather diane olivia julie joyce victoria ruth virginia lauren kelly
+    christina joan evelyn judith andrea hannah megan cheryl jacqueline martha madison teresa gloria sara janice
+    ann kathryn abigail sophia frances jean alice judy isabella julia grace amber denise danielle marilyn beverly
+    charlotte natalie theresa diana brittany doris kayla alexis lori marie priya raj mohammed ahmed ali fatima
+    carlos juan luis sofia lucas liam mia ava chloe zoe lily ella leo oliver harry mike tom dave steve chris
+    kate jess sam alex max ben dan nick matt josh tim jenny sue liz beth meg""".split()
+)
+_WEEKDAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)s?"
+_MONTHS = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
+)
+_DATES = [
+    re.compile(rf"\b{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b"),
+    re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS}(?:\s+\d{{4}})?\b"),
+    re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b"),
+    re.compile(rf"\b{_WEEKDAYS}\b"),
+    re.compile(
+        r"\b(?:tomorrow|the day after tomorrow|tonight|next week|this week(?:end)?|end of (?:the )?(?:day|week))\b",
+        re.I,
+    ),
+]
+_DURATION = re.compile(
+    rf"(?<![\w.,$])(?P<n>\d+(?:\.\d+)?|{_WORD})(?:\s*(?:-|–|to|or)\s*(?P<m>\d+|{_WORD}))?[\s-]+"
+    r"(?:business\s+|working\s+|calendar\s+)?(?P<unit>minute|hour|day|week|month|year)s?\b",
+    re.I,
+)
+_DURATION_KEY = re.compile(r"_(minutes|hours|days|weeks|months|years)$")
 _MONEY_KEY = re.compile(r"(?:price|threshold|fee|cost|amount|minimum|credit|limit|charge)s?$")
 _PERCENT_KEY = re.compile(r"(?:percent|pct|rate_off|discount)$")
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
@@ -162,11 +211,12 @@ _DOMAIN_FILE_EXT = {"jpg", "png", "gif", "pdf", "txt", "html", "js", "py", "json
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # money | percent | deal | code | url | email | phone | stock
+    kind: str  # money | percent | deal | code | url | email | phone | stock | person | date | duration
     text: str  # as written
     start: int
     end: int
-    value: object = None  # money: (currency, amount); percent: float; stock: (kind, count); else the normalised text
+    value: object = None  # money: (currency, amount); percent: float; stock: (kind, count); duration: (low, high,
+    # unit); else the normalised text
 
 
 def words_to_number(words: str) -> float | None:
@@ -273,7 +323,31 @@ def extract_claims(text: str) -> list[Claim]:
                 if count is None:
                     continue
             add("stock", m, (kind, count))
+    for m in _DURATION.finditer(text):
+        if (d := _duration(m)) is not None:
+            add("duration", m, d)
+    for pat in _DATES:
+        for m in pat.finditer(text):
+            add("date", m, re.sub(r"\s+", " ", m.group(0).lower()).rstrip("."))
+    for m in _PERSON_CUE.finditer(text):
+        group = "name" if m.group("name") else "name2"
+        if m.group(group).lower() not in _NOT_NAMES:
+            add("person", m, ("staff", m.group(group).lower()), group)
+    for m in re.finditer(r"\b[A-Z][a-z]{2,}\b", text):
+        if m.group(0).lower() in FIRST_NAMES:
+            add("person", m, ("name", m.group(0).lower()))
     return sorted(out, key=lambda c: c.start)
+
+
+def _duration(m: re.Match[str]) -> tuple[float, float, str] | None:
+    def num(raw: str) -> float | None:
+        return float(raw) if raw[0].isdigit() else words_to_number(raw)
+
+    low = num(m.group("n"))
+    high = num(m.group("m")) if m.group("m") else low
+    if low is None or high is None:
+        return None
+    return (low, high, m.group("unit").lower())
 
 
 def _norm_url(url: str) -> str:
@@ -293,6 +367,9 @@ class Facts:
     template: str = ""
     items: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # id -> (stock, lower-cased names)
     listed: list[str] = field(default_factory=list)
+    durations: set[tuple[float, float, str]] = field(default_factory=set)
+    words: set[str] = field(default_factory=set)  # lower-cased words of the catalogue, the shop facts, the template
+    customers: set[str] = field(default_factory=set)  # the shop's customers' first names (lower-cased)
 
     @classmethod
     def of(cls, kb: KnowledgeBase, recs: list[Recommendation], template_text: str | None) -> Facts:
@@ -306,6 +383,8 @@ class Facts:
                     facts.money.add((facts.currency, round(float(value), 2)))
                 if _PERCENT_KEY.search(key):
                     facts.percents.add(round(float(value), 2))
+                if d := _DURATION_KEY.search(key):
+                    facts.durations.add((float(value), float(value), d.group(1)[:-1]))
             else:
                 stated.append(str(value))
         described = []  # the listed items' own data: percentages, codes and links, never prices
@@ -315,6 +394,9 @@ class Facts:
             described.append(r.title)
             if item := kb.items.get(r.item_id):
                 described += [item.description, " ".join(f"{k} {v}" for k, v in item.attributes.items())]
+                for k, v in item.attributes.items():
+                    if (d := _DURATION_KEY.search(k)) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        facts.durations.add((float(v), float(v), d.group(1)[:-1]))
         for text in stated + described:
             for c in extract_claims(text):
                 if c.kind == "money" and text in stated:
@@ -323,12 +405,18 @@ class Facts:
                     facts.percents.add(c.value)  # type: ignore[arg-type]
                 elif c.kind == "phone":
                     facts.phones.add(str(c.value))
+                elif c.kind == "duration":
+                    facts.durations.add(c.value)  # type: ignore[arg-type]
         facts.corpus = _norm_corpus(" \n ".join(stated + described + [str(v) for v in kb.shop.model_dump().values()]))
         facts.items = {
             i.id: (i.stock, [i.id.lower(), i.title.lower()] + [a.lower() for a in i.aliases if len(a) >= 4])
             for i in kb.items.values()
         }
         facts.listed = [r.item_id for r in recs]
+        # a product word is no person; a customer's name may be said (a greeting), never as staff
+        vocabulary = [i.title + " " + i.brand for i in kb.items.values()] + [facts.corpus]
+        facts.words = set(re.findall(r"[a-z]+", " ".join(vocabulary).lower()))
+        facts.customers = {u.name.split()[0].lower() for u in kb.users.values() if u.name.strip()}
         return facts
 
     def problems(self, text: str) -> list[str]:
@@ -360,6 +448,20 @@ class Facts:
             return f"gives a phone number {c.text!r} that is not in the shop facts"
         if c.kind == "stock":
             return self._stock(c, text)
+        if c.kind == "person":
+            role, name = cast("tuple[str, str]", c.value)
+            if name in self.words or (role == "name" and name in self.customers):
+                return None
+            return f"names a person {c.text!r} who is in no template, shop fact or listed item"
+        if c.kind == "date":
+            return (
+                None if str(c.value) in self.corpus else f"gives a date {c.text!r} that no template or shop fact states"
+            )
+        if c.kind == "duration":
+            low, high, unit = cast("tuple[float, float, str]", c.value)
+            if any(u == unit and lo <= low and high <= hi for lo, hi, u in self.durations):
+                return None
+            return f"promises a time {c.text!r} that no template, shop fact or listed item states"
         return f"makes an unverifiable claim {c.text!r}"
 
     def _stock(self, c: Claim, text: str) -> str | None:
