@@ -572,9 +572,13 @@ def test_cli_bitext_preset_and_errors(cli, bitext_csv, tmp_path):
 def test_the_importer_registry_loads_each_importer_and_names_the_valid_ones_for_an_unknown_one():
     from chatrec.importers import IMPORTERS, get_importer
 
-    assert {name: callable(get_importer(name)) for name in IMPORTERS} == {"qa-logs": True, "redial": True}
-    with pytest.raises(KeyError, match="choose from qa-logs, redial"):
-        get_importer("inspired")
+    assert {name: callable(get_importer(name)) for name in IMPORTERS} == {
+        "qa-logs": True,
+        "redial": True,
+        "inspired": True,
+    }
+    with pytest.raises(KeyError, match="choose from inspired, qa-logs, redial"):
+        get_importer("opendialkg")
 
 
 def test_bitext_importer_links_only_27_rows_is_fixed_every_logged_message_links(bitext_csv, tmp_path):
