@@ -83,19 +83,20 @@ PREDICATES = {
 }
 # reasons.json: a film site's words for its reasons (chatrec.turn.explain.ReasonWording); only these
 # relations are said, and co-occurrence is counted from conversations, so it is "mentioned", not "bought"
+# (each reads on its own and after "The <title> is", as grounding's sentences put it)
 _ALSO = {
-    "starring": "also starring {entity}",
-    "director": "also directed by {entity}",
-    "producer": "also produced by {entity}",
-    "writer": "also written by {entity}",
-    "music": "also with music by {entity}",
-    "cinematography": "also shot by {entity}",
-    "editing": "also edited by {entity}",
-    "distributor": "also distributed by {entity}",
-    "based_on": "also based on {entity}",
-    "narrator": "also narrated by {entity}",
-    "language": "also in {entity}",
-    "country": "also from {entity}",
+    "starring": "another film starring {entity}",
+    "director": "another film directed by {entity}",
+    "producer": "another film produced by {entity}",
+    "writer": "another film written by {entity}",
+    "music": "another film with music by {entity}",
+    "cinematography": "another film shot by {entity}",
+    "editing": "another film edited by {entity}",
+    "distributor": "another film distributed by {entity}",
+    "based_on": "another film based on {entity}",
+    "narrator": "another film narrated by {entity}",
+    "language": "another film in {entity}",
+    "country": "another film from {entity}",
 }
 REASONS = {
     "relations": {p: {"label": p.replace("_", " "), "shared": f"{also}, like {{start}}"} for p, also in _ALSO.items()},

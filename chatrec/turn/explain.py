@@ -43,7 +43,7 @@ class RelationWording(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     label: str | None = None  # default: the predicate with ``_`` as spaces
-    shared: str | None = None  # item -p-> entity <-p- start: "also starring {entity}, like {start}"
+    shared: str | None = None  # item -p-> entity <-p- start: "another film starring {entity}, like {start}"
     to_start: str | None = None  # item -p-> start: "{label} {start}"
     from_start: str | None = None  # start -p-> item: "{start} is {label} it"
 
@@ -204,7 +204,7 @@ class Explainer:
 
     def path_reason(self, path: KGPath, history: UserHistory, item_id: str | None = None) -> str | None:
         """A KG path in the KB's words ("compatible with your Pixel 8", "same brand (Anker) like
-        your ...", "also starring Tom Hanks, like Big"), or ``None`` when it cannot be said truly:
+        your ...", "another film starring Tom Hanks, like Big"), or ``None`` when it cannot be said truly:
         the path does not hold, is longer than two hops, or crosses a relation without a label."""
         w = self.wording
         if not path.hops or len(path.hops) > 2 or not self.holds(path, item_id):

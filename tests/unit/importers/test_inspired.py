@@ -264,8 +264,8 @@ def test_film_reasons_on_the_inspired_kb(imported):
     path = ex.kg.related_items(["IvidLH01aaaa"])["IvidHB02bbbb"]
     said = ex.path_reason(path, UserHistory(), "IvidHB02bbbb")
     assert said in (
-        "also starring Mara Quinn, like The Lighthouse Keeper (1994)",
-        "also directed by Ines Varga, like The Lighthouse Keeper (1994)",
+        "another film starring Mara Quinn, like The Lighthouse Keeper (1994)",
+        "another film directed by Ines Varga, like The Lighthouse Keeper (1994)",
         "another drama film, like The Lighthouse Keeper (1994)",
     )
     rec = ex.explain(kb.items["IvidHB02bbbb"], UserHistory(), co_anchor="IvidLH01aaaa")

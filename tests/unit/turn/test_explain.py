@@ -91,8 +91,8 @@ def test_reason_uses_the_kgs_relation_label(redial_kb):
     ex = _explainer(redial_kb)
     rec = ex.explain(redial_kb.items["M222"], GUEST, path=ex.kg.related_items(["M111"])["M222"])
     assert rec.reason in (
-        "Also starring Tom Hanks, like Sleepless in Seattle (1993).",
-        "Also directed by Nora Ephron, like Sleepless in Seattle (1993).",
+        "Another film starring Tom Hanks, like Sleepless in Seattle (1993).",
+        "Another film directed by Nora Ephron, like Sleepless in Seattle (1993).",
     )
     labels = load_wording(redial_kb.root)
     assert labels.label("starring") == "starring" and labels.label("rel_999") is None  # only listed relations
