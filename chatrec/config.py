@@ -511,6 +511,12 @@ class Settings(BaseSettings):
         3.0, gt=0, le=60, description="how long a store write waits for a locked database before failing (503)"
     )
     history_turns: int = Field(6, ge=0, description="past turns given to the model")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads for every workload of the process (chat, serving, ranking, training, "
+        "evaluation); unset: the measured rule, max(1, cores // 2) (chatrec/llm/threads.py, docs/engines.md)",
+    )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)

@@ -32,7 +32,7 @@ from chatrec import __version__
 from chatrec.chatbot import Chatbot
 from chatrec.config import ServeSettings
 from chatrec.serve.errors import add_error_handlers
-from chatrec.serve.gate import Gate
+from chatrec.serve.gate import Gate, engine_slots
 from chatrec.serve.limits import RateLimits
 from chatrec.serve.middleware import EdgeMiddleware
 from chatrec.serve.routes import admin, chat, feedback, health, metrics, openai, site
@@ -69,7 +69,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state.ready = True
     state.bot, state.settings = bot, settings
     state.keys = open_keys(bot.settings, bot.store)  # in the store's database (SQLite file or PostgreSQL)
-    state.gate = Gate(settings.max_concurrent, settings.max_queue)
+    state.gate = Gate(engine_slots(bot.llm, settings.max_concurrent), settings.max_queue)
     state.limits = RateLimits.from_settings(settings)
     state.live_turns = set()
     state.openai_history = openai.HistoryIndex()

@@ -1,7 +1,8 @@
 """The bounded queue in front of the model.
 
 The model is CPU-bound, so every turn (API and UI) passes one :class:`Gate`: at most
-``max_concurrent`` turns run, each in its own worker thread (:mod:`chatrec.serve.turns`),
+``max_concurrent`` turns run (by default the engine's slots, :func:`engine_slots`: llama.cpp
+batches its slots' turns; the NF4 engine runs one), each in its own worker thread (:mod:`chatrec.serve.turns`),
 at most ``max_queue`` wait, and anything beyond is refused (:class:`Busy`, sent as 503 +
 ``Retry-After``). The worker thread, not the HTTP request, gives the slot back when the
 turn ends, so a client that vanishes can never leak a slot; a vanished client sets the
@@ -14,6 +15,15 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+
+
+def engine_slots(llm: object, configured: int | None = None) -> int:
+    """Turns that generate at once: ``serve.max_concurrent`` when set, else the engine's own
+    parallel slots (llama.cpp: ``llm.slots``; an engine without slots, e.g. NF4: 1)."""
+    if configured:
+        return configured
+    slots = getattr(llm, "slots", 1)
+    return slots if isinstance(slots, int) and slots >= 1 else 1
 
 
 class Busy(Exception):

@@ -35,6 +35,7 @@ from chatrec.chatbot import (
     final_result,
 )
 from chatrec.config import ServeSettings
+from chatrec.llm.base import UnknownAdapter
 from chatrec.serve.errors import ApiError, ClientGone
 from chatrec.serve.gate import Busy, Gate
 from chatrec.serve.identity import Caller
@@ -108,10 +109,10 @@ def turn_error(exc: BaseException, settings: ServeSettings) -> ApiError:
 class AsyncTurn:
     """A turn running in a daemon thread, its events bridged into the event loop."""
 
-    def __init__(self, bot: Chatbot, gate: Gate, message: str, opened: OpenConversation):
+    def __init__(self, bot: Chatbot, gate: Gate, message: str, opened: OpenConversation, adapter: str | None = None):
         self.cancel = threading.Event()
         self.gone = threading.Event()
-        self._kwargs: dict[str, Any] = {"message": message, "opened": opened}
+        self._kwargs: dict[str, Any] = {"message": message, "opened": opened, "adapter": adapter}
         self._bot, self._gate = bot, gate
         self._queue: asyncio.Queue = asyncio.Queue()
         self.finished = False
@@ -185,9 +186,16 @@ class Turns:
     def __init__(self, bot: Chatbot, gate: Gate, settings: ServeSettings, live: set[AsyncTurn]):
         self.bot, self.gate, self.settings, self.live = bot, gate, settings, live
 
-    async def start(self, request: Request, message: str, cid: str | None, caller: Caller) -> tuple[AsyncTurn, Any]:
+    async def start(
+        self, request: Request, message: str, cid: str | None, caller: Caller, adapter: str | None = None
+    ) -> tuple[AsyncTurn, Any]:
         """Open the conversation (``caller`` must own it), wait for a slot, start the turn, and return
-        it with its first event (errors raised as ApiError)."""
+        it with its first event (errors raised as ApiError). ``adapter``: a LoRA adapter by name
+        (``llm.adapters``); an unknown name is 400 before anything else."""
+        try:
+            self.bot.llm_for(adapter)
+        except UnknownAdapter as exc:
+            raise ApiError(400, str(exc), code="unknown_adapter") from None
         try:
             opened = await run_in_threadpool(self.bot.open_conversation, cid, caller.user_id, caller.tenant)
         except (ConversationNotFound, Unavailable) as exc:
@@ -201,7 +209,7 @@ class Turns:
                 code="overloaded",
                 headers={"Retry-After": str(self.settings.retry_after_s)},
             ) from None
-        turn = AsyncTurn(self.bot, self.gate, message, opened)
+        turn = AsyncTurn(self.bot, self.gate, message, opened, adapter)
         try:
             turn.start()
         except BaseException:

@@ -35,12 +35,13 @@ class ChatRequest(BaseModel):
     conversation_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     user_id: str | None = Field(None, max_length=64, description="ignored unless serve.accept_unsigned_user_id")
     stream: bool = True
+    adapter: str | None = Field(None, max_length=64, description="a LoRA adapter by name (llm.adapters); unknown: 400")
 
 
 @router.post("")
 async def chat(body: ChatRequest, request: Request, record: SiteKeyDep, turns: TurnsDep, settings: ServeSettingsDep):
     caller = caller_of(request.headers.get(USER_TOKEN_HEADER), body.user_id, record, settings)
-    turn, first = await turns.start(request, body.message, body.conversation_id, caller)
+    turn, first = await turns.start(request, body.message, body.conversation_id, caller, body.adapter)
     if not body.stream:
         result = await turns.collect(request, turn, first)
         return JSONResponse(public_result(result, settings.expose_trace))

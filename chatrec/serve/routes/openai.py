@@ -55,7 +55,7 @@ class OpenAIMessage(BaseModel):
 
 class OpenAIChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # temperature, max_tokens ... are accepted and ignored
-    model: str = "chatrec"
+    model: str | None = Field(None, max_length=128, description="serve.model_id (default) or a named adapter")
     messages: list[OpenAIMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
@@ -104,20 +104,25 @@ async def get_history(request: Request) -> HistoryIndex:
 HistoryDep = Annotated[HistoryIndex, Depends(get_history)]
 
 
-def _model_card(settings: ServeSettings) -> dict[str, Any]:
-    return {"id": settings.model_id, "object": "model", "created": 0, "owned_by": "chatrec"}
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "chatrec"}
+
+
+def _model_ids(request: Request, settings: ServeSettings) -> list[str]:
+    """The served model, then each named LoRA adapter (``llm.adapters``), which a request picks as its ``model``."""
+    return [settings.model_id, *request.app.state.bot.settings.llm.adapters]
 
 
 @router.get("/models")
-def models(settings: ServeSettingsDep):
-    return {"object": "list", "data": [_model_card(settings)]}
+def models(request: Request, settings: ServeSettingsDep):
+    return {"object": "list", "data": [_model_card(m) for m in _model_ids(request, settings)]}
 
 
 @router.get("/models/{model_id}")
-def model(model_id: str, settings: ServeSettingsDep):
-    if model_id != settings.model_id:
+def model(model_id: str, request: Request, settings: ServeSettingsDep):
+    if model_id not in _model_ids(request, settings):
         raise ApiError(404, f"the model {model_id!r} does not exist", code="model_not_found")
-    return _model_card(settings)
+    return _model_card(model_id)
 
 
 @router.post("/chat/completions")
@@ -142,7 +147,8 @@ async def completions(
     if not isinstance(cid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cid):
         cid = history.find(scope, prior)
 
-    turn, first = await turns.start(request, message, cid, caller)
+    adapter = None if body.model in (None, settings.model_id) else body.model  # a named adapter, else 400
+    turn, first = await turns.start(request, message, cid, caller, adapter)
     completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)])
     if not body.stream:
         return JSONResponse(completion.body(await turns.collect(request, turn, first)))

@@ -303,3 +303,34 @@ def test_chatrec_export_gguf_converts_an_adapter_trained_before(tmp_path, traine
     (tmp_path / "empty").mkdir()
     res = CliRunner().invoke(main, ["export-gguf", "--adapter", str(tmp_path / "empty")])
     assert res.exit_code != 0 and "no peft adapter" in res.output
+
+
+def test_several_adapters_loaded_at_start_are_chosen_per_request(tmp_path, trained):
+    """Issue 14 part 2: ``llm.adapters`` loads named GGUF LoRAs with the model; each request picks
+    one by name (or none). The picked adapter changes the output, the base comes back when none is
+    picked, and a request with the adapter gives what an engine serving only that adapter gives
+    (so a slot's cache computed under another adapter is not reused wrongly)."""
+    from chatrec.llm.base import UnknownAdapter
+
+    _, _, gguf_file = trained
+    llm = _backend(tmp_path / "a", adapters={"shop_a": str(gguf_file), "shop_b": str(gguf_file)}, context_size=512)
+    only = LlamaCppLLM(
+        Settings(
+            kb_dir=KB_DIR,
+            data_dir=tmp_path / "b",
+            llm={"backend": "llamacpp", "threads": 1, "temperature": 0, "adapter": str(gguf_file), "context_size": 512},
+        ).llm,
+        prompt_cache=False,
+    )
+    differs = 0
+    for prompt in PROMPTS[:3]:
+        msgs = [{"role": "user", "content": prompt}]
+        base = llm.generate(msgs, TOKENS)
+        tuned = llm.with_adapter("shop_a").generate(msgs, TOKENS)
+        assert llm.generate(msgs, TOKENS) == base  # switching back per request
+        assert llm.with_adapter("shop_b").generate(msgs, TOKENS) == tuned  # the same file under another name
+        assert tuned == only.generate(msgs, TOKENS)
+        differs += tuned != base
+    assert differs >= 2, "the adapter should change the greedy reply"
+    with pytest.raises(UnknownAdapter, match="shop_c"):
+        llm.with_adapter("shop_c")
