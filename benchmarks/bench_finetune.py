@@ -14,9 +14,9 @@
    retrieves templates from.
 3. Evaluate the base model (SmolLM2-135M, NF4) on test rows, train a LoRA with
    ``chatrec.train.sft.train`` on train rows (the default ``TrainConfig``; see BENCH_TRAIN
-   below for the two monitoring/budget settings the benchmark adds), merge it in
-   float32 (``chatrec export``'s code) and evaluate the merged model loaded in NF4,
-   exactly as it is served, on the same rows with the same prompts.
+   below for the two monitoring/budget settings the benchmark adds), and evaluate it as
+   it is served: the NF4 base with the adapter applied at run time by peft
+   (``load_model`` with the adapter), on the same rows with the same prompts.
 4. Metrics, each with a seeded percentile bootstrap 95% CI and a paired CI for LoRA - base:
    ROUGE-L F1 and MiniLM cosine of the greedy reply vs the reference answer; reference
    perplexity (loss on the reply tokens only, given the inference prompt); intent
@@ -29,7 +29,7 @@ serving backend's repetition penalty (1.15), batched with left padding.
 
 The default run sizes itself to finish in 30 minutes on a 2-core CPU: the base model
 is evaluated first, and training gets the time that is left after reserving the same
-time again for the LoRA evaluation plus the merge (``time_budget_s``); it stops early,
+time again for the LoRA evaluation (``time_budget_s``); it stops early,
 and says so in the results, only if 150 steps do not fit.
 """
 
@@ -355,12 +355,13 @@ def evaluate_model(
     n_gen: int,
     n_ppl: int,
     profile: dict[str, Any],
+    adapter: str | None = None,
 ) -> dict[str, Any]:
     from chatrec.config import LLMSettings
     from chatrec.llm.transformers_backend import load_model
 
     t0 = time.perf_counter()
-    model, tok = load_model(LLMSettings(model=model_path, quantization="nf4"), cache_dir)
+    model, tok = load_model(LLMSettings(model=model_path, quantization="nf4", adapter=adapter), cache_dir)
     t_load = time.perf_counter() - t0
     t1 = time.perf_counter()
     replies = generate(
@@ -428,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="Bitext CSV (read in place, never copied)")
     ap.add_argument("--quick", action="store_true", help="a smoke run in under 3 minutes (tiny training, few rows)")
     ap.add_argument("--out", default=None, help="results JSON [benchmarks/results/finetune(_quick).json]")
-    ap.add_argument("--work", default=None, help="work folder (kept: KB, adapter, merged model) [a temp folder]")
+    ap.add_argument("--work", default=None, help="work folder (kept: KB, adapter) [a temp folder]")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--budget", type=float, default=None, help="wall-clock budget in seconds [1800; quick 170]")
     ap.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (>= 1000)")
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from chatrec.chatbot import build_planner
     from chatrec.importers.qa_logs import import_file, write_kb
     from chatrec.kb import load_kb
-    from chatrec.llm.transformers_backend import export_merged
+    from chatrec.llm.threads import configure_threads
     from chatrec.models import llm_path
     from chatrec.retrieval.embeddings import Embedder
     from chatrec.train.examples import build_examples
@@ -471,6 +472,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     keep_work = args.work is not None
     work = Path(args.work).resolve() if keep_work else Path(tempfile.mkdtemp(prefix="chatrec-bench-ft-"))
     work.mkdir(parents=True, exist_ok=True)
+    configure_threads("bench")  # torch's threads by the rule (chatrec/llm/threads.py), before any torch work
     info = machine_info()
     t = phase("startup", t_start)
 
@@ -570,9 +572,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base = evaluate_model("base", base_path, cache_dir, prompts, refs, n_gen, n_ppl, profile)
         t = phase("base_eval", t)
 
-        # 5. train, within what is left of the budget after an equal LoRA evaluation and the merge
-        # reserve: the LoRA eval (~ the base eval; the merged model loads a little slower), the final
-        # eval loss and adapter save after the budget stops training, the merge, scoring, a margin
+        # 5. train, within what is left of the budget after an equal LoRA evaluation
+        # reserve: the LoRA eval (~ the base eval; peft on top costs a little more), the final
+        # eval loss and adapter save after the budget stops training, scoring, a margin
         reserve = sum(base["seconds"].values()) * 1.15 + 4 * cfg.max_eval_examples + 15 + 20 + 5 + 30
         left = budget - (time.perf_counter() - t_start) - reserve
         cfg.time_budget_s = max(left, 30.0)
@@ -580,10 +582,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         card = train(bot, adapter, cfg, resume=True, examples=(train_ex, loss_ex))
         t = phase("train", t)
 
-        # 6. merge in fp32 (what `chatrec export` does) and evaluate loaded in NF4
-        merged = export_merged(base_path, adapter, work / "merged", overwrite=True)
-        t = phase("merge", t)
-        lora = evaluate_model("lora", str(merged), cache_dir, prompts, refs, n_gen, n_ppl, profile)
+        # 6. evaluate as served: the NF4 base + the adapter at run time (no merge)
+        lora = evaluate_model(
+            "lora", settings.llm.model, cache_dir, prompts, refs, n_gen, n_ppl, profile, adapter=str(adapter)
+        )
         t = phase("lora_eval", t)
 
         # 7. scores and bootstrap
@@ -642,7 +644,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "repetition_penalty": REPETITION_PENALTY,
                     "batch_size": profile["gen_batch"],
                     "padding": "left",
-                    "quantization": "nf4 (base and merged LoRA alike)",
+                    "quantization": "nf4 base; the LoRA applied at run time by peft (unmerged), as served",
                 },
                 "base_model": settings.llm.model,
                 "base_path": base_path,

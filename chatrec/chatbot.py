@@ -25,6 +25,7 @@ from chatrec.kb import KnowledgeBase, load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
 from chatrec.llm.base import UnknownAdapter
+from chatrec.llm.threads import configure_threads
 from chatrec.retrieval.base import Retriever
 from chatrec.store import open_store
 from chatrec.store.base import Store
@@ -127,6 +128,7 @@ def build_planner(
     ``llm`` only serves the ranker's Yes/No score (``ranking.w_llm`` > 0); ``exclude_conversations``
     are logged conversations the ranker's behaviour statistics must not learn from."""
     apply_offline_env()
+    configure_threads("other", settings)  # torch's threads by the measured rule, before any torch work
     kb = kb or load_kb(settings.kb_dir)
     if retriever is None:
         retriever = make_retriever(settings)

@@ -517,6 +517,12 @@ class Settings(BaseSettings):
         description="torch threads for every workload of the process (chat, serving, ranking, training, "
         "evaluation); unset: the measured rule, max(1, cores // 2) (chatrec/llm/threads.py, docs/engines.md)",
     )
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads for every workload of the process (chat, serving, ranking, training, "
+        "evaluation); unset: the measured rule, max(1, cores // 2) (chatrec/llm/threads.py, docs/engines.md)",
+    )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from chatrec.config import Settings, SettingsError, check_sources, load_settings
 from chatrec.kb import KBError, KnowledgeBase, load_kb
+from chatrec.llm.threads import Workload, configure_threads
 
 
 def check_settings_sources(config: str | None) -> None:
@@ -56,7 +57,20 @@ def settings_from(ctx: click.Context, **overrides) -> Settings:
         if not named.exists():
             raise click.UsageError(f"adapter {adapter!r} is neither a folder nor a trained adapter in {named.parent}")
         settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"adapter": str(named)})})
+    configure_threads(_WORKLOADS.get(ctx.info_name or "", "other"), settings)  # before any torch work
     return settings
+
+
+# command -> the workload it runs, for chatrec.llm.threads (the rule is the same for all today)
+_WORKLOADS: dict[str, Workload] = {
+    "chat": "chat",
+    "ask": "chat",
+    "serve": "serve",
+    "train": "train",
+    "eval": "eval",
+    "fit-ranker": "eval",
+    "index": "index",
+}
 
 
 def load_kb_or_fail(settings: Settings) -> KnowledgeBase:

@@ -17,8 +17,9 @@ the examples or the model-shaping config changed since, in which case the stale
 checkpoints are discarded with a warning. The target folder only ever holds a
 complete adapter: a killed run leaves the previous one (or none) in place.
 
-Cost on the 2-core CPU (NF4 base, batch 1, 512 tokens): about 7 s per step and
-about 2.5 s per evaluated example, so the defaults are small (see TrainConfig).
+Cost on the 2-core CPU (NF4 base, batch 1, ~450 tokens, torch on 1 thread by the thread
+rule of :mod:`chatrec.llm.threads`): see docs/training.md for the measured seconds per step;
+the defaults are small (see TrainConfig).
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ def train(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from chatrec.llm.threads import configure_threads
     from chatrec.llm.transformers_backend import quantization_config
     from chatrec.models import llm_path
 
+    configure_threads("train", planner.settings)  # trains on this (main) thread: the thread rule matters most here
     cfg = config or TrainConfig()
     out = Path(out_dir)
     work = out.with_name(out.name + ".work")  # checkpoints live here until the adapter is final
