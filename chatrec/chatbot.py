@@ -25,6 +25,7 @@ from chatrec.kb import KnowledgeBase, load_kb
 from chatrec.kg.networkx_graph import NetworkXGraph
 from chatrec.llm import LLMBackend, make_llm
 from chatrec.llm.base import UnknownAdapter
+from chatrec.llm.breaker import EngineUnavailable
 from chatrec.llm.threads import configure_threads
 from chatrec.retrieval.base import Retriever
 from chatrec.store import open_store
@@ -375,6 +376,9 @@ class Chatbot:
                 if aborted:
                     stop.set()
                     break
+        except EngineUnavailable as exc:  # a remote engine down, hung or its breaker open: the grounded fallback
+            log.warning("engine unavailable: %s", exc)
+            trace["engine_unavailable"] = str(exc)
         except Exception as exc:
             log.exception("generation failed")
             trace["generation_error"] = f"{type(exc).__name__}: {exc}"

@@ -73,10 +73,32 @@ class LLMSettings(Section):
     adapters: dict[str, str] = Field(
         default_factory=dict,
         description="llamacpp: more GGUF LoRA adapters by name (name -> file or folder), loaded at start; "
+        "openai: name -> the engine's model name for that adapter (vLLM --lora-modules, llama.cpp server); "
         "a request picks one by name (/v1/chat 'adapter', the OpenAI API's 'model')",
     )
     base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://localhost:8000/v1")
     api_key: str = Field("not-needed", description="openai backend: API key")
+    connect_timeout_s: float = Field(3.0, gt=0, description="openai backend: seconds to connect to the engine")
+    read_timeout_s: float = Field(
+        30.0, gt=0, description="openai backend: seconds to wait for the engine's next bytes (mid-stream too)"
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="openai backend: retries after a connect error, timeout, 5xx or 429 (never another 4xx), "
+        "with exponential backoff and jitter",
+    )
+    backoff_s: float = Field(0.25, ge=0, description="openai backend: first retry delay; doubles per retry, jittered")
+    breaker_failures: int = Field(
+        5, ge=1, description="openai backend: consecutive failed engine requests that open the circuit breaker"
+    )
+    breaker_open_s: float = Field(
+        30.0,
+        gt=0,
+        description="openai backend: seconds an open breaker fails requests at once (turns answer with the "
+        "grounded template), then one probe request",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LLMSettings:

@@ -23,7 +23,20 @@ def _llamacpp(s: Settings) -> LLMBackend:
 def _openai(s: Settings) -> LLMBackend:
     from chatrec.llm.openai_compat import OpenAICompatibleLLM
 
-    return OpenAICompatibleLLM(s.llm.base_url or "", s.llm.model, s.llm.api_key, s.llm.temperature)
+    m = s.llm
+    return OpenAICompatibleLLM(
+        m.base_url or "",
+        m.model,
+        m.api_key,
+        m.temperature,
+        adapters=m.adapters,
+        connect_timeout_s=m.connect_timeout_s,
+        read_timeout_s=m.read_timeout_s,
+        retries=m.retries,
+        backoff_s=m.backoff_s,
+        breaker_failures=m.breaker_failures,
+        breaker_open_s=m.breaker_open_s,
+    )
 
 
 def _fake(s: Settings) -> LLMBackend:

@@ -52,6 +52,7 @@ SENTENCE = "Our return window is thirty days from delivery for unused items in t
 class Backend:
     llm: LLMBackend
     scores: bool  # False: score/score_choices documented to raise ScoringUnsupported
+    choices: bool | None = None  # score_choices supported; None: as ``scores`` (openai: logprobs, no score())
 
 
 def _free_port() -> int:
@@ -145,7 +146,9 @@ def backend(request) -> Backend:
         from chatrec.llm.openai_compat import OpenAICompatibleLLM
 
         return Backend(
-            OpenAICompatibleLLM(request.getfixturevalue("llama_server"), "smollm2", temperature=0.0), scores=False
+            OpenAICompatibleLLM(request.getfixturevalue("llama_server"), "smollm2", temperature=0.0),
+            scores=False,
+            choices=True,  # from the engine's top_logprobs (llama.cpp's server returns them)
         )
     if request.param == "llamacpp":
         return Backend(request.getfixturevalue("llamacpp_llm"), scores=True)
@@ -203,7 +206,7 @@ def test_count_tokens_is_positive_and_grows_with_the_text(backend):
 
 
 def test_score_choices_gives_one_log_probability_per_choice_per_prompt(backend):
-    if not backend.scores:
+    if not (backend.scores if backend.choices is None else backend.choices):
         with pytest.raises(ScoringUnsupported):
             backend.llm.score_choices(PROMPTS, ["Yes", "No"])
         return
