@@ -196,7 +196,7 @@ def t_interval(xs: list[float]) -> tuple[float, float, float]:
     if len(xs) < 2:
         return mean, mean, mean
     half = stats.t.ppf(0.975, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
-    return mean, mean - half, mean + half
+    return mean, float(mean - half), float(mean + half)
 
 
 def main() -> None:
@@ -226,7 +226,8 @@ def main() -> None:
                 res["wall_s"] = round(time.perf_counter() - t0, 1)
                 runs[arm].append(res)
                 rates = " ".join(f"{r['accept_rate']:.3f}" for r in res["rounds"])
-                print(f"seed {seed} {arm:>6}: {rates}  ({res['wall_s']} s)", flush=True)
+                checks = f"violations {res['violations']}, ungrounded {res['ungrounded']}, turns {res['turns']}"
+                print(f"seed {seed} {arm:>6}: {rates}  ({res['wall_s']} s; {checks})", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -259,7 +260,7 @@ def main() -> None:
         "wall_s": round(time.perf_counter() - t_start, 1),
         "table": table,
         "checks": checks,
-        "target_met": last[1] > 0,
+        "target_met": bool(last[1] > 0),
         "runs": runs,
     }
     out = Path(args.out)

@@ -7,8 +7,9 @@ available is compared with the logged item, whose reward r is 1 for an accept, e
 logged propensity is p.
 
 * IPS: r [pick = logged] / p.
-* DR (doubly robust): q(pick) + (r - q(logged)) [pick = logged] / p, with q the evaluated
-  policy's own reward model (its predicted cost, as an accept probability in [0, 1]).
+* DR (doubly robust): q(pick) + (r - q(logged)) [pick = logged] / p, with q the gate's own
+  reward model: a bandit model fit on the training slates with the logged votes (never the
+  candidate's, whose training signal may be wrong), its predicted accept probability in [0, 1].
 
 The value is the mean over held-out turns; the candidate - current difference has a paired
 bootstrap 95% interval over turns. The candidate is promoted when the interval's lower end is
@@ -30,21 +31,28 @@ from chatrec.turn.policy import PRIOR_WEIGHT, BanditPolicy, FusionPolicy, Policy
 RankPolicy = BanditPolicy | FusionPolicy
 
 
-def _scores(
-    policy: RankPolicy, context: dict[str, Any], rows: Sequence[dict[str, Any]]
-) -> tuple[list[float], list[float]]:
-    """The policy's ranking scores and its reward model (accept probability) for logged candidates."""
-    if isinstance(policy, BanditPolicy):
-        costs = [float(c) for c in policy.vw.predict(policy._example(context, rows))] if rows else []
-        scores = [PRIOR_WEIGHT * float(r["fused"]) - c for r, c in zip(rows, costs)]
-        return scores, [min(1.0, max(0.0, -c)) for c in costs]
-    return [float(r["fused"]) for r in rows], [0.0] * len(rows)
+def _scores(policy: RankPolicy, context: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[float]:
+    """The policy's ranking scores for logged candidates (as :meth:`BanditPolicy.scores` computes them)."""
+    if isinstance(policy, BanditPolicy) and rows:
+        costs = policy.vw.predict(policy._example(context, rows))
+        return [PRIOR_WEIGHT * float(r["fused"]) - float(c) for r, c in zip(rows, costs)]
+    return [float(r["fused"]) for r in rows]
+
+
+def _rewards(model: BanditPolicy | None, context: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[float]:
+    """The gate's reward model: predicted accept probability in [0, 1] (0 without a model)."""
+    if model is None or not rows:
+        return [0.0] * len(rows)
+    return [min(1.0, max(0.0, -float(c))) for c in model.vw.predict(model._example(context, rows))]
 
 
 def turn_values(
-    policy: RankPolicy, record: dict[str, Any], votes: Sequence[dict[str, Any]]
+    policy: RankPolicy,
+    record: dict[str, Any],
+    votes: Sequence[dict[str, Any]],
+    reward_model: BanditPolicy | None = None,
 ) -> tuple[float, float, int]:
-    """(IPS, DR, matched positions) of one logged slate under ``policy``."""
+    """(IPS, DR, matched positions) of one logged slate under ``policy``; DR's q is ``reward_model``."""
     costs = slate_costs(votes)
     remaining = list(record["candidates"])
     ips = dr = 0.0
@@ -53,7 +61,8 @@ def turn_values(
         idx = next((i for i, c in enumerate(remaining) if c["item_id"] == s["item_id"]), None)
         if idx is None:
             continue
-        scores, q = _scores(policy, record["context"], remaining)
+        scores = _scores(policy, record["context"], remaining)
+        q = _rewards(reward_model, record["context"], remaining)
         pick = min(range(len(remaining)), key=lambda i: (-scores[i], remaining[i]["item_id"]))
         r = 1.0 if costs.get(s["item_id"], 0.0) < 0 else 0.0
         p = max(float(s["propensity"]), 1e-3)
@@ -78,16 +87,18 @@ def evaluate(
     held_out: Sequence[dict[str, Any]],
     votes: Sequence[dict[str, Any]],
     seed: int = 0,
+    reward_model: BanditPolicy | None = None,
 ) -> dict[str, Any]:
-    """IPS and DR values of both policies on ``held_out`` logged slates and the paired difference."""
+    """IPS and DR values of both policies on ``held_out`` logged slates and the paired difference
+    (DR with ``reward_model``, the same one for both)."""
     by_turn: dict[int, list[dict[str, Any]]] = {}
     for f in votes:
         by_turn.setdefault(int(f["turn_id"]), []).append(f)
     cur, cand = [], []
     for rec in held_out:
         v = by_turn.get(int(rec["turn_id"]), [])
-        cur.append(turn_values(current, rec, v))
-        cand.append(turn_values(candidate, rec, v))
+        cur.append(turn_values(current, rec, v, reward_model))
+        cand.append(turn_values(candidate, rec, v, reward_model))
     a, b = np.array(cur, dtype=float).reshape(-1, 3), np.array(cand, dtype=float).reshape(-1, 3)
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"turns": len(held_out)}
@@ -148,7 +159,9 @@ def learn_and_gate(
     train_votes = shuffled(votes, train, seed) if shuffle_rewards else votes
     report["examples"] = update(candidate, train, train_votes)
     report["train_turns"], report["held_out_turns"] = len(train), len(held_out)
-    report["estimates"] = evaluate(current, candidate, held_out, votes, seed)
+    reward_model = BanditPolicy()  # DR's q: fit on the training slates with the logged votes, shared by both
+    update(reward_model, train, votes)
+    report["estimates"] = evaluate(current, candidate, held_out, votes, seed, reward_model)
     low = min(report["estimates"][k]["difference"][1] for k in ("ips", "dr"))
     promoted = low >= -margin
     version = versions.save(candidate, {"gate": _brief(report)}, promote=promoted)
