@@ -18,6 +18,12 @@ conversations (the model fitted on the other four fifths; see :func:`choose_thre
 then the model is refitted on all of them. When the two best templates together pass the
 threshold, the reply is a clarifying question between them rather than a refusal.
 
+A message of several clauses (cut at punctuation, :func:`clauses`) that asks a service
+question in one clause and for items in another is ``both`` (:meth:`TurnClassifier.predict`);
+the two probability thresholds are chosen on the same calibration split with synthetic
+compounds of its messages (:func:`calibrate_compound`). The escalation model reads the
+embedding, a few typography/keyword features and character n-grams.
+
 :func:`load_or_train` keeps one router per set of logs: in memory, then on disk under
 ``<data_dir>/router/``, keyed by a hash of the logs, the written sets and the settings, so
 changed logs retrain it on next use (``chatrec router train`` does it ahead of time).
