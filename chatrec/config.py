@@ -346,6 +346,11 @@ class ServeSettings(Section):
     max_body_bytes: int = Field(16 * 1024, ge=256, description="request bodies under /v1/ larger than this get 413")
     rate_per_minute_key: float = Field(120, ge=0, description="requests per minute per site key (0 = unlimited)")
     rate_per_minute_ip: float = Field(30, ge=0, description="requests per minute per client IP (0 = unlimited)")
+    rate_limit_store: Literal["memory", "store"] = Field(
+        "memory",
+        description="where the rate-limit counters live: memory = this process's own; store = the shared store "
+        "(store.url or the SQLite file), so the limits hold across replicas (docs/scaling.md)",
+    )
     admin_token: str | None = Field(None, description="bearer token for /v1/admin/*; None disables the admin API")
     metrics_token: str | None = Field(
         None,

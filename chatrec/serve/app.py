@@ -70,7 +70,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state.bot, state.settings = bot, settings
     state.keys = open_keys(bot.settings, bot.store)  # in the store's database (SQLite file or PostgreSQL)
     state.gate = Gate(engine_slots(bot.llm, settings.max_concurrent), settings.max_queue)
-    state.limits = RateLimits.from_settings(settings)
+    state.limits = RateLimits.from_settings(settings, bot.store)  # rate_limit_store = "store": shared by replicas
     state.live_turns = set()
     state.openai_history = openai.HistoryIndex()
 

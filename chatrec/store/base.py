@@ -117,6 +117,18 @@ class Store(Protocol):
         """A random server secret named ``name``, made on first use and kept (for keyed hashes)."""
         ...
 
+    def take_rate(self, key: str, window: int, limit: float, carry: float = 0.0) -> tuple[bool, int, int]:
+        """A shared rate-limit counter (every process on this store sees the same): count one
+        request of ``key`` in fixed window number ``window`` if, with it, this window's count plus
+        ``carry`` times the previous window's is at most ``limit``; atomically, so processes
+        counting at the same time never count past the limit.
+        Returns ``(counted, this window's count, the previous window's count)``."""
+        ...
+
+    def drop_rates(self, before_window: int) -> int:
+        """Forget the rate-limit counters of windows before ``before_window``; how many rows went."""
+        ...
+
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store can be written now (quickly: a
         readiness probe); after a failed write it tries a real write, so it recovers on its own."""

@@ -107,6 +107,14 @@ PG_MIGRATIONS: dict[str, str] = {
             record_json TEXT NOT NULL
         )
     """,
+    "005_rate_limits": """
+        CREATE TABLE rate_limits (
+            key TEXT NOT NULL,
+            win BIGINT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (key, win)
+        )
+    """,
 }
 
 P = ParamSpec("P")
@@ -438,6 +446,31 @@ class PostgresStore:
             raise ValueError(f"unknown table {table!r}; choose one of {COUNTED}")
         row = self._one(f"SELECT COUNT(*) AS n FROM {table}")
         return int(row["n"]) if row else 0
+
+    # ------------------------------------------------------------ rate limits
+
+    @unavailable
+    def take_rate(self, key: str, window: int, limit: float, carry: float = 0.0) -> tuple[bool, int, int]:
+        with self._conn() as conn:
+            row = conn.execute("SELECT n FROM rate_limits WHERE key = %s AND win = %s", (key, window - 1)).fetchone()
+            prev = int(row["n"]) if row else 0
+            cap = limit - carry * prev  # this window may count up to cap
+            counted = None
+            if cap >= 1:  # the upsert is atomic: concurrent increments are serialised on the row
+                counted = conn.execute(
+                    "INSERT INTO rate_limits AS r (key, win, n) VALUES (%s, %s, 1)"
+                    " ON CONFLICT (key, win) DO UPDATE SET n = r.n + 1 WHERE r.n + 1 <= %s RETURNING n",
+                    (key, window, float(cap)),
+                ).fetchone()
+            if counted is not None:
+                return True, int(counted["n"]), prev
+            got = conn.execute("SELECT n FROM rate_limits WHERE key = %s AND win = %s", (key, window)).fetchone()
+            return False, int(got["n"]) if got else 0, prev
+
+    @unavailable
+    def drop_rates(self, before_window: int) -> int:
+        with self._conn() as conn:
+            return int(conn.execute("DELETE FROM rate_limits WHERE win < %s", (before_window,)).rowcount)
 
 
 class PostgresKeyStore(KeyStore):

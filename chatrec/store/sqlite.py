@@ -106,6 +106,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
     """,
     ),
+    (
+        # rate-limit counters shared by every replica on this store (serve.rate_limit_store = "store")
+        "005_rate_limits",
+        """
+        CREATE TABLE rate_limits (
+            key TEXT NOT NULL,
+            win BIGINT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (key, win)
+        )
+    """,
+    ),
 ]
 
 P = ParamSpec("P")
@@ -385,6 +397,32 @@ class SQLiteStore:
         if table not in COUNTED:
             raise ValueError(f"unknown table {table!r}; choose one of {COUNTED}")
         return int(self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # ------------------------------------------------------------ rate limits
+
+    @unavailable
+    def take_rate(self, key: str, window: int, limit: float, carry: float = 0.0) -> tuple[bool, int, int]:
+        c = self._conn()
+        row = c.execute("SELECT n FROM rate_limits WHERE key = ? AND win = ?", (key, window - 1)).fetchone()
+        prev = int(row["n"]) if row else 0
+        cap = limit - carry * prev  # this window may count up to cap
+        if cap < 1:
+            got = c.execute("SELECT n FROM rate_limits WHERE key = ? AND win = ?", (key, window)).fetchone()
+            return False, int(got["n"]) if got else 0, prev
+        # one statement: the insert or the guarded increment is atomic under SQLite's write lock
+        counted = c.execute(
+            "INSERT INTO rate_limits (key, win, n) VALUES (?, ?, 1)"
+            " ON CONFLICT (key, win) DO UPDATE SET n = n + 1 WHERE n + 1 <= ? RETURNING n",
+            (key, window, cap),
+        ).fetchall()  # all of it: the statement (and its write lock) ends here
+        if counted:
+            return True, int(counted[0]["n"]), prev
+        got = c.execute("SELECT n FROM rate_limits WHERE key = ? AND win = ?", (key, window)).fetchone()
+        return False, int(got["n"]) if got else 0, prev
+
+    @unavailable
+    def drop_rates(self, before_window: int) -> int:
+        return int(self._conn().execute("DELETE FROM rate_limits WHERE win < ?", (before_window,)).rowcount)
 
 
 Store = SQLiteStore  # the name before the Store protocol (chatrec.store.base) existed
