@@ -5,7 +5,8 @@ constraints; the generated text may cite only listed items, every claim it makes
 (amounts, percentages and discounts, codes, links, e-mails, phone numbers, stock;
 see :mod:`chatrec.turn.claims`) must match the listed items, the filled template or
 the shop facts field by field, it must not echo the prompt or leave template slots
-unfilled, and a service answer must stay close to its template. When a check fails
+unfilled, and a service answer must stay close to its template and keep every checkable
+fact of it (amounts, times, phone numbers, links, order numbers: :func:`dropped_facts`). When a check fails
 the reply falls back to the filled template plus a plain rendering of the list.
 
 A problem is *lasting* when no further text can cure it (a false claim, an unlisted
@@ -22,7 +23,7 @@ from typing import Callable, Collection, Sequence
 
 from chatrec.kb import KnowledgeBase
 from chatrec.llm.base import Message
-from chatrec.turn.claims import Facts
+from chatrec.turn.claims import Facts, extract_claims
 from chatrec.types import Recommendation
 
 _SLOT = re.compile(r"\{[a-zA-Z_]+\}")
@@ -131,10 +132,25 @@ def check_text(
     if must_cite and recs and not any(r.item_id in text or r.title.lower() in text.lower() for r in recs):
         rep.fail("recommends nothing from the list")
     if template_text and similarity is not None:
+        for fact in dropped_facts(template_text, stripped):
+            rep.fail(f"drops the template's fact {fact!r}")
         sim = similarity(stripped, template_text)
         if sim < min_similarity:
             rep.fail(f"strays from the answer template (similarity {sim:.2f} < {min_similarity:.2f})")
     return rep
+
+
+_KEPT = ("money", "percent", "phone", "email", "url", "code", "duration")
+_ORDER_REF = re.compile(r"#[A-Z]{2,4}-?\d{4,}\b")
+
+
+def dropped_facts(template_text: str, text: str) -> list[str]:
+    """The filled template's checkable facts (amounts, percentages, phone numbers, e-mails, links,
+    codes, times, order numbers) that ``text`` does not state: a service reply keeps every one."""
+    said = {(c.kind, str(c.value)) for c in extract_claims(text)}
+    out = [c.text for c in extract_claims(template_text) if c.kind in _KEPT and (c.kind, str(c.value)) not in said]
+    out += [o for o in _ORDER_REF.findall(template_text) if o not in text]
+    return list(dict.fromkeys(out))
 
 
 def prompt_words(messages: Sequence[Message]) -> list[str]:

@@ -202,7 +202,10 @@ def _one(item: Item, aspect: _Aspect) -> str:
     key = _key(item, aspect)
     if key is None:
         return f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item)}."
-    return f"{_cap(_named(item))} has {_label(key)}: {_show(key, _value(item, key))}."
+    value = _value(item, key)
+    if isinstance(value, bool):
+        return f"{_cap(_named(item))} {'has' if value else 'does not have'} {_label(key)}."
+    return f"{_cap(_named(item))} has {_label(key)}: {_show(key, value)}."
 
 
 def _describe(item: Item) -> str:

@@ -240,6 +240,14 @@ def update_state(
         prices = [p for i in s.last_recommended if i in kb.items and (p := kb.items[i].price) is not None]
         if prices:
             c.max_price = round(min(prices) - 0.01, 2)
+            cheaper = [i for i in kb.items.values() if i.category in c.categories and i.in_stock and i.price]
+            if c.compatible_with:
+                fits = {
+                    t.subject for t in kb.triples if t.predicate == "compatible_with" and t.object == c.compatible_with
+                }
+                cheaper = [i for i in cheaper if i.id in fits]
+            if cheaper and prices[0] > min(prices) and not any((i.price or 0) <= c.max_price for i in cheaper):
+                c.max_price = round(prices[0] - 0.01, 2)  # the list held the cheapest: cheaper than the top pick
     if mt := _MIN_PRICE.search(norm):
         c.min_price = _price(mt.group(1))
 

@@ -37,7 +37,21 @@ def test_unlisted_item_wrong_price_and_slots_fail(kb):
 
 def test_service_reply_must_stay_close_to_template(kb):
     rep = _check("I love pizza.", [], kb, template="Returns are free within 30 days.", sim=lambda a, b: 0.1)
-    assert not rep.ok and "strays from the answer template" in rep.problems[0]
+    assert not rep.ok and any("strays from the answer template" in p for p in rep.problems)
+
+
+def test_a_handoff_draft_that_drops_the_templates_facts_fails(kb):
+    """Seen with the base model in `chatrec chat`: 'can I talk to a real person please?' got a draft
+    about days off from work that passed (similar enough to the handoff template, no false claim)."""
+    template = (
+        "Of course. I'm connecting you with one of our support specialists now; the average wait is under "
+        "five minutes during opening hours. If you'd rather not wait, you can call us at 1-800-555-0142."
+    )
+    draft = "Sure thing! You're welcome to share this information with anyone who needs it."
+    rep = _check(draft, [], kb, template=template, sim=lambda a, b: 0.9)
+    assert not rep.ok and any("five minutes" in p for p in rep.problems) and any("0142" in p for p in rep.problems)
+    kept = "Of course, I'm connecting you with a specialist now (under five minutes), or call us at 1-800-555-0142."
+    assert _check(kept, [], kb, template=template, sim=lambda a, b: 0.9).ok
 
 
 def test_shop_fact_numbers_are_allowed(kb):

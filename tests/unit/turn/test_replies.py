@@ -144,3 +144,22 @@ def test_the_second_one_names_the_item_in_the_add_to_cart_answer(bot, kb):
     tpl = kb.templates.get(plan.decision.template_id or "")
     assert tpl is not None and "{item_title}" in tpl.text, plan.decision
     assert kb.items["VW-1247"].title in (plan.template_text or "")
+
+
+def test_something_cheaper_when_the_list_held_the_cheapest_is_cheaper_than_the_top_pick(kb):
+    """Seen in `chatrec chat`: after a list holding the cheapest headphones, "something cheaper"
+    found nothing (the budget went below the cheapest item of the category)."""
+    from chatrec.turn.state import EntityLinker
+
+    phones = sorted((i for i in kb.items.values() if i.category == "headphones" and i.in_stock), key=lambda i: i.price)
+    shown = [phones[-2].id, phones[0].id]  # the top pick, then the cheapest of all
+    state = DialogueState(last_recommended=shown)
+    state.constraints.categories = ["headphones"]
+    after = update_state(state, "something cheaper", EntityLinker(kb))
+    assert after.constraints.max_price == round(phones[-2].price - 0.01, 2)
+
+
+def test_a_yes_no_attribute_of_the_second_one_reads_as_a_sentence(bot, kb):
+    shown = ["VW-1253", "VW-1246"]  # JBL Vibe Beam (no ANC), Sony WF-1000XM5 (ANC)
+    plan = _plan(bot, "does the second one have noise cancelling?", last_recommended=shown)
+    assert plan.template_text == f"The {kb.items['VW-1246'].title} ($299.99) has noise cancelling."
