@@ -6,9 +6,10 @@ The policy (settings ``[clarify]``) asks when
   ``compatible_with`` devices in the KG, each fitting fewer than ``device_fit_share`` of the
   devices of that kind: cases, not chargers) and no device is known: none named in the
   conversation, none owned (their purchases);
-- **budget**: they ask for items with no budget and the in-stock items that match span a
-  wide price range (the dearest costs ``budget_span_ratio`` times the cheapest or more), once
-  per conversation and not while refining a list already shown;
+- **budget**: they ask for items (route ``recommend``) with no budget, no device or product
+  named, and the in-stock items of the kind asked for span a wide price range (the dearest
+  costs ``budget_span_ratio`` times the cheapest or more), once per conversation and not while
+  refining a list already shown;
 - **order number**: the question is about one order (``order_intents``) and no order number
   was given (the shop's own "share your order number" template asks, when it has one).
 
@@ -127,12 +128,14 @@ def accessory_categories(kb: KnowledgeBase) -> dict[str, tuple[str, float]]:
     return out
 
 
-def _device_known(state: DialogueState, owned: list[str], kb: KnowledgeBase, device_cat: str) -> bool:
+def _device_known(state: DialogueState, owned: list[str], kb: KnowledgeBase, device_cat: str, cats: list[str]) -> bool:
+    """A device of that kind is known (named, owned, the compatibility target), or the customer
+    named a product of the asked-for kind itself ("the Samsung Silicone Case for Galaxy S24")."""
     c = state.constraints
     if c.compatible_with:
         return True
     known = [*state.mentioned_items, *owned]
-    return any(kb.items[i].category == device_cat for i in known if i in kb.items)
+    return any(kb.items[i].category in (device_cat, *cats) for i in known if i in kb.items)
 
 
 def _words(cat: str) -> str:
@@ -159,7 +162,7 @@ def ask(
         cats = [x for x in c.categories if x in acc and acc[x][1] < cfg.device_fit_share]
         if cfg.ask_device and cats and len(cats) == len(c.categories):
             device_cat = acc[cats[0]][0]
-            if not _device_known(state, owned, kb, device_cat):
+            if not _device_known(state, owned, kb, device_cat, cats):
                 device = _DEVICE_WORDS.get(device_cat, _words(device_cat).rstrip("s"))
                 q = render("clarify.j2", kind="device", what=_words(cats[0]), device=device)
                 pending = {
@@ -169,11 +172,19 @@ def ask(
                     "device": device_cat,
                 }
                 return Question("device", q, pending, reason=f"{_words(cats[0])} fit a {device}: which one?")
-        if cfg.ask_budget and c.max_price is None and c.min_price is None and _new_request(state, categories_changed):
-            prices = sorted(
+        anchored = c.compatible_with or state.mentioned_items  # a named device or product: no open-ended list
+        if (
+            cfg.ask_budget
+            and route == "recommend"
+            and not anchored
+            and c.max_price is None
+            and c.min_price is None
+            and _new_request(state, categories_changed)
+        ):
+            prices = sorted(  # the main kind asked for
                 i.price
                 for i in kb.items.values()
-                if i.category in c.categories and i.in_stock and i.price and i.brand not in c.brands_out
+                if i.category == c.categories[0] and i.in_stock and i.price and i.brand not in c.brands_out
             )
             if len(prices) >= 3 and prices[-1] >= cfg.budget_span_ratio * prices[0]:
                 what = _words(c.categories[0])

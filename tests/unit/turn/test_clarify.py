@@ -97,3 +97,19 @@ def test_the_clarify_policy_is_configurable(tmp_path, kb, shared_index):
     strict = _bot(tmp_path / "b", kb, shared_index, clarify={"ask_device": False, "budget_span_ratio": 2.0})
     plan = strict.planner.plan(TurnInput("I need a protective case for my phone", DialogueState()))
     assert plan.state.pending and plan.state.pending["kind"] == "budget"  # cases span $14.99-$69.95
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Do you have the Samsung Silicone Case for Galaxy S24 available?",
+        "which tripod fits the Canon EOS R50 Mirrorless Camera Body Black",
+        "What usb-c hub would you suggest for the rog g14?",
+        "does the DJI RS 3 Mini Camera Gimbal fit a apple iphone 15 pro 128gb natural titanium",
+    ],
+)
+def test_a_named_product_or_device_gets_no_clarifying_question(bot, message):
+    """Seen measuring the policy on the logged conversations (benchmarks/clarify_policy.py): these
+    asked for a device or a budget although the customer had named the product or the device."""
+    plan = bot.planner.plan(TurnInput(message, DialogueState()))
+    assert plan.state.pending is None, (message, plan.decision.reasons)
