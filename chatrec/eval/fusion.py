@@ -38,11 +38,12 @@ def feature_rows(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def _examples(rows: Iterator[dict], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels: every recommended candidate and up to NEGATIVES_PER_TURN others."""
+def _examples(rows: Iterator[dict], seed: int, label: str = "gold") -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels: every recommended candidate and up to NEGATIVES_PER_TURN others.
+    ``label``: ``gold`` (every recommended item) or ``gold_new`` (only those not named before)."""
     xs, ys = [], []
     for r in rows:
-        gold = set(r["gold"])
+        gold = set(r[label])
         pos = [i for i in r["features"] if i in gold]
         if not pos:
             continue
@@ -55,11 +56,11 @@ def _examples(rows: Iterator[dict], seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.asarray(ys)
 
 
-def fit_weights(rows: Iterator[dict], seed: int = 7) -> dict[str, Any] | None:
+def fit_weights(rows: Iterator[dict], seed: int = 7, label: str = "gold") -> dict[str, Any] | None:
     """Fit fusion weights; ``None`` when the rows hold no positive and negative examples."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = _examples(rows, seed)
+    x, y = _examples(rows, seed, label)
     if len(set(y.tolist())) < 2:
         return None
     model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=seed).fit(x, y)

@@ -94,7 +94,8 @@ def fitted_ranker(
 
     from chatrec.eval.fusion import feature_rows, fit_weights
 
-    fitted = fit_weights(feature_rows(features_path), seed)
+    # taught to find items the customer has not named yet: re-naming one is no recommendation
+    fitted = fit_weights(feature_rows(features_path), seed, label="gold_new")
     if fitted is None:
         raise EvalError(f"{train_path}: no recommendation turn with a recommended candidate to learn from")
     w = np.array([fitted["weights"][f] for f in FEATURES])
@@ -125,8 +126,9 @@ def fitted_ranker(
             "kb": str(kb.root),
             "kb_fingerprint": kb.fingerprint(),
             "seed": seed,
-            "model": "logistic regression (scikit-learn) over the candidates' features; statistics counted "
-            "on the training conversations (cross-fitted in two folds while fitting)",
+            "model": "logistic regression (scikit-learn) over the candidates' features, labels: the recommended "
+            "items not named before; statistics counted on the training conversations (cross-fitted in two "
+            "folds while fitting)",
             "replayed_conversations": len({r["conversation_id"] for r in feature_rows(features_path)}),
             "examples": fitted["examples"],
             "positives": fitted["positives"],

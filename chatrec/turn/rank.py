@@ -61,13 +61,27 @@ def load_fitted(path: Path | None) -> dict[str, Any] | None:
 def fusion_weights(settings: RankingSettings, fitted: dict[str, Any] | None = None) -> dict[str, float]:
     """The feature weights: the fitted ranker's when there is one, else the ``w_*`` values
     (the LLM weight always comes from ``w_llm``: it switches the model's score on or off)."""
-    weights = {f: float(getattr(settings, f"w_{f}")) for f in FEATURES}
+    weights = {f: float(getattr(settings, f"w_{f}", 0.0)) for f in FEATURES}  # learned-only features: 0
     if fitted is not None:
         weights.update({f: float(w) for f, w in fitted["weights"].items() if f != "llm"})
     return weights
 
 
-FEATURES = ("dense", "kg", "kg_support", "history", "cooccur", "popular", "price_fit", "pref_brand", "llm")
+FEATURES = (
+    "dense",
+    "kg",
+    "kg_support",
+    "history",
+    "cooccur",
+    "popular",
+    "price_fit",
+    "pref_brand",
+    "llm",
+    # learned-only (no w_* setting, weight 0 unless a fitted ranker sets one):
+    "comention",  # co-mention with the dialogue's items, each pair's count over sqrt(df(a) * df(b)) (cosine)
+    "rec_pop",  # how many logged conversations recommended the item (log-scaled)
+    "mentioned",  # already named in the dialogue by either side
+)
 
 
 @dataclass
@@ -111,13 +125,25 @@ class Behaviour:
                         baskets[conv.user_id].add(i)
             talked.append(in_conv)
         self.co: dict[str, Counter[str]] = defaultdict(Counter)
+        self.df: Counter[str] = Counter()  # baskets and conversations holding the item
         for basket in [*baskets.values(), *talked]:
             items = sorted(basket)  # not set order, which changes with the process's hash seed
+            self.df.update(items)
             for a in items:
                 for b in items:
                     if a != b:
                         self.co[a][b] += 1
+        self.recommended: Counter[str] = Counter(  # conversations in which an agent recommended the item
+            i
+            for conv in kb.transcripts
+            if conv.conversation_id not in exclude
+            for i in sorted({x for t in conv.turns for x in t.recommended})
+        )
+        self._finish()
+
+    def _finish(self) -> None:
         self.max_pop = max(self.popularity.values(), default=1)
+        self.max_rec = max(self.recommended.values(), default=1)
 
     def popular(self, n: int) -> list[str]:
         return [i for i, _ in self.popularity.most_common(n)]
@@ -127,6 +153,8 @@ class Behaviour:
         return {
             "popularity": {i: self.popularity[i] for i in sorted(self.popularity)},
             "co": {a: {b: n for b, n in sorted(c.items())} for a, c in sorted(self.co.items())},
+            "df": {i: self.df[i] for i in sorted(self.df)},
+            "recommended": {i: self.recommended[i] for i in sorted(self.recommended)},
         }
 
     @classmethod
@@ -135,8 +163,19 @@ class Behaviour:
         self = cls.__new__(cls)
         self.popularity = Counter(counts["popularity"])
         self.co = defaultdict(Counter, {a: Counter(c) for a, c in counts["co"].items()})
-        self.max_pop = max(self.popularity.values(), default=1)
+        self.df = Counter(counts.get("df", {}))
+        self.recommended = Counter(counts.get("recommended", {}))
+        self._finish()
         return self
+
+    def comention(self, anchors: list[str]) -> Counter[str]:
+        """Items co-mentioned with ``anchors``: the sum over anchors of co(a, b) / sqrt(df(a) df(b))."""
+        out: Counter[str] = Counter()
+        for a in anchors:
+            da = self.df.get(a, 0)
+            for b, n in self.co.get(a, {}).items():
+                out[b] += n / math.sqrt(max(da, 1) * max(self.df.get(b, 0), 1))  # type: ignore[assignment]
+        return out
 
 
 class Ranker:
@@ -326,6 +365,20 @@ class Ranker:
                 cand.co_anchor = co_anchor[item_id][1]
         for item_id in self.behaviour.popular(self.items_k):
             add(item_id, "popular")
+        for item_id, _ in self.behaviour.recommended.most_common(3 * self.items_k):
+            add(item_id, "popular")
+        said = dict.fromkeys(state.liked_items + state.mentioned_items + state.shown_items)
+        anchors = list(dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]))
+        anchors += [i for i in state.shown_items[-5:] if i not in anchors]
+        cm = self.behaviour.comention(anchors)
+        for item_id, _ in sorted(cm.items(), key=lambda x: (-x[1], x[0]))[: 2 * self.items_k]:
+            add(item_id, "cooccur")
+        for item_id, cand in cands.items():
+            cand.features["comention"] = cm.get(item_id, 0.0)
+            cand.features["rec_pop"] = math.log1p(self.behaviour.recommended[item_id]) / math.log1p(
+                self.behaviour.max_rec
+            )
+            cand.features["mentioned"] = 1.0 if item_id in said else 0.0
         return cands
 
     def _score(self, kept: list[Candidate], state: DialogueState, history: UserHistory) -> None:
