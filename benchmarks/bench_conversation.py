@@ -105,13 +105,15 @@ def run_conversation(bot) -> list[dict]:
                 r = ev.result
         lat = time.perf_counter() - start
         gen = r.trace.get("generation", {})
+        called = bool(gen.get("tokens") or gen.get("ttft_s"))  # the model ran (not a decided template turn)
         turns.append(
             {
                 "latency_s": round(lat, 3),
                 "first_text_s": round(first if first is not None else lat, 3),
                 "ttft_s": gen.get("ttft_s"),
                 "prompt_tokens": gen.get("prompt_tokens", r.trace.get("prompt_tokens")),
-                "prompt_read": gen.get("prompt_read", r.trace.get("prompt_tokens")),  # NF4 reads it all
+                # NF4 reads the whole prompt; a turn the model did not run for reads nothing
+                "prompt_read": gen.get("prompt_read", r.trace.get("prompt_tokens")) if called else 0,
                 "tokens": gen.get("tokens"),
                 "route": r.route,
                 "fallback": bool(r.trace.get("grounding", {}).get("fallback")),
@@ -183,6 +185,7 @@ def main() -> None:
     ap.add_argument("--prompts-only", action="store_true")
     ap.add_argument("--state", default=None, help="state folder (kept: its Chroma index is reused next time)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--summarise", default=None, help="only rewrite the summary of this result file's runs")
     args = ap.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -193,6 +196,17 @@ def main() -> None:
     results.mkdir(parents=True, exist_ok=True)
     if args.prompts_only:
         prompts_only(Path(args.out or results / "conversation_prompts.json"), args.state)
+        return
+
+    if args.summarise:
+        old = json.loads(Path(args.summarise).read_text())
+        for run in (r for runs in old["runs"].values() for r in runs):
+            for t in run:  # runs written before the fix: a turn the model did not run for read nothing
+                if not t["ttft_s"] and not t["tokens"]:
+                    t["prompt_read"] = 0
+        args.command = old["command"]
+        names = {e: s["backend"] for e, s in old["engines"].items()}
+        write(args, names, old["runs"], old["load_average_before"], old["rounds"], old["load_average_after"])
         return
 
     engines = args.engines.split(",")
@@ -209,31 +223,33 @@ def main() -> None:
             t = time.perf_counter()
             runs[e].append(run_conversation(bots[e]))
             print(f"round {rnd + 1} {e}: {time.perf_counter() - t:.1f} s", flush=True)
-        write(args, bots, runs, load_before, rnd + 1)  # after every round: a cut-short run still reports
+        names = {e: bots[e].llm.name for e in engines}
+        write(args, names, runs, load_before, rnd + 1)  # after every round: a cut-short run still reports
 
 
-def write(args, bots: dict[str, Any], runs: dict[str, list[list[dict]]], load_before, rounds: int) -> None:
+def write(args, names: dict[str, str], runs: dict[str, list[list[dict]]], load_before, rounds: int, load_after=None):
     engines = list(runs)
     results = ROOT / "benchmarks" / "results"
-    load_after = os.getloadavg()
+    load_after = load_after or os.getloadavg()
     summary: dict[str, Any] = {}
     for e in engines:
         turns = [t for run in runs[e] for t in run]
         summary[e] = {
-            "backend": bots[e].llm.name,
+            "backend": names[e],
             "turns": len(turns),
             "turn_latency_s": _stats([t["latency_s"] for t in turns]),
             "first_text_s": _stats([t["first_text_s"] for t in turns]),
-            "ttft_s": _stats([t["ttft_s"] for t in turns]),
+            "ttft_s": _stats([t["ttft_s"] for t in turns if t["ttft_s"]]),  # turns the model ran
             "prompt_tokens": _stats([t["prompt_tokens"] for t in turns]),
-            "prompt_read": _stats([t["prompt_read"] for t in turns]),
+            "prompt_read": _stats([t["prompt_read"] for t in turns if t["prompt_read"]]),  # turns the model ran
             "tokens_generated": _stats([t["tokens"] for t in turns]),
             "fallback_share": round(sum(t["fallback"] for t in turns) / len(turns), 3),
             "prompt_read_per_turn_round1": [t["prompt_read"] for t in runs[e][0]],
         }
     result = {
         "benchmark": "conversation",
-        "command": "python benchmarks/bench_conversation.py " + " ".join(sys.argv[1:]),
+        "command": getattr(args, "command", None)
+        or "python benchmarks/bench_conversation.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "threads": args.threads,
         "rounds": rounds,
