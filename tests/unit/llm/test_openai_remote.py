@@ -309,3 +309,41 @@ def test_a_turn_with_an_adapter_asks_the_engine_for_its_model(engine, tmp_path, 
     )
     with pytest.raises(UnknownAdapter):
         final_result(bot.stream("hi", adapter="nope"))
+
+
+def test_settings_build_the_remote_engine_with_its_adapters_and_limits(engine):
+    from chatrec.config import load_settings
+    from chatrec.llm.registry import make_llm
+
+    s = load_settings(
+        llm={"backend": "openai", "base_url": engine.url, "model": "base-model", "adapters": {"shop1": "lora-shop1"}},
+    )
+    s.llm.retries, s.llm.breaker_failures, s.llm.read_timeout_s = 4, 7, 1.5
+    llm = make_llm(s)
+    assert isinstance(llm, OpenAICompatibleLLM) and (llm.retries, llm.breaker.failures) == (4, 7)
+    assert llm._client.timeout.read == 1.5 and llm._client.timeout.connect == s.llm.connect_timeout_s
+    llm.with_adapter("shop1").generate(MESSAGES, 3)
+    assert engine.requests[-1]["model"] == "lora-shop1"
+
+
+def test_http_turn_with_the_engine_down_is_200_with_the_grounded_fallback(engine, tmp_path, kb, shared_index):
+    from fastapi.testclient import TestClient
+
+    from chatrec.config import ServeSettings
+    from chatrec.serve.app import create_app
+
+    llm = _llm(engine.url, adapters={"shop1": "lora-shop1"}, retries=0, breaker_failures=1, breaker_open_s=60)
+    bot = Chatbot(fake_settings(tmp_path), llm=llm, kb=kb, index=shared_index)
+    app = create_app(bot, ServeSettings(ui=False, rate_per_minute_ip=0, rate_per_minute_key=0, expose_trace=True))
+    engine.fail = [503]
+    with TestClient(app) as c:
+        body = {"message": "How do I return my headphones?", "stream": False, "adapter": "shop1"}
+        r = c.post("/v1/chat", json=body)
+        assert r.status_code == 200, r.text
+        assert engine.requests[-1]["model"] == "lora-shop1"
+        got = r.json()
+        assert "HTTP 503" in got["trace"]["engine_unavailable"] and got["template_id"] and got["text"]
+        again = c.post("/v1/chat", json={**body, "conversation_id": got["conversation_id"]})  # breaker open
+        assert again.status_code == 200 and "circuit breaker open" in again.json()["trace"]["engine_unavailable"]
+        assert len(engine.requests) == 1
+        assert c.post("/v1/chat", json={**body, "adapter": "nope"}).status_code == 400
