@@ -118,6 +118,9 @@ class OpenAICompatibleLLM:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 log.warning("engine %s attempt %d: %s", self.base_url, attempt + 1, last)
                 continue
+            except Exception:  # not the engine's fault, but a half-open probe must not stay in flight
+                self.breaker.failure()
+                raise
             if _retryable(resp.status_code):
                 detail = _error_text(resp)
                 self.breaker.failure()
