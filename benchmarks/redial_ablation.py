@@ -16,6 +16,7 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def main() -> None:
             for j, k in enumerate(KS):
                 col = den + 1 + j
                 value = m[:, col].sum() / m[:, den].sum()
-                entry = {"value": round(float(value), 4)}
+                entry: dict[str, Any] = {"value": round(float(value), 4)}
                 if name != "all features":
                     diff = m[boot, col].sum(1) / m[boot, den].sum(1) - base[boot, col].sum(1) / base[boot, den].sum(1)
                     entry["diff_vs_all"] = round(float(value - base[:, col].sum() / base[:, den].sum()), 4)
