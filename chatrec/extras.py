@@ -33,6 +33,7 @@ EXTRA_OF = {
     "psycopg": "postgres",
     "psycopg_pool": "postgres",
     "vowpalwabbit": "bandit",
+    "ray": "ray",
 }
 
 

@@ -74,6 +74,13 @@ def _compare(runs: tuple[str, ...], seed: int) -> None:
 @click.option("--seed", type=int, help=default_of("eval", "seed"))
 @click.option("--workers", type=click.IntRange(min=1), help="processes " + default_of("eval", "workers"))
 @click.option(
+    "--ray",
+    "ray_address",
+    metavar="local|ADDRESS",
+    help="run the replay on --workers Ray actors (the ray extra): 'local' starts a CPU-only local instance, "
+    "or a running cluster's address; same results as the local pool",
+)
+@click.option(
     "--generate/--no-generate",
     default=None,
     help="generate replies with the LLM (slow on CPU) instead of scoring the grounded template/list "
@@ -115,6 +122,7 @@ def eval_cmd(
     sample,
     seed,
     workers,
+    ray_address,
     generate,
     fusion,
     train,
@@ -158,6 +166,8 @@ def eval_cmd(
     if not transcripts.is_file():
         raise click.UsageError(f"no such file: {transcripts}")
     require_extra("eval", "chatrec eval")
+    if ray_address:
+        require("ray", purpose="chatrec eval --ray")
     opts = EvalOptions(
         transcripts=str(transcripts),
         out=out,
@@ -165,6 +175,7 @@ def eval_cmd(
         sample=sample,
         train=str(train) if train else None,
         fit_sample=fit_sample,
+        ray=ray_address,
         **settings.eval.model_dump(),
     )
     out_dir = Path(out)

@@ -64,7 +64,8 @@ class EvalOptions:
     fusion: str = _DEFAULTS.fusion  # learned (cross-fitted from the logs) | configured (ranking.w_* as set)
     train: str | None = None  # learn everything from these transcripts (a fitted ranker), never from the scored ones
     fit_sample: int | None = None  # fit the weights on a seeded sample of N training conversations (statistics: all)
+    ray: str | None = None  # run the replay on Ray actors: "local" (a CPU-only local instance) or a cluster address
 
     def fingerprint(self) -> str:
-        keep = {k: v for k, v in asdict(self).items() if k not in ("workers", "out")}
+        keep = {k: v for k, v in asdict(self).items() if k not in ("workers", "out", "ray")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]

@@ -143,7 +143,9 @@ def run_eval(settings: Settings, opts: EvalOptions, progress: bool = True) -> di
         ranker = out / "ranker.json"
         fitted = load_fitted(ranker)
         if fitted is None or fitted["card"]["train_sha256"] != train_sha:
-            fitted = fit_ranker(settings, opts.train, out / "fit", opts.workers, opts.seed, progress, opts.fit_sample)
+            fitted = fit_ranker(
+                settings, opts.train, out / "fit", opts.workers, opts.seed, progress, opts.fit_sample, opts.ray
+            )
             save_ranker(fitted, ranker)
     else:
         _build_index(settings, kb, progress)
@@ -180,13 +182,15 @@ def fit_ranker(
     seed: int = 7,
     progress: bool = True,
     sample: int | None = None,
+    ray: str | None = None,
 ) -> dict[str, Any]:
     """Fit the ranker on the ``train`` transcripts: replay them (statistics cross-fitted in two
     folds, configured weights), collect every candidate's features, fit the weights, count the
     statistics on all of them. ``work`` holds the replay's files (a killed fit resumes).
     ``settings`` are evaluation settings (:func:`eval_settings`); the one fit ``chatrec fit-ranker``
     saves and ``chatrec eval --train`` scores. ``sample``: replay only a seeded sample of N training
-    conversations for the weights (the statistics always count all of them)."""
+    conversations for the weights (the statistics always count all of them). ``ray``: replay on Ray
+    (``local`` or a cluster address) instead of the local pool."""
     kb = load_kb(settings.kb_dir)
     train_sha = file_sha256(Path(train))
     tkb = training_kb(kb, read_training(Path(train), kb))
@@ -201,6 +205,7 @@ def fit_ranker(
         train=str(train),
         bootstrap=100,
         sample=sample,
+        ray=ray,
     )
     work.mkdir(parents=True, exist_ok=True)
     _check_resumable(opts, work)
@@ -287,9 +292,18 @@ def _replay_all(
     files: _RunFiles,
     fitted_path: str | None = None,
 ) -> None:
-    """Score the ``todo`` conversations in this process or in ``opts.workers`` processes."""
+    """Score the ``todo`` conversations in this process, in ``opts.workers`` processes, or on
+    ``opts.workers`` Ray actors (``opts.ray``)."""
     ids = {i: c for i, c in todo.values()}
     jobs = _jobs(Path(opts.transcripts), todo)
+    if opts.ray:  # the same work on Ray actors (chatrec.eval.ray_pool)
+        from chatrec.eval.ray_pool import replay_on_ray
+
+        init_args = (settings.model_dump_json(), opts, exclude, fitted_path)
+        replay_on_ray(
+            opts.ray, opts.workers, init_args, jobs, lambda o, ln, res, err: files.write(o, ln, res, err, ids[o])
+        )
+        return
     if opts.workers <= 1:
         _init_worker(settings.model_dump_json(), opts, exclude, fitted_path)
         assert _WORKER is not None
