@@ -1,9 +1,14 @@
 """A remote engine: any OpenAI-compatible chat server (vLLM, llama.cpp's server, TGI) over HTTP.
 
 - **Adapters per request.** ``llm.adapters`` maps an adapter name to the engine's model name
-  for it (vLLM ``--enable-lora --lora-modules shop1=/adapters/shop1`` serves model ``shop1``;
-  llama.cpp's server likewise by name); :meth:`OpenAICompatibleLLM.with_adapter` gives a view
+  for it (vLLM ``--enable-lora --lora-modules shop1=/adapters/shop1`` serves model ``shop1``);
+  :meth:`OpenAICompatibleLLM.with_adapter` gives a view
   whose requests name that model. ``llm.model`` is the model name of requests without one.
+  llama.cpp's server (``llama-server --lora A.gguf --lora B.gguf --lora-init-without-apply``)
+  does not select adapters by model name but by its per-request ``lora`` field: an adapter
+  mapped to ``lora:N`` (N = the adapter's index in the server's ``--lora`` order) sends
+  ``llm.model`` with ``lora`` = scale 1 for N and 0 for every other mapped index, and once any
+  adapter is mapped so, a request without an adapter sends them all at 0 (the base model).
 - **Timeouts.** ``llm.connect_timeout_s`` to connect, ``llm.read_timeout_s`` between bytes (a
   hung engine fails after it, mid-stream too).
 - **Retries.** A connect error, timeout, 5xx or 429 is retried ``llm.retries`` times with
@@ -42,6 +47,7 @@ __all__ = ["EngineUnavailable", "OpenAICompatibleLLM", "RemoteError"]
 
 TOP_LOGPROBS = 20  # the most the OpenAI API allows; a choice outside them gets the smallest one seen
 MAX_RETRY_AFTER_S = 8.0
+LORA_PREFIX = "lora:"  # llm.adapters value naming an adapter of llama.cpp's server by index (its lora field)
 
 
 class RemoteError(RuntimeError):
@@ -74,7 +80,8 @@ class OpenAICompatibleLLM:
 
         self.name = f"openai:{model}"
         self.base_url, self.model, self.temperature = base_url.rstrip("/"), model, temperature
-        self.adapters = dict(adapters or {})  # adapter name -> the engine's model name for it
+        self.adapters = dict(adapters or {})  # adapter name -> the engine's model name for it, or lora:N
+        self._lora_ids = sorted({i for v in self.adapters.values() if (i := _lora_id(v)) is not None})
         self.retries, self.backoff_s = retries, backoff_s
         self.breaker = CircuitBreaker(breaker_failures, breaker_open_s)
         self._client = httpx.Client(
@@ -137,13 +144,19 @@ class OpenAICompatibleLLM:
         raise EngineUnavailable(f"engine {self.base_url} failed {self.retries + 1} attempt(s); last: {last}")
 
     def _body(self, messages: list[Message], model: str | None, max_tokens: int, **extra: Any) -> dict[str, Any]:
-        return {
+        body = {
             "model": model or self.model,
             "messages": list(messages),
             "max_tokens": max_tokens,
             "temperature": self.temperature,
             **extra,
         }
+        if self._lora_ids:  # llama.cpp's server: every mapped adapter's scale for this request
+            picked = _lora_id(model) if model else None
+            if picked is not None:
+                body["model"] = self.model
+            body["lora"] = [{"id": i, "scale": float(i == picked)} for i in self._lora_ids]
+        return body
 
     # ------------------------------------------------------------ LLMBackend
 
@@ -267,6 +280,16 @@ class _WithModel:
 
     def count_tokens(self, text: str) -> int:
         return self.engine.count_tokens(text)
+
+
+def _lora_id(value: str) -> int | None:
+    """``"lora:2"`` -> 2 (an adapter of llama.cpp's server by index); another model name -> None."""
+    if not value.startswith(LORA_PREFIX):
+        return None
+    index = value[len(LORA_PREFIX) :]
+    if not index.isdigit():
+        raise ValueError(f"llm.adapters: {value!r} is not lora:N (N = the adapter's index on llama.cpp's server)")
+    return int(index)
 
 
 def _error_text(resp) -> str:
