@@ -283,12 +283,12 @@ def main() -> None:
         "| acked stored | stored not acked | load |"
     )
     lines = [head, "|" + "---|" * 13]
-    for r in rows:
+    for row in rows:
         lines.append(
-            f"| {r['clients']} | {r['seconds']:.0f} | {r['turns_per_s']} | {r['turns_per_s_two_replicas']} | "
-            f"{r['turns_per_s_one_replica']} | {r['p50_s']} | {r['p95_s']} | {r['retried_on_other_replica']} | "
-            f"{r['errors']} | {r['turns_acknowledged']} | {r['acknowledged_stored']} | "
-            f"{r['stored_not_acknowledged']} | {r['load_avg_1m_start']}-{r['load_avg_1m_end']} |"
+            f"| {row['clients']} | {row['seconds']:.0f} | {row['turns_per_s']} | {row['turns_per_s_two_replicas']} | "
+            f"{row['turns_per_s_one_replica']} | {row['p50_s']} | {row['p95_s']} | {row['retried_on_other_replica']} | "
+            f"{row['errors']} | {row['turns_acknowledged']} | {row['acknowledged_stored']} | "
+            f"{row['stored_not_acknowledged']} | {row['load_avg_1m_start']}-{row['load_avg_1m_end']} |"
         )
     (res / "replicas.md").write_text(
         f"Two replicas, {out['engine']}; {out['store']}; replica 1 SIGKILLed at half time.\n\n"

@@ -174,6 +174,12 @@ def replicas(pg_url, tmp_path, shared_index):  # noqa: F811 - the imported fixtu
     try:
         for r in started:
             r.wait_ready()
+        # first turns load the embedder and router: warm both replicas at once
+        warm = [threading.Thread(target=chat, args=(r.url, "hello", None)) for r in started]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join(120)
         yield engine, started, pg_url
     finally:
         for r in started:
@@ -212,7 +218,13 @@ def test_a_conversation_continues_on_another_replica_and_a_killed_replica_loses_
     # replica 1 dies (SIGKILL) while it streams a turn: that turn was never acknowledged
     engine.delay = 0.3
     engine.started.clear()
-    killer = threading.Thread(target=lambda: (engine.started.wait(30), time.sleep(0.5), r1.kill()))
+
+    def kill_mid_stream() -> None:
+        engine.started.wait(30)
+        time.sleep(0.5)
+        r1.kill()
+
+    killer = threading.Thread(target=kill_mid_stream)
     killer.start()
     with pytest.raises((httpx.HTTPError, ConnectionError)):
         chat(r1.url, "And what about a screen protector?", cid)
