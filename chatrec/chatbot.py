@@ -136,7 +136,7 @@ def build_planner(
         if not retriever.is_built(kb):
             retriever.build(kb, progress=progress)
     kg = NetworkXGraph(kb.triples, kb.items, hub_degree=settings.retrieval.kg_hub_degree)
-    prompts = load_prompts()
+    prompts = load_prompts(settings.prompts_dir) if settings.prompts_dir else load_prompts()
     ranker = Ranker(
         kb,
         kg,

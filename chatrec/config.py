@@ -335,6 +335,23 @@ class StoreSettings(Section):
         return v
 
 
+class TenantSettings(Section):
+    """One shop on a shared deployment (``[tenants.<name>]``; chatrec/serve/tenants.py, docs/scaling.md
+    "Several shops"): its site keys (``chatrec keys add --tenant NAME``) are served from its own KB,
+    index, learned policy, adapter, prompts and limits; the store is shared, scoped by site key."""
+
+    kb_dir: Path = Field(description="this shop's knowledge-base folder")
+    data_dir: Path | None = Field(
+        None, description="this shop's state (Chroma index, learned policy); unset: <data_dir>/tenants/<name>"
+    )
+    adapter: str | None = Field(
+        None, description="the LoRA adapter by name (llm.adapters) for this shop's turns; unset: the base model"
+    )
+    prompts_dir: Path | None = Field(None, description="this shop's prompt files; unset: the packaged prompts")
+    rate_per_minute: float = Field(0, ge=0, description="requests per minute for all this shop's keys (0 = unlimited)")
+    max_concurrent: int | None = Field(None, ge=1, description="this shop's turns generating at once; unset: no cap")
+
+
 class ServeSettings(Section):
     """``chatrec serve``: the HTTP edge (chatrec/serve/); its command-line flags override these only when given."""
 
@@ -538,6 +555,9 @@ class Settings(BaseSettings):
         3.0, gt=0, le=60, description="how long a store write waits for a locked database before failing (503)"
     )
     history_turns: int = Field(6, ge=0, description="past turns given to the model")
+    prompts_dir: Path | None = Field(
+        None, description="prompt files (Jinja2 + instructions.toml); unset: the packaged ones"
+    )
     torch_threads: int | None = Field(
         None,
         ge=1,
@@ -561,6 +581,21 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     router: RouterSettings = Field(default_factory=RouterSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    tenants: dict[str, TenantSettings] = Field(
+        default_factory=dict,
+        description="more shops on this deployment by name ([tenants.<name>]); the top-level settings are the "
+        "'default' tenant (keys made without --tenant)",
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, v: dict[str, TenantSettings]) -> dict[str, TenantSettings]:
+        import re
+
+        for name in v:
+            if name == "default" or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+                raise ValueError(f"tenant name {name!r}: 1-40 of a-z 0-9 _ - (not 'default': the top-level settings)")
+        return v
 
     @classmethod
     def settings_customise_sources(

@@ -136,20 +136,30 @@ def _keystore(ctx: click.Context):
     help="web origin allowed to use the key, e.g. https://shop.example (repeatable)",
 )
 @click.option("--label", default="", help="a note, e.g. the shop's name")
+@click.option(
+    "--tenant",
+    default="default",
+    show_default=True,
+    help="the shop the key belongs to: a [tenants.<name>] of the settings (docs/scaling.md 'Several shops')",
+)
 @click.pass_context
-def keys_add(ctx, origins, label) -> None:
+def keys_add(ctx, origins, label, tenant) -> None:
     """Make a key and print it (once: only its hash is stored)."""
+    settings = _base_settings(ctx)
+    if tenant != "default" and tenant not in settings.tenants:
+        known = ", ".join(["default", *settings.tenants])
+        raise click.UsageError(f"no tenant {tenant!r} in the settings ([tenants.<name>]); configured: {known}")
     store = _keystore(ctx)
     try:
-        plain, record = store.add(list(origins), label)
+        plain, record = store.add(list(origins), label, tenant)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(plain)
     click.echo(f"signing secret: {record.signing_secret}")
     where = ", ".join(record.origins) or "no browser origin (server-side use only)"
     click.echo(
-        f"key {record.id} for {where}. Store it now; it cannot be shown again. The signing secret is for "
-        "your shop's backend only (it signs user tokens); never put it in a page.",
+        f"key {record.id} of tenant {record.tenant} for {where}. Store it now; it cannot be shown again. "
+        "The signing secret is for your shop's backend only (it signs user tokens); never put it in a page.",
         err=True,
     )
 
@@ -157,14 +167,15 @@ def keys_add(ctx, origins, label) -> None:
 @keys.command("list")
 @click.pass_context
 def keys_list(ctx) -> None:
-    """List keys (id, prefix, origins, label, state)."""
+    """List keys (id, prefix, origins, label, state, tenant)."""
     rows = _keystore(ctx).list()
     if not rows:
         click.echo("no site keys")
         return
     for k in rows:
         state = "active" if k.active else f"revoked {k.revoked_at}"
-        click.echo(f"{k.id}\t{k.prefix}…\t{','.join(k.origins) or '-'}\t{k.label or '-'}\t{k.created_at}\t{state}")
+        origins = ",".join(k.origins) or "-"
+        click.echo(f"{k.id}\t{k.prefix}…\t{origins}\t{k.label or '-'}\t{k.created_at}\t{state}\t{k.tenant}")
 
 
 @keys.command("secret")

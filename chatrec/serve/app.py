@@ -36,6 +36,7 @@ from chatrec.serve.gate import Gate, engine_slots
 from chatrec.serve.limits import RateLimits
 from chatrec.serve.middleware import EdgeMiddleware
 from chatrec.serve.routes import admin, chat, feedback, health, metrics, openai, site
+from chatrec.serve.tenants import Tenants
 from chatrec.serve.turns import GatedBot
 from chatrec.store import open_keys
 
@@ -53,7 +54,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     """The app for ``bot``; ``settings`` defaults to ``bot.settings.serve``.
 
     The shared objects go on ``app.state`` (``bot``, ``settings``, ``keys``, ``gate``,
-    ``limits``, ``live_turns``, ``openai_history``), where :mod:`chatrec.serve.deps` reads them.
+    ``limits``, ``live_turns``, ``openai_history``, ``tenants``), where :mod:`chatrec.serve.deps` reads them.
     """
     settings = settings or bot.settings.serve
     docs = settings.docs_served
@@ -72,6 +73,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state.gate = Gate(engine_slots(bot.llm, settings.max_concurrent), settings.max_queue)
     state.limits = RateLimits.from_settings(settings, bot.store)  # rate_limit_store = "store": shared by replicas
     state.live_turns = set()
+    state.tenants = Tenants(bot, settings)  # [tenants.<name>]: one bot per shop, built on first use
     state.openai_history = openai.HistoryIndex()
 
     app.add_middleware(EdgeMiddleware, settings=settings, keys=state.keys, limits=state.limits)

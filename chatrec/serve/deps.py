@@ -20,6 +20,8 @@ Access control, in the order a request meets it:
 4. In the chat, OpenAI and feedback routes, :func:`chatrec.serve.identity.caller_of`: the end
    user from a signed ``X-User-Token`` (401 if it does not verify with the key's secret); the
    site key's id and that user own the conversations the request may touch (404 otherwise).
+5. :func:`site_tenant` / :func:`openai_tenant`: the key's shop (:mod:`chatrec.serve.tenants`), its
+   requests-per-minute limit (429); its bot, adapter and turn cap serve the request.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from chatrec.serve.errors import ApiError
 from chatrec.serve.gate import Gate
 from chatrec.serve.limits import RateLimits
 from chatrec.serve.middleware import same_origin
+from chatrec.serve.tenants import Tenant, Tenants
 from chatrec.serve.turns import AsyncTurn, Turns
 from chatrec.store.keys import KeyStore, SiteKey
 
@@ -67,12 +70,17 @@ async def get_live_turns(request: Request) -> set[AsyncTurn]:
     return request.app.state.live_turns
 
 
+async def get_tenants(request: Request) -> Tenants:
+    return request.app.state.tenants
+
+
 BotDep = Annotated[Chatbot, Depends(get_bot)]
 ServeSettingsDep = Annotated[ServeSettings, Depends(get_serve_settings)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 GateDep = Annotated[Gate, Depends(get_gate)]
 RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
 LiveTurnsDep = Annotated[set[AsyncTurn], Depends(get_live_turns)]
+TenantsDep = Annotated[Tenants, Depends(get_tenants)]
 
 
 async def get_turns(bot: BotDep, gate: GateDep, settings: ServeSettingsDep, live: LiveTurnsDep) -> Turns:
@@ -154,4 +162,22 @@ def require_admin(request: Request, settings: ServeSettingsDep) -> None:
 
 SiteKeyDep = Annotated[SiteKey | None, Depends(site_key)]
 OpenAIKeyDep = Annotated[SiteKey | None, Depends(openai_site_key)]
+
+
+def site_tenant(record: SiteKeyDep, tenants: TenantsDep) -> Tenant:
+    """The shop of the chatrec API's key (no key: the default), after its rate limit."""
+    tenant = tenants.of(record)
+    tenant.check_rate()
+    return tenant
+
+
+def openai_tenant(record: OpenAIKeyDep, tenants: TenantsDep) -> Tenant:
+    """The shop of the OpenAI API's key (no key: the default), after its rate limit."""
+    tenant = tenants.of(record)
+    tenant.check_rate()
+    return tenant
+
+
+SiteTenantDep = Annotated[Tenant, Depends(site_tenant)]
+OpenAITenantDep = Annotated[Tenant, Depends(openai_tenant)]
 AdminOnly = Depends(require_admin)  # for APIRouter(dependencies=[AdminOnly]): no admin route can forget it

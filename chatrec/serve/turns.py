@@ -39,6 +39,7 @@ from chatrec.llm.base import UnknownAdapter
 from chatrec.serve.errors import ApiError, ClientGone
 from chatrec.serve.gate import Busy, Gate
 from chatrec.serve.identity import Caller
+from chatrec.serve.tenants import Tenant
 from chatrec.types import TurnResult, Unavailable
 
 log = logging.getLogger(__name__)
@@ -187,33 +188,50 @@ class Turns:
         self.bot, self.gate, self.settings, self.live = bot, gate, settings, live
 
     async def start(
-        self, request: Request, message: str, cid: str | None, caller: Caller, adapter: str | None = None
+        self,
+        request: Request,
+        message: str,
+        cid: str | None,
+        caller: Caller,
+        adapter: str | None = None,
+        tenant: Tenant | None = None,
     ) -> tuple[AsyncTurn, Any]:
         """Open the conversation (``caller`` must own it), wait for a slot, start the turn, and return
         it with its first event (errors raised as ApiError). ``adapter``: a LoRA adapter by name
-        (``llm.adapters``); an unknown name is 400 before anything else."""
+        (``llm.adapters``); an unknown name is 400 before anything else. ``tenant``: the shop of the
+        request's site key (:mod:`chatrec.serve.tenants`), whose bot, adapter and turn cap serve it."""
+        bot = tenant.bot if tenant is not None and tenant.named else self.bot  # default: the app's (BotDep)
         try:
-            self.bot.llm_for(adapter)
+            adapter = tenant.pick_adapter(adapter) if tenant is not None else adapter
+            bot.llm_for(adapter)
         except UnknownAdapter as exc:
             raise ApiError(400, str(exc), code="unknown_adapter") from None
         try:
-            opened = await run_in_threadpool(self.bot.open_conversation, cid, caller.user_id, caller.tenant)
+            opened = await run_in_threadpool(bot.open_conversation, cid, caller.user_id, caller.tenant)
         except (ConversationNotFound, Unavailable) as exc:
             raise turn_error(exc, self.settings) from None
+        gate: Gate | _TenantGate = self.gate
+        if tenant is not None and tenant.max_concurrent is not None:
+            tenant.take_slot(self.settings.retry_after_s)
+            gate = _TenantGate(self.gate, tenant)
         try:
             await until_disconnect(request, self.gate.acquire(), lambda: None)
-        except Busy:
-            raise ApiError(
-                503,
-                "the assistant is busy; please retry shortly",
-                code="overloaded",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
-            ) from None
-        turn = AsyncTurn(self.bot, self.gate, message, opened, adapter)
+        except BaseException as exc:
+            if gate is not self.gate:
+                tenant.release_slot()  # type: ignore[union-attr]
+            if isinstance(exc, Busy):
+                raise ApiError(
+                    503,
+                    "the assistant is busy; please retry shortly",
+                    code="overloaded",
+                    headers={"Retry-After": str(self.settings.retry_after_s)},
+                ) from None
+            raise
+        turn = AsyncTurn(bot, gate, message, opened, adapter)  # type: ignore[arg-type]
         try:
             turn.start()
         except BaseException:
-            self.gate.release()
+            gate.release()
             raise
         self.live.add(turn)
         try:
@@ -254,6 +272,19 @@ class Turns:
         """Cancel the turn if it still runs and forget it (a stream's ``finally``)."""
         turn.close()
         self.live.discard(turn)
+
+
+class _TenantGate:
+    """The app's gate for one turn of a tenant with a turn cap: releasing it frees both places."""
+
+    def __init__(self, gate: Gate, tenant: Tenant):
+        self.gate, self.tenant = gate, tenant
+
+    def release(self) -> None:
+        try:
+            self.gate.release()
+        finally:
+            self.tenant.release_slot()
 
 
 class GatedBot:

@@ -33,6 +33,7 @@ from chatrec.config import normalize_origin
 from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore, unavailable
 
 KEY_PREFIX = "crk_"
+DEFAULT_TENANT = "default"  # the top-level settings' shop
 SECRET_PREFIX = "crs_"
 
 
@@ -54,6 +55,7 @@ class SiteKey:
     created_at: str
     revoked_at: str | None = None
     signing_secret: str | None = field(default=None, repr=False, compare=False)  # never in public()
+    tenant: str = DEFAULT_TENANT  # the shop it belongs to (settings [tenants.<name>]; chatrec.serve.tenants)
 
     @property
     def active(self) -> bool:
@@ -74,6 +76,7 @@ class SiteKey:
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
             "active": self.active,
+            "tenant": self.tenant,
         }
 
 
@@ -123,20 +126,22 @@ class KeyStore:
 
     # ------------------------------------------------------------ writes
 
-    def add(self, origins: list[str] | tuple[str, ...] = (), label: str = "") -> tuple[str, SiteKey]:
-        """Make a key; returns ``(plain_key, record)``. The plain key is not stored anywhere;
-        ``record.signing_secret`` is (show it once, with the key)."""
+    def add(
+        self, origins: list[str] | tuple[str, ...] = (), label: str = "", tenant: str = DEFAULT_TENANT
+    ) -> tuple[str, SiteKey]:
+        """Make a key of ``tenant``; returns ``(plain_key, record)``. The plain key is not stored anywhere;
+        ``record.signing_secret`` is (show it once, with the key). A key's tenant never changes."""
         clean = sorted({normalize_origin(o) for o in origins})
         key = KEY_PREFIX + secrets.token_urlsafe(24)
         secret = new_secret()
         now = datetime.now(UTC).isoformat(timespec="seconds")
         cur = self._run(
-            "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at, signing_secret)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (hash_key(key), key[:10], label, json.dumps(clean), now, secret),
+            "INSERT INTO site_keys (key_hash, prefix, label, origins_json, created_at, signing_secret, tenant)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hash_key(key), key[:10], label, json.dumps(clean), now, secret, tenant),
         )
         self.invalidate()
-        return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now, None, secret)
+        return key, SiteKey(int(cur.lastrowid or 0), key[:10], label, tuple(clean), now, None, secret, tenant)
 
     def rotate_secret(self, key_id: int) -> str | None:
         """A new signing secret for an active key (tokens signed with the old one stop working);
@@ -166,7 +171,13 @@ class KeyStore:
         rows = self._run("SELECT * FROM site_keys ORDER BY id").rows
         return [
             SiteKey(
-                r["id"], r["prefix"], r["label"], tuple(json.loads(r["origins_json"])), r["created_at"], r["revoked_at"]
+                r["id"],
+                r["prefix"],
+                r["label"],
+                tuple(json.loads(r["origins_json"])),
+                r["created_at"],
+                r["revoked_at"],
+                tenant=r["tenant"],
             )
             for r in rows
         ]
@@ -189,6 +200,7 @@ class KeyStore:
                 r["created_at"],
                 None,
                 r["signing_secret"],
+                r["tenant"],
             )
             for r in rows
         }

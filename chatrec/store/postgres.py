@@ -115,6 +115,9 @@ PG_MIGRATIONS: dict[str, str] = {
             PRIMARY KEY (key, win)
         )
     """,
+    "006_key_tenants": """
+        ALTER TABLE site_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'
+    """,
 }
 
 P = ParamSpec("P")

@@ -118,6 +118,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
     """,
     ),
+    (
+        # the shop (tenant, settings [tenants.<name>]) each site key belongs to
+        "006_key_tenants",
+        """
+        ALTER TABLE site_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'
+    """,
+    ),
 ]
 
 P = ParamSpec("P")

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatrec.chatbot import ResultEvent, TokenEvent
-from chatrec.serve.deps import ServeSettingsDep, SiteKeyDep, TurnsDep
+from chatrec.serve.deps import ServeSettingsDep, SiteKeyDep, SiteTenantDep, TurnsDep
 from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.serve.sse import TurnStream, sse
 from chatrec.serve.turns import END, AsyncTurn, Turns, public_result
@@ -39,9 +39,16 @@ class ChatRequest(BaseModel):
 
 
 @router.post("")
-async def chat(body: ChatRequest, request: Request, record: SiteKeyDep, turns: TurnsDep, settings: ServeSettingsDep):
+async def chat(
+    body: ChatRequest,
+    request: Request,
+    record: SiteKeyDep,
+    tenant: SiteTenantDep,
+    turns: TurnsDep,
+    settings: ServeSettingsDep,
+):
     caller = caller_of(request.headers.get(USER_TOKEN_HEADER), body.user_id, record, settings)
-    turn, first = await turns.start(request, body.message, body.conversation_id, caller, body.adapter)
+    turn, first = await turns.start(request, body.message, body.conversation_id, caller, body.adapter, tenant)
     if not body.stream:
         result = await turns.collect(request, turn, first)
         return JSONResponse(public_result(result, settings.expose_trace))

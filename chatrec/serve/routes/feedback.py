@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from chatrec.chatbot import ConversationNotFound
-from chatrec.serve.deps import BotDep, ServeSettingsDep, SiteKeyDep
+from chatrec.serve.deps import BotDep, ServeSettingsDep, SiteKeyDep, SiteTenantDep
 from chatrec.serve.errors import ApiError
 from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.store.base import FEEDBACK_KINDS
@@ -38,8 +38,14 @@ class FeedbackRequest(BaseModel):
 
 @router.post("", status_code=201)
 async def feedback(
-    body: FeedbackRequest, request: Request, record: SiteKeyDep, bot: BotDep, settings: ServeSettingsDep
+    body: FeedbackRequest,
+    request: Request,
+    record: SiteKeyDep,
+    tenant: SiteTenantDep,
+    default_bot: BotDep,
+    settings: ServeSettingsDep,
 ):
+    bot = tenant.bot if tenant.named else default_bot  # the key's shop: its items; the shared store
     caller = caller_of(request.headers.get(USER_TOKEN_HEADER), body.user_id, record, settings)
     if body.item_id is not None and body.item_id not in bot.kb.items:
         raise ApiError(422, f"unknown item {body.item_id!r}")

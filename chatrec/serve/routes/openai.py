@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatrec.chatbot import Chatbot, ResultEvent
 from chatrec.config import ServeSettings
-from chatrec.serve.deps import OpenAIKeyDep, ServeSettingsDep, TurnsDep
+from chatrec.serve.deps import OpenAIKeyDep, OpenAITenantDep, ServeSettingsDep, TurnsDep
 from chatrec.serve.errors import ApiError
 from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.serve.sse import TurnStream, sse, words
@@ -130,6 +130,7 @@ async def completions(
     body: OpenAIChatRequest,
     request: Request,
     record: OpenAIKeyDep,
+    tenant: OpenAITenantDep,
     turns: TurnsDep,
     settings: ServeSettingsDep,
     history: HistoryDep,
@@ -148,7 +149,7 @@ async def completions(
         cid = history.find(scope, prior)
 
     adapter = None if body.model in (None, settings.model_id) else body.model  # a named adapter, else 400
-    turn, first = await turns.start(request, message, cid, caller, adapter)
+    turn, first = await turns.start(request, message, cid, caller, adapter, tenant)
     completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)])
     if not body.stream:
         return JSONResponse(completion.body(await turns.collect(request, turn, first)))
