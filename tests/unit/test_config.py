@@ -137,7 +137,7 @@ def test_run_objects_take_their_defaults_from_the_settings_sections():
     from chatrec.train.sft import TrainConfig
 
     assert TrainConfig is TrainSettings  # a training run is configured by the [train] section itself
-    run_only = {"transcripts", "out", "limit", "sample", "train", "fit_sample"}
+    run_only = {"transcripts", "out", "limit", "sample", "train", "fit_sample", "ray"}
     opts = asdict(EvalOptions(transcripts="t", out="o"))
     assert {k: v for k, v in opts.items() if k not in run_only} == EvalSettings().model_dump()
     assert asdict(EvalOptions("t", "o", **EvalSettings(seed=1).model_dump()))["seed"] == 1
