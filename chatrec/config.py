@@ -357,7 +357,9 @@ class ServeSettings(Section):
 
     host: str = Field("127.0.0.1", description="bind address")
     port: int = Field(8000, ge=0, le=65535)
-    max_concurrent: int = Field(1, ge=1, description="turns generating at once (the model is CPU-bound)")
+    max_concurrent: int | None = Field(
+        None, ge=1, description="turns generating at once; unset: the engine's slots (llamacpp: llm.slots, else 1)"
+    )
     max_queue: int = Field(8, ge=0, description="turns waiting for a slot; more are refused with 503")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when the queue is full")
     max_body_bytes: int = Field(16 * 1024, ge=256, description="request bodies under /v1/ larger than this get 413")
@@ -557,12 +559,6 @@ class Settings(BaseSettings):
     history_turns: int = Field(6, ge=0, description="past turns given to the model")
     prompts_dir: Path | None = Field(
         None, description="prompt files (Jinja2 + instructions.toml); unset: the packaged ones"
-    )
-    torch_threads: int | None = Field(
-        None,
-        ge=1,
-        description="torch threads for every workload of the process (chat, serving, ranking, training, "
-        "evaluation); unset: the measured rule, max(1, cores // 2) (chatrec/llm/threads.py, docs/engines.md)",
     )
     torch_threads: int | None = Field(
         None,
