@@ -220,6 +220,9 @@ class PostgresStore:
                             "connect_timeout": max(1, int(self.busy_timeout_s + 0.999)),
                             "options": f"{given} -c lock_timeout={ms} -c timezone=UTC".strip(),
                             "application_name": "chatrec",
+                            # no server-side prepared statements: a replica still running when another one
+                            # migrated the schema would fail on a cached plan ("must not change result type")
+                            "prepare_threshold": None,
                         },
                         check=pool_mod.ConnectionPool.check_connection,  # a restarted server's dead ones
                         open=False,

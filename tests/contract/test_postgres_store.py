@@ -180,3 +180,19 @@ def test_store_url_must_be_postgresql_and_unset_means_the_sqlite_file(tmp_path):
     settings = Settings(data_dir=tmp_path)
     assert settings.store.url is None and isinstance(open_store(settings), SQLiteStore)
     assert settings.db_path.exists()
+
+
+def test_replica_on_the_old_schema_failed_with_cached_plan_after_another_migrated(pg, pg_url):
+    """A replica that had read a table many times (psycopg prepares a statement after 5 runs) failed
+    every later read with "cached plan must not change result type" once another replica's migration
+    added a column; the store prepares no statements on the server, so it keeps answering."""
+    import psycopg
+
+    store = pg(pool_size=1)
+    cid = store.new_conversation(None)
+    for _ in range(8):
+        assert store.conversation(cid) is not None
+    with psycopg.connect(pg_url, autocommit=True) as other:  # another replica's migration
+        other.execute("ALTER TABLE conversations ADD COLUMN added_by_a_newer_replica TEXT")
+    row = store.conversation(cid)
+    assert row is not None and row["id"] == cid
