@@ -73,7 +73,8 @@ class LLMSettings(Section):
     adapters: dict[str, str] = Field(
         default_factory=dict,
         description="llamacpp: more GGUF LoRA adapters by name (name -> file or folder), loaded at start; "
-        "openai: name -> the engine's model name for that adapter (vLLM --lora-modules, llama.cpp server); "
+        "openai: name -> the engine's model name for that adapter (vLLM --lora-modules), or lora:N for "
+        "llama.cpp's server (its per-request lora field, N = the adapter's --lora index); "
         "a request picks one by name (/v1/chat 'adapter', the OpenAI API's 'model')",
     )
     base_url: str | None = Field(None, description="openai backend: server URL, e.g. http://localhost:8000/v1")
