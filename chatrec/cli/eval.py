@@ -195,7 +195,8 @@ def eval_cmd(
         f"\n{r['conversations']} conversations ({r['turns']['rec']} recommendation turns, "
         f"{r['turns']['service']} service turns), {len(r['skipped'])} skipped, {r['wall_s']:.0f} s"
     )
-    click.echo(f"protocol: {r['protocol']}")
+    if "protocol" in r:  # a summary written before --train existed has none
+        click.echo(f"protocol: {r['protocol']}")
     click.echo(f"report: {out_dir / 'report.html'}  summary: {out_dir / 'summary.json'}")
 
 
