@@ -74,7 +74,7 @@ def create_app(bot: Chatbot, settings: ServeSettings | None = None) -> FastAPI:
     state.limits = RateLimits.from_settings(settings, bot.store)  # rate_limit_store = "store": shared by replicas
     state.live_turns = set()
     state.tenants = Tenants(bot, settings)  # [tenants.<name>]: one bot per shop, built on first use
-    state.openai_history = openai.HistoryIndex()
+    state.openai_history = openai.HistoryIndex(bot.store)  # in the store: every replica continues a history
 
     app.add_middleware(EdgeMiddleware, settings=settings, keys=state.keys, limits=state.limits)
     add_error_handlers(app)

@@ -16,6 +16,7 @@ FEEDBACK_KINDS = ("thumbs_up", "thumbs_down", "click", "accept", "reject")
 ITEM_KINDS = ("accept", "reject")  # need the id of an item the turn showed
 TURN_STATUSES = ("ok", "cancelled")
 COUNTED = ("conversations", "turns", "feedback")
+HISTORY_KEEP_DAYS = 30  # an OpenAI-API history key is kept this long after it was last written
 
 
 class StoreUnavailable(Unavailable):
@@ -127,6 +128,17 @@ class Store(Protocol):
 
     def drop_rates(self, before_window: int) -> int:
         """Forget the rate-limit counters of windows before ``before_window``; how many rows went."""
+        ...
+
+    def remember_history(self, key: str, conversation_id: str, tenant: int | None = None) -> None:
+        """Map ``key`` (an OpenAI-API client's answered history, hashed by the caller: no message text)
+        to ``conversation_id``; a repeat replaces the mapping (an idempotent upsert). Keys last written
+        more than :data:`HISTORY_KEEP_DAYS` ago are dropped here, so the table stays bounded."""
+        ...
+
+    def find_history(self, key: str) -> str | None:
+        """The conversation :meth:`remember_history` mapped ``key`` to, ``None`` if unknown or
+        older than :data:`HISTORY_KEEP_DAYS`."""
         ...
 
     def ping(self) -> None:

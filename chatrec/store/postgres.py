@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, ParamSpec, TypeVar
 from chatrec.extras import require
 from chatrec.store.base import COUNTED, FEEDBACK_KINDS, ITEM_KINDS, TURN_STATUSES, StoreUnavailable
 from chatrec.store.keys import KeyStore, Result
-from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, MIGRATIONS, PROBE_TIMEOUT_S, _now, new_id
+from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, MIGRATIONS, PROBE_TIMEOUT_S, _history_cutoff, _now, new_id
 
 if TYPE_CHECKING:
     import psycopg
@@ -117,6 +117,15 @@ PG_MIGRATIONS: dict[str, str] = {
     """,
     "006_key_tenants": """
         ALTER TABLE site_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'
+    """,
+    "007_openai_history": """
+        CREATE TABLE openai_history (
+            key TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            tenant_id BIGINT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX openai_history_created ON openai_history(created_at)
     """,
 }
 
@@ -477,6 +486,26 @@ class PostgresStore:
     def drop_rates(self, before_window: int) -> int:
         with self._conn() as conn:
             return int(conn.execute("DELETE FROM rate_limits WHERE win < %s", (before_window,)).rowcount)
+
+    # ------------------------------------------------------------ OpenAI-API history
+
+    @unavailable
+    def remember_history(self, key: str, conversation_id: str, tenant: int | None = None) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM openai_history WHERE created_at < %s", (_history_cutoff(),))
+            conn.execute(
+                "INSERT INTO openai_history (key, conversation_id, tenant_id, created_at) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET conversation_id = EXCLUDED.conversation_id,"
+                " tenant_id = EXCLUDED.tenant_id, created_at = EXCLUDED.created_at",
+                (key, conversation_id, tenant, _now()),
+            )
+
+    @unavailable
+    def find_history(self, key: str) -> str | None:
+        row = self._one(
+            "SELECT conversation_id FROM openai_history WHERE key = %s AND created_at >= %s", (key, _history_cutoff())
+        )
+        return str(row["conversation_id"]) if row else None
 
 
 class PostgresKeyStore(KeyStore):

@@ -12,11 +12,11 @@ import secrets
 import sqlite3
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, ParamSpec, TypeVar
 
-from chatrec.store.base import COUNTED, FEEDBACK_KINDS, ITEM_KINDS, TURN_STATUSES, StoreUnavailable
+from chatrec.store.base import COUNTED, FEEDBACK_KINDS, HISTORY_KEEP_DAYS, ITEM_KINDS, TURN_STATUSES, StoreUnavailable
 
 __all__ = ["SQLiteStore", "Store", "MIGRATIONS", "FEEDBACK_KINDS", "StoreUnavailable", "unavailable", "new_id"]
 
@@ -125,6 +125,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE site_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'
     """,
     ),
+    (
+        # OpenAI-API clients resend the whole history: its keyed hash -> the conversation, for every replica
+        "007_openai_history",
+        """
+        CREATE TABLE openai_history (
+            key TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL,
+            tenant_id INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX openai_history_created ON openai_history(created_at)
+    """,
+    ),
 ]
 
 P = ParamSpec("P")
@@ -176,6 +189,11 @@ def _rowid(cur: sqlite3.Cursor) -> int:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _history_cutoff() -> str:
+    """The time (as :func:`_now` writes it) before which OpenAI-API history keys are dropped."""
+    return (datetime.now(UTC) - timedelta(days=HISTORY_KEEP_DAYS)).isoformat(timespec="seconds")
 
 
 class SQLiteStore:
@@ -430,6 +448,25 @@ class SQLiteStore:
     @unavailable
     def drop_rates(self, before_window: int) -> int:
         return int(self._conn().execute("DELETE FROM rate_limits WHERE win < ?", (before_window,)).rowcount)
+
+    # ------------------------------------------------------------ OpenAI-API history
+
+    @unavailable
+    def remember_history(self, key: str, conversation_id: str, tenant: int | None = None) -> None:
+        c = self._conn()
+        c.execute("DELETE FROM openai_history WHERE created_at < ?", (_history_cutoff(),))
+        c.execute(
+            "INSERT INTO openai_history (key, conversation_id, tenant_id, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET conversation_id = excluded.conversation_id,"
+            " tenant_id = excluded.tenant_id, created_at = excluded.created_at",
+            (key, conversation_id, tenant, _now()),
+        )
+
+    @unavailable
+    def find_history(self, key: str) -> str | None:
+        sql = "SELECT conversation_id FROM openai_history WHERE key = ? AND created_at >= ?"
+        row = self._conn().execute(sql, (key, _history_cutoff())).fetchone()
+        return str(row["conversation_id"]) if row else None
 
 
 Store = SQLiteStore  # the name before the Store protocol (chatrec.store.base) existed

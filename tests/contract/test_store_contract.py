@@ -11,7 +11,7 @@ more entry in ``STORES``: a name and a factory ``(request, folder) -> open``, wh
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -360,3 +360,29 @@ def test_ranking_log_keeps_one_record_per_turn_in_turn_order(store):
         store.log_ranking(a, record)  # one record per turn
     with pytest.raises(KeyError):
         store.log_ranking(10**9, record)
+
+
+def test_openai_history_is_shared_replaced_on_repeat_and_dropped_after_the_keep_days(opener, monkeypatch):
+    from chatrec.store import postgres, sqlite
+    from chatrec.store.base import HISTORY_KEEP_DAYS
+
+    one, two = opener(), opener()
+    a, b = one.new_conversation("u", tenant=1), one.new_conversation("u", tenant=1)
+    assert one.find_history("k1") is None
+    one.remember_history("k1", a, 1)
+    assert two.find_history("k1") == a  # another handle (replica) sees it
+    one.remember_history("k1", a, 1)  # a repeat is an upsert
+    two.remember_history("k1", b, 1)
+    assert one.find_history("k1") == b and one.find_history("k2") is None
+    # an entry older than HISTORY_KEEP_DAYS is not found, and the next write drops it
+    old = (datetime.now(UTC) - timedelta(days=HISTORY_KEEP_DAYS + 1)).isoformat(timespec="seconds")
+    for module in (sqlite, postgres):
+        monkeypatch.setattr(module, "_now", lambda: old)
+    one.remember_history("stale", a, None)
+    monkeypatch.undo()
+    assert one.find_history("stale") is None
+    one.remember_history("k3", a, None)
+    assert one.find_history("k3") == a and one.find_history("k1") == b
+    for module in (sqlite, postgres):
+        monkeypatch.setattr(module, "_history_cutoff", lambda: "0")  # nothing counts as old now
+    assert one.find_history("stale") is None  # dropped by the write of k3, not merely hidden

@@ -11,17 +11,18 @@ accepted and ignored.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
 import time
 import uuid
-from collections import OrderedDict
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
 from chatrec.chatbot import Chatbot, ResultEvent
 from chatrec.config import ServeSettings
@@ -30,6 +31,7 @@ from chatrec.serve.errors import ApiError
 from chatrec.serve.identity import USER_TOKEN_HEADER, caller_of
 from chatrec.serve.sse import TurnStream, sse, words
 from chatrec.serve.turns import END, AsyncTurn, Turns, public_result
+from chatrec.store.base import Store, StoreUnavailable
 from chatrec.types import TurnResult
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -76,25 +78,35 @@ class OpenAIChatRequest(BaseModel):
 
 
 class HistoryIndex:
-    """OpenAI clients resend the whole history; a history the server answered (hashed, per
-    site key and user) maps to its conversation, so the next request continues it.
-    In memory, the newest ``max_entries``."""
+    """OpenAI clients resend the whole history; a history the server answered (per site key and
+    user) maps to its conversation, so the next request continues it, on any replica: the map is
+    in the store (:meth:`~chatrec.store.base.Store.remember_history`, kept
+    :data:`~chatrec.store.base.HISTORY_KEEP_DAYS` days). Its key is an HMAC-SHA256 of the scope
+    and the messages under a server secret of the store: no message text is stored, and the
+    unmasked messages cannot be confirmed by hashing guesses without the secret."""
 
-    def __init__(self, max_entries: int = 10_000):
-        self.max_entries = max_entries
-        self._threads: OrderedDict[str, str] = OrderedDict()
+    SECRET = "openai_history"
 
-    @staticmethod
-    def _key(scope: str, msgs: list[tuple[str, str]]) -> str:
-        return hashlib.sha256(json.dumps([scope, msgs], ensure_ascii=False).encode()).hexdigest()
+    def __init__(self, store: Store):
+        self.store = store
+        self._secret: bytes | None = None
+
+    def _key(self, scope: str, msgs: list[tuple[str, str]]) -> str:
+        if self._secret is None:
+            self._secret = self.store.secret(self.SECRET)  # the same on every replica of this store
+        text = json.dumps([scope, msgs], ensure_ascii=False).encode()
+        return hmac.new(self._secret, text, hashlib.sha256).hexdigest()
 
     def find(self, scope: str, msgs: list[tuple[str, str]]) -> str | None:
-        return self._threads.get(self._key(scope, msgs)) if msgs else None
+        return self.store.find_history(self._key(scope, msgs)) if msgs else None
 
-    def remember(self, scope: str, msgs: list[tuple[str, str]], conversation_id: str) -> None:
-        self._threads[self._key(scope, msgs)] = conversation_id
-        while len(self._threads) > self.max_entries:
-            self._threads.popitem(last=False)
+    def remember(self, scope: str, msgs: list[tuple[str, str]], conversation_id: str, tenant: int | None) -> None:
+        """Map the answered history to its conversation; a store fault only logs (the turn is answered
+        and saved: the client's next request then starts a new conversation unless it names this one)."""
+        try:
+            self.store.remember_history(self._key(scope, msgs), conversation_id, tenant)
+        except StoreUnavailable as exc:
+            log.warning("the OpenAI history of conversation %s was not kept: %s", conversation_id, exc)
 
 
 async def get_history(request: Request) -> HistoryIndex:
@@ -146,13 +158,13 @@ async def completions(
     prior = [(m.role, m.text()) for m in body.messages[:last] if m.role in ("user", "assistant")]
     cid = body.conversation_id or (body.metadata or {}).get("conversation_id")
     if not isinstance(cid, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", cid):
-        cid = history.find(scope, prior)
+        cid = await run_in_threadpool(history.find, scope, prior)
 
     adapter = None if body.model in (None, settings.model_id) else body.model  # a named adapter, else 400
     turn, first = await turns.start(request, message, cid, caller, adapter, tenant)
-    completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)])
+    completion = _Completion(settings, turns.bot, history, scope, prior + [("user", message)], caller.tenant)
     if not body.stream:
-        return JSONResponse(completion.body(await turns.collect(request, turn, first)))
+        return JSONResponse(await completion.body(await turns.collect(request, turn, first)))
     include_usage = bool((body.stream_options or {}).get("include_usage"))
     return TurnStream(completion.events(turns, turn, first, include_usage), turn)
 
@@ -161,23 +173,31 @@ class _Completion:
     """One completion's wire format (a ``chat.completion``, or ``chat.completion.chunk`` events)."""
 
     def __init__(
-        self, settings: ServeSettings, bot: Chatbot, history: HistoryIndex, scope: str, asked: list[tuple[str, str]]
+        self,
+        settings: ServeSettings,
+        bot: Chatbot,
+        history: HistoryIndex,
+        scope: str,
+        asked: list[tuple[str, str]],
+        tenant: int | None,
     ):
         self.settings, self.bot, self.history, self.scope, self.asked = settings, bot, history, scope, asked
+        self.tenant = tenant
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
 
-    def finish(self, result: TurnResult) -> tuple[dict[str, int], dict[str, Any]]:
+    async def finish(self, result: TurnResult) -> tuple[dict[str, int], dict[str, Any]]:
         """Remember the answered history; the token usage and the ``chatrec`` extra of the turn."""
-        self.history.remember(self.scope, self.asked + [("assistant", result.text)], result.conversation_id)
+        answered = self.asked + [("assistant", result.text)]
+        await run_in_threadpool(self.history.remember, self.scope, answered, result.conversation_id, self.tenant)
         message = self.asked[-1][1]
         prompt = int(result.trace.get("prompt_tokens") or self.bot.llm.count_tokens(message))
         completion = self.bot.llm.count_tokens(result.text) if result.text else 0
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
         return usage, public_result(result, self.settings.expose_trace)
 
-    def body(self, result: TurnResult) -> dict[str, Any]:
-        usage, extra = self.finish(result)
+    async def body(self, result: TurnResult) -> dict[str, Any]:
+        usage, extra = await self.finish(result)
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -234,7 +254,7 @@ class _Completion:
                 ev = await turn.next()
             if result is None:
                 return
-            usage, extra = self.finish(result)
+            usage, extra = await self.finish(result)
             for piece in words(result.text):
                 yield self.chunk({"content": piece})
             if include_usage:
