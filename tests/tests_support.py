@@ -1,8 +1,11 @@
 """Helpers shared by the fake-LLM and real-model tests."""
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chatrec.config import Settings, load_settings
+from chatrec.types import Evidence, Recommendation
 
 REPO = Path(__file__).resolve().parent.parent
 KB_DIR = REPO / "kb"
@@ -55,3 +58,35 @@ def make_tiny_model(folder: Path) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def recommendation_of(item: Any, reason: str = "r") -> Recommendation:
+    """A shown recommendation of catalogue ``item`` with ``reason`` (grounding and reply tests)."""
+    return Recommendation(
+        item_id=item.id,
+        title=item.title,
+        price=item.price,
+        brand=item.brand,
+        category=item.category,
+        score=1.0,
+        reason=reason,
+        evidence=Evidence(),
+    )
+
+
+@dataclass
+class SlateItem:
+    """What a ranking policy reads of an item (policy and gate tests)."""
+
+    id: str
+    brand: str
+    category: str = "c"
+
+
+@dataclass
+class SlateCandidate:
+    """What a ranking policy reads of a ranker candidate (chatrec.turn.policy.Scored)."""
+
+    item: SlateItem
+    score: float
+    features: dict[str, float] = field(default_factory=dict)

@@ -4,29 +4,15 @@ is promoted, one learned from shuffled rewards is blocked; versions roll back.""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 
 from chatrec.eval.offpolicy import learn_and_gate, report_text
 from chatrec.turn.policy import FusionPolicy, PolicyStore, choose
+from tests_support import SlateCandidate, SlateItem
 
 GOOD = ("I3", "I7")  # the items simulated customers accept
 
 
-@dataclass
-class _Item:
-    id: str
-    brand: str
-    category: str = "c"
-
-
-@dataclass
-class _Cand:
-    item: _Item
-    score: float
-    features: dict[str, float] = field(default_factory=dict)
-
-
-CANDS = [_Cand(_Item(f"I{i}", f"b{i % 3}"), 1.0 - i / 10, {"dense": 1.0 - i / 10}) for i in range(8)]
+CANDS = [SlateCandidate(SlateItem(f"I{i}", f"b{i % 3}"), 1.0 - i / 10, {"dense": 1.0 - i / 10}) for i in range(8)]
 
 
 def _log(policy, first_turn: int, n: int, rng: random.Random) -> tuple[list[dict], list[dict]]:

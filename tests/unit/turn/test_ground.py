@@ -1,20 +1,12 @@
 import pytest
 
 from chatrec.turn.ground import check_recommendations, check_text, fallback_text, prompt_words
-from chatrec.types import Evidence, Recommendation
+from chatrec.types import Recommendation
+from tests_support import recommendation_of
 
 
 def _rec(item) -> Recommendation:
-    return Recommendation(
-        item_id=item.id,
-        title=item.title,
-        price=item.price,
-        brand=item.brand,
-        category=item.category,
-        score=1.0,
-        reason="r",
-        evidence=Evidence(),
-    )
+    return recommendation_of(item, "r")
 
 
 def _check(text, recs, kb, template=None, sim=None):

@@ -7,20 +7,11 @@ import pytest
 
 from chatrec.turn.claims import Facts, extract_claims
 from chatrec.turn.ground import check_text
-from chatrec.types import Evidence, Recommendation
+from tests_support import recommendation_of
 
 
 def _rec(item):
-    return Recommendation(
-        item_id=item.id,
-        title=item.title,
-        price=item.price,
-        brand=item.brand,
-        category=item.category,
-        score=1.0,
-        reason=f"Matches what you asked for. {item.price_text}, in stock.",
-        evidence=Evidence(),
-    )
+    return recommendation_of(item, f"Matches what you asked for. {item.price_text}, in stock.")
 
 
 def _problems(kb, text, template=None, recs=()):

@@ -4,7 +4,6 @@ among allowed candidates, the bandit learning from feedback, versions and rollba
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -13,26 +12,12 @@ from chatrec.llm.fake import FakeLLM
 from chatrec.turn.policy import BanditPolicy, FusionPolicy, PolicyStore, choose, update
 from chatrec.turn.profile import history_of
 from chatrec.turn.state import DialogueState
-from tests_support import fake_settings
+from tests_support import SlateCandidate, SlateItem, fake_settings
 
 
-@dataclass
-class _Item:
-    id: str
-    brand: str
-    category: str = "c"
-
-
-@dataclass
-class _Cand:
-    item: _Item
-    score: float
-    features: dict[str, float] = field(default_factory=dict)
-
-
-def _cands(n: int = 8) -> list[_Cand]:
+def _cands(n: int = 8) -> list[SlateCandidate]:
     return [
-        _Cand(_Item(f"I{i}", "good" if i % 4 == 3 else "plain"), 1.0 - i / 10, {"dense": 1.0 - i / 10})
+        SlateCandidate(SlateItem(f"I{i}", "good" if i % 4 == 3 else "plain"), 1.0 - i / 10, {"dense": 1.0 - i / 10})
         for i in range(n)
     ]
 

@@ -13,7 +13,7 @@ from chatrec.llm.fake import FakeLLM
 from chatrec.turn.ground import fallback_text
 from chatrec.turn.plan import TurnInput
 from chatrec.turn.state import DialogueState, referenced_items, update_state
-from tests_support import fake_settings
+from tests_support import fake_settings, recommendation_of
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +43,8 @@ def test_recommendation_fallback_names_items_by_title_and_price_in_sentences_wit
 
 
 def test_fallback_with_one_item_is_one_sentence_with_its_reason(kb):
-    from chatrec.types import Evidence, Recommendation
-
     case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
-    rec = Recommendation(
-        item_id=case.id,
-        title=case.title,
-        price=case.price,
-        brand=case.brand,
-        category=case.category,
-        score=1.0,
-        reason=f"Works with your Google Pixel 8 128GB Obsidian. {case.price_text}, in stock.",
-        evidence=Evidence(),
-    )
+    rec = recommendation_of(case, f"Works with your Google Pixel 8 128GB Obsidian. {case.price_text}, in stock.")
     text = fallback_text("recommend", None, [rec], "none")
     pixel = "Google Pixel 8 128GB Obsidian"
     assert text == f"I'd suggest the {case.title} (${case.price:.2f}). The {case.title} works with your {pixel}."
