@@ -1,14 +1,20 @@
 """Two replicas on loopback: PostgreSQL + two `chatrec serve` + one shared engine, N clients, one replica killed midway.
 
     python benchmarks/bench_replicas.py [--clients 8,32] [--seconds 60] [--delay 0.01] [--data-dir DIR]
+                                        [--index server|folder]
 
 - PostgreSQL: a throwaway cluster (Debian's postgresql, as in tests/contract/conftest.py; fsync off).
 - Engine: a scripted OpenAI-compatible server in this process (``ScriptedEngine`` from
   tests/integration/test_replicas.py) streaming the grounded answer template, ``--delay`` s per
   word; the replicas reach it over HTTP through the ``openai`` backend, so the figures are
   chatrec's own cost per turn plus that engine time (not a real model's speed).
-- Replicas: ``chatrec serve`` x 2 on one PostgreSQL store and one index folder (embedded
-  Chroma, built once under ``--data-dir``), ``--max-concurrent 8 --max-queue 64`` each.
+- Index: ``--index server`` (default) starts one Chroma server (``chroma run --path DIR --host
+  127.0.0.1 --port P``, as tests/contract/conftest.py's ``chroma_server``), builds the index on
+  it with ``chatrec index`` and points both replicas at it (``retrieval.chroma_host`` /
+  ``chroma_port``); it is stopped at the end. ``--index folder``: one embedded Chroma folder
+  under ``--data-dir``, built once and opened by both replicas.
+- Replicas: ``chatrec serve`` x 2 on one PostgreSQL store and that one index,
+  ``--max-concurrent 8 --max-queue 64`` each.
 - Load: per phase (client count), N client threads run conversations of 4 turns (POST
   /v1/chat, streamed) for ``--seconds``; client i prefers replica i % 2. At half time replica 1
   is killed (SIGKILL); a client whose request fails (connection error, a broken stream, 503)
@@ -68,6 +74,39 @@ def start_pg(folder: Path) -> PgServer:
     assert started.returncode == 0, started.stderr
     pg.admin("CREATE DATABASE bench")
     return pg
+
+
+def start_chroma(folder: Path) -> tuple[subprocess.Popen, int]:
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        sys.exit("the `chroma` command (chromadb) is not installed")
+    port = free_port()
+    log = (folder / "chroma.log").open("w")
+    cmd = [str(chroma), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    log.close()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_proc(proc)
+            sys.exit(f"`chroma run` did not start: {(folder / 'chroma.log').read_text(errors='replace')[-800:]}")
+        time.sleep(0.2)
+
+
+def stop_proc(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 class Replica:
@@ -219,6 +258,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--delay", type=float, default=0.01, help="engine seconds per streamed word")
     ap.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "chatrec-bench-replicas"))
+    ap.add_argument(
+        "--index",
+        choices=["server", "folder"],
+        default="server",
+        help="server: one `chroma run` both replicas use; folder: one embedded Chroma folder under --data-dir",
+    )
     args = ap.parse_args()
 
     engine = ScriptedEngine(args.delay)
@@ -226,6 +271,11 @@ def main() -> None:
     pg_dir = Path(tempfile.mkdtemp(prefix="chatrec-replicas-pg-"))  # its own folder: chowned to postgres as root
     pg = start_pg(pg_dir)
     url = pg.url("bench")
+    chroma: subprocess.Popen | None = None
+    index_env: dict[str, str] = {}
+    if args.index == "server":
+        chroma, chroma_port = start_chroma(work)
+        index_env = {"CHATREC_RETRIEVAL__CHROMA_HOST": "127.0.0.1", "CHATREC_RETRIEVAL__CHROMA_PORT": str(chroma_port)}
     env = {
         **os.environ,
         "CHATREC_KB_DIR": str(ROOT / "kb"),
@@ -238,12 +288,13 @@ def main() -> None:
         "CHATREC_SERVE__RATE_PER_MINUTE_IP_ALL": "0",
         "OMP_NUM_THREADS": "1",
         "ANONYMIZED_TELEMETRY": "False",
+        **index_env,
     }
-    index = subprocess.run([CHATREC, "index"], env=env, capture_output=True, text=True, timeout=600)
-    assert index.returncode == 0, index.stderr[-1500:]
     replicas = [Replica(env, work / f"replica{i}.log", free_port()) for i in (1, 2)]
     rows, startup = [], []
     try:
+        index = subprocess.run([CHATREC, "index"], env=env, capture_output=True, text=True, timeout=600)
+        assert index.returncode == 0, index.stderr[-1500:]
         for r in replicas:
             startup.append(round(r.start(), 1))
         for n in [int(c) for c in args.clients.split(",")]:
@@ -260,6 +311,8 @@ def main() -> None:
         for r in replicas:
             r.stop()
         engine.stop()
+        if chroma is not None:
+            stop_proc(chroma)
         pg.stop()
         import shutil
 
@@ -268,7 +321,9 @@ def main() -> None:
     out = {
         "engine": f"scripted OpenAI-compatible engine over HTTP, {args.delay} s per streamed word",
         "store": "PostgreSQL 15 on loopback (fsync off)",
-        "index": "embedded Chroma, one folder shared by both replicas",
+        "index": "one Chroma server (chroma run) shared by both replicas"
+        if args.index == "server"
+        else "embedded Chroma, one folder shared by both replicas",
         "replicas": 2,
         "replica_gate": "max_concurrent 8, max_queue 64",
         "replica_startup_s": startup,
@@ -291,7 +346,7 @@ def main() -> None:
             f"{row['stored_not_acknowledged']} | {row['load_avg_1m_start']}-{row['load_avg_1m_end']} |"
         )
     (res / "replicas.md").write_text(
-        f"Two replicas, {out['engine']}; {out['store']}; replica 1 SIGKILLed at half time.\n\n"
+        f"Two replicas, {out['engine']}; {out['store']}; index: {out['index']}; replica 1 SIGKILLed at half time.\n\n"
         + "\n".join(lines)
         + "\n"
     )
