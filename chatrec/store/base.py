@@ -109,6 +109,30 @@ class Store(Protocol):
         and ``created_at`` added."""
         ...
 
+    def save_policy_version(self, kind: str, meta: dict[str, Any], blob: bytes) -> str:
+        """Keep a learned policy (``kind``, e.g. ``"bandit"``; one sequence of versions per kind) as
+        its next version, numbered atomically (two processes saving at once get two numbers):
+        ``"v0001"``, ``"v0002"``, ... Returns the version; it does not become current."""
+        ...
+
+    def policy_versions(self, kind: str) -> list[dict[str, Any]]:
+        """The versions of ``kind``, oldest first: each one's ``meta`` with ``version`` and
+        ``created_at`` (the store's) set."""
+        ...
+
+    def policy_blob(self, kind: str, version: str) -> bytes:
+        """The saved model of a version; ``KeyError`` for an unknown one."""
+        ...
+
+    def set_current_policy(self, kind: str, version: str | None) -> None:
+        """Make ``version`` the one live chatbots on this store use (``None``: none, the untrained
+        policy); ``KeyError`` for an unknown version."""
+        ...
+
+    def current_policy(self, kind: str) -> str | None:
+        """The current version of ``kind`` (``None``: none); one cheap query, read every turn."""
+        ...
+
     def count(self, table: str) -> int:
         """How many conversations, turns or feedback rows are stored (``table`` one of
         :data:`COUNTED`; ``ValueError`` otherwise)."""

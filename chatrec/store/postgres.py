@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, ParamSpec, TypeVar
 from chatrec.extras import require
 from chatrec.store.base import COUNTED, FEEDBACK_KINDS, ITEM_KINDS, TURN_STATUSES, StoreUnavailable
 from chatrec.store.keys import KeyStore, Result
-from chatrec.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, MIGRATIONS, PROBE_TIMEOUT_S, _history_cutoff, _now, new_id
+from chatrec.store.sqlite import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    MIGRATIONS,
+    PROBE_TIMEOUT_S,
+    _history_cutoff,
+    _now,
+    new_id,
+    policy_name,
+    policy_number,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -126,6 +135,20 @@ PG_MIGRATIONS: dict[str, str] = {
             created_at TEXT NOT NULL
         );
         CREATE INDEX openai_history_created ON openai_history(created_at)
+    """,
+    "008_policy_versions": """
+        CREATE TABLE policy_versions (
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            meta_json TEXT NOT NULL,
+            model BYTEA NOT NULL,
+            PRIMARY KEY (kind, n)
+        );
+        CREATE TABLE policy_current (
+            kind TEXT PRIMARY KEY,
+            version TEXT
+        )
     """,
 }
 
@@ -506,6 +529,56 @@ class PostgresStore:
             "SELECT conversation_id FROM openai_history WHERE key = %s AND created_at >= %s", (key, _history_cutoff())
         )
         return str(row["conversation_id"]) if row else None
+
+    # ------------------------------------------------------------ policy versions
+
+    @unavailable
+    def save_policy_version(self, kind: str, meta: dict[str, Any], blob: bytes) -> str:
+        with self._tx() as conn:
+            # one saver per kind at a time (every process): the next number is ours alone
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("policy_versions:" + kind,))
+            row = conn.execute(
+                "SELECT COALESCE(MAX(n), 0) + 1 AS n FROM policy_versions WHERE kind = %s", (kind,)
+            ).fetchone()
+            n = int(row["n"]) if row else 1
+            conn.execute(
+                "INSERT INTO policy_versions (kind, n, created_at, meta_json, model) VALUES (%s, %s, %s, %s, %s)",
+                (kind, n, _now(), json.dumps(meta), bytes(blob)),
+            )
+        return policy_name(n)
+
+    @unavailable
+    def policy_versions(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._all("SELECT n, created_at, meta_json FROM policy_versions WHERE kind = %s ORDER BY n", (kind,))
+        return [
+            {**json.loads(r["meta_json"]), "version": policy_name(r["n"]), "created_at": r["created_at"]} for r in rows
+        ]
+
+    @unavailable
+    def policy_blob(self, kind: str, version: str) -> bytes:
+        sql = "SELECT model FROM policy_versions WHERE kind = %s AND n = %s"
+        row = self._one(sql, (kind, policy_number(version)))
+        if row is None:
+            raise KeyError(f"no policy version {version!r} of {kind!r}")
+        return bytes(row["model"])
+
+    @unavailable
+    def set_current_policy(self, kind: str, version: str | None) -> None:
+        with self._tx() as conn:
+            if version is not None:
+                sql = "SELECT 1 FROM policy_versions WHERE kind = %s AND n = %s"
+                if conn.execute(sql, (kind, policy_number(version))).fetchone() is None:
+                    raise KeyError(f"no policy version {version!r} of {kind!r}")
+            conn.execute(
+                "INSERT INTO policy_current (kind, version) VALUES (%s, %s)"
+                " ON CONFLICT (kind) DO UPDATE SET version = EXCLUDED.version",
+                (kind, version),
+            )
+
+    @unavailable
+    def current_policy(self, kind: str) -> str | None:
+        row = self._one("SELECT version FROM policy_current WHERE kind = %s", (kind,))
+        return str(row["version"]) if row and row["version"] else None
 
 
 class PostgresKeyStore(KeyStore):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -138,7 +139,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX openai_history_created ON openai_history(created_at)
     """,
     ),
+    (
+        # learned ranking-policy versions and the current one, shared by every replica (docs/feedback.md)
+        "008_policy_versions",
+        """
+        CREATE TABLE policy_versions (
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            meta_json TEXT NOT NULL,
+            model BLOB NOT NULL,
+            PRIMARY KEY (kind, n)
+        );
+        CREATE TABLE policy_current (
+            kind TEXT PRIMARY KEY,
+            version TEXT
+        )
+    """,
+    ),
 ]
+
+
+def policy_number(version: str) -> int:
+    """``"v0007"`` -> 7; ``KeyError`` for anything that is not a version name."""
+    if not re.fullmatch(r"v\d{4,}", version or ""):
+        raise KeyError(f"no policy version {version!r}")
+    return int(version[1:])
+
+
+def policy_name(n: int) -> str:
+    return f"v{n:04d}"
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -467,6 +498,59 @@ class SQLiteStore:
         sql = "SELECT conversation_id FROM openai_history WHERE key = ? AND created_at >= ?"
         row = self._conn().execute(sql, (key, _history_cutoff())).fetchone()
         return str(row["conversation_id"]) if row else None
+
+    # ------------------------------------------------------------ policy versions
+
+    @unavailable
+    def save_policy_version(self, kind: str, meta: dict[str, Any], blob: bytes) -> str:
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")  # the write lock first: the next number is ours alone
+        try:
+            row = c.execute("SELECT COALESCE(MAX(n), 0) + 1 AS n FROM policy_versions WHERE kind = ?", (kind,))
+            n = int(row.fetchone()["n"])
+            c.execute(
+                "INSERT INTO policy_versions (kind, n, created_at, meta_json, model) VALUES (?, ?, ?, ?, ?)",
+                (kind, n, _now(), json.dumps(meta), sqlite3.Binary(blob)),
+            )
+            c.execute("COMMIT")
+        except BaseException:
+            self._rollback(c)
+            raise
+        return policy_name(n)
+
+    @unavailable
+    def policy_versions(self, kind: str) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT n, created_at, meta_json FROM policy_versions WHERE kind = ? ORDER BY n", (kind,)
+        )
+        return [
+            {**json.loads(r["meta_json"]), "version": policy_name(r["n"]), "created_at": r["created_at"]} for r in rows
+        ]
+
+    @unavailable
+    def policy_blob(self, kind: str, version: str) -> bytes:
+        sql = "SELECT model FROM policy_versions WHERE kind = ? AND n = ?"
+        row = self._conn().execute(sql, (kind, policy_number(version))).fetchone()
+        if row is None:
+            raise KeyError(f"no policy version {version!r} of {kind!r}")
+        return bytes(row["model"])
+
+    @unavailable
+    def set_current_policy(self, kind: str, version: str | None) -> None:
+        if version is not None:
+            sql = "SELECT 1 FROM policy_versions WHERE kind = ? AND n = ?"
+            if self._conn().execute(sql, (kind, policy_number(version))).fetchone() is None:
+                raise KeyError(f"no policy version {version!r} of {kind!r}")
+        self._conn().execute(
+            "INSERT INTO policy_current (kind, version) VALUES (?, ?)"
+            " ON CONFLICT (kind) DO UPDATE SET version = excluded.version",
+            (kind, version),
+        )
+
+    @unavailable
+    def current_policy(self, kind: str) -> str | None:
+        row = self._conn().execute("SELECT version FROM policy_current WHERE kind = ?", (kind,)).fetchone()
+        return str(row["version"]) if row and row["version"] else None
 
 
 Store = SQLiteStore  # the name before the Store protocol (chatrec.store.base) existed

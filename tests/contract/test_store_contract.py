@@ -386,3 +386,37 @@ def test_openai_history_is_shared_replaced_on_repeat_and_dropped_after_the_keep_
     for module in (sqlite, postgres):
         monkeypatch.setattr(module, "_history_cutoff", lambda: "0")  # nothing counts as old now
     assert one.find_history("stale") is None  # dropped by the write of k3, not merely hidden
+
+
+def test_policy_versions_are_numbered_shared_and_switched_by_every_handle(opener):
+    one, two = opener(), opener()
+    assert one.policy_versions("bandit") == [] and one.current_policy("bandit") is None
+    blob = bytes(range(256)) * 4  # any bytes, NUL included, come back as saved
+    assert one.save_policy_version("bandit", {"parent": "v0000", "learned_turn": 3}, blob) == "v0001"
+    assert two.save_policy_version("bandit", {"parent": "v0001"}, b"second") == "v0002"
+    assert two.save_policy_version("bandit:outdoor", {}, b"other shop") == "v0001"  # one sequence per kind
+    metas = one.policy_versions("bandit")
+    assert [m["version"] for m in metas] == ["v0001", "v0002"] and metas[0]["learned_turn"] == 3
+    assert metas[0]["created_at"] and metas[1]["parent"] == "v0001"
+    assert two.policy_blob("bandit", "v0001") == blob and one.policy_blob("bandit:outdoor", "v0001") == b"other shop"
+    assert one.current_policy("bandit") is None  # saving does not promote
+    one.set_current_policy("bandit", "v0002")
+    assert two.current_policy("bandit") == "v0002" and two.current_policy("bandit:outdoor") is None
+    two.set_current_policy("bandit", None)
+    assert one.current_policy("bandit") is None
+    for bad in ("v0009", "latest"):
+        with pytest.raises(KeyError):
+            one.policy_blob("bandit", bad)
+        with pytest.raises(KeyError):
+            one.set_current_policy("bandit", bad)
+    assert two.current_policy("bandit") is None  # a refused switch changes nothing
+
+
+def test_concurrent_policy_saves_get_distinct_numbers(opener):
+    from concurrent.futures import ThreadPoolExecutor
+
+    handles = [opener() for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: handles[i % 4].save_policy_version("bandit", {"i": i}, b"m%d" % i), range(12)))
+    assert sorted(got) == [f"v{n:04d}" for n in range(1, 13)]
+    assert [m["version"] for m in handles[0].policy_versions("bandit")] == sorted(got)
