@@ -50,7 +50,7 @@ from chatrec.llm.fake import FakeLLM  # noqa: E402
 from chatrec.retrieval.chroma import ChromaIndex  # noqa: E402
 from chatrec.store.sqlite import SQLiteStore  # noqa: E402
 from chatrec.store.stats import service_metrics  # noqa: E402
-from chatrec.turn.policy import PolicyStore, policy_folder, update  # noqa: E402
+from chatrec.turn.policy import PolicyStore, update  # noqa: E402
 from chatrec.turn.profile import history_of  # noqa: E402
 from chatrec.turn.state import DialogueState  # noqa: E402
 
@@ -135,11 +135,10 @@ def run_arm(
 ) -> dict:
     ranking = {"policy": arm, "explore": epsilon if arm == "bandit" else 0.0}
     settings = load_settings(kb_dir=str(kb.root), data_dir=str(data_dir), llm={"backend": "fake"}, ranking=ranking)
-    shutil.rmtree(policy_folder(data_dir), ignore_errors=True)  # every bandit run starts untrained
-    store = SQLiteStore(work / f"{arm}-{seed}.sqlite3")
+    store = SQLiteStore(work / f"{arm}-{seed}.sqlite3")  # a fresh store: every bandit run starts untrained
     bot = Chatbot(settings, llm=FakeLLM(), kb=kb, index=index, store=store)
     bot.ranker.rng = random.Random(seed)
-    versions = PolicyStore(policy_folder(data_dir))
+    versions = PolicyStore(store)  # the versions live in the store, as in production
     customers = [Customer(kb, u) for u in sorted(kb.users)]
     customers = [c for c in customers if c.categories]
     out: dict = {"rounds": [], "violations": 0, "ungrounded": 0, "turns": 0, "update_s": 0.0}

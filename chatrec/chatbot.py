@@ -34,7 +34,7 @@ from chatrec.turn.compose import load_prompts
 from chatrec.turn.guard import InputRejected, guard
 from chatrec.turn.pii import find_pii, mask_pii
 from chatrec.turn.plan import ABLATIONS, Planner, PlanOptions, TurnInput, TurnPlan
-from chatrec.turn.policy import LivePolicy, log_slate, planner_policy, policy_folder
+from chatrec.turn.policy import LivePolicy, log_slate, planner_policy
 from chatrec.turn.rank import Ranker
 from chatrec.turn.release import NO_MATCH, Release, turn_gate
 from chatrec.turn.replay import advance
@@ -123,11 +123,15 @@ def build_planner(
     llm: LLMBackend | None = None,
     progress: bool = False,
     exclude_conversations: set[str] | frozenset[str] = frozenset(),
+    store: Store | None = None,
+    policy_kind: str = "bandit",
 ) -> Planner:
     """A planner over the KB in ``settings`` (or ``kb``), building its index if needed.
 
     ``llm`` only serves the ranker's Yes/No score (``ranking.w_llm`` > 0); ``exclude_conversations``
-    are logged conversations the ranker's behaviour statistics must not learn from."""
+    are logged conversations the ranker's behaviour statistics must not learn from. With
+    ``ranking.policy = "bandit"`` the ranker uses the current ``policy_kind`` version in ``store``
+    (default: ``open_store(settings)``)."""
     apply_offline_env()
     configure_threads("other", settings)  # torch's threads by the measured rule, before any torch work
     kb = kb or load_kb(settings.kb_dir)
@@ -147,7 +151,8 @@ def build_planner(
         prompts=prompts,
         exclude_conversations=exclude_conversations,
     )
-    ranker.policy = planner_policy(settings.ranking.policy, policy_folder(settings.data_dir))
+    if settings.ranking.policy == "bandit":  # the current learned version, from the (shared) store
+        ranker.policy = planner_policy("bandit", store or open_store(settings), policy_kind)
     return Planner(settings, kb, retriever, kg, ranker, prompts)
 
 
@@ -163,20 +168,23 @@ class Chatbot:
         index: Retriever | None = None,
         store: Store | None = None,
         progress: bool = False,
+        policy_kind: str = "bandit",
     ):
         t0 = time.perf_counter()
         self.settings = settings
         self.llm = llm or make_llm(settings)
-        self.planner = build_planner(settings, kb=kb, retriever=index, llm=self.llm, progress=progress)
+        self.store: Store = store or open_store(settings)
+        self.planner = build_planner(
+            settings, kb=kb, retriever=index, llm=self.llm, progress=progress, store=self.store, policy_kind=policy_kind
+        )
         self.kb, self.index, self.kg, self.ranker = (
             self.planner.kb,
             self.planner.retriever,
             self.planner.kg,
             self.planner.ranker,
         )
-        self.store: Store = store or open_store(settings)
         r = settings.ranking
-        self.policy = LivePolicy(self.ranker, r.policy, policy_folder(settings.data_dir), r.explore)
+        self.policy = LivePolicy(self.ranker, r.policy, self.store, r.explore, policy_kind=policy_kind)
         self.startup_s = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ API

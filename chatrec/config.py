@@ -343,7 +343,8 @@ class TenantSettings(Section):
 
     kb_dir: Path = Field(description="this shop's knowledge-base folder")
     data_dir: Path | None = Field(
-        None, description="this shop's state (Chroma index, learned policy); unset: <data_dir>/tenants/<name>"
+        None,
+        description="this shop's state folder (its Chroma index); unset: <data_dir>/tenants/<name>",
     )
     adapter: str | None = Field(
         None, description="the LoRA adapter by name (llm.adapters) for this shop's turns; unset: the base model"

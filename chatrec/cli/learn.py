@@ -8,12 +8,22 @@ import json
 import click
 
 
-def _versions(ctx: click.Context):
+def _versions(ctx: click.Context, tenant: str | None):
+    """The settings, the store and the shop's policy versions in it (shared by every replica)."""
     from chatrec.cli.context import settings_from
-    from chatrec.turn.policy import PolicyStore, policy_folder
+    from chatrec.store import open_store
+    from chatrec.turn.policy import PolicyStore, policy_kind
 
     settings = settings_from(ctx)
-    return settings, PolicyStore(policy_folder(settings.data_dir))
+    if tenant and tenant != "default" and tenant not in settings.tenants:
+        raise click.ClickException(f"unknown tenant {tenant!r}; configured: {sorted(settings.tenants)}")
+    store = open_store(settings)
+    return settings, store, PolicyStore(store, policy_kind(tenant))
+
+
+TENANT = click.option(
+    "--tenant", default=None, help="the shop ([tenants.<name>]) whose policy versions to use; default: the default shop"
+)
 
 
 @click.group(invoke_without_command=True)
@@ -38,18 +48,17 @@ def _versions(ctx: click.Context):
     help="train on shuffled accepts (a deliberately worse candidate: checks the gate)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@TENANT
 @click.pass_context
-def learn(ctx, holdout, margin, min_turns, shuffle_rewards, as_json) -> None:
+def learn(ctx, holdout, margin, min_turns, shuffle_rewards, as_json, tenant) -> None:
     """Build a candidate ranking policy (the bandit) from the store's ranking log and votes, compare
     it with the current one by IPS and doubly robust estimates on the newest logged turns (paired
     bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version."""
     if ctx.invoked_subcommand is not None:
         return
     from chatrec.eval.offpolicy import learn_and_gate, report_text
-    from chatrec.store import open_store
 
-    settings, versions = _versions(ctx)
-    store = open_store(settings)
+    settings, store, versions = _versions(ctx, tenant)
     result = learn_and_gate(
         versions,
         store.ranking_log(),
@@ -59,19 +68,17 @@ def learn(ctx, holdout, margin, min_turns, shuffle_rewards, as_json) -> None:
         min_turns=min_turns,
         shuffle_rewards=shuffle_rewards,
     )
-    if result.version is not None:
-        path = versions.folder / f"{result.version}.gate.json"
-        path.write_text(json.dumps(result.report, indent=2), encoding="utf-8")
     click.echo(json.dumps(result.report, indent=2) if as_json else report_text(result.report))
     if settings.ranking.policy != "bandit":
         click.echo('note: ranking.policy is "fusion"; live turns use a promoted version once it is "bandit"')
 
 
 @learn.command()
+@TENANT
 @click.pass_context
-def rollback(ctx) -> None:
-    """Make the version before the current one current again (a running chatbot follows)."""
-    _, versions = _versions(ctx)
+def rollback(ctx, tenant) -> None:
+    """Make the version before the current one current again (running chatbots on the store follow)."""
+    _, _, versions = _versions(ctx, tenant)
     try:
         now = versions.rollback()
     except ValueError as exc:
@@ -80,13 +87,14 @@ def rollback(ctx) -> None:
 
 
 @learn.command()
+@TENANT
 @click.pass_context
-def status(ctx) -> None:
+def status(ctx, tenant) -> None:
     """The saved versions, their gate figures, and which one is current."""
-    _, versions = _versions(ctx)
+    _, _, versions = _versions(ctx, tenant)
     current = versions.current()
-    for v in versions.versions():
-        meta = versions.meta(v)
+    for meta in versions.store.policy_versions(versions.kind):
+        v = meta["version"]
         mark = "*" if v == current else " "
         click.echo(
             f"{mark} {v}  {meta['created_at']}  parent {meta['parent']}  learned up to turn {meta['learned_turn']}"

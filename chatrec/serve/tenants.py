@@ -1,7 +1,7 @@
 """Several shops on one deployment: each site key belongs to a tenant (``SiteKey.tenant``).
 
 A tenant is configured as ``[tenants.<name>]`` (:class:`~chatrec.config.TenantSettings`): its
-own KB folder, state folder (Chroma index, learned policy), LoRA adapter (a name in
+own KB folder, state folder (Chroma index; its learned policy is in the shared store), LoRA adapter (a name in
 ``llm.adapters``, served by the shared engine), prompt files and limits (requests per minute
 over all its keys, turns at once). The top-level settings are the ``default`` tenant, so a
 configuration without tenants behaves as a single shop.
@@ -30,6 +30,7 @@ from chatrec.llm.base import UnknownAdapter
 from chatrec.serve.errors import ApiError
 from chatrec.serve.limits import Limiter, RateLimiter, StoreRateLimiter
 from chatrec.store.keys import DEFAULT_TENANT, SiteKey
+from chatrec.turn.policy import policy_kind
 
 
 def tenant_settings(base: Settings, name: str) -> Settings:
@@ -129,7 +130,9 @@ class Tenants:
     def _build(self, name: str) -> Tenant:
         conf = self.base.tenants[name]
         default = self.default.bot
-        bot = Chatbot(tenant_settings(self.base, name), llm=default.llm, store=default.store)
+        bot = Chatbot(
+            tenant_settings(self.base, name), llm=default.llm, store=default.store, policy_kind=policy_kind(name)
+        )
         if conf.adapter is not None:
             bot.llm_for(conf.adapter)  # an adapter the engine does not serve fails here, not per turn
         limiter: Limiter | None = None

@@ -11,8 +11,9 @@ nothing it shows, exploring or not, can fail a hard filter.
   the user, the requested categories and constraints; per action: the ranker's features, the
   fused score, brand and category. The slate is ordered by fused score - predicted cost (a learned
   correction to the fused order, which an untrained model keeps); it learns from the logged
-  slates in small batches (:meth:`BanditPolicy.update`) and is saved as numbered versions with a
-  ``CURRENT`` pointer (:class:`PolicyStore`), so a version can be rolled back.
+  slates in small batches (:meth:`BanditPolicy.update`) and is saved as numbered versions in the
+  shared store with a current one (:class:`PolicyStore`), so a version can be rolled back and every
+  replica ranks with the same one.
 
 Exploration (``ranking.explore`` = epsilon, live turns only): each slate position takes the
 policy's best remaining candidate with probability 1 - epsilon, else a uniformly drawn remaining
@@ -22,14 +23,12 @@ items above it: (1 - epsilon) [it is the greedy one] + epsilon / remaining.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
-import shutil
+import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ACCEPT_COST, REJECT_COST, IGNORED_COST = -1.0, 0.5, 0.0
 VW_ARGS = "--cb_adf --quiet -q UI -q UA"
+UNTRAINED = "v0000"  # the version name of a model no version was loaded into
 PRIOR_WEIGHT = 1.0  # the fused score's weight in the bandit's score: it learns a correction to the fused order
 
 
@@ -234,70 +234,65 @@ def slate_costs(votes: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 class PolicyStore:
-    """Numbered bandit versions in a folder: ``v0001.vw`` + ``v0001.json`` (when, from which
-    version, how many turns, up to which logged turn), and ``CURRENT`` naming the live one."""
+    """Numbered bandit versions in the shared store (:class:`chatrec.store.base.Store`: SQLite or
+    PostgreSQL), so every replica on it sees the same ones: per version the VW model's bytes and
+    its meta (when, from which version, how many turns, up to which logged turn), and which version
+    is current. ``kind`` keeps separate sequences apart (one per shop: ``policy_kind()``)."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
+    def __init__(self, store: Any, kind: str = "bandit"):
+        self.store, self.kind = store, kind
 
     def versions(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("v*.json") if re.fullmatch(r"v\d{4,}", p.stem))
+        return [m["version"] for m in self.store.policy_versions(self.kind)]
 
     def current(self) -> str | None:
-        f = self.folder / "CURRENT"
-        return f.read_text(encoding="utf-8").strip() or None if f.exists() else None
+        return self.store.current_policy(self.kind)
 
     def meta(self, version: str) -> dict[str, Any]:
-        return json.loads((self.folder / f"{version}.json").read_text(encoding="utf-8"))
+        for m in self.store.policy_versions(self.kind):
+            if m["version"] == version:
+                return dict(m)
+        raise KeyError(f"no policy version {version!r} of {self.kind!r}")
 
     def load(self, version: str | None = None) -> BanditPolicy:
-        """The ``version`` (default: the current one); a fresh, untrained model when there is none."""
+        """The ``version`` (default: the current one); a fresh, untrained model when there is none.
+        VW reads models from files: the stored bytes go through a temporary file."""
         version = version or self.current()
         if version is None:
             return BanditPolicy()
         meta = self.meta(version)
-        return BanditPolicy(self.folder / f"{version}.vw", version, int(meta.get("learned_turn", 0)))
+        blob = self.store.policy_blob(self.kind, version)
+        with tempfile.TemporaryDirectory(prefix="chatrec-policy-") as tmp:
+            path = Path(tmp) / f"{version}.vw"
+            path.write_bytes(blob)
+            return BanditPolicy(path, version, int(meta.get("learned_turn", 0)))
 
     def save(self, policy: BanditPolicy, note: dict[str, Any] | None = None, promote: bool = True) -> str:
         """Save ``policy`` as the next version (and make it current unless ``promote`` is false)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        existing = self.versions()
-        version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
-        tmp = self.folder / f".{version}.vw.tmp"
-        policy.save(tmp)
-        shutil.move(tmp, self.folder / f"{version}.vw")
-        meta = {
-            "version": version,
-            "parent": policy.version,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "learned_turn": policy.learned_turn,
-            "vw_args": VW_ARGS,
-            **(note or {}),
-        }
-        (self.folder / f"{version}.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        with tempfile.TemporaryDirectory(prefix="chatrec-policy-") as tmp:
+            path = Path(tmp) / "model.vw"
+            policy.save(path)
+            blob = path.read_bytes()
+        meta = {"parent": policy.version, "learned_turn": policy.learned_turn, "vw_args": VW_ARGS, **(note or {})}
+        version = str(self.store.save_policy_version(self.kind, meta, blob))
         policy.version = version
         if promote:
             self.promote(version)
         return version
 
     def promote(self, version: str) -> None:
-        if version not in self.versions():
-            raise KeyError(f"no policy version {version!r} in {self.folder}")
-        tmp = self.folder / ".CURRENT.tmp"
-        tmp.write_text(version + "\n", encoding="utf-8")
-        tmp.replace(self.folder / "CURRENT")
+        """Make ``version`` current (``KeyError`` for an unknown one); live chatbots follow between turns."""
+        self.store.set_current_policy(self.kind, version)
 
     def rollback(self) -> str | None:
         """Make the version before the current one current again (``None``: back to no bandit model)."""
         cur = self.current()
         if cur is None:
             raise ValueError("no current policy version to roll back")
-        before = [v for v in self.versions() if v < cur]
-        if before:
-            self.promote(before[-1])
-            return before[-1]
-        (self.folder / "CURRENT").unlink()
-        return None
+        before = [v for v in self.versions() if int(v[1:]) < int(cur[1:])]
+        now = before[-1] if before else None
+        self.store.set_current_policy(self.kind, now)
+        return now
 
 
 def update(policy: BanditPolicy, logs: Sequence[dict[str, Any]], votes: Sequence[dict[str, Any]]) -> int:
@@ -321,40 +316,49 @@ def update(policy: BanditPolicy, logs: Sequence[dict[str, Any]], votes: Sequence
 # ---------------------------------------------------------------- wiring (chatrec/chatbot.py)
 
 
-def policy_folder(data_dir: Path) -> Path:
-    return Path(data_dir) / "policy"
+def policy_kind(tenant: str | None = None) -> str:
+    """The store's name for a shop's bandit versions: ``bandit`` (the default shop), ``bandit:<tenant>``."""
+    return "bandit" if not tenant or tenant == "default" else f"bandit:{tenant}"
 
 
-def planner_policy(kind: str, folder: Path) -> RankPolicy | None:
+def planner_policy(kind: str, store: Any, policy_kind: str = "bandit") -> RankPolicy | None:
     """The policy a planner ranks with: ``None`` (the fused order, nothing logged) for ``fusion``;
-    the current bandit version (or an untrained one) for ``bandit``."""
-    return PolicyStore(folder).load() if kind == "bandit" else None
+    the current bandit version in ``store`` (or an untrained one) for ``bandit``."""
+    return PolicyStore(store, policy_kind).load() if kind == "bandit" else None
 
 
 class LivePolicy:
     """The live chatbot's policy: it always logs (the fused order is a policy too), explores with
-    ``epsilon``, and picks up a newly promoted or rolled-back bandit version between turns."""
+    ``epsilon``, and picks up a bandit version promoted or rolled back by any process on the
+    store between turns (:meth:`refresh`: one cheap query for the current version's name)."""
 
-    def __init__(self, ranker: Any, kind: str, folder: Path, epsilon: float, seed: int | None = None):
-        self.ranker, self.kind, self.store = ranker, kind, PolicyStore(folder)
-        self._seen = self._stamp()
+    def __init__(
+        self,
+        ranker: Any,
+        kind: str,
+        store: Any,
+        epsilon: float,
+        seed: int | None = None,
+        policy_kind: str = "bandit",
+    ):
+        self.ranker, self.kind, self.store = ranker, kind, PolicyStore(store, policy_kind)
         if ranker.policy is None:
             ranker.policy = FusionPolicy()
         ranker.explore = epsilon
         ranker.rng = random.Random(seed)
 
-    def _stamp(self) -> tuple[str | None, float]:
-        f = self.store.folder / "CURRENT"
-        return (self.store.current(), f.stat().st_mtime) if f.exists() else (None, 0.0)
-
     def refresh(self) -> None:
+        """Load the store's current version when it is not the one ranking now. A store fault keeps
+        the policy in use (the turn goes on; the next turn tries again)."""
         if self.kind != "bandit":
             return
-        stamp = self._stamp()
-        if stamp != self._seen:
-            self._seen = stamp
-            self.ranker.policy = self.store.load(stamp[0])
-            log.info("ranking policy now %s", self.ranker.policy.version)
+        try:
+            current = self.store.current() or UNTRAINED
+            if current != getattr(self.ranker.policy, "version", None):
+                self.ranker.policy = self.store.load(None if current == UNTRAINED else current)
+                log.info("ranking policy now %s", self.ranker.policy.version)
+        except Exception:
+            log.warning("could not refresh the ranking policy; %s stays", self.ranker.policy.version, exc_info=True)
 
 
 def log_slate(store: Any, turn_id: int, record: dict[str, Any] | None, shown_ids: Sequence[str]) -> None:

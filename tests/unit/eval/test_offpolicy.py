@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 from chatrec.eval.offpolicy import learn_and_gate, report_text
+from chatrec.store.sqlite import SQLiteStore
 from chatrec.turn.policy import FusionPolicy, PolicyStore, choose
 from tests_support import SlateCandidate, SlateItem
 
@@ -28,7 +29,7 @@ def _log(policy, first_turn: int, n: int, rng: random.Random) -> tuple[list[dict
 
 
 def test_gate_promotes_a_candidate_learned_from_logged_accepts(tmp_path):
-    versions = PolicyStore(tmp_path / "policy")
+    versions = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
     logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
     result = learn_and_gate(versions, logs, votes)
     assert result.promoted and versions.current() == result.version == "v0001"
@@ -38,7 +39,7 @@ def test_gate_promotes_a_candidate_learned_from_logged_accepts(tmp_path):
 
 
 def test_gate_blocks_a_deliberately_worse_candidate_trained_on_shuffled_rewards(tmp_path):
-    versions = PolicyStore(tmp_path / "policy")
+    versions = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
     logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
     assert learn_and_gate(versions, logs, votes).promoted  # v0001 learned what customers accept
     more_logs, more_votes = _log(versions.load(), 301, 300, random.Random(1))  # logged by v0001
@@ -49,22 +50,20 @@ def test_gate_blocks_a_deliberately_worse_candidate_trained_on_shuffled_rewards(
     assert result.report["estimates"]["ips"]["difference"][2] < 0  # clearly worse, not just uncertain
     assert "blocked v0002" in report_text(result.report) and "SHUFFLED" in report_text(result.report)
     # the same logs with the true rewards: promoted
-    versions2 = PolicyStore(tmp_path / "policy2")
+    versions2 = PolicyStore(SQLiteStore(tmp_path / "other.sqlite3"))
     assert learn_and_gate(versions2, logs, votes).promoted
     assert learn_and_gate(versions2, all_logs, all_votes).promoted
     assert versions2.rollback() == "v0001"
 
 
 def test_gate_waits_for_enough_new_logged_turns(tmp_path):
-    versions = PolicyStore(tmp_path / "policy")
+    versions = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
     logs, votes = _log(FusionPolicy(), 1, 10, random.Random(0))
     result = learn_and_gate(versions, logs, votes, min_turns=20)
     assert not result.promoted and result.version is None and versions.versions() == []
 
 
 def _store_with_logs(data_dir, logs, votes):
-    from chatrec.store.sqlite import SQLiteStore
-
     store = SQLiteStore(data_dir / "chatrec.sqlite3")
     cid = store.new_conversation("u")
     ids = {}
@@ -87,12 +86,18 @@ def test_chatrec_learn_promotes_blocks_shuffled_and_rolls_back(tmp_path):
     run = CliRunner()
     r = run.invoke(main, ["--data-dir", str(data), "learn"])
     assert r.exit_code == 0 and "decision: promoted v0001" in r.output, r.output
-    more_logs, more_votes = _log(PolicyStore(data / "policy").load(), 301, 300, random.Random(1))
+    more_logs, more_votes = _log(PolicyStore(SQLiteStore(data / "chatrec.sqlite3")).load(), 301, 300, random.Random(1))
     _store_with_logs(data, more_logs, more_votes)
     r = run.invoke(main, ["--data-dir", str(data), "learn", "--shuffle-rewards"])
     assert r.exit_code == 0 and "decision: blocked v0002" in r.output, r.output
-    assert (data / "policy" / "v0002.gate.json").exists()
+    assert PolicyStore(SQLiteStore(data / "chatrec.sqlite3")).meta("v0002")["gate"]["shuffled_rewards"] is True
     r = run.invoke(main, ["--data-dir", str(data), "learn", "status"])
     assert "* v0001" in r.output and "  v0002" in r.output
+    r = run.invoke(main, ["--data-dir", str(data), "learn", "status", "--tenant", "nope"])
+    assert r.exit_code != 0 and "unknown tenant 'nope'" in r.output
     r = run.invoke(main, ["--data-dir", str(data), "learn", "rollback"])
-    assert r.exit_code == 0 and "untrained" in r.output and PolicyStore(data / "policy").current() is None
+    assert (
+        r.exit_code == 0
+        and "untrained" in r.output
+        and PolicyStore(SQLiteStore(data / "chatrec.sqlite3")).current() is None
+    )

@@ -9,7 +9,8 @@ import pytest
 
 from chatrec.chatbot import Chatbot
 from chatrec.llm.fake import FakeLLM
-from chatrec.turn.policy import BanditPolicy, FusionPolicy, PolicyStore, choose, update
+from chatrec.store.sqlite import SQLiteStore
+from chatrec.turn.policy import BanditPolicy, FusionPolicy, PolicyStore, choose, policy_kind, update
 from chatrec.turn.profile import history_of
 from chatrec.turn.state import DialogueState
 from tests_support import SlateCandidate, SlateItem, fake_settings
@@ -61,7 +62,7 @@ def test_the_bandit_learns_from_logged_accepts_and_reranks():
 
 
 def test_policy_versions_promote_and_roll_back(tmp_path):
-    store = PolicyStore(tmp_path / "policy")
+    store = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
     assert store.current() is None and store.load().version == "v0000"
     p = store.load()
     p.learned_turn = 7
@@ -94,3 +95,35 @@ def test_live_turns_log_slates_and_exploration_never_shows_a_filtered_item(tmp_p
             assert {s["item_id"] for s in rec["shown"]} <= {c["item_id"] for c in rec["candidates"]}
             assert all(set(c["features"]) >= {"dense", "popular"} for c in rec["candidates"])
     assert explored > 0
+
+
+def test_policy_promoted_on_one_replica_is_used_by_the_other(tmp_path, kb, shared_index):
+    """Two chatbots (two replicas) on one store: a version saved and promoted through one is what the
+    other ranks with on its next turn, and a rollback through the other reaches the first."""
+    store_path = tmp_path / "chatrec.sqlite3"
+    settings = fake_settings(tmp_path, ranking={"policy": "bandit"})
+    a = Chatbot(settings, llm=FakeLLM(), kb=kb, index=shared_index, store=SQLiteStore(store_path))
+    b = Chatbot(settings, llm=FakeLLM(), kb=kb, index=shared_index, store=SQLiteStore(store_path))
+    msg = "Any earbuds under $100?"
+    first = b.ask(msg, user_id="U001")
+    assert b.store.ranking_log(first.turn_id - 1)[0]["version"] == "v0000"  # untrained: nothing saved yet
+
+    versions = PolicyStore(a.store)  # `chatrec learn` on replica a's machine
+    trained = versions.load()
+    trained.learned_turn = first.turn_id
+    assert versions.save(trained) == "v0001"
+    r = b.ask(msg, user_id="U001")
+    assert b.ranker.policy.version == "v0001"
+    assert b.store.ranking_log(r.turn_id - 1)[0]["version"] == "v0001"  # logged as ranked by the new version
+    assert b.ranker.policy.learned_turn == first.turn_id  # the model and meta came from the store
+
+    assert PolicyStore(b.store).rollback() is None  # `chatrec learn rollback` elsewhere
+    r = a.ask(msg, user_id="U002")
+    assert a.store.ranking_log(r.turn_id - 1)[0]["version"] == "v0000"
+
+
+def test_policy_versions_of_two_shops_are_kept_apart(tmp_path):
+    store = SQLiteStore(tmp_path / "chatrec.sqlite3")
+    shop, other = PolicyStore(store, policy_kind()), PolicyStore(store, policy_kind("outdoor"))
+    assert shop.save(shop.load()) == "v0001" and other.versions() == [] and other.current() is None
+    assert other.save(other.load()) == "v0001" and shop.versions() == ["v0001"]
