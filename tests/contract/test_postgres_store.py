@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -144,7 +145,15 @@ def test_postgres_server_down_is_store_unavailable_and_the_store_recovers_when_i
         assert store.failed_at is not None
     finally:
         assert pg_server.start().returncode == 0
-    store.ping()  # back on its own: the pool drops the dead connections and makes new ones
+    deadline = time.monotonic() + 30
+    while True:  # back on its own within seconds: the pool drops the dead connections and reconnects
+        try:  # (its reconnect backs off, so the first ping after the restart may still time out)
+            store.ping()
+            break
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     assert store.failed_at is None and [t["id"] for t in store.turns(cid)] == [tid]
     assert store.save_turn(cid, {"n": 2}, "again", "hello", "service", None, [], {}) > tid
 
