@@ -206,6 +206,13 @@ def _repetitive(text: str) -> bool:
 _PLAIN_REASONS = ("matches what you asked for", "popular with our customers", "relevant to your request")
 
 
+def the(title: str, capital: bool = False) -> str:
+    """``title`` with a definite article, unless it starts with one ("The Fast and the Furious")."""
+    if re.match(r"(?:the|a|an)\s", title, re.IGNORECASE):
+        return title[0].upper() + title[1:] if capital else title
+    return f"{'The' if capital else 'the'} {title}"
+
+
 def _reason_sentence(r: Recommendation) -> str | None:
     """The informative part of a recommendation's reason as a sentence about the item, or ``None``
     (the price and stock the reason repeats, and the generic reasons, are left out)."""
@@ -214,17 +221,17 @@ def _reason_sentence(r: Recommendation) -> str | None:
     if not first or low.startswith(_PLAIN_REASONS):
         return None
     if low.startswith(("works ", "suits ")):
-        return f"The {r.title} {low[0]}{first[1:]}."
+        return f"{the(r.title, True)} {low[0]}{first[1:]}."
     if low.startswith("same "):
-        return f"The {r.title} has the {low[0]}{first[1:]}."
-    return f"The {r.title} is {low[0]}{first[1:]}."
+        return f"{the(r.title, True)} has the {low[0]}{first[1:]}."
+    return f"{the(r.title, True)} is {low[0]}{first[1:]}."
 
 
 _COUNT = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
 def _named(r: Recommendation) -> str:
-    return f"the {r.title}" + (f" (${r.price:.2f})" if r.price is not None else "")
+    return the(r.title) + (f" (${r.price:.2f})" if r.price is not None else "")
 
 
 def render_list(recs: list[Recommendation]) -> str:

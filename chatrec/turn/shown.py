@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KnowledgeGraph
+from chatrec.turn.ground import the
 from chatrec.turn.state import DialogueState, normalise, referenced_items
 from chatrec.types import Item
 
@@ -110,7 +111,7 @@ def answer_about_shown(
 
 
 def _named(item: Item) -> str:
-    return f"the {item.title}" + (f" (${item.price:.2f})" if item.price is not None else "")
+    return the(item.title) + (f" (${item.price:.2f})" if item.price is not None else "")
 
 
 def _aspect(norm: str, items: list[Item]) -> _Aspect | None:

@@ -152,3 +152,17 @@ def test_a_yes_no_attribute_of_the_second_one_reads_as_a_sentence(bot, kb):
     shown = ["VW-1253", "VW-1246"]  # JBL Vibe Beam (no ANC), Sony WF-1000XM5 (ANC)
     plan = _plan(bot, "does the second one have noise cancelling?", last_recommended=shown)
     assert plan.template_text == f"The {kb.items['VW-1246'].title} ($299.99) has noise cancelling."
+
+
+def test_a_title_starting_with_the_got_a_second_article_the_the():
+    from types import SimpleNamespace
+
+    film = SimpleNamespace(
+        id="M1", title="The Fast and the Furious: Tokyo Drift (2006)", price=3.99, brand="", category="film"
+    )
+    other = SimpleNamespace(id="M2", title="Fast & Furious 6 (2013)", price=3.99, brand="", category="film")
+    text = fallback_text(
+        "recommend", None, [recommendation_of(other, "same director"), recommendation_of(film, "same director")], "none"
+    )
+    assert "the The" not in text and "The The" not in text
+    assert "the Fast & Furious 6 (2013) ($3.99)" in text and "The Fast and the Furious: Tokyo Drift (2006)" in text
