@@ -70,6 +70,14 @@ class LLMSettings(Section):
     )
     context_size: int = Field(2048, ge=256, description="llamacpp: context tokens per slot")
     slots: int = Field(1, ge=1, le=64, description="llamacpp: parallel sequences (llama.cpp n_parallel)")
+    prefix_cache_entries: int = Field(
+        8,
+        ge=0,
+        le=256,
+        description="transformers: earlier generations' KV caches kept (the newest N) so a prompt that starts like one "
+        "of them reads only its new tokens; 0 = off. Each entry holds its tokens' keys and values "
+        "(SmolLM2-135M, float32: 45 KiB per token, about 44 MiB for a 1,000-token turn)",
+    )
     adapters: dict[str, str] = Field(
         default_factory=dict,
         description="llamacpp: more GGUF LoRA adapters by name (name -> file or folder), loaded at start; "

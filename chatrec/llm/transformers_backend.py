@@ -199,6 +199,93 @@ def _common_prefix(seqs: list[list[int]]) -> int:
     return max(n, 0)
 
 
+def _shared_len(a: list[int], b: list[int]) -> int:
+    """Number of leading tokens ``a`` and ``b`` have in common."""
+    n = min(len(a), len(b))
+    for k in range(n):
+        if a[k] != b[k]:
+            return k
+    return n
+
+
+class PrefixCache:
+    """A small bounded store of ``(token ids, KV cache)`` from earlier generations (prompt + generated tokens),
+    so a request whose prompt starts like one of them only reads its new tokens.
+
+    :meth:`lookup` finds the entry sharing the longest token prefix with a prompt and returns a
+    *copy* of its cache cropped to that prefix (at least one prompt token is left to read, and
+    under ``MIN_SHARED`` shared tokens nothing is used); the stored caches themselves are never
+    handed out, so a generation can grow its copy while another request copies the same entry.
+    :meth:`store` adds a finished generation's cache and drops every entry it extends (an entry
+    whose ids are a prefix of the new ids can never share more with a later prompt); past
+    ``capacity`` entries the one stored longest ago goes. A hit does not renew an entry: the
+    generation it served stores a newer one holding the same prefix, so a conversation keeps
+    about one live entry and ``capacity`` conversations taking turns all hit their own (with
+    renew-on-hit each would keep two). All methods are thread-safe.
+    Memory: one entry holds ``2 x layers x kv_heads x head_dim`` floats per token (SmolLM2-135M
+    in float32: 45 KiB per token, about 44 MiB for a 1,000-token turn)."""
+
+    def __init__(self, capacity: int):
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self._entries: OrderedDict[int, tuple[list[int], object]] = OrderedDict()
+        self._next = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, ids: list[int]):
+        """``(n, cache)``: a copy of the best entry's cache holding the first ``n`` tokens of
+        ``ids``, or ``(0, None)``."""
+        import copy
+
+        with self._lock:
+            best, key = 0, None
+            for k, (entry_ids, cache) in self._entries.items():
+                n = min(_shared_len(entry_ids, ids), len(ids) - 1, cache.get_seq_length())  # type: ignore[attr-defined]
+                if n > best:
+                    best, key = n, k
+            if key is None or best < MIN_SHARED:
+                self.misses += 1
+                return 0, None
+            self.hits += 1
+            cache = copy.deepcopy(self._entries[key][1])
+        cache.crop(best - cache.get_seq_length())  # type: ignore[attr-defined]  # transformers 5: negative = remove
+        return best, cache
+
+    def store(self, ids: list[int], cache) -> None:
+        """Keep ``cache`` (which holds exactly ``ids``) as the newest entry."""
+        if self.capacity <= 0 or cache is None or cache.get_seq_length() != len(ids) or not ids:
+            return  # an inconsistent cache (or none) is never kept
+        with self._lock:
+            for k in [k for k, (e, _) in self._entries.items() if _shared_len(e, ids) == len(e)]:
+                del self._entries[k]
+            self._entries[self._next] = (list(ids), cache)
+            self._next += 1
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def entries(self) -> list[tuple[list[int], int]]:
+        """``(ids, cached tokens)`` per entry, oldest first (for tests and stats)."""
+        with self._lock:
+            return [(list(e), c.get_seq_length()) for e, c in self._entries.values()]  # type: ignore[attr-defined]
+
+    def nbytes(self) -> int:
+        """Bytes held by the stored key/value tensors."""
+        import torch
+
+        with self._lock:
+            caches = [c for _, c in self._entries.values()]
+        return sum(
+            t.numel() * t.element_size()
+            for c in caches
+            for layer in getattr(c, "layers", [])
+            for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+            if isinstance(t, torch.Tensor)
+        )
+
+
 class _Cancelled:
     def __init__(self, event: threading.Event):
         self.event = event
@@ -213,8 +300,17 @@ class TransformersLLM:
         self.model, self.tokenizer = load_model(settings, cache_dir)
         self.name = f"transformers:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
         self._lock = threading.Lock()
-        # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache``
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache`` (peft's forward
+        # takes **kwargs, so the base model's signature decides); generate's model kwargs follow forward
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        self._cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self.prefix_cache = PrefixCache(settings.prefix_cache_entries)
+        self._local = threading.local()
+
+    def last_usage(self) -> dict | None:
+        """The prompt of this thread's last :meth:`stream`: tokens in it, tokens read
+        (``prompt_read``) and taken from the prefix cache (``prompt_cached``)."""
+        return getattr(self._local, "usage", None)
 
     def _encode(self, messages: list[Message]):
         return self.tokenizer.apply_chat_template(
@@ -243,18 +339,31 @@ class TransformersLLM:
         inputs = self._encode(messages)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
+        usage: dict = {}
+        self._local.usage = None
 
         def run() -> None:
             try:
                 with self._lock, torch.inference_mode():
                     if cancel.is_set():
                         return
-                    self.model.generate(
+                    ids = inputs["input_ids"][0].tolist()
+                    cached, cache = self.prefix_cache.lookup(ids) if self.prefix_cache.capacity > 0 else (0, None)
+                    usage.update(prompt_tokens=len(ids), prompt_read=len(ids) - cached, prompt_cached=cached)
+                    kwargs = {self._cache_arg: cache} if cache is not None else {}
+                    out = self.model.generate(
                         **inputs,
+                        **kwargs,
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                        return_dict_in_generate=True,
                         **self._gen_kwargs(max_new_tokens),
                     )
+                    if self.prefix_cache.capacity > 0:  # the cache holds every token but the last generated one
+                        kept = getattr(out, "cache", None)
+                        kept = kept if kept is not None else getattr(out, "past_key_values", None)
+                        if kept is not None:
+                            self.prefix_cache.store(out.sequences[0, : kept.get_seq_length()].tolist(), kept)
             except BaseException as exc:  # surfaced to the consumer below
                 errors.append(exc)
             finally:
@@ -271,6 +380,8 @@ class TransformersLLM:
         finally:
             cancel.set()
             worker.join()
+            if usage:
+                self._local.usage = dict(usage)
         if errors:
             raise errors[0]
 
