@@ -84,6 +84,9 @@ class TurnPlan:
     trace: dict[str, Any]
     rank_inputs: tuple[str, str] | None = None  # (request, profile) the ranker scored with, when it ran
     history: UserHistory = field(default_factory=UserHistory)
+    # why the reply is ``template_text`` as it is, with no model draft: a clarifying question, or an
+    # answer about the items shown written from the catalogue (a rewording could only lose its facts)
+    exact: str | None = None
 
 
 class Planner:
@@ -217,7 +220,12 @@ class Planner:
             template_text,
             decision.route,
         )
-        return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history)
+        exact = None
+        if answer is not None:
+            exact = "the answer about the items shown is written from the catalogue"
+        elif question is not None and question.text:
+            exact = "a clarifying question is sent as it is"
+        return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history, exact)
 
     # ------------------------------------------------------------ stages
 

@@ -58,6 +58,7 @@ class Release:
         self.check, self.fallback, self.min_words = check, fallback, min_words
         self.draft = ""  # everything the model wrote
         self.sent = ""  # released so far: always a prefix of the reply
+        self.forced = forced  # why no draft is wanted at all (the fallback is the reply by design)
         self.done = forced is not None  # no more draft is wanted
         self.problems: list[str] = [forced] if forced else []  # why the draft was cut or replaced
         self.checks = 0
@@ -147,5 +148,5 @@ def turn_gate(
             facts=facts,
         )
 
-    forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else None
+    forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else plan.exact
     return Release(check, fallback_text(decision.route, plan.template_text, recs, NO_MATCH), forced=forced)

@@ -101,9 +101,15 @@ def answer_about_shown(
     if _MORE.search(norm) and len(items) == 1:
         return ShownAnswer(_describe(items[0]), refs, "asks about a shown item")
     if aspect := _aspect(norm, items):
+        if _categorical(items, aspect):
+            return ShownAnswer(_listed(items, aspect), refs, f"asks about {aspect.keys[0]} of the items shown")
         if every or len(items) > 1:
             return ShownAnswer(_compare(items, aspect, norm), refs, f"compares the items shown on {aspect.keys[0]}")
         return ShownAnswer(_one(items[0], aspect), refs, f"asks about {aspect.keys[0]} of a shown item")
+    if len(items) == 1 and _REFERENCE.search(normalise(message)):
+        # "does the second one come with a screen protector?": no attribute answers it, but the
+        # customer points at one shown item; what the catalogue says about it beats a guess
+        return ShownAnswer(_describe(items[0]), refs, "asks about a shown item (no attribute matches the question)")
     return None
 
 
@@ -114,8 +120,11 @@ def _named(item: Item) -> str:
     return the(item.title) + (f" (${item.price:.2f})" if item.price is not None else "")
 
 
+_SPELLING = {"colour": "color", "colours": "color", "colors": "color", "coloured": "color", "finishes": "finish"}
+
+
 def _aspect(norm: str, items: list[Item]) -> _Aspect | None:
-    words = set(re.findall(r"[a-z0-9]+", norm))
+    words = {_SPELLING.get(w, w) for w in re.findall(r"[a-z0-9]+", norm)}
     for a in _ASPECTS:
         if words & set(a.words) and any(_key(i, a) for i in items):
             return a
@@ -197,6 +206,29 @@ def _compare(items: list[Item], aspect: _Aspect, norm: str) -> str:
     if missing:
         text += f" The catalogue lists no {_label(aspect.keys[0])} for {_join([_named(i) for i in missing])}."
     return text
+
+
+def _categorical(items: list[Item], aspect: _Aspect) -> bool:
+    """The attribute is a word (a colour, a material), not something to rank."""
+    values = [_value(i, k) for i in items if (k := _key(i, aspect))]
+    return bool(values) and all(isinstance(v, str) and _score(v) is None for v in values)
+
+
+def _listed(items: list[Item], aspect: _Aspect) -> str:
+    """What the catalogue lists for a word-valued attribute, item by item ("in one color: Black")."""
+    out = []
+    for item in items:
+        key = _key(item, aspect)
+        if key is None:
+            out.append(f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item)}.")
+            continue
+        value = str(_value(item, key))
+        options = [v.strip() for v in re.split(r"\s*(?:,|/|;|\bor\b)\s*", value) if v.strip()]
+        if len(options) > 1:
+            out.append(f"{_cap(_named(item))} comes in {_join(options)}.")
+        else:
+            out.append(f"{_cap(_named(item))} is listed in one {_label(key)}: {value}.")
+    return " ".join(out)
 
 
 def _one(item: Item, aspect: _Aspect) -> str:

@@ -113,3 +113,20 @@ def test_a_named_product_or_device_gets_no_clarifying_question(bot, message):
     asked for a device or a budget although the customer had named the product or the device."""
     plan = bot.planner.plan(TurnInput(message, DialogueState()))
     assert plan.state.pending is None, (message, plan.decision.reasons)
+
+
+def test_a_clarifying_question_is_sent_as_it_is_not_reworded_by_the_model(kb, shared_index, tmp_path):
+    """Seen in the demo session on the real model: the device question for 'I need a protective case
+    for my phone' came out as the model's rewording, 'I'm sorry to hear about your phone but on our
+    site we use to provide phones, not just devices...', which passed the check."""
+    calls = []
+
+    def chatty(msgs):
+        calls.append(msgs)
+        return "Which phone do you have? We have many great phones on our site for you."
+
+    bot = Chatbot(fake_settings(tmp_path), llm=FakeLLM(chatty), kb=kb, index=shared_index)
+    r = bot.ask("I need a protective case for my phone, what do you have?")
+    assert r.trace["route"]["final"]["asks"] == "device"
+    assert not calls, "the model was asked to write a draft for a decided question"
+    assert r.text.count("?") == 1 and "Which phone" in r.text and "great phones" not in r.text

@@ -166,3 +166,20 @@ def test_a_title_starting_with_the_got_a_second_article_the_the():
     )
     assert "the The" not in text and "The The" not in text
     assert "the Fast & Furious 6 (2013) ($3.99)" in text and "The Fast and the Furious: Tokyo Drift (2006)" in text
+
+
+def test_does_the_second_one_come_in_other_colours_is_not_out_of_scope(bot, kb):
+    """Seen in the demo session (widget and Gradio UI): after a list of Pixel 8 cases, 'does the
+    second one come in other colours?' got the out-of-scope answer."""
+    shown = ["VW-1045", "VW-1042"]  # Caseology Parallax (Sage Green), Spigen Thin Fit (Black)
+    plan = _plan(bot, "does the second one come in other colours?", last_recommended=shown)
+    spigen = kb.items["VW-1042"]
+    assert plan.decision.route == "service", plan.decision
+    assert plan.template_text == f"The {spigen.title} (${spigen.price:.2f}) is listed in one color: Black."
+
+
+def test_a_question_about_one_shown_item_no_attribute_answers_gets_its_catalogue_description(bot, kb):
+    plan = _plan(bot, "does the second one come with a screen protector?", last_recommended=["VW-1045", "VW-1042"])
+    text = plan.template_text or ""
+    assert plan.decision.route == "service" and text.startswith(f"The {kb.items['VW-1042'].title} ($24.99): "), text
+    assert "Key specs:" in text
