@@ -53,8 +53,9 @@ from chatrec.turn import route_examples
 log = logging.getLogger(__name__)
 
 CHITCHAT_LABEL = "__chitchat__"
+STOCK_FIT_LABEL = "__stock_fit__"  # written stock/fit questions, before they get the nearest 'both' template
 OUT_OF_SCOPE_LABEL = "__out_of_scope__"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 KNN_K = 10
 KNN_T = 0.05
 KNN_W = 0.3
@@ -103,6 +104,23 @@ class TurnClassifier:
     compound: tuple[float, float] | None = None
     # character n-gram TF-IDF of the escalation model (fitted on its own training texts)
     escalation_vectorizer: Any = None
+    # per class, its group: the templates of one intent share a group (their probabilities are
+    # summed before deciding, see group_of), every other class is a group of its own
+    class_group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.class_group.max()) + 1 if len(self.class_group) else 0
+
+    def grouped(self, probs: np.ndarray) -> np.ndarray:
+        """Class probabilities (rows x classes) summed per group (rows x groups): the
+        probability of an intent is the sum of its templates'."""
+        return group_sum(np.atleast_2d(probs), self.class_group)
+
+    def best_in_group(self, probs: np.ndarray, g: int) -> int:
+        """The most probable class of group ``g`` (the answer template of an intent)."""
+        members = np.flatnonzero(self.class_group == g)
+        return int(members[np.argmax(probs[members])])
 
     def probabilities(self, texts: list[str], emb: np.ndarray) -> np.ndarray:
         """The logistic regression's probabilities blended with a vote of the nearest logged messages (``KNN_W``)."""
@@ -130,35 +148,48 @@ class TurnClassifier:
         if self.compound is None or RECOMMEND_LABEL not in self.classes:
             return None
         probs = self.probabilities(parts, emb)
-        hit = compound_hit(probs, self.classes, self.class_route, *self.compound)
+        hit = compound_hit(self.grouped(probs), self.group_routes(), self.group_of(RECOMMEND_LABEL), *self.compound)
         if hit is None:
             return None
-        j, ps, pr = hit
-        label = self.classes[j]
+        i, g, ps, pr = hit
+        label = self.classes[self.best_in_group(probs[i], g)]
         order = np.argsort(-probs.max(axis=0))
         top = [(self.classes[k], float(probs[:, k].max())) for k in order[:3]]
         why = [f"clauses: service {label} p={ps:.2f} and items p={pr:.2f}"]
         return Prediction("both", label, ps, label, self.class_intent.get(label), top, why=why)
 
     def decide(self, probs: np.ndarray) -> Prediction:
+        """The best intent (its templates' probabilities summed: sibling templates such as
+        "in stock" and "out of stock" answer one question and must not split its vote against
+        ``__recommend__``), answered by its most probable template."""
         order = np.argsort(-probs)
         top = [(self.classes[j], float(probs[j])) for j in order[:3]]
-        in_scope = [j for j in order if self.classes[j] != OUT_OF_SCOPE_LABEL]
-        best = in_scope[0] if in_scope else order[0]
-        label, conf = self.classes[best], float(probs[best])
+        gp = self.grouped(probs)[0]
+        g_order = [int(g) for g in np.argsort(-gp)[:3]]  # out of scope is one group: two in scope among three
+        lead = [self.best_in_group(probs, g) for g in g_order]  # each group's best class, best group first
+        in_scope = [(g, j) for g, j in zip(g_order, lead) if self.classes[j] != OUT_OF_SCOPE_LABEL]
+        g_best, best = in_scope[0] if in_scope else (g_order[0], lead[0])
+        label, conf = self.classes[best], float(gp[g_best])
         clarify: list[str] = []
-        if self.classes[order[0]] == OUT_OF_SCOPE_LABEL or conf < self.oos_threshold:
-            pair = [j for j in in_scope[:2] if self.class_route[self.classes[j]] == "service"]
-            if (
-                len(pair) == 2
-                and float(probs[pair[0]] + probs[pair[1]]) >= self.oos_threshold
-                and self.classes[order[0]] != OUT_OF_SCOPE_LABEL
-            ):
-                clarify = [self.class_intent[self.classes[j]] or self.classes[j] for j in pair]
+        top_is_oos = self.classes[lead[0]] == OUT_OF_SCOPE_LABEL
+        if top_is_oos or conf < self.oos_threshold:
+            pair = [(g, j) for g, j in in_scope[:2] if self.class_route[self.classes[j]] == "service"]
+            if len(pair) == 2 and float(gp[pair[0][0]] + gp[pair[1][0]]) >= self.oos_threshold and not top_is_oos:
+                clarify = [self.class_intent[self.classes[j]] or self.classes[j] for _, j in pair]
             return Prediction("out_of_scope", label, conf, None, None, top, clarify)
         route = self.class_route[label]
         tid = label if not label.startswith("__") else None
         return Prediction(route, label, conf, tid, self.class_intent.get(label), top)
+
+    def group_of(self, label: str) -> int:
+        return int(self.class_group[self.classes.index(label)]) if label in self.classes else -1
+
+    def group_routes(self) -> list[str]:
+        """The route of each group (every class of a group has its intent's route)."""
+        routes = [""] * self.n_groups
+        for c, g in zip(self.classes, self.class_group):
+            routes[int(g)] = self.class_route[c]
+        return routes
 
     def escalation_score(self, text: str, emb: np.ndarray) -> float:
         x = escalation_features(self.escalation_vectorizer, [text], np.asarray(emb).reshape(1, -1))
@@ -179,27 +210,39 @@ def clauses(text: str) -> list[str]:
     return [p for p in parts if len(re.findall(r"\w+", p)) >= 2]
 
 
+def group_sum(probs: np.ndarray, class_group: np.ndarray) -> np.ndarray:
+    """``probs`` (rows x classes) summed per group (rows x groups)."""
+    n = int(class_group.max()) + 1 if len(class_group) else 0
+    out = np.zeros((probs.shape[0], n), dtype=np.float64)
+    np.add.at(out.T, class_group, probs.T)
+    return out
+
+
+COMPOUND_SERVICE_ROUTES = ("service", "both")
+
+
 def compound_hit(
-    probs: np.ndarray, classes: list[str], class_route: dict[str, str], t_service: float, t_recommend: float
-) -> tuple[int, float, float] | None:
-    """For the clause probabilities ``probs`` (clauses x classes): the service template of a
-    clause whose best class it is (probability >= ``t_service``) when another clause's best
-    class is ``__recommend__`` (>= ``t_recommend``), with both probabilities; else ``None``."""
-    if RECOMMEND_LABEL not in classes:
+    probs: np.ndarray, routes: list[str], rec: int, t_service: float, t_recommend: float
+) -> tuple[int, int, float, float] | None:
+    """For the clause probabilities ``probs`` (clauses x intent groups, ``routes`` the route of
+    each group, ``rec`` the ``__recommend__`` group): a clause whose best group is a service
+    question (route service, or both: a stock/fit question) with probability >= ``t_service``
+    and another clause whose best group is ``__recommend__`` (>= ``t_recommend``). Returns the
+    service clause, its group and both probabilities; else ``None``."""
+    if rec < 0:
         return None
-    rec = classes.index(RECOMMEND_LABEL)
     best = probs.argmax(axis=1)
     service = [
         (i, int(b), float(probs[i, b]))
         for i, b in enumerate(best)
-        if class_route.get(classes[b]) == "service" and probs[i, b] >= t_service
+        if routes[b] in COMPOUND_SERVICE_ROUTES and probs[i, b] >= t_service
     ]
     items = [(i, float(probs[i, rec])) for i, b in enumerate(best) if b == rec and probs[i, rec] >= t_recommend]
     pairs = [(s, r) for s in service for r in items if s[0] != r[0]]
     if not pairs:
         return None
-    (_, j, ps), (_, pr) = max(pairs, key=lambda sr: sr[0][2] + sr[1][1])
-    return j, ps, pr
+    (i, g, ps), (_, pr) = max(pairs, key=lambda sr: sr[0][2] + sr[1][1])
+    return i, g, ps, pr
 
 
 # ------------------------------------------------------------------ features
@@ -337,12 +380,17 @@ def handoff_template(kb: KnowledgeBase, rs: RouterSettings) -> str | None:
     return used.most_common(1)[0][0] if used else (ids[0] if ids else None)
 
 
-def written_examples(kb: KnowledgeBase, rs: RouterSettings, with_items: bool = False) -> list[Example]:
+def written_examples(
+    kb: KnowledgeBase, rs: RouterSettings, with_items: bool = False, rates: dict[str, float] | None = None
+) -> list[Example]:
     """Each template's intent name ("contact human") and text, the written out-of-scope set,
     the written chitchat set (labelled ``__chitchat__``: :func:`train_router` gives each to
     the KB's nearest greeting/thanks template when it has some), and with ``with_items``
-    (the logs answer some requests with items) the written ways of asking for items.
-    Templates the logs never used get an example this way too."""
+    (the logs answer some requests with items) the written ways of asking for items and,
+    when the KB has a ``both`` intent (``rates``: per template the share of its logged turns
+    with items), the written stock/fit questions filled with catalogue names
+    (:func:`stock_fit_examples`, labelled ``__stock_fit__`` until :func:`train_router` gives
+    each to the nearest ``both`` template). Templates the logs never used get an example this way too."""
     out = [Example(t.intent.replace("_", " "), t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t.text, t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t, OUT_OF_SCOPE_LABEL, f"oos:{i % 5}") for i, t in enumerate(route_examples.OUT_OF_SCOPE)]
@@ -352,7 +400,46 @@ def written_examples(kb: KnowledgeBase, rs: RouterSettings, with_items: bool = F
     out += [Example(t, CHITCHAT_LABEL, f"chitchat:{i % 5}") for i, t in enumerate(route_examples.CHITCHAT)]
     if with_items:
         out += [Example(t, RECOMMEND_LABEL, f"recommend:{i % 5}") for i, t in enumerate(route_examples.RECOMMEND)]
+        if both_templates(kb, rs, rates or {}):
+            out += [Example(t, STOCK_FIT_LABEL, f"stock_fit:{i % 5}") for i, t in enumerate(stock_fit_examples(kb))]
     return out
+
+
+def both_templates(kb: KnowledgeBase, rs: RouterSettings, rates: dict[str, float]) -> list[str]:
+    """The templates whose route is ``both`` (:func:`_class_route`)."""
+    return sorted(t for t in kb.templates if _class_route(t, kb, rs, rates) == "both")
+
+
+def short_name(item: Any) -> str:
+    """How a customer names an item: its first alias, else the title's first three words."""
+    return str(item.aliases[0]) if item.aliases else " ".join(str(item.title).split()[:3])
+
+
+def stock_fit_examples(kb: KnowledgeBase, per_phrase: int = 2, seed: int = 0) -> list[str]:
+    """:data:`route_examples.STOCK_FIT` filled with the shop's catalogue names, ``per_phrase``
+    each: ``{item}`` a catalogue item, ``{device}`` an item it is compatible with in the KG
+    (``compatible_with``), or any other item when the KG has none. Deterministic (``seed``)."""
+    items = sorted(kb.items.values(), key=lambda i: i.id)
+    if len(items) < 2:
+        return []
+    pairs = sorted(
+        (t.subject, t.object)
+        for t in kb.triples
+        if t.predicate == "compatible_with" and t.subject in kb.items and t.object in kb.items
+    )
+    rng = np.random.default_rng(seed)
+    out = []
+    for phrase in route_examples.STOCK_FIT:
+        for _ in range(per_phrase):
+            if "{device}" in phrase and pairs:
+                a, b = pairs[rng.integers(len(pairs))]
+                item, device = kb.items[a], kb.items[b]
+            else:
+                i, j = rng.choice(len(items), 2, replace=False)
+                item, device = items[int(i)], items[int(j)]
+            text = phrase.replace("{item}", short_name(item)).replace("{device}", short_name(device))
+            out.append(text.lower() if rng.random() < 0.5 else text)
+    return list(dict.fromkeys(out))
 
 
 def to_nearest_chitchat_template(
@@ -365,13 +452,21 @@ def to_nearest_chitchat_template(
     ids = sorted(
         {e.label for e in examples if e.label in kb.templates and kb.templates[e.label].intent in rs.chitchat_intents}
     )
+    return to_nearest_template(examples, x, CHITCHAT_LABEL, ids)
+
+
+def to_nearest_template(examples: list[Example], x: np.ndarray, placeholder: str, ids: list[str]) -> list[Example]:
+    """The examples labelled ``placeholder`` relabelled to the template of ``ids`` whose
+    examples are closest on average (cosine to the normalised mean of their embeddings ``x``);
+    unchanged when ``ids`` is empty."""
+    labels = np.asarray([e.label for e in examples])
+    ids = [i for i in ids if (labels == i).any()]
     if not ids:
         return examples
-    labels = np.asarray([e.label for e in examples])
     cent = np.stack([x[labels == i].mean(axis=0) for i in ids])
     cent /= np.linalg.norm(cent, axis=1, keepdims=True) + 1e-9
     near = (x @ cent.T).argmax(axis=1)
-    return [Example(e.text, ids[near[k]], e.group) if e.label == CHITCHAT_LABEL else e for k, e in enumerate(examples)]
+    return [Example(e.text, ids[near[k]], e.group) if e.label == placeholder else e for k, e in enumerate(examples)]
 
 
 def logs_hash(kb: KnowledgeBase, settings: Settings) -> str:
@@ -388,13 +483,30 @@ def logs_hash(kb: KnowledgeBase, settings: Settings) -> str:
             route_examples.ESCALATION,
             route_examples.HANDOFF,
             route_examples.RECOMMEND,
+            route_examples.STOCK_FIT,
+            stock_fit_examples(kb),
         ],
         "settings": rs.model_dump(mode="json"),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def group_key(label: str, kb: KnowledgeBase) -> str:
+    """The group of a class: a template's intent (its siblings answer the same question), else the label."""
+    return kb.templates[label].intent if label in kb.templates else label
+
+
+def class_groups(classes: list[str], kb: KnowledgeBase) -> tuple[np.ndarray, list[str]]:
+    """Per class its group index, and the group names (intents and special labels)."""
+    names = list(dict.fromkeys(group_key(c, kb) for c in classes))
+    return np.asarray([names.index(group_key(c, kb)) for c in classes], dtype=np.int64), names
+
+
 def _class_route(label: str, kb: KnowledgeBase, rs: RouterSettings, rates: dict[str, float]) -> str:
+    """A class's route. A template's route is its intent's: ``both`` when one of the intent's
+    templates was answered with items in at least ``router.both_rate`` of its logged turns
+    (a stock question is answered "in stock" or "out of stock, here are alternatives": which
+    one depends on the catalogue, not on the words, so the whole intent may need items)."""
     if label == RECOMMEND_LABEL:
         return "recommend"
     if label == CHITCHAT_LABEL:
@@ -406,7 +518,8 @@ def _class_route(label: str, kb: KnowledgeBase, rs: RouterSettings, rates: dict[
         return "handoff"
     if intent in rs.chitchat_intents:
         return "chitchat"
-    return "both" if rates.get(label, 0.0) >= rs.both_rate else "service"
+    siblings = [t.id for t in kb.templates.values() if t.intent == intent]
+    return "both" if max(rates.get(t, 0.0) for t in siblings) >= rs.both_rate else "service"
 
 
 def fit_logistic(texts: list[str], emb: np.ndarray, y: list[str], c: float) -> tuple[Any, Any]:
@@ -425,7 +538,13 @@ def choose_threshold(
     in-scope message kept and answered with the right intent (``intent_of`` maps a template
     to its intent: a sibling template of the same intent is not an unrelated answer), 1 for
     an out-of-scope message refused, 0.5 for a wrongly classified in-scope message refused
-    (a clarifying question beats a wrong answer), 0 otherwise. Ties go to the lower threshold."""
+    (a clarifying question beats a wrong answer), 0 otherwise.
+
+    One-standard-error rule: the lowest threshold whose utility is within one standard error
+    (of the best threshold's mean utility over the calibration messages) of the best, so a
+    gain of one or two calibration messages does not buy a threshold that refuses more real
+    questions (the calibration messages are logged wording; customers' new wording is less
+    confident). ``probs`` may be per intent group (the classes then are the groups)."""
     intent_of = intent_of or {}
     oos = classes.index(OUT_OF_SCOPE_LABEL) if OUT_OF_SCOPE_LABEL in classes else -1
     masked = probs.copy()
@@ -442,10 +561,17 @@ def choose_threshold(
         refused = top_is_oos | (conf < tau)
         utility = np.where(is_oos, refused, np.where(refused, np.where(right, 0.0, 0.5), right))
         scores.append(float(np.mean(utility)))
-    k = int(np.argmax(scores))
+    best = int(np.argmax(scores))
+    refused = top_is_oos | (conf < candidates[best])
+    u_best = np.where(is_oos, refused, np.where(refused, np.where(right, 0.0, 0.5), right)).astype(float)
+    se = float(u_best.std(ddof=1) / np.sqrt(len(u_best))) if len(u_best) > 1 else 0.0
+    k = next(i for i, v in enumerate(scores) if v >= scores[best] - se)
     tau = float(candidates[k])
     refused = top_is_oos | (conf < tau)
     info = {
+        "best_utility": round(scores[best], 4),
+        "best_threshold": round(float(candidates[best]), 4),
+        "standard_error": round(se, 4),
         "calibration_messages": len(truth),
         "calibration_out_of_scope": int(is_oos.sum()),
         "utility": round(scores[k], 4),
@@ -470,13 +596,14 @@ def calibrate_compound(
     known: dict[str, np.ndarray],
     n: int = 120,
     seed: int = 0,
+    class_group: np.ndarray | None = None,
 ) -> tuple[tuple[float, float] | None, dict[str, Any]]:
     """The compound ('both') thresholds, chosen on the calibration messages with the model
     fitted without them. Positives: a service question and a request for items of the
     calibration split joined by punctuation (either order); negatives: two service
     questions or two requests for items joined the same way, and the calibration messages
     that have two clauses or more on their own. See :func:`choose_compound_thresholds`."""
-    service = [t for t, lab in zip(texts, labels) if routes.get(lab) == "service"]
+    service = [t for t, lab in zip(texts, labels) if routes.get(lab) in COMPOUND_SERVICE_ROUTES]
     items = [t for t, lab in zip(texts, labels) if lab == RECOMMEND_LABEL]
     if len(service) < 2 or len(items) < 2:
         return None, {"compound": "too few calibration messages"}
@@ -506,14 +633,18 @@ def calibrate_compound(
     todo = sorted({c for ps in parts for c in ps if c not in vecs})
     if todo:
         vecs.update(zip(todo, np.asarray(embedder.embed(todo), dtype=np.float32)))
-    rec = classes.index(RECOMMEND_LABEL)
+    group = class_group if class_group is not None else np.arange(len(classes))
+    g_route = [""] * (int(group.max()) + 1)
+    for c, g in zip(classes, group):
+        g_route[int(g)] = routes.get(c, "")
+    rec = int(group[classes.index(RECOMMEND_LABEL)])
     best_s, best_r = np.zeros(len(messages)), np.zeros(len(messages))
     for i, ps in enumerate(parts):
         if len(ps) < 2:
             continue
-        pr = probs_of(ps, np.stack([vecs[c] for c in ps]))
+        pr = group_sum(probs_of(ps, np.stack([vecs[c] for c in ps])), group)
         top = pr.argmax(axis=1)
-        s = [pr[k, b] for k, b in enumerate(top) if routes.get(classes[b]) == "service"]
+        s = [pr[k, b] for k, b in enumerate(top) if g_route[b] in COMPOUND_SERVICE_ROUTES]
         r = [pr[k, rec] for k, b in enumerate(top) if b == rec]
         best_s[i], best_r[i] = max(s, default=0.0), max(r, default=0.0)
     return choose_compound_thresholds(best_s, best_r, np.asarray([p for _, p in messages]))
@@ -599,7 +730,7 @@ def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) 
     """Fit the router on the KB's training logs (see the module docstring)."""
     rs = settings.router
     logs, rates = log_examples(kb)
-    examples = logs + written_examples(kb, rs, with_items=any(e.label == RECOMMEND_LABEL for e in logs))
+    examples = logs + written_examples(kb, rs, with_items=any(e.label == RECOMMEND_LABEL for e in logs), rates=rates)
     if len({e.label for e in examples}) < 2:
         raise ValueError("the logs hold fewer than two kinds of answer: nothing to route between")
     texts = [e.text for e in examples]
@@ -607,6 +738,13 @@ def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) 
     vectors = np.asarray(embedder.embed(texts + esc_texts), dtype=np.float32)
     x, x_esc = vectors[: len(texts)], vectors[len(texts) :]
     examples = to_nearest_chitchat_template(examples, x, kb, rs)
+    examples = to_nearest_template(examples, x, STOCK_FIT_LABEL, both_templates(kb, rs, rates))
+    keep = np.asarray([e.label != STOCK_FIT_LABEL for e in examples])
+    examples, texts, x = (
+        [e for e in examples if e.label != STOCK_FIT_LABEL],
+        [t for t, k in zip(texts, keep) if k],
+        x[keep],
+    )
     y = [e.label for e in examples]
 
     calib = np.asarray([not e.group.startswith("template:") and is_heldout(e.group + ":router", 20) for e in examples])
@@ -630,17 +768,18 @@ def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) 
             lr = model.predict_proba(features(vec, ts, e))
             return np.asarray((1 - KNN_W) * lr + KNN_W * knn_vote(neigh, ids, len(cls), e))
 
+        cal_group, cal_names = class_groups(cls, kb)
         if rs.oos_threshold is None:
-            intent_of = {t.id: t.intent for t in kb.templates.values()}
+            truth = [group_key(v, kb) for v in np.asarray(y)[calib]]
             tau, info["calibration"] = choose_threshold(
-                cal_probs(cal_texts, x[calib]), cls, list(np.asarray(y)[calib]), intent_of
+                group_sum(cal_probs(cal_texts, x[calib]), cal_group), cal_names, truth
             )
             info["threshold"] = "chosen on the calibration split"
         if RECOMMEND_LABEL in cls:
             routes = {c: _class_route(c, kb, rs, rates) for c in cls}
             cal_labels = list(np.asarray(y)[calib])
             compound, info["compound"] = calibrate_compound(
-                cal_texts, cal_labels, routes, cls, cal_probs, embedder, dict(zip(texts, x))
+                cal_texts, cal_labels, routes, cls, cal_probs, embedder, dict(zip(texts, x)), class_group=cal_group
             )
     if rs.oos_threshold is not None:
         tau = rs.oos_threshold
@@ -679,6 +818,7 @@ def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) 
         escalation_threshold=round(esc_tau, 4),
         info=info,
         compound=compound,
+        class_group=class_groups(classes, kb)[0],
     )
 
 

@@ -6,6 +6,8 @@
 - ``CHITCHAT``: greetings, thanks and small talk, for shops whose logs have no such turns.
 - ``RECOMMEND``: ways of asking for items in general words, for shops whose logs answer
   requests with items (the ``__recommend__`` class).
+- ``STOCK_FIT``: ways of asking whether a named product is in stock or fits another, filled
+  with the shop's catalogue names and taught to its nearest ``both`` template (docs/routing.md).
 - ``HANDOFF``: ways of asking for a person, taught to the KB's handoff template (when it has
   one) so that "get me a representative now" is a handoff, not an unknown message.
 - ``ESCALATION``: ``(message, escalate, kind)``; ``kind`` is complaint, anger, sarcasm,
@@ -210,6 +212,40 @@ RECOMMEND: tuple[str, ...] = (
     "what's the best one you sell for kids",
     "shortlist three for me please",
     "I'm new to this hobby, what do I need",
+)
+
+# Ways of asking whether a named product is in stock, or fits / works with another (route
+# `both`, docs/routing.md), added for the third round of issue 17. "{item}" and "{device}" are
+# filled with the shop's own catalogue names (chatrec.turn.classify.stock_fit_examples), and
+# each example teaches the shop's nearest `both` template (an intent answered with items when
+# out of stock or not compatible); a shop without such an intent does not use them.
+STOCK_FIT: tuple[str, ...] = (
+    "is the {item} in stock?",
+    "do you have any {item} left",
+    "can I still order the {item}",
+    "is {item} available at the moment?",
+    "has the {item} sold out?",
+    "when will the {item} be back in stock",
+    "any {item} in stock today",
+    "got the {item} ready to ship now?",
+    "is the {item} currently available or out of stock",
+    "do you still sell the {item}?",
+    "{item} in stock?",
+    "how many {item} do you have left",
+    "could you check stock on the {item} for me",
+    "is the {item} on backorder",
+    "will the {item} fit my {device}?",
+    "does the {item} work with the {device}",
+    "is {item} compatible with a {device}?",
+    "can I use the {item} with my {device}",
+    "will {item} work on a {device}",
+    "does the {item} support the {device}?",
+    "is the {item} the right size for the {device}",
+    "{item} with a {device}, will that work?",
+    "would the {item} be compatible with my {device}",
+    "I have a {device}, does the {item} fit it?",
+    "does {item} connect to a {device}",
+    "do the {item} and the {device} work together?",
 )
 
 HANDOFF: tuple[str, ...] = (
