@@ -1,21 +1,26 @@
 """The demo's scripted 24-turn conversation through the real Chatbot, engine by engine.
 
-    python benchmarks/bench_conversation.py [--rounds 3] [--engines nf4,llamacpp,llamacpp-nocache]
+    python benchmarks/bench_conversation.py [--rounds 3] [--engines nf4,nf4-cache,llamacpp,llamacpp-nocache]
     python benchmarks/bench_conversation.py --prompts-only    # prompt structure only (fake model, seconds)
 
 One conversation of 24 customer messages (service questions, recommendations, refinements,
 a like, a hand-off) for the demo user U001, through ``Chatbot.stream`` on the demo KB, as a
 live chat runs it (planner, generation, grounding, SQLite). Engines:
 
-- ``nf4``: transformers + bitsandbytes NF4 (reads every prompt in full);
+- ``nf4``: transformers + bitsandbytes NF4, prefix cache off (``llm.prefix_cache_entries = 0``:
+  reads every prompt in full);
+- ``nf4-cache``: the same with its prefix KV cache (the backend's default, 8 entries): a turn reads
+  only the tokens after the longest prefix it shares with an earlier prompt + reply;
 - ``llamacpp``: llama.cpp (xllamacpp), prompt cache on: a slot reuses the longest prefix it holds;
 - ``llamacpp-nocache``: llama.cpp reading every prompt in full (``LlamaCppLLM(prompt_cache=False)``).
 
 Rounds are interleaved: in each round every engine runs the whole conversation once, in a
 fresh conversation, so all see the same machine load. Per turn: latency (message in ->
 result), time to first released text and to the model's first token, prompt tokens (the
-chat-templated prompt) and prompt tokens the engine actually read (llama.cpp's
-``timings.prompt_n``; the whole prompt for NF4).
+chat-templated prompt), prompt tokens the engine actually read (llama.cpp's
+``timings.prompt_n``; NF4: the tokens past its prefix cache, ``TransformersLLM.last_usage()``), and
+tokens generated (at most ``llm.max_new_tokens``; the grounding gate may stop a draft early).
+The load average is recorded before the run and after every round.
 
 ``--prompts-only`` runs the conversation with the scripted fake model and reports, per turn,
 the prompt's tokens under the GGUF chat template and how many of them are new after the
@@ -72,9 +77,12 @@ assert len(SCRIPT) == 24
 def _settings(state: str, engine: str, threads: int | None):
     from chatrec.config import load_settings
 
-    llm: dict[str, Any] = {"backend": {"nf4": "transformers", "fake": "fake"}.get(engine, "llamacpp")}
+    backend = {"nf4": "transformers", "nf4-cache": "transformers", "fake": "fake"}.get(engine, "llamacpp")
+    llm: dict[str, Any] = {"backend": backend}
     if threads:
         llm["threads"] = threads
+    if engine == "nf4":
+        llm["prefix_cache_entries"] = 0  # reads every prompt in full
     return load_settings(kb_dir=str(ROOT / "kb"), data_dir=state, llm=llm)
 
 
@@ -180,7 +188,7 @@ def prompts_only(out: Path, state_dir: str | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--engines", default="nf4,llamacpp,llamacpp-nocache")
+    ap.add_argument("--engines", default="nf4,nf4-cache,llamacpp,llamacpp-nocache")
     ap.add_argument("--threads", type=int, default=1, help="torch / llama.cpp threads (0: library default)")
     ap.add_argument("--prompts-only", action="store_true")
     ap.add_argument("--state", default=None, help="state folder (kept: its Chroma index is reused next time)")
@@ -205,8 +213,17 @@ def main() -> None:
                 if not t["ttft_s"] and not t["tokens"]:
                     t["prompt_read"] = 0
         args.command = old["command"]
+        args.max_new_tokens = old.get("max_new_tokens")
         names = {e: s["backend"] for e, s in old["engines"].items()}
-        write(args, names, old["runs"], old["load_average_before"], old["rounds"], old["load_average_after"])
+        write(
+            args,
+            names,
+            old["runs"],
+            old["load_average_before"],
+            old["rounds"],
+            old["load_average_after"],
+            old.get("load_average_per_round"),
+        )
         return
 
     engines = args.engines.split(",")
@@ -217,17 +234,29 @@ def main() -> None:
     for e in engines:
         bots[e] = _bot(e, state, args.threads or None, index)
         index = bots[e].planner.retriever  # one Chroma index for all (built once)
+    args.max_new_tokens = bots[engines[0]].settings.llm.max_new_tokens
     runs: dict[str, list[list[dict]]] = {e: [] for e in engines}
+    per_round: list[list[float]] = []
     for rnd in range(args.rounds):
         for e in engines:
             t = time.perf_counter()
             runs[e].append(run_conversation(bots[e]))
             print(f"round {rnd + 1} {e}: {time.perf_counter() - t:.1f} s", flush=True)
+        per_round.append([round(x, 2) for x in os.getloadavg()])
         names = {e: bots[e].llm.name for e in engines}
-        write(args, names, runs, load_before, rnd + 1)  # after every round: a cut-short run still reports
+        # after every round: a cut-short run still reports
+        write(args, names, runs, load_before, rnd + 1, per_round=per_round)
 
 
-def write(args, names: dict[str, str], runs: dict[str, list[list[dict]]], load_before, rounds: int, load_after=None):
+def write(
+    args,
+    names: dict[str, str],
+    runs: dict[str, list[list[dict]]],
+    load_before,
+    rounds: int,
+    load_after=None,
+    per_round: list[list[float]] | None = None,
+):
     engines = list(runs)
     results = ROOT / "benchmarks" / "results"
     load_after = load_after or os.getloadavg()
@@ -242,9 +271,10 @@ def write(args, names: dict[str, str], runs: dict[str, list[list[dict]]], load_b
             "ttft_s": _stats([t["ttft_s"] for t in turns if t["ttft_s"]]),  # turns the model ran
             "prompt_tokens": _stats([t["prompt_tokens"] for t in turns]),
             "prompt_read": _stats([t["prompt_read"] for t in turns if t["prompt_read"]]),  # turns the model ran
-            "tokens_generated": _stats([t["tokens"] for t in turns]),
+            "tokens_generated": _stats([t["tokens"] for t in turns if t["tokens"]]),  # turns the model ran
             "fallback_share": round(sum(t["fallback"] for t in turns) / len(turns), 3),
             "prompt_read_per_turn_round1": [t["prompt_read"] for t in runs[e][0]],
+            "tokens_generated_per_turn_round1": [t["tokens"] or 0 for t in runs[e][0]],
         }
     result = {
         "benchmark": "conversation",
@@ -252,9 +282,11 @@ def write(args, names: dict[str, str], runs: dict[str, list[list[dict]]], load_b
         or "python benchmarks/bench_conversation.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "threads": args.threads,
+        "max_new_tokens": getattr(args, "max_new_tokens", None),
         "rounds": rounds,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
+        "load_average_per_round": per_round or [],
         "engines": summary,
         "runs": runs,
     }
@@ -264,21 +296,28 @@ def write(args, names: dict[str, str], runs: dict[str, list[list[dict]]], load_b
         "# 24-turn scripted conversation (`benchmarks/bench_conversation.py`)",
         "",
         f"`{result['command']}`; {result['machine']}; threads {args.threads}; {rounds} interleaved rounds; "
-        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (shared machine).",
+        f"max_new_tokens {result['max_new_tokens']}; load average (1 min) {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after"
+        + (f", after each round {[r[0] for r in per_round]}" if per_round else "")
+        + " (shared machine).",
         "",
         "| engine | turn p50 s | turn p95 s | first text p50 s | TTFT p50 s | TTFT p95 s | prompt tok p50 "
-        "| prompt tok read p50 | read mean | fallback |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| prompt tok read p50 | read mean | tokens generated p50 | generated mean | fallback |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e, s in summary.items():
         lines.append(
             f"| {e} | {s['turn_latency_s']['p50']} | {s['turn_latency_s']['p95']} | {s['first_text_s']['p50']} "
             f"| {s['ttft_s'].get('p50')} | {s['ttft_s'].get('p95')} | {s['prompt_tokens'].get('p50')} "
-            f"| {s['prompt_read'].get('p50')} | {s['prompt_read'].get('mean')} | {s['fallback_share']} |"
+            f"| {s['prompt_read'].get('p50')} | {s['prompt_read'].get('mean')} "
+            f"| {s['tokens_generated'].get('p50')} | {s['tokens_generated'].get('mean')} | {s['fallback_share']} |"
         )
     lines += ["", "Prompt tokens read per turn (round 1):", ""]
     for e, s in summary.items():
         lines.append(f"- {e}: {s['prompt_read_per_turn_round1']}")
+    lines += ["", "Tokens generated per turn (round 1; 0: the model did not run):", ""]
+    for e, s in summary.items():
+        lines.append(f"- {e}: {s.get('tokens_generated_per_turn_round1', [])}")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
