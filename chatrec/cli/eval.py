@@ -1,5 +1,6 @@
 """``chatrec eval``: replay logged conversations and score the system, baselines and ablations;
-``chatrec eval compare A B``: paired differences of two runs; ``chatrec fit-ranker``: learn fusion weights."""
+``chatrec eval compare A B``: paired differences of two runs; ``chatrec fit-ranker``: learn fusion weights;
+``chatrec fit-encoder``: fine-tune the bi-encoder for the dense item signal."""
 
 from __future__ import annotations
 
@@ -178,6 +179,14 @@ def eval_cmd(
         ray=ray_address,
         **settings.eval.model_dump(),
     )
+    if train:
+        from chatrec.eval.learn import check_encoder, file_sha256
+        from chatrec.kb import load_kb
+
+        try:
+            check_encoder(load_kb(settings.kb_dir), file_sha256(Path(train)), str(train))
+        except (EvalError, KBError) as exc:
+            raise click.ClickException(str(exc)) from exc
     out_dir = Path(out)
     if no_resume and out_dir.exists():
         for sub in (out_dir, out_dir / "fit"):
@@ -220,7 +229,7 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
 
     `chatrec eval TRANSCRIPTS --train TRAIN` runs this same fit before scoring."""
     from chatrec.cli.context import settings_from
-    from chatrec.eval.learn import file_sha256, save_ranker, train_key
+    from chatrec.eval.learn import check_encoder, file_sha256, save_ranker, train_key
     from chatrec.eval.options import EvalError
     from chatrec.eval.runner import eval_settings, fit_ranker
     from chatrec.kb import KBError, load_kb
@@ -232,6 +241,7 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
     target = Path(out) if out else settings.kb_dir / RANKER_FILE
     try:
         kb = load_kb(settings.kb_dir)
+        check_encoder(kb, file_sha256(train_path), str(train_path))
         es = eval_settings(settings, kb, train_key(kb, file_sha256(train_path)))
         work = es.data_dir / "fit"
         fitted = fit_ranker(es, str(train_path), work, settings.eval.workers, settings.eval.seed, True, sample)
@@ -242,6 +252,77 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
     click.echo(f"fitted ranker written to {target}")
 
 
+@click.command(name="fit-encoder")
+@click.option(
+    "--train",
+    "train",
+    type=click.Path(dir_okay=False, exists=True),
+    help="training transcripts [the KB's transcripts.jsonl]",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--seed", type=int, help=default_of("eval", "seed"))
+@click.option("--max-steps", type=click.IntRange(min=1), help="stop after N optimiser steps (a quick check)")
+@click.option(
+    "--hold-out",
+    type=click.IntRange(min=1),
+    help="leave out the seeded sample of N training conversations that `fit-ranker --sample N` (or "
+    "`eval --fit-sample N`, same seed) replays, so the fusion weights see the encoder's scores out of sample",
+)
+@click.pass_context
+def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out) -> None:
+    """Fine-tune the bi-encoder (retrieval.embedder, MultipleNegativesRankingLoss) on (dialogue
+    context -> recommended item) pairs from the training conversations and save it, with its
+    card, to <kb>/artifacts/encoder/: the live turn, fit-ranker and eval then take the dense item
+    signal from it. Run fit-ranker afterwards (its weights are fitted on this encoder's feature)."""
+    from chatrec.cli.context import settings_from
+    from chatrec.eval.learn import encoder_pairs, file_sha256, read_training
+    from chatrec.eval.options import EvalError, EvalOptions
+    from chatrec.eval.runner import select_conversations
+    from chatrec.kb import KBError, load_kb
+    from chatrec.retrieval.encoder_ft import ItemEncoder, encoder_dir, train_encoder
+
+    require("datasets", purpose="chatrec fit-encoder")
+    settings = settings_from(ctx, eval={"seed": seed})
+    train_path = Path(train) if train else settings.kb_dir / "transcripts.jsonl"
+    try:
+        kb = load_kb(settings.kb_dir)
+        convs = read_training(train_path, kb)
+        held: set[str] = set()
+        if hold_out:  # the conversations fit-ranker --sample replays (runner.select_conversations' choice)
+            opts = EvalOptions(transcripts=str(train_path), out="-", sample=hold_out, seed=settings.eval.seed)
+            held = {cid for _, cid in select_conversations(opts, kb)[0]}
+        pairs = encoder_pairs([c for c in convs if c.conversation_id not in held], kb)
+    except (EvalError, KBError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not pairs:
+        raise click.ClickException(f"{train_path}: no recommendation turn with a new recommended item to learn from")
+    out = encoder_dir(kb.root)
+    assert out is not None
+    card = {
+        "train": str(train_path),
+        "train_sha256": file_sha256(train_path),
+        "kb": str(kb.root),
+        "conversations": len(convs) - len(held),
+        "held_out": len(held),  # fit-ranker --sample N with the same seed replays exactly these
+    }
+    click.echo(f"{len(pairs)} (context, item) pairs from {train_path}", err=True)
+    card = train_encoder(
+        pairs,
+        settings.retrieval.embedder,
+        out,
+        card,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=settings.eval.seed,
+        max_steps=max_steps or -1,
+    )
+    ItemEncoder(out, kb.items)  # embeds the catalogue once, for every process that loads it
+    click.echo(json.dumps(card, indent=2))
+    click.echo(f"fine-tuned encoder written to {out}")
+
+
 def register(main: click.Group) -> None:
     main.add_command(eval_cmd)
     main.add_command(fit_ranker_cmd)
+    main.add_command(fit_encoder_cmd)

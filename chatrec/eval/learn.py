@@ -94,6 +94,7 @@ def fitted_ranker(
 
     from chatrec.eval.fusion import feature_rows, fit_weights
 
+    encoder = check_encoder(kb, train_sha, train_path)
     # taught to find items the customer has not named yet: re-naming one is no recommendation
     fitted = fit_weights(feature_rows(features_path), seed, label="gold_new")
     if fitted is None:
@@ -129,6 +130,11 @@ def fitted_ranker(
             "model": "logistic regression (scikit-learn) over the candidates' features, labels: the recommended "
             "items not named before; statistics counted on the training conversations (cross-fitted in two "
             "folds while fitting)",
+            "dense_encoder": (
+                {k: encoder.get(k) for k in ("base", "train_sha256", "pairs", "epochs", "seed", "created_at")}
+                if encoder
+                else "base"
+            ),
             "replayed_conversations": len({r["conversation_id"] for r in feature_rows(features_path)}),
             "examples": fitted["examples"],
             "positives": fitted["positives"],
@@ -146,3 +152,52 @@ def save_ranker(fitted: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(fitted), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple[str, str]]:
+    """(dialogue context, item text) pairs to fine-tune the bi-encoder on, one per recommended item
+    of each agent turn that is new there: named by neither side before, the customer's message(s)
+    being answered included. The context is what the ranker's query holds at that turn (the
+    customer's consecutive messages joined, as the replay joins them, then the last
+    :data:`~chatrec.retrieval.encoder_ft.CONTEXT_MESSAGES` messages). Only ``convs`` (the
+    training conversations) are read."""
+    from chatrec.retrieval.encoder_ft import context_text, item_text
+
+    pairs: list[tuple[str, str]] = []
+    for conv in convs:
+        messages: list[str] = []
+        pending: list[str] = []
+        seen: set[str] = set()
+        for t in conv.turns:
+            if t.role == "user":
+                pending.append(t.text)
+                seen.update(t.mentions, t.liked, t.disliked)
+                continue
+            if pending:
+                messages.append(" ".join(pending).strip())
+                pending = []
+            if t.recommended and messages:
+                ctx = context_text(messages)
+                for item_id in dict.fromkeys(t.recommended):
+                    if item_id not in seen and item_id in kb.items:
+                        pairs.append((ctx, item_text(kb.items[item_id])))
+            seen.update(t.mentions, t.recommended)
+            messages.append(t.text)
+    return pairs
+
+
+def check_encoder(kb: KnowledgeBase, train_sha: str, train_path: str) -> dict[str, Any] | None:
+    """The card of the KB's fine-tuned encoder, if it has one; refuses (EvalError) an encoder
+    fine-tuned on another file than ``train_path``: it may have learned from the scored
+    conversations."""
+    from chatrec.retrieval.encoder_ft import encoder_dir, read_card
+
+    folder = encoder_dir(kb.root)
+    card = read_card(folder)
+    if card is not None and card.get("train_sha256") != train_sha:
+        raise EvalError(
+            f"{folder} was fine-tuned on {card.get('train', '?')} (sha256 {str(card.get('train_sha256'))[:12]}), "
+            f"not on the training file {train_path} (sha256 {train_sha[:12]}): it may have learned from the scored "
+            f"conversations. Run `chatrec --kb {kb.root} fit-encoder --train {train_path}`, or remove {folder}."
+        )
+    return card

@@ -22,6 +22,7 @@ from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.retrieval.base import Retriever, where_filter
+from chatrec.retrieval.encoder_ft import ItemEncoder, load_item_encoder
 from chatrec.turn.explain import Explainer
 from chatrec.turn.policy import RankPolicy, choose, context_of
 from chatrec.turn.profile import UserHistory
@@ -203,6 +204,11 @@ class Ranker:
             log.info("fitted ranker from %s", self.fitted_path)
         self.use_fitted(fitted, None if fitted and "statistics" in fitted else Behaviour(kb, exclude_conversations))
         self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
+        # a bi-encoder fine-tuned on the training conversations (``chatrec fit-encoder``), if the KB has one:
+        # the dense candidates and feature come from it (templates keep the index's base model)
+        self.encoder: ItemEncoder | None = load_item_encoder(kb.root, kb.items)
+        if self.encoder is not None:
+            log.info("item retrieval with %s", self.encoder.name)
         self.llm, self.prompts = llm, prompts
         self.explainer = Explainer(kb, kg)
 
@@ -294,6 +300,7 @@ class Ranker:
             "filtered_out": dict(rejected),
             "constraints": c.model_dump(),
             "llm_rerank": llm_note,
+            "dense_encoder": self.encoder.name if self.encoder is not None else "base",
             "scored": [
                 {
                     "item_id": x.item.id,
@@ -328,7 +335,12 @@ class Ranker:
             return cand
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
-        for item_id, sim in self.index.search_items(query, self.items_k, where, query_embedding=query_embedding):
+        if self.encoder is not None:  # the dialogue's last messages, with the fine-tuned encoder
+            messages = [m.get("content", "") for m in state.history] + [query]
+            hits = self.encoder.search(messages, self.items_k, where)
+        else:
+            hits = self.index.search_items(query, self.items_k, where, query_embedding=query_embedding)
+        for item_id, sim in hits:
             if cand := add(item_id, "dense"):
                 cand.features["dense"] = max(0.0, sim)
 

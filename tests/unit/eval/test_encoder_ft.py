@@ -1,0 +1,153 @@
+"""The fine-tuned bi-encoder (issue 19): pairs from the training conversations only, the new
+items of a turn as targets, the saved encoder loaded by the live turn, and eval's check that
+it learned from the --train file (a 2-step fine-tune on the demo KB; no full training here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from chatrec.eval.learn import check_encoder, encoder_pairs, file_sha256
+from chatrec.eval.options import EvalError, EvalOptions
+from chatrec.kb import load_kb
+from chatrec.retrieval.encoder_ft import CARD_FILE, ENCODER_DIR, context_text, item_text, read_card
+from chatrec.types import Conversation
+from tests_support import KB_DIR
+
+LINES = [ln for ln in (KB_DIR / "transcripts.jsonl").read_text().splitlines() if ln.strip()]
+
+SEEKER = "I loved the Sony Alpha 7 IV camera, anything similar?"
+CONV = {
+    "conversation_id": "CPAIR",
+    "user_id": None,
+    "turns": [
+        {"role": "user", "text": "hello"},
+        {"role": "user", "text": SEEKER, "mentions": ["VW-1031"]},
+        {
+            "role": "agent",
+            "text": "The Sony Alpha 7 IV is great; also try the Sony ZV-E10.",
+            "recommended": ["VW-1031", "VW-1032"],
+            "intent": "recommend_product",
+        },
+        {"role": "user", "text": "something cheaper?"},
+        {
+            "role": "agent",
+            "text": "Then the Sony ZV-E10 again.",
+            "recommended": ["VW-1032"],
+            "intent": "recommend_product",
+        },
+    ],
+}
+
+
+def test_encoder_pairs_target_only_new_items_not_the_triggering_messages_mentions():
+    kb = load_kb(KB_DIR)
+    assert {"VW-1031", "VW-1032"} <= set(kb.items), "demo ids changed"
+    pairs = encoder_pairs([Conversation.model_validate(CONV)], kb)
+    # VW-1031 is named in the message being answered, and VW-1032 is not new at the second turn
+    assert pairs == [(context_text([f"hello {SEEKER}"]), item_text(kb.items["VW-1032"]))]
+    # the context is the dialogue before the reply, most recent message first; never the reply itself
+    assert "ZV-E10" not in pairs[0][0]
+    assert context_text(["a", "b  c", "", "d"], last=2) == "d | b c"
+
+
+def test_encoder_pairs_come_from_the_given_conversations_only():
+    kb = load_kb(KB_DIR)
+    train = [Conversation.model_validate_json(ln) for ln in LINES[:20]]
+    scored = [Conversation.model_validate(CONV)]
+    contexts = {c for c, _ in encoder_pairs(train, kb)}
+    assert contexts and SEEKER not in " ".join(contexts)
+    assert encoder_pairs(train, kb) == encoder_pairs(train, kb)  # deterministic
+    assert encoder_pairs(train + scored, kb) != encoder_pairs(train, kb)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A demo KB copy with an encoder fine-tuned for 2 steps by ``chatrec fit-encoder``."""
+    from chatrec.cli.main import main
+
+    pytest.importorskip("datasets")  # the train extra, which fit-encoder needs
+    d = tmp_path_factory.mktemp("enc")
+    kb_dir = d / "kb"
+    shutil.copytree(KB_DIR, kb_dir)
+    train = d / "train.jsonl"
+    train.write_text("\n".join(LINES[:40]) + "\n")
+    res = CliRunner().invoke(
+        main,
+        ["--kb", str(kb_dir), "--data-dir", str(d / "s"), "fit-encoder", "--train", str(train)]
+        + ["--max-steps", "2", "--batch-size", "4"],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    return d, kb_dir, train
+
+
+def test_cli_fit_encoder_saves_the_encoder_with_its_card(tuned):
+    _, kb_dir, train = tuned
+    card = read_card(kb_dir / ENCODER_DIR)
+    assert card is not None and (kb_dir / ENCODER_DIR / CARD_FILE).is_file()
+    kb = load_kb(kb_dir)
+    assert card["train_sha256"] == file_sha256(train) and card["steps"] == 2 and card["epochs"] == 1
+    assert card["pairs"] == len(encoder_pairs([Conversation.model_validate_json(ln) for ln in LINES[:40]], kb))
+    assert card["base"] and card["seed"] == 7 and card["max_seq_length"] == 128
+    assert list((kb_dir / ENCODER_DIR).glob("items-*.npy")), "the catalogue is embedded once, at fit time"
+
+
+def test_live_turn_ranks_items_with_the_saved_encoder(tuned, tmp_path):
+    from chatrec.chatbot import Chatbot
+    from chatrec.config import load_settings
+
+    _, kb_dir, _ = tuned
+    settings = load_settings(kb_dir=str(kb_dir), data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
+    bot = Chatbot(settings)
+    enc = bot.ranker.encoder
+    assert enc is not None and enc.embedder.model_name == str(kb_dir / ENCODER_DIR)
+    # fine-tuned weights, not the base model's: the catalogue embeds differently
+    base = bot.planner.retriever.embedder.embed([item_text(bot.kb.items[enc.ids[0]])])[0]
+    assert not np.allclose(enc.matrix[0], base, atol=1e-4)
+    result = bot.ask("I need a camera for vlogging")
+    rank = result.trace["rank"]
+    assert rank["dense_encoder"].startswith("fine-tuned")
+    # the dense feature of each scored candidate is the fine-tuned encoder's similarity
+    sims = dict(enc.search(["I need a camera for vlogging"], 200))
+    dense = [x for x in rank["scored"] if x["features"]["dense"] > 0]
+    assert dense and all(abs(x["features"]["dense"] - round(sims[x["item_id"]], 3)) < 2e-3 for x in dense)
+    # templates keep the base model: the Chroma index was not re-embedded with the fine-tuned one
+    assert bot.planner.retriever.embedder.model_name == settings.retrieval.embedder
+
+
+def test_eval_refuses_an_encoder_fine_tuned_on_another_file(tuned, tmp_path):
+    from chatrec.cli.main import main
+
+    d, kb_dir, _ = tuned
+    other = tmp_path / "other.jsonl"
+    other.write_text("\n".join(LINES[40:60]) + "\n")
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("\n".join(LINES[60:62]) + "\n")
+    with pytest.raises(EvalError, match="may have learned from the scored conversations"):
+        check_encoder(load_kb(kb_dir), file_sha256(other), str(other))
+    res = CliRunner().invoke(
+        main, ["--kb", str(kb_dir), "--data-dir", str(d / "s"), "eval", str(scored), "--train", str(other)]
+    )
+    assert res.exit_code != 0 and "fit-encoder --train" in res.output
+
+
+def test_eval_with_an_encoder_from_its_training_file_refuses_nothing_new(tuned, tmp_path):
+    from chatrec.config import Settings
+    from chatrec.eval.runner import run_eval
+
+    _, kb_dir, train = tuned
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("\n".join(LINES[60:64]) + "\n")
+    assert check_encoder(load_kb(kb_dir), file_sha256(train), str(train)) is not None
+    opts = EvalOptions(
+        transcripts=str(scored), out=str(tmp_path / "o"), ablations=[], baselines=False, train=str(train)
+    )
+    summary = run_eval(Settings(kb_dir=kb_dir, data_dir=tmp_path / "s"), opts, progress=False)
+    assert summary["run"]["conversations"] == 4
+    card = json.loads((tmp_path / "o" / "ranker.json").read_text())["card"]
+    assert card["dense_encoder"]["train_sha256"] == file_sha256(train)
