@@ -6,12 +6,21 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from chatrec.config import Settings
 from chatrec.eval.baselines import baseline_ranking
 from chatrec.eval.fusion import fold_of
-from chatrec.eval.metrics import DEPTH, intra_list_diversity, rank_metrics, rouge_l
+from chatrec.eval.metrics import (
+    DEPTH,
+    clarify_scores,
+    intra_list_diversity,
+    invented_entities,
+    logged_agent_asks,
+    missing_facts,
+    rank_metrics,
+    rouge_l,
+)
 from chatrec.eval.options import BASELINES, EvalOptions
 from chatrec.kb import RECOMMEND_LABEL
 from chatrec.turn.plan import Planner, PlanOptions
@@ -241,6 +250,11 @@ class Replayer:
                     )
                 else:
                     m.update(self._template_metrics(turn, plan.decision.template_id))
+                if system == "full":  # the ask-before-guessing policy against the logged agent
+                    logged_tpl = self.kb.templates.get(turn.template_id or "")
+                    asks = bool(trace.get("route", {}).get("final", {}).get("asks"))
+                    logged_asks = logged_agent_asks(logged_tpl.text if logged_tpl else None, turn.text)
+                    m.update(clarify_scores(asks, logged_asks))
                 reply = self._reply(system, plan, m, ttft)
                 row.update(
                     {
@@ -317,7 +331,26 @@ class Replayer:
         m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
         m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
         assert gate.reply is not None
+        m.update(reply_quality(plan.template_text, draft, gate.reply, gate.check))
         return gate.reply
+
+
+def reply_quality(
+    template_text: str | None, draft: str, reply: str, check: Callable[[str], Any]
+) -> dict[str, tuple[float, float]]:
+    """Per-turn reply-quality pairs of one generated turn: whether the reply shown (and the model's
+    draft) keeps every fact of the filled template (turns with a template that states any), and
+    whether the draft (and the reply shown) invents a name, phone number, e-mail, link, date,
+    amount or time (``check``: the turn's grounding check)."""
+    m: dict[str, tuple[float, float]] = {}
+    if template_text:
+        for name, text in (("service.fact_preservation", reply), ("service.draft_fact_preservation", draft)):
+            missing, total = missing_facts(template_text, text)
+            if total:
+                m[name] = (float(not missing), 1)
+    for name, text in (("grounding.draft_invented_rate", draft), ("grounding.invented_rate", reply)):
+        m[name] = (float(bool(text and invented_entities(check(text).problems))), 1)
+    return m
 
 
 def _said_now(conv: Conversation, idx: int) -> list[str]:
