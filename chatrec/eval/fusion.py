@@ -18,7 +18,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -38,7 +38,9 @@ def feature_rows(path: Path) -> Iterator[dict]:
             yield json.loads(raw)
 
 
-def _examples(rows: Iterator[dict], seed: int, label: str = "gold") -> tuple[np.ndarray, np.ndarray]:
+def _examples(
+    rows: Iterator[dict], seed: int, label: str = "gold", width: int = len(FEATURES)
+) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels: every recommended candidate and up to NEGATIVES_PER_TURN others.
     ``label``: ``gold`` (every recommended item) or ``gold_new`` (only those not named before)."""
     xs, ys = [], []
@@ -53,18 +55,21 @@ def _examples(rows: Iterator[dict], seed: int, label: str = "gold") -> tuple[np.
         for i in pos + neg:
             xs.append(r["features"][i])
             ys.append(1 if i in gold else 0)
-    return np.asarray(xs, dtype=np.float64).reshape(-1, len(FEATURES)), np.asarray(ys)
+    return np.asarray(xs, dtype=np.float64).reshape(-1, width), np.asarray(ys)
 
 
-def fit_weights(rows: Iterator[dict], seed: int = 7, label: str = "gold") -> dict[str, Any] | None:
-    """Fit fusion weights; ``None`` when the rows hold no positive and negative examples."""
+def fit_weights(
+    rows: Iterator[dict], seed: int = 7, label: str = "gold", names: Sequence[str] = FEATURES
+) -> dict[str, Any] | None:
+    """Fit fusion weights; ``None`` when the rows hold no positive and negative examples.
+    ``names``: the features of the rows' vectors (a benchmark may measure one not in FEATURES)."""
     from sklearn.linear_model import LogisticRegression
 
-    x, y = _examples(rows, seed, label)
+    x, y = _examples(rows, seed, label, len(names))
     if len(set(y.tolist())) < 2:
         return None
     model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=seed).fit(x, y)
-    weights = {f: round(float(w), 5) for f, w in zip(FEATURES, model.coef_[0])}
+    weights = {f: round(float(w), 5) for f, w in zip(names, model.coef_[0])}
     return {"weights": weights, "examples": int(len(y)), "positives": int(y.sum())}
 
 
