@@ -413,6 +413,7 @@ class Chatbot:
             "fallback": gate.used_fallback,
             "cut": gate.cut,
             "problems": gate.problems,
+            "planned": gate.forced,  # why no draft was wanted (a clarifying question, ...); None: the model drafted
             "checks": gate.checks,
             # a released text passed the check; the fallback is built from the data, and checked here too
             "reply_problems": gate.check(gate.fallback).problems if gate.used_fallback else [],

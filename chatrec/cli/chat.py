@@ -68,7 +68,8 @@ def chat(ctx, user_id, adapter) -> None:
                     res = ev.result
                     click.echo("")
                     grounding = res.trace.get("grounding", {})
-                    if grounding.get("fallback") or grounding.get("cut"):  # the text shown was already checked
+                    drafted = not grounding.get("planned")  # a clarifying question etc. is sent as planned
+                    if drafted and (grounding.get("fallback") or grounding.get("cut")):  # shown text was checked
                         what = "grounded answer" if grounding.get("fallback") else "draft cut short"
                         click.echo(f"[{what}: {len(grounding.get('problems', []))} problem(s) in the model's draft]")
                     _print_result(res, False)

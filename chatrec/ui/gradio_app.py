@@ -41,9 +41,12 @@ def recommendations_markdown(result: TurnResult | None) -> str:
             out.append(f"  \n↳ from your history: {escape(', '.join(r.evidence.history_items))}")
         out.append("\n\n")
     grounding = result.trace.get("grounding", {})
-    note = (
-        "template fallback: " + "; ".join(grounding.get("problems", [])) if grounding.get("fallback") else "generated"
-    )
+    if grounding.get("planned"):
+        note = "as planned: " + grounding["planned"]
+    elif grounding.get("fallback"):
+        note = "template fallback: " + "; ".join(grounding.get("problems", []))
+    else:
+        note = "generated"
     out.append(f"<small>route: {result.route} · template: {result.template_id or '-'} · {escape(note)}</small>")
     return "".join(out)
 

@@ -129,4 +129,5 @@ def test_a_clarifying_question_is_sent_as_it_is_not_reworded_by_the_model(kb, sh
     r = bot.ask("I need a protective case for my phone, what do you have?")
     assert r.trace["route"]["final"]["asks"] == "device"
     assert not calls, "the model was asked to write a draft for a decided question"
+    assert r.trace["grounding"]["planned"] == "a clarifying question is sent as it is"
     assert r.text.count("?") == 1 and "Which phone" in r.text and "great phones" not in r.text
