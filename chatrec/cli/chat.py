@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -43,8 +44,9 @@ def ask(ctx, message, user_id, conversation_id, adapter, as_json) -> None:
 @click.command()
 @click.option("--user", "user_id", help="user id from kb/users.jsonl")
 @click.option("--adapter", help="LoRA adapter folder")
+@click.option("--timing", is_flag=True, help="after each reply, its latency, time to first text and prompt tokens read")
 @click.pass_context
-def chat(ctx, user_id, adapter) -> None:
+def chat(ctx, user_id, adapter, timing) -> None:
     """Terminal chat with streamed replies. Empty line or Ctrl-D quits."""
     from chatrec.chatbot import InputRejected, ResultEvent, TokenEvent
 
@@ -60,6 +62,7 @@ def chat(ctx, user_id, adapter) -> None:
         if not message.strip():
             break
         click.echo("bot> ", nl=False)
+        t0 = time.perf_counter()
         try:
             for ev in bot.stream(message, cid, user_id):
                 if isinstance(ev, TokenEvent):
@@ -73,9 +76,24 @@ def chat(ctx, user_id, adapter) -> None:
                         what = "grounded answer" if grounding.get("fallback") else "draft cut short"
                         click.echo(f"[{what}: {len(grounding.get('problems', []))} problem(s) in the model's draft]")
                     _print_result(res, False)
+                    if timing:
+                        click.echo(_timing(res.trace, time.perf_counter() - t0))
         except InputRejected as exc:
             click.echo(f"\n[rejected: {exc}]")
         sys.stdout.flush()
+
+
+def _timing(trace: dict, seconds: float) -> str:
+    """``[2.31 s · first text 1.02 s · prompt: 382 of 903 tokens read]`` for one turn."""
+    gen = trace.get("generation", {})
+    parts = [f"{seconds:.2f} s"]
+    if gen.get("first_text_s"):
+        parts.append(f"first text {gen['first_text_s']:.2f} s")
+    if "prompt_read" in gen and "prompt_tokens" in gen:
+        parts.append(f"prompt: {gen['prompt_read']} of {gen['prompt_tokens']} tokens read")
+    if not gen.get("tokens"):
+        parts.append("no model draft")
+    return "[" + " · ".join(parts) + "]"
 
 
 def register(main: click.Group) -> None:

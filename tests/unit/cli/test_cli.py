@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 from click.testing import CliRunner
@@ -48,6 +49,15 @@ def test_chat_repl_streams_and_quits(tmp_path):
     )
     assert out.exit_code == 0, out.output
     assert out.output.count("bot> ") >= 2 and "KG:" in out.output
+
+
+def test_chat_timing_prints_each_turns_latency(tmp_path):
+    out = CliRunner().invoke(
+        main, ["--backend", "fake", "chat", "--timing"], input="how do I return my headphones?\nhi\n\n"
+    )
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if line.startswith("[") and " s" in line]
+    assert len(lines) == 2 and all(re.match(r"\[\d+\.\d\d s", line) for line in lines), out.output
 
 
 def test_ask_rejects_oversized_message():
