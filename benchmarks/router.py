@@ -2,6 +2,8 @@
 
     python benchmarks/router.py [--bitext ../shared/data/bitext/bitext_cs_training_v1.csv]
                                 [--out benchmarks/results/router] [--seed 7] [--limit N] [--reuse-bitext]
+                                [--blind tests/fixtures/routing/route_heldout3.jsonl [--blind-only JSON]]
+                                [--dev-only JSON [--commit HASH]]
 
 1. **Intent accuracy on Bitext**, split 80/20 by groups of near-duplicates (same text once
    lower-cased, placeholders and punctuation removed, or MiniLM cosine >= 0.92, joined
@@ -21,11 +23,17 @@
    tuned, never tuned on), with the held-out messages that have a near-duplicate among the
    training texts listed and the accuracy on the rest. Both sets were looked at while tuning
    (they are development sets now).
-4. **Blind route accuracy** on ``tests/fixtures/routing/route_heldout2.jsonl`` (written by
-   another engineer, never opened by whoever tunes the router): accuracy with a bootstrap
-   CI, per-route counts, the route confusion and handoff precision/recall, never the
-   messages themselves (``--blind-only`` scores just this set, e.g. with an older checkout of
-   ``chatrec`` first on ``PYTHONPATH`` for the before figure).
+4. **Development sets** (``DEV_SETS``: ``route_mix.jsonl``, ``route_heldout.jsonl`` and
+   ``route_heldout2.jsonl``, the last blind until it was scored after the second round):
+   accuracy with a bootstrap CI, per-route counts, confusion, handoff precision/recall and the
+   misrouted messages, learned and keyword router, scored by :func:`accepted` (the labelling
+   policy: a stock/fit question is ``both``, ``service`` is not accepted); the decision's
+   latency over all of them, with the embedding's share; the router before the round from
+   ``router_dev_before.json`` (``--dev-only`` with an older ``chatrec`` first on ``PYTHONPATH``).
+   **Blind route accuracy** with ``--blind PATH`` (e.g. ``route_heldout3.jsonl``, written by
+   another engineer and never opened by whoever tunes the router): accuracy, per-route
+   counts, confusion and handoff precision/recall, never the messages themselves
+   (``--blind-only JSON`` scores just that set).
 5. **Escalation**: 5-fold cross-validated precision/recall on the written set
    (``chatrec/turn/route_examples.py``), and on ``tests/fixtures/routing/escalation_test.jsonl``
    (never trained on) with the demo KB's router, against the old keyword handoff rule.
@@ -263,39 +271,101 @@ def bitext_part(args, embedder, seed: int) -> dict:
     return results
 
 
-BLIND = FIX / "route_heldout2.jsonl"
+# Development sets: looked at while tuning the router (route_heldout2.jsonl was a blind set
+# until it was scored after the second round; it is a development set from the third).
+DEV_SETS = ("route_mix.jsonl", "route_heldout.jsonl", "route_heldout2.jsonl")
 
 
-def blind_part(planner, rows: list[dict], seed: int) -> dict:
-    """Aggregates only: the blind set's messages are never printed or stored."""
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def accepted(row: dict, route: str) -> bool:
+    """The labelling policy's scoring (docs/routing.md): the labelled route, or one the labeller
+    listed under ``also`` for a message that is honestly ambiguous. A stock/fit question about
+    a named product is labelled ``both`` and ``service`` is not accepted for it (third round)."""
+    return route == row["route"] or route in row.get("also", [])
+
+
+def score_set(planner, rows: list[dict], seed: int, messages: bool = True) -> dict:
+    """Route accuracy (bootstrap CI), per-route counts, the confusion and handoff
+    precision/recall; with ``messages`` the misrouted messages too (never for a blind set)."""
     from chatrec.turn.plan import PlanOptions
     from chatrec.turn.state import DialogueState
 
-    got, pred, hand, hand_truth = [], [], [], []
+    got: list[float] = []
+    pred: list[str] = []
+    hand: list[bool] = []
+    hand_truth: list[bool] = []
+    times: list[float] = []
+    embed_ms: list[float] = []
     for r in rows:
-        decision, _ = planner._route(r["text"], DialogueState(), False, PlanOptions(), {})
-        got.append(decision.route == r["route"] or decision.route in r.get("also", []))
+        t0 = time.perf_counter()
+        q = planner.retriever.embedder.embed([r["text"]])[0]  # as Planner._route does first
+        t1 = time.perf_counter()
+        decision, _ = planner._route(r["text"], DialogueState(), False, PlanOptions(query_embedding=q), {})
+        times.append(1000 * (time.perf_counter() - t0))
+        embed_ms.append(1000 * (t1 - t0))
+        got.append(accepted(r, decision.route))
         pred.append(decision.route)
         hand.append(decision.route == "handoff")
         hand_truth.append(bool(r.get("escalate", r["route"] == "handoff")))
     routes = sorted({r["route"] for r in rows})
-    return {
+    out = {
         "messages": len(rows),
         "accuracy": boot(got, seed),
         "by_route": {
             k: f"{sum(g for g, r in zip(got, rows) if r['route'] == k)}/{sum(r['route'] == k for r in rows)}"
             for k in routes
         },
-        # label -> predicted route -> count, for the messages judged wrong (aggregates only)
+        # label -> predicted route -> count, for the messages judged wrong (aggregates)
         "confusion": [
             [t, p, n]
             for (t, p), n in Counter((r["route"], p) for r, p, g in zip(rows, pred, got) if not g).most_common()
         ],
         "handoff": pr(hand, hand_truth, seed),
+        "times_ms": times,
+        "embed_ms": embed_ms,
     }
+    if messages:
+        out["misrouted"] = [[r["text"], r["route"], p] for r, p, g in zip(rows, pred, got) if not g]
+    return out
 
 
-def demo_part(embedder, seed: int) -> dict:
+def blind_part(planner, rows: list[dict], seed: int) -> dict:
+    """Aggregates only: the blind set's messages are never printed or stored."""
+    out = score_set(planner, rows, seed, messages=False)
+    out.pop("times_ms")
+    out.pop("embed_ms")
+    return out
+
+
+def dev_part(planner, seed: int) -> dict:
+    """Every development set with one router: accuracy, per route, confusion, misrouted
+    messages, and the route decision's latency over all of them (embedding included)."""
+    out: dict = {}
+    times: list[float] = []
+    embed: list[float] = []
+    for name in DEV_SETS:
+        res = score_set(planner, read_jsonl(FIX / name), seed)
+        times += res.pop("times_ms")
+        embed += res.pop("embed_ms")
+        out[name] = res
+    rest = [t - e for t, e in zip(times, embed)]
+    out["latency"] = {
+        "decisions": len(times),
+        "p50_ms": round(percentile(times, 0.5), 2),
+        "p90_ms": round(percentile(times, 0.9), 2),
+        # where the time goes: the message's embedding, and the rest of the decision (features,
+        # the models, the clause embeddings of a multi-clause message, escalation)
+        "embed_p50_ms": round(percentile(embed, 0.5), 2),
+        "rest_p50_ms": round(percentile(rest, 0.5), 2),
+        "rest_p90_ms": round(percentile(rest, 0.9), 2),
+    }
+    return out
+
+
+def demo_part(embedder, seed: int, blind: Path | None = None) -> dict:
     from chatrec.chatbot import build_planner
     from chatrec.config import load_settings
     from chatrec.kb import load_kb
@@ -352,9 +422,9 @@ def demo_part(embedder, seed: int) -> dict:
                     for k in sorted({r["route"] for r in heldout})
                 },
             }
-            if BLIND.is_file():
-                blind = [json.loads(line) for line in BLIND.read_text().splitlines() if line.strip()]
-                out[f"blind_{name}"] = blind_part(planner, blind, seed)
+            out[f"dev_{name}"] = dev_part(planner, seed)
+            if blind is not None:
+                out[f"blind_{name}"] = blind_part(planner, read_jsonl(blind), seed)
             if enabled:
                 out["router"] = {
                     "oos_threshold": planner.router.oos_threshold,
@@ -442,24 +512,27 @@ BEFORE_ROUND2 = (
 )
 
 
+def per_route(b: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in b["by_route"].items())
+
+
 def blind_markdown(res: dict, ci) -> list[str]:
+    """The blind set (``--blind PATH``): aggregates only, never a message."""
     d = res["demo"]
     rows = [(k, d[f"blind_{k}"]) for k in ("learned", "keyword") if f"blind_{k}" in d]
-    if res.get("blind_before"):
-        rows.insert(0, ("learned, before the second round (7332a54)", res["blind_before"]))
     if not rows:
         return []
     out = [
-        f"## Demo KB: blind route accuracy on tests/fixtures/routing/route_heldout2.jsonl ({rows[-1][1]['messages']} "
+        f"## Demo KB: blind route accuracy on {res.get('blind_path')} ({rows[-1][1]['messages']} "
         "messages, scored only after tuning was finished; messages never shown)",
         "",
         "| router | route accuracy [95% CI] | handoff precision | handoff recall | per route (right/all) |",
         "|---|---|---|---|---|",
     ]
     for name, b in rows:
-        per = ", ".join(f"{k} {v}" for k, v in b["by_route"].items())
         out.append(
-            f"| {name} | {ci(b['accuracy'])} | {ci(b['handoff']['precision'])} | {ci(b['handoff']['recall'])} | {per} |"
+            f"| {name} | {ci(b['accuracy'])} | {ci(b['handoff']['precision'])} | {ci(b['handoff']['recall'])} | "
+            f"{per_route(b)} |"
         )
     for name, b in rows:
         out += [
@@ -467,6 +540,87 @@ def blind_markdown(res: dict, ci) -> list[str]:
             f"Confusion ({name}; label -> route, count): "
             + "; ".join(f"{t} -> {p} ({n})" for t, p, n in b["confusion"]),
         ]
+    return out + [""]
+
+
+def dev_markdown(res: dict, ci) -> list[str]:
+    """Every development set: the learned router before this round (``router_dev_before.json``,
+    written by ``--dev-only`` with the older ``chatrec`` first on ``PYTHONPATH``), after, and the
+    keyword router; the misrouted messages; the latency over all the dev decisions."""
+    d = res["demo"]
+    systems = [(k, d[f"dev_{k}"]) for k in ("learned", "keyword") if f"dev_{k}" in d]
+    if res.get("dev_before"):
+        systems.insert(0, (f"learned, before the third round ({res['dev_before'].get('commit', '?')})",
+                           res["dev_before"]))  # fmt: skip
+    if not systems:
+        return []
+    out = [
+        "## Demo KB: route accuracy on the development sets",
+        "",
+        "`both` scored by the policy of docs/routing.md (third round): a named product's stock/fit question is "
+        "`both`, `service` is not accepted for it; a row's `also` lists routes its labeller also accepts.",
+        "",
+        "| set | router | route accuracy [95% CI] | handoff precision | handoff recall | per route (right/all) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in DEV_SETS:
+        for sys_name, dev in systems:
+            if name not in dev:
+                continue
+            b = dev[name]
+            out.append(
+                f"| {name} | {sys_name} | {ci(b['accuracy'])} | {ci(b['handoff']['precision'])} | "
+                f"{ci(b['handoff']['recall'])} | {per_route(b)} |"
+            )
+    for sys_name, dev in systems:
+        if "latency" in dev:
+            lat = dev["latency"]
+            out += [
+                "",
+                f"Route decision latency ({sys_name}, embedding included, {lat['decisions']} decisions over the "
+                f"development sets): p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms"
+                + (
+                    f"; the message's embedding p50 {lat['embed_p50_ms']} ms, the rest p50 {lat['rest_p50_ms']} ms, "
+                    f"p90 {lat['rest_p90_ms']} ms."
+                    if "embed_p50_ms" in lat
+                    else "."
+                ),
+            ]
+    for sys_name, dev in systems[:1] + [s for s in systems if s[0] == "learned"]:
+        for name in DEV_SETS:
+            if name in dev:
+                out += [
+                    "",
+                    f"Confusion ({sys_name}, {name}; label -> route, count): "
+                    + ("; ".join(f"{t} -> {p} ({n})" for t, p, n in dev[name]["confusion"]) or "none"),
+                ]
+    if "dev_learned" in d:
+        for name in DEV_SETS:
+            wrong = d["dev_learned"][name].get("misrouted", [])
+            out += [
+                "",
+                f"Misrouted (learned, {name}; message, label -> route): "
+                + ("; ".join(f'"{t}" {a} -> {b}' for t, a, b in wrong) or "none"),
+            ]
+    return out + [""]
+
+
+def second_round_blind_markdown(res: dict, ci) -> list[str]:
+    """route_heldout2.jsonl as scored blind after the second round (kept for the record)."""
+    d = res.get("round2_blind") or {}
+    if not d:
+        return []
+    out = [
+        "## route_heldout2.jsonl as scored blind after the second round (now a development set)",
+        "",
+        "| router | route accuracy [95% CI] | handoff precision | handoff recall | per route (right/all) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, b in d.items():
+        out.append(
+            f"| {name} | {ci(b['accuracy'])} | {ci(b['handoff']['precision'])} | {ci(b['handoff']['recall'])} | "
+            f"{per_route(b)} |"
+        )
     return out + [""]
 
 
@@ -533,6 +687,8 @@ def markdown(res: dict) -> str:
         "",
         f"Router: {json.dumps(d.get('router', {}))}",
         "",
+        *dev_markdown(res, ci),
+        *second_round_blind_markdown(res, ci),
         *blind_markdown(res, ci),
         "## Escalation",
         "",
@@ -562,11 +718,29 @@ def main() -> None:
         "--reuse-bitext", action="store_true", help="keep the Bitext part of <out>.json and re-run the demo part only"
     )
     ap.add_argument(
+        "--blind",
+        metavar="PATH",
+        help="a blind labelled set (e.g. tests/fixtures/routing/route_heldout3.jsonl): scored with aggregates only, "
+        "its messages never printed or stored",
+    )
+    ap.add_argument(
         "--blind-only",
         metavar="JSON",
-        help="score only the blind set with the learned router (aggregates) and write them to JSON",
+        help="score only the --blind set with the learned router (aggregates) and write them to JSON",
     )
+    ap.add_argument(
+        "--dev-only",
+        metavar="JSON",
+        help="score only the development sets with the learned router and write them to JSON (run with an older "
+        "chatrec first on PYTHONPATH for the 'before' row: <out dir>/router_dev_before.json)",
+    )
+    ap.add_argument("--commit", default="", help="with --dev-only: the commit of the chatrec scored, recorded")
     args = ap.parse_args()
+    if args.blind_only and not args.blind:
+        ap.error("--blind-only needs --blind PATH")
+    blind = Path(args.blind).resolve() if args.blind else None
+    if blind is not None and not blind.is_file():
+        ap.error(f"{blind} not found")
 
     import torch
 
@@ -578,29 +752,50 @@ def main() -> None:
     res: dict = {
         "machine": f"{platform.processor() or platform.machine()}, torch threads 1, {time.strftime('%Y-%m-%d')}"
     }
-    if args.blind_only:
+    if args.blind_only or args.dev_only:
         from chatrec.chatbot import build_planner
         from chatrec.kb import load_kb
 
         with tempfile.TemporaryDirectory() as tmp:
             settings = load_settings(kb_dir=str(REPO / "kb"), data_dir=tmp, llm={"backend": "fake"})
             planner = build_planner(settings, kb=load_kb(REPO / "kb"))
-            rows = [json.loads(line) for line in BLIND.read_text().splitlines() if line.strip()]
-            blind = blind_part(planner, rows, args.seed)
-        Path(args.blind_only).write_text(json.dumps(blind, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps({k: blind[k] for k in ("accuracy", "by_route")}))
+            _ = planner.router  # trained here, not inside the timed loop
+            if args.blind_only:
+                part = blind_part(planner, read_jsonl(blind), args.seed)  # type: ignore[arg-type]
+            else:
+                part = {"commit": args.commit, **dev_part(planner, args.seed)}
+        Path(args.blind_only or args.dev_only).write_text(json.dumps(part, indent=2) + "\n", encoding="utf-8")
+        if args.blind_only:
+            print(json.dumps({k: part[k] for k in ("accuracy", "by_route")}))
+        else:
+            print(json.dumps({k: part[k]["accuracy"] for k in DEV_SETS} | {"latency": part["latency"]}))
         return
-    before = Path(args.out).parent / "router_blind_before.json"
-    if before.is_file():
-        res["blind_before"] = json.loads(before.read_text())
     previous = Path(args.out).with_suffix(".json")
+    dev_before = Path(args.out).parent / "router_dev_before.json"
+    if dev_before.is_file():
+        res["dev_before"] = json.loads(dev_before.read_text())
+    if previous.is_file():  # route_heldout2.jsonl as scored blind in the second round, kept for the record
+        old = json.loads(previous.read_text())
+        if old.get("round2_blind"):
+            res["round2_blind"] = old["round2_blind"]
+        elif old.get("demo", {}).get("blind_learned"):
+            r2 = {}
+            before = Path(args.out).parent / "router_blind_before.json"
+            if before.is_file():
+                r2["learned, before the second round (7332a54)"] = json.loads(before.read_text())
+            r2["learned, second round (68c0b80)"] = old["demo"]["blind_learned"]
+            if old["demo"].get("blind_keyword"):
+                r2["keyword"] = old["demo"]["blind_keyword"]
+            res["round2_blind"] = r2
+    if blind is not None:
+        res["blind_path"] = str(blind.relative_to(REPO)) if blind.is_relative_to(REPO) else blind.name
     if args.reuse_bitext and previous.is_file() and "bitext" in json.loads(previous.read_text()):
         res["bitext"] = json.loads(previous.read_text())["bitext"]
     elif Path(args.bitext).is_file():
         res["bitext"] = bitext_part(args, embedder, args.seed)
     else:
         print(f"{args.bitext} not found: Bitext part skipped", file=sys.stderr)
-    res["demo"] = demo_part(embedder, args.seed)
+    res["demo"] = demo_part(embedder, args.seed, blind)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")

@@ -379,3 +379,24 @@ def test_both_labels_are_scored_strictly_service_is_not_accepted_for_a_stock_or_
     for name in ("route_mix.jsonl", "route_heldout.jsonl", "route_heldout2.jsonl"):
         rows = [json.loads(line) for line in (FIXTURES / "routing" / name).read_text().splitlines() if line.strip()]
         assert not [r["text"] for r in rows if r["route"] == "both" and "service" in r.get("also", [])], name
+
+
+def test_blind_set_scoring_keeps_aggregates_only_never_a_message(planner, tmp_path):
+    """benchmarks/router.py --blind PATH (for route_heldout3.jsonl): the result holds accuracy,
+    per-route counts and the confusion, never the messages (they must stay unseen)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("router_bench", REPO / "benchmarks" / "router.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [
+        {"text": "zq7 where is my parcel zq7", "route": "service"},
+        {"text": "zq8 recommend a speaker under 50 zq8", "route": "recommend"},
+        {"text": "zq9 is the pixel 8 in stock zq9", "route": "both"},
+    ]
+    out = bench.blind_part(planner, rows, 0)
+    assert out["messages"] == 3 and set(out["by_route"]) == {"service", "recommend", "both"}
+    assert "zq" not in json.dumps(out) and "misrouted" not in out
+    assert bench.accepted({"route": "both"}, "both") and not bench.accepted({"route": "both"}, "service")
+    assert bench.accepted({"route": "service", "also": ["handoff"]}, "handoff")
