@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 EMBEDDED_LLM = "embedded:smollm2-135m-instruct"
@@ -61,7 +61,9 @@ class LLMSettings(Section):
     adapter: str | None = Field(
         None,
         description="peft LoRA adapter folder (or a name under <data_dir>/adapters); "
-        "llamacpp: a GGUF LoRA file (or a folder holding adapter_model.gguf), applied at run time",
+        "llamacpp: a GGUF LoRA file (or a folder holding adapter_model.gguf), applied at run time; "
+        "unset: the KB's own adapter (<kb_dir>/adapter, which the demo KB ships) when there is one; "
+        "'none': the base model",
     )
     max_new_tokens: int = Field(96, ge=1, le=2048)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
@@ -108,6 +110,13 @@ class LLMSettings(Section):
         description="openai backend: seconds an open breaker fails requests at once (turns answer with the "
         "grounded template), then one probe request",
     )
+
+    _kb_dir: Path | None = PrivateAttr(None)  # set by Settings: the KB served with this model
+
+    @property
+    def served_kb(self) -> Path | None:
+        """The KB folder served with this model (for the adapter card's KB check), if known."""
+        return self._kb_dir
 
     @model_validator(mode="after")
     def _check(self) -> LLMSettings:
@@ -556,6 +565,11 @@ def unknown_env_vars(environ: typing.Mapping[str, str] | None = None) -> list[st
     return problems
 
 
+KB_ADAPTER = "adapter"  # <kb_dir>/adapter: the KB's own LoRA adapter, used when llm.adapter is unset
+NO_ADAPTER = "none"  # llm.adapter = "none" (--adapter none): the base model, even where the KB ships an adapter
+_KB_ADAPTER_FILE = {"transformers": "adapter_model.safetensors", "llamacpp": "adapter_model.gguf"}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHATREC_", env_nested_delimiter="__", extra="forbid")
 
@@ -592,6 +606,19 @@ class Settings(BaseSettings):
         description="more shops on this deployment by name ([tenants.<name>]); the top-level settings are the "
         "'default' tenant (keys made without --tenant)",
     )
+
+    @model_validator(mode="after")
+    def _kb_adapter(self) -> Settings:
+        """``llm.adapter`` unset: the adapter the KB ships (``<kb_dir>/adapter``, trained by ``chatrec
+        train`` on its training conversations) when it holds one the backend can apply; ``"none"``:
+        the base model."""
+        self.llm._kb_dir = self.kb_dir
+        if self.llm.adapter == NO_ADAPTER:
+            self.llm.adapter = None
+        elif self.llm.adapter is None and self.llm.backend in _KB_ADAPTER_FILE:
+            if (self.kb_dir / KB_ADAPTER / _KB_ADAPTER_FILE[self.llm.backend]).is_file():
+                self.llm.adapter = str(self.kb_dir / KB_ADAPTER)
+        return self
 
     @field_validator("tenants")
     @classmethod

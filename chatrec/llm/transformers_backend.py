@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from chatrec.config import EMBEDDED_LLM, LLMSettings, apply_offline_env
+from chatrec.config import EMBEDDED_LLM, KB_ADAPTER, LLMSettings, apply_offline_env
 from chatrec.llm.base import Message
 from chatrec.models import llm_path
 from chatrec.types import Unavailable
@@ -71,28 +71,42 @@ def model_problem(name: str, path: str, exc: BaseException) -> ModelUnavailable:
     return ModelUnavailable(f"model {name!r} (llm.model) is no local folder, and {why}; {_POINT}")
 
 
-def check_adapter(adapter: str | Path, model: str) -> None:
-    """Refuse an adapter folder without peft weights, or one whose card (``chatrec_card.json``,
-    written by ``chatrec train``) names another base model than ``model`` (its name or its folder)."""
-    import json
+def check_adapter(adapter: str | Path, model: str, kb_dir: str | Path | None = None) -> bool:
+    """Whether to apply the adapter: refuse a folder without peft weights, or one whose card
+    (``chatrec_card.json``, written by ``chatrec train``) names another base model than ``model``
+    (its name or its folder). The KB's own adapter (``<kb_dir>/adapter``, used when ``llm.adapter``
+    is unset) is never refused: on another base it is left out (False) with a warning naming both
+    models and the rebuild command. A card whose KB hash differs from the KB at ``kb_dir`` is
+    logged as a warning (the adapter is still applied)."""
+    from chatrec.llm.adapter_card import card_warnings, read_card, rebuild_hint
 
     folder = Path(adapter)
+    own = kb_dir is not None and folder.resolve() == (Path(kb_dir) / KB_ADAPTER).resolve()
     if not (folder / "adapter_model.safetensors").exists():
         raise ModelUnavailable(
             f"no LoRA adapter in {folder} (adapter_model.safetensors missing): train one with "
             "`chatrec train`, or leave llm.adapter unset"
         )
-    card_file = folder / "chatrec_card.json"
-    try:
-        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
-    except (OSError, ValueError):
-        card = {}
+    card = read_card(folder)
     trained_on = card.get("base_model")
     if trained_on and model not in (trained_on, card.get("base_path")):
+        if own:
+            log.warning(
+                "the KB's adapter %s was trained on %r, not on llm.model = %r: serving the base model without "
+                "it (llm.adapter = 'none' silences this); %s",
+                folder,
+                trained_on,
+                model,
+                rebuild_hint(card),
+            )
+            return False
         raise ModelUnavailable(
             f"the adapter in {folder} was trained on {trained_on!r}, not on llm.model = {model!r}: "
             f"serve it with --model {trained_on}, or train one on {model!r}"
         )
+    for problem in card_warnings(folder, card, kb_dir):
+        log.warning("%s", problem)
+    return True
 
 
 def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = None):
@@ -105,11 +119,13 @@ def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = Non
     first 32 greedy tokens (benchmarks/bench_lora_agreement.py). A model or adapter that
     cannot be loaded raises :class:`ModelUnavailable` with the fix."""
     adapter = adapter or settings.adapter
-    if adapter:
-        check_adapter(adapter, settings.model)
+    if adapter and not check_adapter(adapter, settings.model, settings.served_kb):
+        adapter = None
     path = settings.model
     try:
         path = llm_path(settings.model, cache_dir)
+        if adapter:
+            _check_base_weights(adapter, path)
         return _load(settings, path, adapter)
     except (OSError, ValueError, RuntimeError) as exc:
         raise model_problem(settings.model, path, exc) from exc
@@ -117,6 +133,16 @@ def load_model(settings: LLMSettings, cache_dir: Path, adapter: str | None = Non
         if type(exc).__module__.split(".")[0] in ("safetensors", "safetensors_rust", "huggingface_hub"):
             raise model_problem(settings.model, path, exc) from exc
         raise
+
+
+def _check_base_weights(adapter: str | Path, path: str) -> None:
+    """Warn when the base weights differ from those the adapter's card says it was trained on."""
+    from chatrec.llm.adapter_card import card_warnings, read_card
+
+    card = read_card(adapter)
+    if card.get("base_sha256"):
+        for problem in card_warnings(adapter, card, None, base_path=path):
+            log.warning("%s", problem)
 
 
 def _load(settings: LLMSettings, path: str, adapter: str | None):
