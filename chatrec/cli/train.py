@@ -65,12 +65,22 @@ def train(ctx, out, name, max_steps, time_budget, max_length, no_resume, rank_ne
     target = Path(out) if out else settings.data_dir / "adapters" / name
     cfg = settings.train
     try:
-        card = run(planner, target, cfg, resume=not no_resume)
+        card = run(planner, target, cfg, resume=not no_resume, command=_command_line())
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from exc
     m = {k: v for k, v in card["metrics"].items() if k != "log_history"}
     click.echo(f"adapter written to {target}")
     click.echo(json.dumps(m, indent=2))
+
+
+def _command_line() -> str:
+    """This run's command line with the ``CHATREC_*`` variables it ran under (for the adapter's card)."""
+    import os
+    import shlex
+    import sys
+
+    env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items()) if k.startswith("CHATREC_")]
+    return " ".join([*env, "chatrec", *map(shlex.quote, sys.argv[1:])])
 
 
 @click.command()

@@ -22,6 +22,7 @@ def build_examples(
     heldout: bool | None = None,
     conversation_ids: Iterable[str] | None = None,
     rank_negatives: int = 0,
+    gated: bool = False,
 ) -> list[dict[str, Any]]:
     """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
 
@@ -31,7 +32,12 @@ def build_examples(
     When the log records feedback (any turn has ``accepted``), accepted items are "Yes" and
     shown items that were not accepted are "No"; without feedback every shown item is
     "Yes". The ``rank_negatives`` items the fused ranker puts highest that the agent never
-    showed in this conversation are "No" (hard negatives)."""
+    showed in this conversation are "No" (hard negatives).
+
+    ``gated``: every reply target is what the live release gate accepts (:func:`gated_target`):
+    the logged reply with the shop's own masked contact details put back, if the turn's
+    grounding check passes it, else the turn's grounded fallback. ``chatrec train`` trains so,
+    so the model learns the format its drafts are checked against."""
     kb = planner.kb
     wanted = set(conversation_ids) if conversation_ids is not None else None
     feedback = bool(rank_negatives) and any(t.accepted for c in kb.transcripts for t in c.turns)
@@ -56,11 +62,13 @@ def build_examples(
             )
             plan = planner.plan(step.input, options)
             step.continue_with(plan.state)
+            target, passed = gated_target(planner, plan, step.reply) if gated else (step.reply, None)
             out.append(
                 {
                     "prompt": plan.messages,
-                    "completion": [{"role": "assistant", "content": step.reply}],
+                    "completion": [{"role": "assistant", "content": target}],
                     "conversation_id": conv.conversation_id,
+                    **({"logged_passes": passed} if gated else {}),
                 }
             )
             if rank_task and plan.rank_inputs is not None:
@@ -82,3 +90,29 @@ def build_examples(
                     if i in kb.items
                 )
     return out
+
+
+# The demo logs' replies carry the shop's own phone and e-mail, which replay masks like any PII;
+# the filled template (and the gate) want them back.
+_SHOP_CONTACTS = (("<PHONE>", "support_phone"), ("<EMAIL>", "support_email"))
+
+
+def gated_target(planner: Planner, plan: Any, reply: str) -> tuple[str, bool]:
+    """``(target, logged_passes)``: the logged ``reply`` (the shop's masked phone and e-mail put
+    back) if the turn's live release gate passes it whole, else the gate's grounded fallback
+    (the filled template and the item list). On the demo KB's training split 71% of the logged
+    replies pass as logged; most failures are the masked contact details (docs/training.md)."""
+    from chatrec.turn.release import turn_gate
+
+    facts = planner.kb.shop.slot_values()
+    for token, field in _SHOP_CONTACTS:
+        if facts.get(field) and token in reply:
+            reply = reply.replace(token, facts[field])
+    gate = turn_gate(
+        plan, planner.kb, planner.retriever.embedder.similarity, planner.settings.grounding.min_template_similarity
+    )
+    gate.feed(reply)
+    gate.finish()
+    if not gate.problems and not gate.used_fallback:
+        return reply, True
+    return gate.fallback, False

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from chatrec.config import TrainSettings
+from chatrec.kb.load import FILES
+from chatrec.llm.adapter_card import base_weights_sha256, file_sha256
 from chatrec.train.examples import build_examples
 
 log = logging.getLogger(__name__)
@@ -161,12 +163,17 @@ def train(
     resume: bool = True,
     examples: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
     callbacks: list[Any] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """Train a LoRA adapter on ``planner.kb``'s transcripts; return the card.
 
     ``examples`` = ``(train, eval)`` prompt-completion examples (from :func:`build_examples`)
     replaces the default split by conversation; ``callbacks`` are extra transformers
-    ``TrainerCallback`` objects."""
+    ``TrainerCallback`` objects; ``command``: the command line that rebuilds the adapter (on the card).
+
+    Same examples, base model, config and seed give the same ``adapter_model.safetensors``, byte
+    for byte, on the same machine: seeded data order and dropout, ``full_determinism``, torch on
+    the thread rule's threads, and no time-based stop unless ``time_budget_s`` is set."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -180,8 +187,8 @@ def train(
     work = out.with_name(out.name + ".work")  # checkpoints live here until the adapter is final
 
     if examples is None:
-        train_ex = build_examples(planner, heldout=False, rank_negatives=cfg.rank_negatives)
-        eval_ex = build_examples(planner, heldout=True, rank_negatives=cfg.rank_negatives)
+        train_ex = build_examples(planner, heldout=False, rank_negatives=cfg.rank_negatives, gated=True)
+        eval_ex = build_examples(planner, heldout=True, rank_negatives=cfg.rank_negatives, gated=True)
     else:
         train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]
@@ -209,7 +216,11 @@ def train(
     if has_ckpt:
         log.warning("resuming from the last checkpoint in %s", work)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    deterministic = torch.are_deterministic_algorithms_enabled()  # full_determinism turns it on process-wide
+    try:
+        result = trainer.train(resume_from_checkpoint=True if has_ckpt else None)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
     metrics: dict[str, Any] = {
         "train_loss": round(float(result.training_loss), 4),
         "steps": result.global_step,
@@ -230,12 +241,19 @@ def train(
     card = {
         "base_model": planner.settings.llm.model,
         "base_path": base,
+        "base_sha256": base_weights_sha256(base),
         "quantization": planner.settings.llm.quantization,
         "data": {
             "kb": str(planner.kb.root),
             "kb_hash": planner.kb.fingerprint(),
-            "examples": "given by the caller" if examples is not None else "kb split by conversation",
+            "kb_files": sorted(FILES.values()),
+            "examples": "given by the caller"
+            if examples is not None
+            else "the KB's training conversations (chatrec.kb.is_heldout false); targets gated (build_examples)",
+            "logged_targets_kept": sum(1 for e in train_ex if e.get("logged_passes")),
         },
+        "rebuild": command,
+        "adapter_sha256": file_sha256(tmp / "adapter_model.safetensors"),
         "config": cfg.model_dump(),
         "metrics": metrics,
         "gguf_adapter": gguf_file,
@@ -295,6 +313,8 @@ def _sft_trainer(
         optim="adamw_torch",
         report_to="none",
         seed=cfg.seed,
+        data_seed=cfg.seed,
+        full_determinism=True,  # same inputs and seed -> the same adapter bytes (docs/training.md)
         dataloader_num_workers=0,
         disable_tqdm=False,
         gradient_checkpointing=False,
