@@ -24,6 +24,58 @@ def _versions(ctx: click.Context, tenant: str | None):
 TENANT = click.option(
     "--tenant", default=None, help="the shop ([tenants.<name>]) whose policy versions to use; default: the default shop"
 )
+ADAPTER = click.option(
+    "--adapter", is_flag=True, help="the LoRA adapter refreshed from feedback (KTO) instead of the ranking policy"
+)
+
+
+def _adapter_versions(ctx: click.Context, tenant: str | None):
+    """The (tenant's) settings, the store and the shop's adapter versions in it."""
+    from chatrec.cli.context import settings_from
+    from chatrec.store import open_store
+    from chatrec.train.kto import AdapterVersions, adapter_folder, adapter_kind
+
+    settings = settings_from(ctx)
+    if tenant and tenant != "default":
+        if tenant not in settings.tenants:
+            raise click.ClickException(f"unknown tenant {tenant!r}; configured: {sorted(settings.tenants)}")
+        from chatrec.serve.tenants import tenant_settings
+
+        settings = tenant_settings(settings, tenant)
+    store = open_store(settings)
+    return settings, store, AdapterVersions(store, adapter_kind(tenant), adapter_folder(settings.data_dir, tenant))
+
+
+def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shuffle, flip) -> None:
+    from chatrec.chatbot import build_planner
+    from chatrec.store import open_keys
+    from chatrec.store.keys import DEFAULT_TENANT
+    from chatrec.train.kto import refresh_adapter, report_text
+
+    if shuffle and flip:
+        raise click.UsageError("--shuffle-labels and --flip-labels exclude each other")
+    settings, store, versions = _adapter_versions(ctx, tenant)
+    name = tenant or DEFAULT_TENANT
+    keys = [k for k in open_keys(settings, store).list() if k.tenant == name]
+    tenants: set[int | None] = {k.id for k in keys} | ({None} if name == DEFAULT_TENANT else set())
+    result = refresh_adapter(
+        versions,
+        settings,
+        build_planner(settings, store=store),
+        store,
+        tenants=tenants,
+        params=params,
+        holdout=holdout,
+        margin_=margin,
+        min_turns=min_turns,
+        labels="shuffled" if shuffle else "flipped" if flip else "logged",
+    )
+    click.echo(json.dumps(result.report, indent=2) if as_json else report_text(result.report))
+    if result.promoted and versions.folder is not None:
+        click.echo(
+            f"the current adapter is in {versions.folder}: serve it with llm.adapter = {versions.folder.name!r} "
+            "(an engine loads its adapter at start: restart it)"
+        )
 
 
 @click.group(invoke_without_command=True)
@@ -49,12 +101,51 @@ TENANT = click.option(
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @TENANT
+@ADAPTER
+@click.option("--steps", type=click.IntRange(1), default=8, show_default=True, help="--adapter: KTO optimiser steps")
+@click.option(
+    "--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True, help="--adapter: KTO"
+)
+@click.option(
+    "--shuffle-labels",
+    is_flag=True,
+    help="--adapter: train on labels permuted at random (a deliberately worse candidate: checks the gate)",
+)
+@click.option(
+    "--flip-labels", is_flag=True, help="--adapter: train on inverted labels (a deliberately worse candidate)"
+)
+@click.option(
+    "--max-length", type=click.IntRange(64), default=1024, show_default=True, help="--adapter: tokens per example"
+)
 @click.pass_context
-def learn(ctx, holdout, margin, min_turns, shuffle_rewards, as_json, tenant) -> None:
+def learn(
+    ctx,
+    holdout,
+    margin,
+    min_turns,
+    shuffle_rewards,
+    as_json,
+    tenant,
+    adapter,
+    steps,
+    learning_rate,
+    shuffle_labels,
+    flip_labels,
+    max_length,
+) -> None:
     """Build a candidate ranking policy (the bandit) from the store's ranking log and votes, compare
     it with the current one by IPS and doubly robust estimates on the newest logged turns (paired
-    bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version."""
+    bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version.
+
+    With --adapter: build a candidate LoRA adapter by KTO from the voted turns instead, and gate it
+    by its reward margin on the newest ones (docs/feedback.md)."""
     if ctx.invoked_subcommand is not None:
+        return
+    if adapter:
+        from chatrec.train.kto import KTOParams
+
+        params = KTOParams(steps=steps, learning_rate=learning_rate, max_length=max_length)
+        _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shuffle_labels, flip_labels)
         return
     from chatrec.eval.offpolicy import learn_and_gate, report_text
 
@@ -75,23 +166,27 @@ def learn(ctx, holdout, margin, min_turns, shuffle_rewards, as_json, tenant) -> 
 
 @learn.command()
 @TENANT
+@ADAPTER
 @click.pass_context
-def rollback(ctx, tenant) -> None:
-    """Make the version before the current one current again (running chatbots on the store follow)."""
-    _, _, versions = _versions(ctx, tenant)
+def rollback(ctx, tenant, adapter) -> None:
+    """Make the version before the current one current again (running chatbots on the store follow;
+    --adapter: the adapter folder is rewritten, engines load it at their next start)."""
+    _, _, versions = _adapter_versions(ctx, tenant) if adapter else _versions(ctx, tenant)
     try:
         now = versions.rollback()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"current policy: {now or 'untrained (no version)'}")
+    what = "adapter" if adapter else "policy"
+    click.echo(f"current {what}: {now or ('none' if adapter else 'untrained (no version)')}")
 
 
 @learn.command()
 @TENANT
+@ADAPTER
 @click.pass_context
-def status(ctx, tenant) -> None:
+def status(ctx, tenant, adapter) -> None:
     """The saved versions, their gate figures, and which one is current."""
-    _, _, versions = _versions(ctx, tenant)
+    _, _, versions = _adapter_versions(ctx, tenant) if adapter else _versions(ctx, tenant)
     current = versions.current()
     for meta in versions.store.policy_versions(versions.kind):
         v = meta["version"]
@@ -101,7 +196,11 @@ def status(ctx, tenant) -> None:
             f"  {json.dumps(meta.get('gate', {}))}"
         )
     if current is None:
-        click.echo("current: none (the untrained bandit = the fused order)")
+        click.echo(
+            "current: none ("
+            + ("llm.adapter as configured" if adapter else "the untrained bandit = the fused order")
+            + ")"
+        )
 
 
 def register(main: click.Group) -> None:
