@@ -51,7 +51,7 @@ CURVES: dict[str, str] = {
 }
 """Curve keys of a system's ``curve`` entry, with what each one counts."""
 
-GROUP_ORDER = ("rec", "rec_new", "grounding", "service", "cost")
+GROUP_ORDER = ("rec", "rec_new", "grounding", "service", "svc", "cost")
 """Metric groups shown first, in this order; any other group follows."""
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")

@@ -16,6 +16,7 @@ import numpy as np
 from chatrec.config import Settings
 from chatrec.eval.metrics import DEPTH
 from chatrec.eval.options import BASELINES, DESCRIPTIONS, EvalError, EvalOptions
+from chatrec.eval.service import read_service_sums, service_summary
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,9 @@ def _metric(value: float, n: int, ci: tuple[float, float] | None = None) -> dict
 
 def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[dict], wall_s: float) -> dict[str, Any]:
     table, extras, failed = load_scores(out)
+    for cid, per_system in read_service_sums(out, Path(opts.transcripts), table.ids).items():
+        for system, sums in per_system.items():  # svc.*: containment, handoff, accepts (chatrec/eval/service.py)
+            table.put(cid, system, sums)
     skipped = skipped + failed
     learned = (
         _apply_learned_fusion(out, table, extras, opts, settings) if opts.fusion == "learned" and not opts.train else {}
@@ -229,6 +233,8 @@ def summarise(out: Path, opts: EvalOptions, settings: Settings, skipped: list[di
             "learned_weights": {s: v["weights"] for s, v in learned.items()},
         },
         "systems": result,
+        # the full system's service figures under GET /v1/metrics' names (thumbs: the store only)
+        "service": service_summary(result["full"]["metrics"]) if "full" in result else None,
     }
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
