@@ -255,7 +255,7 @@ class Replayer:
                     asks = bool(trace.get("route", {}).get("final", {}).get("asks"))
                     logged_asks = logged_agent_asks(logged_tpl.text if logged_tpl else None, turn.text)
                     m.update(clarify_scores(asks, logged_asks))
-                reply = self._reply(system, plan, m, ttft)
+                reply = self._reply(system, plan, m, ttft, row)
                 row.update(
                     {
                         "route": plan.decision.route,
@@ -302,9 +302,10 @@ class Replayer:
             m["service.intent_acc"] = (float(chosen is not None and chosen.intent == logged_intent), 1)
         return m
 
-    def _reply(self, system: str, plan, m: dict, ttft: dict) -> str:
+    def _reply(self, system: str, plan, m: dict, ttft: dict, row: dict | None = None) -> str:
         """The text the system would show: generated and grounded with ``--generate``, else the
-        grounded fallback (the filled template or the item list)."""
+        grounded fallback (the filled template or the item list). With ``--generate`` the model's
+        draft and the gate's problems with it go into ``row`` (turns.jsonl: why drafts fail)."""
         gate = turn_gate(
             plan, self.kb, self.retriever.embedder.similarity, self.settings.grounding.min_template_similarity
         )
@@ -332,6 +333,8 @@ class Replayer:
         m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
         assert gate.reply is not None
         m.update(reply_quality(plan.template_text, draft, gate.reply, gate.check))
+        if row is not None:
+            row.update({"draft": draft, "problems": list(gate.problems)})
         return gate.reply
 
 
