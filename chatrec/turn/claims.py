@@ -30,7 +30,7 @@ from typing import cast
 from chatrec.kb import KnowledgeBase
 from chatrec.types import Recommendation
 
-__all__ = ["Claim", "Facts", "LOW_STOCK", "extract_claims"]
+__all__ = ["Claim", "Facts", "LOW_STOCK", "extract_claims", "stock_problems"]
 
 LOW_STOCK = 5  # "only a few left" is true of at most this many units
 
@@ -408,10 +408,7 @@ class Facts:
                 elif c.kind == "duration":
                     facts.durations.add(c.value)  # type: ignore[arg-type]
         facts.corpus = _norm_corpus(" \n ".join(stated + described + [str(v) for v in kb.shop.model_dump().values()]))
-        facts.items = {
-            i.id: (i.stock, [i.id.lower(), i.title.lower()] + [a.lower() for a in i.aliases if len(a) >= 4])
-            for i in kb.items.values()
-        }
+        facts.items = _stock_names(kb)
         facts.listed = [r.item_id for r in recs]
         # a product word is no person; a customer's name may be said (a greeting), never as staff
         vocabulary = [i.title + " " + i.brand for i in kb.items.values()] + [facts.corpus]
@@ -489,9 +486,27 @@ class Facts:
         return None
 
 
+def _stock_names(kb: KnowledgeBase) -> dict[str, tuple[int, list[str]]]:
+    """id -> (stock, the lower-cased names a reply may call the item by)."""
+    return {
+        i.id: (i.stock, [i.id.lower(), i.title.lower()] + [a.lower() for a in i.aliases if len(a) >= 4])
+        for i in kb.items.values()
+    }
+
+
 def _names_in(name: str, sentence: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", sentence) is not None
 
 
 def _norm_corpus(text: str) -> str:
     return re.sub(r"https?://|www\.", "", text.lower())
+
+
+def stock_problems(kb: KnowledgeBase, text: str) -> list[str]:
+    """The stock claims in ``text`` ("X is in stock", "X is out of stock") that the catalogue's
+    ``stock`` of the item named refutes."""
+    claims = [c for c in extract_claims(text) if c.kind == "stock"]
+    if not claims:
+        return []
+    facts = Facts(items=_stock_names(kb))
+    return [why for c in claims if (why := facts._stock(c, text))]

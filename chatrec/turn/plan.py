@@ -24,6 +24,7 @@ from chatrec.kb import RECOMMEND_LABEL, KnowledgeBase
 from chatrec.kg.base import KnowledgeGraph
 from chatrec.llm.base import Message
 from chatrec.retrieval.base import Retriever
+from chatrec.turn.claims import stock_problems
 from chatrec.turn.clarify import Question, answers_pending, ask, order_number, with_order_number
 from chatrec.turn.classify import TurnClassifier, load_or_train
 from chatrec.turn.compose import LIKED_PREFIX, Prompts, build_messages, kg_facts, slot_values
@@ -199,6 +200,9 @@ class Planner:
         values = slot_values(self.kb, text, state, user_id)
         if continued and (asked or {}).get("kind") == "order_id" and (number := order_number(text, self.kb, True)):
             values["order_id"] = number  # given without its "#" in answer to our question
+        if template is not None and "item_title" in values and free and answer is None and question is None:
+            template = self._true_to_stock(template, values, trace)
+            decision.template_id = template.id
         template_text = template.render(values) if template else None
         if answer is not None:
             template_text = answer.text
@@ -228,6 +232,19 @@ class Planner:
         return TurnPlan(text, state, decision, recs, template_text, messages, trace, rank_inputs, history, exact)
 
     # ------------------------------------------------------------ stages
+
+    def _true_to_stock(self, template, values: dict[str, str], trace: dict[str, Any]):
+        """The template of the same intent whose stock claim about the item asked about is true.
+        The words of "is the Sony WH-1000XM5 in stock?" cannot tell the "in stock" answer from the
+        "out of stock" one; the catalogue can."""
+        if not stock_problems(self.kb, template.render(values)):
+            return template
+        for other in self.kb.templates.values():
+            if other.intent == template.intent and other.id != template.id:
+                if not stock_problems(self.kb, other.render(values)):
+                    trace.setdefault("route", {})["stock_checked"] = {"was": template.id, "now": other.id}
+                    return other
+        return template
 
     def _continue(self, asked: dict[str, str], text: str, decision: RouteDecision) -> RouteDecision:
         """The turn after a clarifying question it answers: the asked-about request, now answerable."""

@@ -183,3 +183,18 @@ def test_a_question_about_one_shown_item_no_attribute_answers_gets_its_catalogue
     text = plan.template_text or ""
     assert plan.decision.route == "service" and text.startswith(f"The {kb.items['VW-1042'].title} ($24.99): "), text
     assert "Key specs:" in text
+
+
+@pytest.mark.parametrize("item_id", ["VW-1039", "VW-1042"])  # Steam Deck OLED: 0 in stock; Spigen case: 144
+def test_is_it_in_stock_answer_follows_the_catalogue_not_the_words(bot, kb, item_id):
+    """The words of 'is the X in stock?' cannot tell the 'in stock' answer from the 'out of
+    stock' one (seen in the router work: the template was picked from the words alone)."""
+    item = kb.items[item_id]
+    for message in (f"is the {item.title} in stock?", f"is the {item.title} sold out?"):
+        plan = _plan(bot, message)
+        text = plan.template_text or ""
+        assert item.title in text, text
+        if item.stock == 0:
+            assert "out of stock" in text and "is in stock" not in text, text
+        else:
+            assert "is in stock" in text and "out of stock" not in text, text
