@@ -61,7 +61,7 @@ def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shu
     result = refresh_adapter(
         versions,
         settings,
-        build_planner(settings, store=store),
+        lambda: build_planner(settings, store=store),  # built only if there are labelled turns to replay
         store,
         tenants=tenants,
         params=params,

@@ -35,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -101,25 +101,31 @@ def _conversations(store: Store, turn_ids: Iterable[int]) -> list[str]:
 
 def feedback_examples(
     store: Store,
-    planner: Planner,
+    planner: Planner | Callable[[], Planner],
     votes: Sequence[dict[str, Any]] | None = None,
     *,
     after_turn: int = 0,
     tenants: set[int | None] | None = None,
 ) -> list[dict[str, Any]]:
     """KTO examples ``{"prompt", "completion", "label", "turn_id", "conversation_id"}`` of the
-    labelled turns with id > ``after_turn``, oldest first, each prompt rebuilt by the live planner.
+    labelled turns with id > ``after_turn``, oldest first, each prompt rebuilt by the live planner
+    (``planner``, or a function that builds it, called only when there is something to replay).
     ``tenants``: only conversations of these tenant ids (site key ids; ``None`` in it: conversations
     without a key; ``tenants=None``: all)."""
     votes = store.feedback() if votes is None else votes
     labels = turn_labels(store, votes)
+    wanted = _conversations(store, (t for t in labels if t > after_turn))
+    if not wanted:
+        return []
+    if not isinstance(planner, Planner):
+        planner = planner()  # built only when there is something to replay (a cron run often has nothing)
     downs: dict[int, int] = {}
     for f in votes:
         if f["kind"] == "thumbs_down":
             downs[int(f["turn_id"])] = downs.get(int(f["turn_id"]), 0) + 1
     pii = planner.settings.pii
     out: list[dict[str, Any]] = []
-    for cid in _conversations(store, (t for t in labels if t > after_turn)):
+    for cid in wanted:
         meta = store.conversation(cid) or {}
         if tenants is not None and meta.get("tenant_id") not in tenants:
             continue
@@ -427,18 +433,25 @@ def start_adapter(versions: AdapterVersions, configured: str | None, tmp: Path) 
 def refresh_adapter(
     versions: AdapterVersions,
     settings: Any,
-    planner: Planner,
+    planner: Planner | Callable[[], Planner],
     store: Store,
     *,
     tenants: set[int | None] | None = None,
+    min_turns: int = 20,
     **kwargs: Any,
 ) -> AdapterGateResult:
     """Build a candidate adapter by KTO from the labelled turns in ``store`` newer than what the
     current one learned and gate it (:func:`gate_adapter`, which takes the other arguments)."""
     with tempfile.TemporaryDirectory(prefix="chatrec-adapter-") as tmpd:
         start = start_adapter(versions, settings.llm.adapter, Path(tmpd))
-        examples = feedback_examples(store, planner, after_turn=start[2], tenants=tenants)
-        return gate_adapter(versions, settings, examples, start=start, **kwargs)
+        votes = store.feedback()
+        n = sum(1 for t in turn_labels(store, votes) if t > start[2])
+        if n < min_turns:  # too few even before the replay (which builds the planner): say so at once
+            report = {"current": start[1], "labelled_turns": n, "desirable": None, "labels": kwargs.get("labels")}
+            report["decision"] = f"not enough new labelled turns ({n} < {min_turns})"
+            return AdapterGateResult(None, False, report)
+        examples = feedback_examples(store, planner, votes, after_turn=start[2], tenants=tenants)
+        return gate_adapter(versions, settings, examples, start=start, min_turns=min_turns, **kwargs)
 
 
 def gate_adapter(
@@ -533,8 +546,8 @@ def _brief(report: dict[str, Any]) -> dict[str, Any]:
 def report_text(report: dict[str, Any]) -> str:
     """The adapter gate's report as text."""
     lines = [
-        f"current adapter: {report['current']}; new labelled turns: {report['labelled_turns']} "
-        f"({report['desirable']} desirable)"
+        f"current adapter: {report['current']}; new labelled turns: {report['labelled_turns']}"
+        + (f" ({report['desirable']} desirable)" if report.get("desirable") is not None else "")
         + (f" (train {report['train_turns']}, held out {report['held_out_turns']})" if "train_turns" in report else "")
     ]
     if report.get("labels", "logged") != "logged":

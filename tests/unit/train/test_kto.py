@@ -163,3 +163,20 @@ def test_chatrec_learn_rollback_adapter_rewrites_the_served_folder(tmp_path):
     run = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "learn", "rollback", "--adapter"])
     assert run.exit_code == 0 and "current adapter: none" in run.output and not folder.exists()
     assert store.current_policy("bandit") is None  # the ranking policy's versions are apart
+
+
+def test_chatrec_learn_adapter_with_nothing_new_says_so_without_loading_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from chatrec.cli.main import main
+
+    store = SQLiteStore(tmp_path / "chatrec.sqlite3")
+    cid = store.new_conversation("U001")
+    tid = store.save_turn(cid, {}, "hello", "Hello! How can I help?", "chitchat", None, [], {})
+    store.add_feedback(tid, "thumbs_up")
+    run = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "learn", "--adapter", "--after", "0"])
+    assert run.exit_code != 0  # no such option: --adapter has its own options only
+    run = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "learn", "--adapter", "--min-turns", "5"])
+    assert run.exit_code == 0, run.output
+    assert "not enough new labelled turns (1 < 5)" in run.output  # counted before any replay or model load
+    assert store.policy_versions("adapter") == [] and not (tmp_path / "adapters").exists()
