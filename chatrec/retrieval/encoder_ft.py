@@ -174,6 +174,7 @@ def train_encoder(
             "pairs": len(pairs),
             "epochs": epochs,
             "steps": int(result.global_step),
+            "epochs_done": round(float(result.metrics.get("epoch", epochs)), 3),  # less when --max-steps cut it
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "max_seq_length": MAX_SEQ_LENGTH,

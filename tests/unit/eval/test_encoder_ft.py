@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from chatrec.eval.learn import check_encoder, encoder_pairs, file_sha256
 from chatrec.eval.options import EvalError, EvalOptions
+from chatrec.eval.runner import select_conversations
 from chatrec.kb import load_kb
 from chatrec.retrieval.encoder_ft import CARD_FILE, ENCODER_DIR, context_text, item_text, read_card
 from chatrec.types import Conversation
@@ -79,7 +80,7 @@ def tuned(tmp_path_factory):
     res = CliRunner().invoke(
         main,
         ["--kb", str(kb_dir), "--data-dir", str(d / "s"), "fit-encoder", "--train", str(train)]
-        + ["--max-steps", "2", "--batch-size", "4"],
+        + ["--max-steps", "2", "--batch-size", "4", "--hold-out", "5"],
         catch_exceptions=False,
     )
     assert res.exit_code == 0, res.output
@@ -92,7 +93,11 @@ def test_cli_fit_encoder_saves_the_encoder_with_its_card(tuned):
     assert card is not None and (kb_dir / ENCODER_DIR / CARD_FILE).is_file()
     kb = load_kb(kb_dir)
     assert card["train_sha256"] == file_sha256(train) and card["steps"] == 2 and card["epochs"] == 1
-    assert card["pairs"] == len(encoder_pairs([Conversation.model_validate_json(ln) for ln in LINES[:40]], kb))
+    assert 0 < card["epochs_done"] < 1 and card["held_out"] == 5 and card["conversations"] == 35
+    # --hold-out 5 leaves out exactly the conversations `fit-ranker --sample 5` replays (same seed)
+    held = {cid for _, cid in select_conversations(EvalOptions(str(train), "-", sample=5, seed=7), kb)[0]}
+    kept = [c for ln in LINES[:40] if (c := Conversation.model_validate_json(ln)).conversation_id not in held]
+    assert len(held) == 5 and card["pairs"] == len(encoder_pairs(kept, kb))
     assert card["base"] and card["seed"] == 7 and card["max_seq_length"] == 128
     assert list((kb_dir / ENCODER_DIR).glob("items-*.npy")), "the catalogue is embedded once, at fit time"
 
