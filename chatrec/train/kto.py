@@ -16,10 +16,11 @@
   out; on them the *reward margin* of a model is mean log-probability per reply token of the
   desirable replies minus that of the undesirable ones. Candidate - current has a paired,
   label-stratified bootstrap 95% interval over held-out turns; the candidate is promoted only if
-  its lower end is at least ``-margin`` (non-inferiority). Every candidate is kept as a version
-  in the store (kind ``adapter``; the peft folder as a tar.gz blob, the same numbered versions
-  as the ranking policy), and the current one is written to ``<data_dir>/adapters/feedback``
-  (``llm.adapter = "feedback"``); :meth:`AdapterVersions.rollback` goes one version back.
+  its lower end is at least ``-margin`` (non-inferiority) and its point estimate is not below 0.
+  Every candidate is kept as a version in the store (kind ``adapter``; the peft folder as a
+  tar.gz blob, the ranking policy's numbered versions), and the current one is written to
+  ``<data_dir>/adapters/feedback`` (``llm.adapter = "feedback"``);
+  :meth:`AdapterVersions.rollback` makes the current one's parent current again.
 """
 
 from __future__ import annotations
@@ -509,8 +510,10 @@ def gate_adapter(
         report["train_turns"], report["held_out_turns"] = len(train_ex), len(held)
         report["estimates"] = {"reward_margin": margin_intervals(current_lp, candidate_lp, y, seed)}
         report["seconds"] = round(time.perf_counter() - t0, 1)
-        low = report["estimates"]["reward_margin"]["difference"][1]
-        promoted = low >= -margin_
+        point, low, _ = report["estimates"]["reward_margin"]["difference"]
+        # not worse with 95% confidence (lower bound >= -margin), and not estimated worse: a candidate
+        # whose margin is estimated below the current one is no reason to swap the served adapter
+        promoted = low >= -margin_ and point >= 0
         out = tmp / "candidate"
         peft_model.save_pretrained(out, selected_adapters=["default"])
         tok.save_pretrained(out)
@@ -524,11 +527,12 @@ def gate_adapter(
         }
         version = versions.save_folder(out, meta, promote=promoted)
     report["candidate"] = version
+    why = f"candidate - current reward margin {point:.4f}, 95% lower bound {low:.4f}"
     report["decision"] = (
-        f"promoted {version}: the 95% lower bound of candidate - current reward margin is {low:.4f} >= -{margin_}"
+        f"promoted {version}: {why} (>= 0 and >= -{margin_})"
         if promoted
-        else f"blocked {version}: the 95% lower bound of candidate - current reward margin is {low:.4f} < -{margin_}; "
-        f"{report['current']} stays current"
+        else f"blocked {version}: {why} ({'< 0' if point < 0 else ''}{' and ' if point < 0 and low < -margin_ else ''}"
+        f"{f'< -{margin_}' if low < -margin_ else ''}); {report['current']} stays current"
     )
     return AdapterGateResult(version, promoted, report)
 
