@@ -66,6 +66,7 @@ class ItemEncoder:
         self.embedder = Embedder(str(self.folder))
         self.ids = sorted(items)
         self.metas = [item_row(items[i])[1] for i in self.ids]
+        self._masks: dict[str, np.ndarray] = {}
         docs = [item_text(items[i]) for i in self.ids]
         key = hashlib.sha256("\x1e".join(f"{i}\x1f{d}" for i, d in zip(self.ids, docs)).encode()).hexdigest()[:16]
         cache = self.folder / f"items-{key}.npy"
@@ -89,7 +90,12 @@ class ItemEncoder:
         q = self.embedder.embed([context_text(messages)])[0]
         sims = self.matrix @ q
         if where:
-            ok = np.fromiter((matches(m, where) for m in self.metas), bool, len(self.metas))
+            key = json.dumps(where, sort_keys=True)
+            ok = self._masks.get(key)
+            if ok is None:  # the same few filters come back turn after turn (in stock, a budget)
+                if len(self._masks) > 256:
+                    self._masks.clear()
+                ok = self._masks[key] = np.fromiter((matches(m, where) for m in self.metas), bool, len(self.metas))
             sims = np.where(ok, sims, -np.inf)
         top = np.argsort(-sims, kind="stable")[:k]
         return [(self.ids[j], float(sims[j])) for j in top if np.isfinite(sims[j])]
