@@ -285,12 +285,13 @@ class PolicyStore:
         self.store.set_current_policy(self.kind, version)
 
     def rollback(self) -> str | None:
-        """Make the version before the current one current again (``None``: back to no bandit model)."""
+        """Make the version the current one was learned from current again (``None``: back to no
+        bandit model). Not simply the previous number: that can be a candidate the gate blocked."""
         cur = self.current()
         if cur is None:
             raise ValueError("no current policy version to roll back")
-        before = [v for v in self.versions() if int(v[1:]) < int(cur[1:])]
-        now = before[-1] if before else None
+        parent = self.meta(cur).get("parent")
+        now = parent if parent in self.versions() else None
         self.store.set_current_policy(self.kind, now)
         return now
 

@@ -74,6 +74,16 @@ def test_policy_versions_promote_and_roll_back(tmp_path):
     assert store.rollback() is None and store.current() is None
 
 
+def test_rollback_after_a_blocked_candidate_returns_to_the_parent_not_the_blocked_version(tmp_path):
+    """v0001 promoted, v0002 blocked (saved, not promoted), v0003 learned from v0001 and promoted:
+    rolling back made the blocked v0002 current (it took the previous number)."""
+    store = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
+    assert store.save(store.load()) == "v0001"
+    assert store.save(store.load(), promote=False) == "v0002"  # the gate blocked it
+    assert store.save(store.load()) == "v0003" and store.meta("v0003")["parent"] == "v0001"
+    assert store.rollback() == "v0001" and store.current() == "v0001"
+
+
 def test_live_turns_log_slates_and_exploration_never_shows_a_filtered_item(tmp_path, kb, shared_index):
     settings = fake_settings(tmp_path, ranking={"explore": 0.5})
     bot = Chatbot(settings, llm=FakeLLM(), kb=kb, index=shared_index)
