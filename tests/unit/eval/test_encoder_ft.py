@@ -141,18 +141,46 @@ def test_eval_refuses_an_encoder_fine_tuned_on_another_file(tuned, tmp_path):
     assert res.exit_code != 0 and "fit-encoder --train" in res.output
 
 
-def test_eval_with_an_encoder_from_its_training_file_refuses_nothing_new(tuned, tmp_path):
-    from chatrec.config import Settings
+def test_eval_with_an_encoder_from_its_training_file_refuses_nothing_new_and_live_ask_ranks_the_same(tuned, tmp_path):
+    """Eval accepts the encoder fine-tuned on its --train file, and the live turn of a KB holding
+    that encoder and the fitted ranker shows the ids eval scored for a conversation's first turn."""
+    from chatrec.chatbot import Chatbot
+    from chatrec.config import Settings, load_settings
     from chatrec.eval.runner import run_eval
+    from chatrec.turn.rank import RANKER_FILE
 
-    _, kb_dir, train = tuned
+    _, kb_src, train = tuned
     scored = tmp_path / "scored.jsonl"
-    scored.write_text("\n".join(LINES[60:64]) + "\n")
-    assert check_encoder(load_kb(kb_dir), file_sha256(train), str(train)) is not None
-    opts = EvalOptions(
-        transcripts=str(scored), out=str(tmp_path / "o"), ablations=[], baselines=False, train=str(train)
-    )
-    summary = run_eval(Settings(kb_dir=kb_dir, data_dir=tmp_path / "s"), opts, progress=False)
-    assert summary["run"]["conversations"] == 4
-    card = json.loads((tmp_path / "o" / "ranker.json").read_text())["card"]
+    # anonymous, so a live turn sees the same (empty) purchase history as the replay
+    scored.write_text("\n".join(json.dumps({**json.loads(ln), "user_id": None}) for ln in LINES[60:70]) + "\n")
+    assert check_encoder(load_kb(kb_src), file_sha256(train), str(train)) is not None
+    out = tmp_path / "o"
+    opts = EvalOptions(transcripts=str(scored), out=str(out), ablations=[], baselines=False, train=str(train))
+    summary = run_eval(Settings(kb_dir=kb_src, data_dir=tmp_path / "s"), opts, progress=False)
+    assert summary["run"]["conversations"] == 10
+    card = json.loads((out / "ranker.json").read_text())["card"]
     assert card["dense_encoder"]["train_sha256"] == file_sha256(train)
+
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(kb_src, kb_dir)
+    shutil.copy(train, kb_dir / "transcripts.jsonl")  # a KB of the training logs, as imported
+    shutil.copy(out / "ranker.json", kb_dir / RANKER_FILE)
+    settings = load_settings(
+        kb_dir=str(kb_dir), data_dir=str(tmp_path / "live"), llm={"backend": "fake"}, retrieval={"exact_search": True}
+    )
+    bot = Chatbot(settings)
+    assert bot.ranker.encoder is not None and bot.ranker.fitted is not None
+    rows = [json.loads(r) for r in (out / "turns.jsonl").read_text().splitlines()]
+    firsts = [
+        r
+        for r in rows
+        if r["system"] == "full" and r["kind"] == "rec" and r["turn_index"] == 1 and r["route"] in ("recommend", "both")
+    ]
+    compared = 0
+    for r in firsts:
+        result = bot.ask(r["input"])
+        if result.route in ("recommend", "both"):  # the live router may ask or answer instead
+            assert result.trace["rank"]["dense_encoder"].startswith("fine-tuned")
+            assert [x.item_id for x in result.recommendations] == r["shown"], r["conversation_id"]
+            compared += 1
+    assert compared >= 1
