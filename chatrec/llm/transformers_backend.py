@@ -85,7 +85,7 @@ def check_adapter(adapter: str | Path, model: str, kb_dir: str | Path | None = N
     if not (folder / "adapter_model.safetensors").exists():
         raise ModelUnavailable(
             f"no LoRA adapter in {folder} (adapter_model.safetensors missing): train one with "
-            "`chatrec train`, or leave llm.adapter unset"
+            "`chatrec train`, or set llm.adapter = 'none' (--adapter none) for the base model"
         )
     card = read_card(folder)
     trained_on = card.get("base_model")
