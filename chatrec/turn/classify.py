@@ -54,8 +54,10 @@ log = logging.getLogger(__name__)
 
 CHITCHAT_LABEL = "__chitchat__"
 STOCK_FIT_LABEL = "__stock_fit__"  # written stock/fit questions, before they get the nearest 'both' template
+# written service questions naming a product, before they get the nearest 'service' template
+PRODUCT_SERVICE_LABEL = "__product_service__"
 OUT_OF_SCOPE_LABEL = "__out_of_scope__"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 KNN_K = 10
 KNN_T = 0.05
 KNN_W = 0.3
@@ -390,7 +392,11 @@ def written_examples(
     when the KB has a ``both`` intent (``rates``: per template the share of its logged turns
     with items), the written stock/fit questions filled with catalogue names
     (:func:`stock_fit_examples`, labelled ``__stock_fit__`` until :func:`train_router` gives
-    each to the nearest ``both`` template). Templates the logs never used get an example this way too."""
+    each to the nearest ``both`` template); with ``with_items`` also the written requests for
+    items naming a product (``PRODUCT_RECOMMEND``, ``__recommend__``) and service questions naming
+    a product (``PRODUCT_SERVICE``, labelled ``__product_service__`` until :func:`train_router`
+    gives each to the nearest ``service`` template), filled the same way. Templates the logs
+    never used get an example this way too."""
     out = [Example(t.intent.replace("_", " "), t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t.text, t.id, f"template:{t.id}") for t in kb.templates.values()]
     out += [Example(t, OUT_OF_SCOPE_LABEL, f"oos:{i % 5}") for i, t in enumerate(route_examples.OUT_OF_SCOPE)]
@@ -402,6 +408,10 @@ def written_examples(
         out += [Example(t, RECOMMEND_LABEL, f"recommend:{i % 5}") for i, t in enumerate(route_examples.RECOMMEND)]
         if both_templates(kb, rs, rates or {}):
             out += [Example(t, STOCK_FIT_LABEL, f"stock_fit:{i % 5}") for i, t in enumerate(stock_fit_examples(kb))]
+        filled = stock_fit_examples(kb, phrases=route_examples.PRODUCT_RECOMMEND)
+        out += [Example(t, RECOMMEND_LABEL, f"product_recommend:{i % 5}") for i, t in enumerate(filled)]
+        filled = stock_fit_examples(kb, phrases=route_examples.PRODUCT_SERVICE)
+        out += [Example(t, PRODUCT_SERVICE_LABEL, f"product_service:{i % 5}") for i, t in enumerate(filled)]
     return out
 
 
@@ -415,9 +425,11 @@ def short_name(item: Any) -> str:
     return str(item.aliases[0]) if item.aliases else " ".join(str(item.title).split()[:3])
 
 
-def stock_fit_examples(kb: KnowledgeBase, per_phrase: int = 2, seed: int = 0) -> list[str]:
-    """:data:`route_examples.STOCK_FIT` filled with the shop's catalogue names, ``per_phrase``
-    each: ``{item}`` a catalogue item, ``{device}`` an item it is compatible with in the KG
+def stock_fit_examples(
+    kb: KnowledgeBase, per_phrase: int = 2, seed: int = 0, phrases: tuple[str, ...] | None = None
+) -> list[str]:
+    """:data:`route_examples.STOCK_FIT` (or ``phrases``) filled with the shop's catalogue names,
+    ``per_phrase`` each: ``{item}`` a catalogue item, ``{device}`` an item it is compatible with in the KG
     (``compatible_with``), or any other item when the KG has none. Deterministic (``seed``)."""
     items = sorted(kb.items.values(), key=lambda i: i.id)
     if len(items) < 2:
@@ -429,7 +441,7 @@ def stock_fit_examples(kb: KnowledgeBase, per_phrase: int = 2, seed: int = 0) ->
     )
     rng = np.random.default_rng(seed)
     out = []
-    for phrase in route_examples.STOCK_FIT:
+    for phrase in route_examples.STOCK_FIT if phrases is None else phrases:
         for _ in range(per_phrase):
             if "{device}" in phrase and pairs:
                 a, b = pairs[rng.integers(len(pairs))]
@@ -485,6 +497,8 @@ def logs_hash(kb: KnowledgeBase, settings: Settings) -> str:
             route_examples.RECOMMEND,
             route_examples.STOCK_FIT,
             stock_fit_examples(kb),
+            route_examples.PRODUCT_RECOMMEND,
+            route_examples.PRODUCT_SERVICE,
         ],
         "settings": rs.model_dump(mode="json"),
     }
@@ -684,31 +698,49 @@ def choose_compound_thresholds(
 
 
 def choose_escalation_threshold(
-    x: Any, y: np.ndarray, c: float, beta: float = ESCALATION_BETA
+    x: Any, y: np.ndarray, c: float, beta: float = ESCALATION_BETA, repeats: int = 3, boot: int = 200
 ) -> tuple[float, dict[str, Any]]:
-    """The escalation threshold with the best F-beta on 5-fold cross-validated probabilities
-    (beta 0.5: a false alarm sends a calm customer to a queue, so precision weighs more;
-    ties: the higher threshold, fewer false alarms)."""
+    """The escalation threshold from cross-validated probabilities (beta 0.5: a false alarm
+    sends a calm customer to a queue, so precision weighs more).
+
+    The probabilities are averaged over ``repeats`` shuffles of 5-fold cross-validation (one
+    split's threshold swung between 0.35 and 0.5 with a handful of examples more or less), and
+    the one-standard-error rule picks the threshold: the highest (fewest false alarms) whose
+    F-beta is within one bootstrap standard error of the best threshold's, as for the
+    out-of-scope threshold (:func:`choose_threshold`)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     probs = np.zeros(len(y))
-    for a, b in StratifiedKFold(5, shuffle=True, random_state=0).split(x, y):
-        probs[b] = LogisticRegression(C=c, max_iter=2000).fit(x[a], y[a]).predict_proba(x[b])[:, 1]
-    best = (-1.0, 0.5, 0.0, 0.0)
-    for tau in np.round(np.arange(0.1, 0.91, 0.05), 2):
-        pred = probs >= tau
-        tp = float((pred & (y == 1)).sum())
+    for rep in range(repeats):
+        for a, b in StratifiedKFold(5, shuffle=True, random_state=rep).split(x, y):
+            probs[b] += LogisticRegression(C=c, max_iter=2000).fit(x[a], y[a]).predict_proba(x[b])[:, 1] / repeats
+
+    def f_beta(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
+        tp = float((pred & (truth == 1)).sum())
         p = tp / pred.sum() if pred.sum() else 0.0
-        r = tp / (y == 1).sum() if (y == 1).any() else 0.0
-        f1 = (1 + beta**2) * p * r / (beta**2 * p + r) if p + r else 0.0
-        if f1 >= best[0]:
-            best = (f1, float(tau), p, r)
-    return best[1], {
-        "f_beta": round(best[0], 4),
+        r = tp / (truth == 1).sum() if (truth == 1).any() else 0.0
+        return ((1 + beta**2) * p * r / (beta**2 * p + r) if p + r else 0.0), p, r
+
+    taus = np.round(np.arange(0.1, 0.91, 0.05), 2)
+    scores = [f_beta(probs >= t, y) for t in taus]
+    best = max(range(len(taus)), key=lambda i: (scores[i][0], taus[i]))
+    rng = np.random.default_rng(0)
+    resampled = []
+    for _ in range(boot):
+        idx = rng.integers(0, len(y), len(y))
+        resampled.append(f_beta(probs[idx] >= taus[best], y[idx])[0])
+    se = float(np.std(resampled))
+    chosen = max(i for i in range(len(taus)) if scores[i][0] >= scores[best][0] - se)
+    return float(taus[chosen]), {
+        "f_beta": round(scores[chosen][0], 4),
         "beta": beta,
-        "precision": round(best[2], 4),
-        "recall": round(best[3], 4),
+        "precision": round(scores[chosen][1], 4),
+        "recall": round(scores[chosen][2], 4),
+        "best_threshold": float(taus[best]),
+        "best_f_beta": round(scores[best][0], 4),
+        "standard_error": round(se, 4),
+        "repeats": repeats,
     }
 
 
@@ -723,6 +755,8 @@ def _escalation_data(kb: KnowledgeBase, rs: RouterSettings, logs: list[Example])
     step = max(1, len(calm) // 600)
     calm = calm[::step][:600] + list(route_examples.OUT_OF_SCOPE) + list(route_examples.CHITCHAT)
     calm += list(route_examples.RECOMMEND)
+    # written service questions naming a product: calm, whatever the product (fourth round)
+    calm += stock_fit_examples(kb, phrases=route_examples.PRODUCT_SERVICE)
     return texts + calm, labels + [0] * len(calm)
 
 
@@ -739,9 +773,12 @@ def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) 
     x, x_esc = vectors[: len(texts)], vectors[len(texts) :]
     examples = to_nearest_chitchat_template(examples, x, kb, rs)
     examples = to_nearest_template(examples, x, STOCK_FIT_LABEL, both_templates(kb, rs, rates))
-    keep = np.asarray([e.label != STOCK_FIT_LABEL for e in examples])
+    service = sorted(t for t in kb.templates if _class_route(t, kb, rs, rates) == "service")
+    examples = to_nearest_template(examples, x, PRODUCT_SERVICE_LABEL, service)
+    placeholders = (STOCK_FIT_LABEL, PRODUCT_SERVICE_LABEL)  # left when the KB has no such template
+    keep = np.asarray([e.label not in placeholders for e in examples])
     examples, texts, x = (
-        [e for e in examples if e.label != STOCK_FIT_LABEL],
+        [e for e in examples if e.label not in placeholders],
         [t for t, k in zip(texts, keep) if k],
         x[keep],
     )

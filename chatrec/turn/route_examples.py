@@ -8,6 +8,9 @@
   requests with items (the ``__recommend__`` class).
 - ``STOCK_FIT``: ways of asking whether a named product is in stock or fits another, filled
   with the shop's catalogue names and taught to its nearest ``both`` template (docs/routing.md).
+- ``PRODUCT_SERVICE`` / ``PRODUCT_RECOMMEND``: service questions and requests for items that
+  name a product without asking about its stock or fit, filled the same way and taught to the
+  nearest ``service`` template / ``__recommend__``.
 - ``HANDOFF``: ways of asking for a person, taught to the KB's handoff template (when it has
   one) so that "get me a representative now" is a handoff, not an unknown message.
 - ``ESCALATION``: ``(message, escalate, kind)``; ``kind`` is complaint, anger, sarcasm,
@@ -124,6 +127,45 @@ OUT_OF_SCOPE: tuple[str, ...] = (
     "recommend a podcast about history",
     "what should I name my startup",
     "is coffee bad for you",
+    # added for the fourth round (issue 17): other companies' accounts, subscriptions and
+    # deliveries, worded exactly like a request to this shop, and more general knowledge
+    "the DoorDash driver left my food at the wrong house",
+    "why did Uber charge me a cancellation fee",
+    "I can't get into my Instagram account anymore",
+    "my Outlook inbox stopped syncing on my phone",
+    "stop my Disney Plus membership from renewing",
+    "my YouTube Premium free trial turned into a paid plan",
+    "my broadband router from the ISP keeps blinking red",
+    "the gas company overcharged me this quarter",
+    "my mobile network has no signal at home",
+    "how do I change the PIN on my bank card",
+    "I want to dispute a transaction with my credit union",
+    "can you track my Etsy order",
+    "my Apple ID is locked, unlock it",
+    "my PlayStation Network subscription renewed without asking",
+    "Spotify family plan, how do I remove a member",
+    "my Audible credits disappeared",
+    "cancel my Hello Fresh box for next week",
+    "my Airbnb host cancelled on me",
+    "the cable TV box shows no channels",
+    "my car lease payment bounced",
+    "renew my library books",
+    "how do I report a pothole to the council",
+    "what documents do I need to open a bank account",
+    "my health insurance claim was rejected",
+    "when is the deadline for the tax return",
+    "how does photosynthesis work",
+    "what's the population of Brazil",
+    "how long should I boil an egg",
+    "what's the square root of 144",
+    "convert 30 degrees celsius to fahrenheit",
+    "who painted the Mona Lisa",
+    "is gold a safer investment than shares",
+    "recommend a good lawyer for a divorce",
+    "find me a plumber for tomorrow",
+    "suggest a nice restaurant for an anniversary",
+    "where can I adopt a puppy",
+    "what's the best streaming service for kids' shows",
 )
 
 CHITCHAT: tuple[str, ...] = (
@@ -214,6 +256,51 @@ RECOMMEND: tuple[str, ...] = (
     "I'm new to this hobby, what do I need",
 )
 
+# Requests for items that name a product the customer owns or likes (route `recommend`, not
+# a stock/fit question), added for the fourth round of issue 17; filled with the shop's
+# catalogue names like STOCK_FIT and taught to __recommend__. "{device}" is something the
+# customer has, "{item}" something sold.
+PRODUCT_RECOMMEND: tuple[str, ...] = (
+    "I need a new charger for my {device}, something fast",
+    "my {device} runs out of battery by lunch, what would help",
+    "looking for a case to protect my {device}",
+    "something like the {item} but a bit cheaper",
+    "I lost the cable for my {device}, what should I buy",
+    "my {device} needs a stand, what do you suggest",
+    "I want to make more of the {item} I already have",
+    "is there anything better than the {item} for the money",
+    "just got a {device}, what should I pair it with",
+    "recommend headphones that sound good with my {device}",
+    "alternatives to the {item}?",
+    "what's a good upgrade from my old {device}",
+)
+
+# Service questions that name a product but ask nothing about its stock or fit (route
+# `service`), added for the fourth round of issue 17: warranty, damage, missing parts,
+# returns, exchanges, repairs, price matching, trade-in and set-up questions about a named
+# item. Filled with the shop's catalogue names and taught to its nearest `service` template,
+# so naming a product does not by itself make a stock/fit (`both`) question.
+PRODUCT_SERVICE: tuple[str, ...] = (
+    "is the {item} still under warranty after a year",
+    "my {item} stopped turning on, can it be repaired",
+    "the {item} came with a dent in the side",
+    "the {item} in my parcel has a crack on it",
+    "the charger that should come with the {item} wasn't in the box",
+    "how do I send back the {item}",
+    "can I swap the {item} for a different size",
+    "I'd like to exchange the {item} for another colour",
+    "another shop sells the {item} for less, will you match it",
+    "what would you give me for my old {item} as a trade-in",
+    "can I get an invoice for the {item} I bought",
+    "when will my {item} be delivered",
+    "cancel the {item} from my order please",
+    "the {item} I received makes a buzzing noise",
+    "has the refund for the {item} gone through",
+    "how do I register the warranty on my {item}",
+    "one of the buttons on my {item} is loose",
+    "the {item} was left at the wrong address",
+)
+
 # Ways of asking whether a named product is in stock, or fits / works with another (route
 # `both`, docs/routing.md), added for the third round of issue 17. "{item}" and "{device}" are
 # filled with the shop's own catalogue names (chatrec.turn.classify.stock_fit_examples), and
@@ -267,6 +354,13 @@ HANDOFF: tuple[str, ...] = (
     "pass me on to the support team",
     "I don't want the assistant, I want a customer service rep",
     "please have somebody phone me about my order",
+    # added for the fourth round (issue 17)
+    "can I get a callback from your support staff",
+    "put me through to customer care",
+    "no more automated answers, give me staff",
+    "is there a team member who can take over",
+    "connect me to your service desk",
+    "talk to someone",
 )
 
 # (message, escalate, kind)
@@ -355,6 +449,67 @@ ESCALATION: tuple[tuple[str, bool, str], ...] = (
     ("someone changed my password and I can't get in, please hurry", True, "urgency"),
     ("I need the replacement before my exam tomorrow morning, please escalate", True, "urgency"),
     ("it's a wedding gift for this weekend and it hasn't shipped, I need help now", True, "urgency"),
+    # added for the fourth round (issue 17): escalations without the usual keywords
+    # purchases or account changes the customer did not make
+    ("a purchase I didn't make just showed up in my order history", True, "urgency"),
+    ("my card statement lists orders from you that aren't mine", True, "urgency"),
+    ("the email on my profile was changed and it wasn't me", True, "urgency"),
+    ("somebody placed orders with my saved card", True, "urgency"),
+    ("I got a confirmation for a laptop I never bought", True, "urgency"),
+    ("my login details were used by someone else to buy stuff", True, "urgency"),
+    # safety hazards in plain words
+    ("the plug started sparking when I switched it on", True, "safety"),
+    ("the adapter's plastic went soft and warped from the heat", True, "safety"),
+    ("there's a scorched smell coming from the charging dock", True, "safety"),
+    ("the earbuds case got too hot to touch overnight", True, "safety"),
+    ("the power bank is bulging and leaking something", True, "safety"),
+    ("flames came out of the socket when I charged the speaker", True, "safety"),
+    ("my kid got a shock from the lamp you sold us", True, "safety"),
+    # deadlines: an event, a trip or a date the order must arrive by
+    ("it's for a concert I'm playing on Friday and it still hasn't been dispatched", True, "urgency"),
+    ("I fly out on Monday and the camera has to arrive before that", True, "urgency"),
+    ("my daughter's graduation is in two days and the gift is nowhere", True, "urgency"),
+    ("the conference is tomorrow and I still don't have the projector I paid for", True, "urgency"),
+    ("I start my new job on Monday and the laptop MUST be here by then", True, "urgency"),
+    # threats to leave, dispute or go public
+    ("fix this or I'm calling my bank to reverse the payment", True, "anger"),
+    ("I'm cancelling my account and shopping somewhere else from now on", True, "anger"),
+    ("I'll be telling everyone I know to avoid your store", True, "anger"),
+    ("don't expect another penny from me", True, "anger"),
+    ("last chance before I open a dispute with PayPal", True, "anger"),
+    # repeated failure and being ignored
+    ("I keep getting the same copy-paste reply and nothing happens", True, "repeat"),
+    ("this is the fifth email about one broken speaker", True, "repeat"),
+    ("three weeks of back and forth and my problem is still there", True, "repeat"),
+    ("I've been promised a fix twice now and nothing was done", True, "repeat"),
+    ("every agent tells me to wait another week", True, "repeat"),
+    ("your bot sends me in circles, I need an actual answer", True, "repeat"),
+    # sarcasm and contempt
+    ("wow, ten days for 'next day delivery', top notch", True, "sarcasm"),
+    ("lovely, paid for a speaker and got an empty box. great business", True, "sarcasm"),
+    ("thanks for nothing, really", True, "sarcasm"),
+    ("your staff clearly couldn't care less", True, "anger"),
+    ("honestly pathetic service from start to finish", True, "anger"),
+    # calm reports a template answers, naming a product (not escalated)
+    ("the phone case I ordered wasn't in the delivery", False, "calm"),
+    ("my smartwatch strap arrived snapped", False, "calm"),
+    ("the tablet showed up with a scratched screen, what are my options", False, "calm"),
+    ("the speaker was missing its power cable", False, "calm"),
+    ("I see a payment twice on my banking app for the same headphones", False, "calm"),
+    ("the keyboard I bought has a sticky key", False, "calm"),
+    ("the parcel says delivered but I can't find it", False, "calm"),
+    ("the tracking has said in transit for a few days", False, "calm"),
+    ("the warehouse confirmed my parcel came back, how long until the credit appears", False, "calm"),
+    ("I need the bigger size of the band I ordered", False, "calm"),
+    ("the order is for a party next month, no hurry, just checking the status", False, "calm"),
+    ("the verification code never arrives in my inbox", False, "calm"),
+    ("my delivery hasn't turned up yet, can you look into it", False, "calm"),
+    ("still waiting on my package, any update?", False, "calm"),
+    ("the courier never knocked, the parcel went back to the depot", False, "calm"),
+    ("my order still hasn't been dispatched, is there a delay?", False, "calm"),
+    ("nothing has arrived so far, could you check the tracking for me", False, "calm"),
+    ("I placed the order ten days ago and it never came", False, "calm"),
+    ("the mouse has a small mark on the top", False, "calm"),
     # calm problem reports a template answers (not escalated: service, see docs/routing.md)
     ("my statement shows the same purchase billed two times", False, "calm"),
     ("there are two charges on my card for one purchase", False, "calm"),
