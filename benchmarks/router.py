@@ -23,13 +23,15 @@
    tuned, never tuned on), with the held-out messages that have a near-duplicate among the
    training texts listed and the accuracy on the rest. Both sets were looked at while tuning
    (they are development sets now).
-4. **Development sets** (``DEV_SETS``: ``route_mix.jsonl``, ``route_heldout.jsonl`` and
-   ``route_heldout2.jsonl``, the last blind until it was scored after the second round):
+4. **Development sets** (``DEV_SETS``: ``route_mix.jsonl``, ``route_heldout.jsonl``,
+   ``route_heldout2.jsonl`` and ``route_heldout3.jsonl``, the last two blind until scored):
    accuracy with a bootstrap CI, per-route counts, confusion, handoff precision/recall and the
    misrouted messages, learned and keyword router, scored by :func:`accepted` (the labelling
    policy: a stock/fit question is ``both``, ``service`` is not accepted); the decision's
    latency over all of them, with the embedding's share; the router before the round from
-   ``router_dev_before.json`` (``--dev-only`` with an older ``chatrec`` first on ``PYTHONPATH``).
+   ``router_dev_before.json`` (``--dev-only`` with an older ``chatrec`` first on ``PYTHONPATH``; the
+   third round's is kept in ``router_dev_before_round3.json``). ``route_heldout3.jsonl`` (blind in
+   the third round) is a development set from the fourth.
    **Blind route accuracy** with ``--blind PATH`` (e.g. ``route_heldout3.jsonl``, written by
    another engineer and never opened by whoever tunes the router): accuracy, per-route
    counts, confusion and handoff precision/recall, never the messages themselves
@@ -272,8 +274,9 @@ def bitext_part(args, embedder, seed: int) -> dict:
 
 
 # Development sets: looked at while tuning the router (route_heldout2.jsonl was a blind set
-# until it was scored after the second round; it is a development set from the third).
-DEV_SETS = ("route_mix.jsonl", "route_heldout.jsonl", "route_heldout2.jsonl")
+# until it was scored after the second round; it is a development set from the third;
+# route_heldout3.jsonl, blind in the third round, is one from the fourth).
+DEV_SETS = ("route_mix.jsonl", "route_heldout.jsonl", "route_heldout2.jsonl", "route_heldout3.jsonl")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -550,7 +553,7 @@ def dev_markdown(res: dict, ci) -> list[str]:
     d = res["demo"]
     systems = [(k, d[f"dev_{k}"]) for k in ("learned", "keyword") if f"dev_{k}" in d]
     if res.get("dev_before"):
-        systems.insert(0, (f"learned, before the third round ({res['dev_before'].get('commit', '?')})",
+        systems.insert(0, (f"learned, before the fourth round ({res['dev_before'].get('commit', '?')})",
                            res["dev_before"]))  # fmt: skip
     if not systems:
         return []
