@@ -236,7 +236,9 @@ def train(
     if tmp.exists():
         shutil.rmtree(tmp)
     trainer.model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+    # the tokenizer is the base model's (loaded from there), and peft's generated model card is an
+    # empty template: chatrec_card.json below is the adapter's card
+    (tmp / "README.md").unlink(missing_ok=True)
     gguf_file = _write_gguf(tmp, model.config.to_dict())
     card = {
         "base_model": planner.settings.llm.model,
