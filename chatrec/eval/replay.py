@@ -328,13 +328,14 @@ class Replayer:
         draft = "".join(pieces).strip()
         ttft.setdefault(system, []).append(first or 0.0)
         m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
-        unlisted = any("not in the list" in p or "unlisted" in p for p in gate.problems)
-        m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
-        m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
+        if gate.forced is None:  # a clarifying question, an answer about shown items: no draft was wanted
+            unlisted = any("not in the list" in p or "unlisted" in p for p in gate.problems)
+            m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)
+            m["grounding.draft_pass_rate"] = (float(not gate.problems and not gate.used_fallback), 1)
         assert gate.reply is not None
         m.update(reply_quality(plan.template_text, draft, gate.reply, gate.check))
         if row is not None:
-            row.update({"draft": draft, "problems": list(gate.problems)})
+            row.update({"draft": draft, "problems": list(gate.problems), "planned": gate.forced})
         return gate.reply
 
 

@@ -114,3 +114,9 @@ def test_eval_generate_reports_reply_quality_and_clarifying_questions(tmp_path):
     assert full["clarify.recall"]["n"] > 0  # the held-out logs have agents asking for the order number
     rows = [json.loads(x) for x in (tmp_path / "out" / "turns.jsonl").read_text().splitlines()]
     assert rows and all("draft" in r and isinstance(r["problems"], list) for r in rows if r["system"] == "full")
+    planned = [r for r in rows if r["system"] == "full" and r["planned"]]
+    # a clarifying question (the held-out logs ask for order numbers) is sent as planned: no draft,
+    # and it is not counted as a draft that failed
+    assert all(not r["draft"] for r in planned)
+    drafted = sum(1 for r in rows if r["system"] == "full" and not r["planned"])
+    assert full["grounding.draft_pass_rate"]["n"] == drafted
