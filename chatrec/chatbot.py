@@ -414,6 +414,7 @@ class Chatbot:
             "cut": gate.cut,
             "problems": gate.problems,
             "planned": gate.forced,  # why no draft was wanted (a clarifying question, ...); None: the model drafted
+            "completed": gate.completed,  # a cut reply: the template's sentences appended for the facts it lost
             "checks": gate.checks,
             # a released text passed the check; the fallback is built from the data, and checked here too
             "reply_problems": gate.check(gate.fallback).problems if gate.used_fallback else [],

@@ -8,7 +8,6 @@ bootstraps over conversations.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -60,69 +59,7 @@ def intra_list_diversity(ids: list[str], vectors: dict[str, np.ndarray]) -> floa
 
 # ---------------------------------------------------------------- reply quality (issue 15, item 5)
 
-_CHECKED_CLAIMS = ("money", "percent", "phone", "email", "url", "code", "duration", "date")
-_ORDER_NO = re.compile(r"#\s?[A-Z]{2,4}-?\d{4,}\b")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
-# words that state a policy: a service reply that leaves one out changes what the customer is promised
-POLICY_TERMS = (
-    "free",
-    "prepaid",
-    "business day",
-    "unopened",
-    "original packaging",
-    "receipt",
-    "non-refundable",
-    "store credit",
-    "restocking fee",
-    "warranty",
-    "price match",
-    "refund",
-)
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
-
-
-def template_facts(template_text: str) -> list[str]:
-    """The facts of a filled answer template a reply must keep unchanged: amounts, percentages,
-    phone numbers, e-mails, links, codes, times and dates (as the grounding check reads them), order
-    numbers, every other number, and the policy terms it uses (:data:`POLICY_TERMS`)."""
-    from chatrec.turn.claims import extract_claims
-
-    claims = [c for c in extract_claims(template_text) if c.kind in _CHECKED_CLAIMS]
-    facts = [c.text for c in claims] + _ORDER_NO.findall(template_text)
-    covered = _numbers(" ".join(facts))
-    facts += [n for n in sorted(_numbers(template_text)) if n not in covered]
-    low = template_text.lower()
-    facts += [t for t in POLICY_TERMS if re.search(rf"\b{re.escape(t)}", low)]
-    return list(dict.fromkeys(facts))
-
-
-def missing_facts(template_text: str, reply: str) -> tuple[list[str], int]:
-    """``(missing, total)``: the template's facts (:func:`template_facts`) the reply does not state
-    unchanged (a claim counts when the reply makes the same claim, e.g. "$9.99" = "9.99 dollars"; a
-    number or term when the reply has it) and how many facts the template has."""
-    from chatrec.turn.claims import extract_claims
-
-    facts = template_facts(template_text)
-    said = {(c.kind, str(c.value)) for c in extract_claims(reply) if c.kind in _CHECKED_CLAIMS}
-    template_claims = {c.text: (c.kind, str(c.value)) for c in extract_claims(template_text)}
-    numbers, low = _numbers(reply), reply.lower()
-    missing = []
-    for fact in facts:
-        if fact in template_claims:
-            ok = template_claims[fact] in said or fact in reply
-        elif _ORDER_NO.fullmatch(fact):
-            ok = fact.replace(" ", "") in reply.replace("# ", "#")
-        elif _NUMBER.fullmatch(fact):
-            ok = fact in numbers
-        else:
-            ok = re.search(rf"\b{re.escape(fact)}", low) is not None
-        if not ok:
-            missing.append(fact)
-    return missing, len(facts)
-
+# a template's facts and which a reply lost: chatrec/turn/facts.py (the live gate uses them too)
 
 # the grounding check's problems that say a text made something up, by kind (chatrec/turn/claims.py)
 INVENTED = {

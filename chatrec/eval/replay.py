@@ -17,12 +17,12 @@ from chatrec.eval.metrics import (
     intra_list_diversity,
     invented_entities,
     logged_agent_asks,
-    missing_facts,
     rank_metrics,
     rouge_l,
 )
 from chatrec.eval.options import BASELINES, EvalOptions
 from chatrec.kb import RECOMMEND_LABEL
+from chatrec.turn.facts import missing_facts
 from chatrec.turn.plan import Planner, PlanOptions
 from chatrec.turn.profile import UserHistory, history_of
 from chatrec.turn.rank import Behaviour

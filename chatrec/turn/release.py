@@ -19,6 +19,9 @@ the released text plus that rest if it passes, else the released text alone, or,
 nothing was released, the grounded fallback (released whole). So every released piece
 is a prefix of the reply, every prefix ever released passed the full check, and the
 concatenation of the released pieces *is* the reply: nothing sent is ever withdrawn.
+A reply cut short is completed with the answer template's sentences that carry the facts it
+lost (a link, a time, an amount: :func:`chatrec.turn.facts.missing_sentences`), when the
+whole then passes the check.
 The price is latency: the first words wait for the first sentence that passes.
 """
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Callable
 
 from chatrec.kb import KnowledgeBase
 from chatrec.turn.claims import Facts
+from chatrec.turn.facts import missing_sentences
 from chatrec.turn.ground import GroundingReport, check_text, fallback_text, prompt_words
 
 if TYPE_CHECKING:
@@ -54,8 +58,11 @@ class Release:
         *,
         min_words: int = 4,
         forced: str | None = None,
+        complete: Callable[[str], str] | None = None,
     ):
         self.check, self.fallback, self.min_words = check, fallback, min_words
+        self.complete = complete  # a released reply cut short -> the answer template's sentences it lost
+        self.completed = ""  # what that added
         self.draft = ""  # everything the model wrote
         self.sent = ""  # released so far: always a prefix of the reply
         self.forced = forced  # why no draft is wanted at all (the fallback is the reply by design)
@@ -93,6 +100,14 @@ class Release:
         self.done = True
         if self.sent:
             self.reply = self.sent
+            if self.problems and self.complete and (extra := self.complete(self.sent)):
+                # the draft was cut after earlier sentences went out: what they left unsaid of the
+                # template (a link, a time, an amount) follows, so the customer still gets every fact
+                whole = f"{self.sent.rstrip()} {extra}"
+                if self.check(whole).ok:
+                    self.completed = whole[len(self.sent) :]
+                    self.reply = self.sent = whole
+                    return (rest or "") + self.completed
             return rest or ""
         self.used_fallback = True
         self.reply = self.sent = self.fallback
@@ -149,4 +164,10 @@ def turn_gate(
         )
 
     forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else plan.exact
-    return Release(check, fallback_text(decision.route, plan.template_text, recs, NO_MATCH), forced=forced)
+    template = plan.template_text
+
+    def complete(released: str) -> str:
+        return missing_sentences(template, released) if template else ""
+
+    fallback = fallback_text(decision.route, plan.template_text, recs, NO_MATCH)
+    return Release(check, fallback, forced=forced, complete=complete)

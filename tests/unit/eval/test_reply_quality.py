@@ -1,13 +1,8 @@
 """Reply-quality metrics of ``chatrec eval --generate`` (issue 15 item 5) on hand-made replies."""
 
-from chatrec.eval.metrics import (
-    clarify_scores,
-    invented_entities,
-    logged_agent_asks,
-    missing_facts,
-    template_facts,
-)
+from chatrec.eval.metrics import clarify_scores, invented_entities, logged_agent_asks
 from chatrec.eval.replay import reply_quality
+from chatrec.turn.facts import missing_facts, template_facts
 
 RETURNS = (
     "You can return the item within 30 days of delivery. Print the prepaid label on voltway.example; "

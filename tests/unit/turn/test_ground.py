@@ -258,6 +258,26 @@ def test_release_cuts_a_draft_failing_after_checked_sentences_were_sent(kb):
     assert "FREE100" not in "".join(sent) and gate.done
 
 
+def test_a_draft_cut_after_sentences_were_sent_lost_the_templates_later_facts_now_they_follow(kb):
+    """Seen in the reply-quality evaluation: a warranty draft cut after its first checked sentence
+    showed the customer no e-mail address, though the template gave one."""
+    from chatrec.turn.facts import missing_sentences
+    from chatrec.turn.release import Release
+
+    template = "Your warranty covers 12 months from delivery. Email help@voltway.example with your order number."
+
+    def check(text):
+        return check_text(text, [], kb, template_text=template, similarity=None, min_similarity=0.0, must_cite=False)
+
+    gate = Release(check, template, complete=lambda sent: missing_sentences(template, sent))
+    sent = _run(gate, "Your warranty covers 12 months from delivery. Email warranty@other-shop.example today.")
+    assert gate.cut and not gate.used_fallback
+    assert "".join(sent) == gate.reply  # still nothing withdrawn: the lost sentence is appended
+    assert gate.reply.startswith("Your warranty covers 12 months from delivery.")
+    assert gate.reply.endswith("Email help@voltway.example with your order number.")
+    assert "other-shop" not in gate.reply and gate.completed.strip().startswith("Email help@")
+
+
 def test_a_listed_title_containing_an_unlisted_title_is_not_naming_it(kb):
     """Seen with the real model: the fallback listing 'Google Case for Pixel 8 Pro' failed for
     naming the unlisted 'Google Case for Pixel 8'."""
