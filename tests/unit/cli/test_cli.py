@@ -104,7 +104,7 @@ def test_train_flags_fall_back_to_the_train_section(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_train(planner, target, cfg, resume=True):
+    def fake_train(planner, target, cfg, resume=True, **kwargs):  # command=..., recorded on the card
         seen.update(cfg=cfg, target=target, resume=resume)
         return {"metrics": {"train_loss": 1.0}}
 

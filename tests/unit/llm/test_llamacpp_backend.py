@@ -75,11 +75,14 @@ def test_the_engines_own_http_port_refuses_other_local_processes(llm):
 
 
 def test_settings_reach_llama_cpp(tmp_path):
-    s = _settings(tmp_path, threads=2, slots=3, context_size=1024)
+    s = _settings(tmp_path, threads=2, slots=3, context_size=1024, adapter="none")
     p = _params(s.llm, gguf_model(s.llm.model))
     assert (p.cpuparams.n_threads, p.cpuparams_batch.n_threads) == (2, 2)
     assert (p.n_parallel, p.n_ctx) == (3, 3 * 1024)
-    assert p.lora_adapters == []
+    assert p.lora_adapters == []  # "none": the base model
+    s = _settings(tmp_path)  # llm.adapter unset: the KB's own adapter, as its GGUF LoRA
+    p = _params(s.llm, gguf_model(s.llm.model))
+    assert [(a.path, a.scale) for a in p.lora_adapters] == [(str(KB_DIR / "adapter" / ADAPTER_FILE), 1.0)]
 
 
 def test_a_gguf_lora_adapter_is_applied_at_load(tmp_path):
