@@ -6,11 +6,13 @@ constraints; the generated text may cite only listed items, every claim it makes
 see :mod:`chatrec.turn.claims`) must match the listed items, the filled template or
 the shop facts field by field, it must not echo the prompt or leave template slots
 unfilled, and a service answer must stay close to its template and keep every checkable
-fact of it (amounts, times, phone numbers, links, order numbers: :func:`dropped_facts`). When a check fails
+fact of it (amounts, times, phone numbers, links, order numbers: :func:`dropped_facts`), and it must
+not read garbled (non-words, a name cut short, a clause said twice, an option that is not a listed
+item, more options counted than listed: :mod:`chatrec.turn.wording`). When a check fails
 the reply falls back to the filled template plus a plain rendering of the list.
 
 A problem is *lasting* when no further text can cure it (a false claim, an unlisted
-item, a prompt echo, an open slot); the others (too short, not yet close to the
+item, a prompt echo, an open slot, garbled wording); the others (too short, not yet close to the
 template, nothing cited yet, repetitive) concern the reply as a whole.
 :mod:`chatrec.turn.release` uses the difference to stream only checked text.
 """
@@ -24,6 +26,7 @@ from typing import Callable, Collection, Sequence
 from chatrec.kb import KnowledgeBase
 from chatrec.llm.base import Message
 from chatrec.turn.claims import Facts, extract_claims
+from chatrec.turn.wording import Wording, option_counts, turn_wording
 from chatrec.types import Recommendation
 
 _SLOT = re.compile(r"\{[a-zA-Z_]+\}")
@@ -80,10 +83,13 @@ def check_text(
     context_items: Collection[str] = frozenset(),
     echo_sources: Sequence[str] = (),
     facts: Facts | None = None,
+    wording: Wording | None = None,
 ) -> GroundingReport:
     """``context_items``: items the customer mentioned in the dialogue, which the reply may name;
     ``echo_sources``: the prompt's own words (:func:`prompt_words`), which it must not repeat;
-    ``facts``: :meth:`Facts.of` for these arguments, if the caller checks many texts against them."""
+    ``facts``: :meth:`Facts.of` for these arguments, if the caller checks many texts against them;
+    ``wording``: :func:`~chatrec.turn.wording.turn_wording` with the turn's prompt (without it, the
+    words of the template, the listed items, the shop facts and the catalogue only)."""
     rep = GroundingReport()
     stripped = text.strip()
     if len(stripped) < 2:
@@ -127,6 +133,7 @@ def check_text(
         rep.fail(f"echoes the prompt ({echo!r})", lasting=True)
     if _SLOT.search(text):
         rep.fail("leaves a template slot unfilled", lasting=True)
+    _garbled(rep, text, recs, kb, template_text, named_ok, wording or turn_wording(kb, recs, template_text), must_cite)
     if _repetitive(_without(low, [r.reason.lower() for r in recs] + [r.title.lower() for r in recs])):
         rep.fail("repeats itself")  # quoting the listed items' titles and reasons is not repeating oneself
     if must_cite and recs and not any(r.item_id in text or r.title.lower() in text.lower() for r in recs):
@@ -138,6 +145,49 @@ def check_text(
         if sim < min_similarity:
             rep.fail(f"strays from the answer template (similarity {sim:.2f} < {min_similarity:.2f})")
     return rep
+
+
+def _garbled(
+    rep: GroundingReport,
+    text: str,
+    recs: list[Recommendation],
+    kb: KnowledgeBase,
+    template_text: str | None,
+    named_ok: set[str],
+    wording: Wording,
+    must_cite: bool,
+) -> None:
+    """The draft reads garbled (:mod:`chatrec.turn.wording`): non-words, a name cut short, a clause
+    said twice; and, in a recommendation, an option that is not a listed item (the customer's own
+    device, an item a KG fact or a reason names) or more options counted than it has."""
+    if bad := wording.non_words(text):
+        words = ", ".join(repr(w) for w in bad)
+        rep.fail(
+            f"writes non-words ({words}): in no listed item, template, shop fact, KG fact or customer message, "
+            "and not English",
+            lasting=True,
+        )
+    for said, name in wording.cut_names(text):
+        rep.fail(f"cuts a name short ({said!r} for {name!r})", lasting=True)
+    sources = [template_text or ""] + [r.reason for r in recs]
+    sources += [i.description for r in recs if (i := kb.items.get(r.item_id))]
+    if run := wording.repeated_run(text, named_ok, sources):
+        rep.fail(f"says the same clause twice ({run!r})", lasting=True)
+    if not (must_cite and recs):
+        return
+    listed = [r.item_id for r in recs]
+    for item_id in wording.presented(text, listed):
+        if item_id not in listed:
+            rep.fail(
+                f"offers {kb.items[item_id].title!r} as an option, but it is not one of the listed items", lasting=True
+            )
+    low = text.lower()
+    named = sum(1 for r in recs if r.item_id in text or any(n in low for n in wording.names.get(r.item_id, [])))
+    for said, n in option_counts(text):
+        if n > len(recs):
+            rep.fail(f"says {said!r} but {len(recs)} items are listed", lasting=True)
+        elif n > named:
+            rep.fail(f"says {said!r} but names {named} of the listed items")
 
 
 _KEPT = ("money", "percent", "phone", "email", "url", "code", "duration")
@@ -220,6 +270,8 @@ def _reason_sentence(r: Recommendation) -> str | None:
     low = first.lower()
     if not first or low.startswith(_PLAIN_REASONS):
         return None
+    if low.endswith(" it"):  # "{start} is {label} it" (explain.py): "Your Anker 737 Power Bank is compatible with it"
+        return f"{first[0].upper()}{first[1:-3]} {the(r.title)}."
     if low.startswith(("works ", "suits ")):
         return f"{the(r.title, True)} {low[0]}{first[1:]}."
     if low.startswith("same "):

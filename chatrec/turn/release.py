@@ -34,6 +34,7 @@ from chatrec.kb import KnowledgeBase
 from chatrec.turn.claims import Facts
 from chatrec.turn.facts import missing_sentences
 from chatrec.turn.ground import GroundingReport, check_text, fallback_text, prompt_words
+from chatrec.turn.wording import turn_wording
 
 if TYPE_CHECKING:
     from chatrec.turn.plan import TurnPlan
@@ -148,6 +149,7 @@ def turn_gate(
     facts = Facts.of(kb, recs, plan.template_text)
     echo = prompt_words(plan.messages)
     context = set(plan.state.mentioned_items)
+    wording = turn_wording(kb, recs, plan.template_text, [m["content"] for m in plan.messages])
 
     def check(text: str) -> GroundingReport:
         return check_text(
@@ -161,6 +163,7 @@ def turn_gate(
             context_items=context,
             echo_sources=echo,
             facts=facts,
+            wording=wording,
         )
 
     forced = "no allowed item to recommend" if decision.route in ("recommend", "both") and not recs else plan.exact
