@@ -50,6 +50,9 @@ class Section(BaseModel):
 LLMBackendName = Literal["transformers", "llamacpp", "openai", "fake"]
 
 
+DEFAULT_SLOTS = {"transformers": 8, "llamacpp": 1}  # llm.slots unset (benchmarks/results/load_*.md)
+
+
 class LLMSettings(Section):
     backend: LLMBackendName = Field(
         "transformers",
@@ -71,7 +74,15 @@ class LLMSettings(Section):
         None, ge=1, description="torch CPU threads; llamacpp: llama.cpp threads (default: the library's choice)"
     )
     context_size: int = Field(2048, ge=256, description="llamacpp: context tokens per slot")
-    slots: int = Field(1, ge=1, le=64, description="llamacpp: parallel sequences (llama.cpp n_parallel)")
+    slots: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="generations decoded at once (the serve gate lets as many turns in): transformers: rows of one "
+        "decode batch; llamacpp: parallel sequences (llama.cpp n_parallel). Unset: the measured default for 2 "
+        f"cores (transformers {DEFAULT_SLOTS['transformers']}, llamacpp {DEFAULT_SLOTS['llamacpp']}; "
+        "docs/engines.md)",
+    )
     prefix_cache_entries: int = Field(
         8,
         ge=0,
@@ -112,6 +123,11 @@ class LLMSettings(Section):
     )
 
     _kb_dir: Path | None = PrivateAttr(None)  # set by Settings: the KB served with this model
+
+    @property
+    def engine_slots(self) -> int:
+        """``slots``, or the backend's measured default when it is unset."""
+        return self.slots or DEFAULT_SLOTS.get(self.backend, 1)
 
     @property
     def served_kb(self) -> Path | None:
@@ -377,7 +393,7 @@ class ServeSettings(Section):
     host: str = Field("127.0.0.1", description="bind address")
     port: int = Field(8000, ge=0, le=65535)
     max_concurrent: int | None = Field(
-        None, ge=1, description="turns generating at once; unset: the engine's slots (llamacpp: llm.slots, else 1)"
+        None, ge=1, description="turns generating at once; unset: the engine's slots (llm.slots or its default)"
     )
     max_queue: int = Field(8, ge=0, description="turns waiting for a slot; more are refused with 503")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when the queue is full")

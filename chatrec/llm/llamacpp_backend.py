@@ -89,8 +89,8 @@ def _params(settings: LLMSettings, model: Path, prompt_cache: bool = True) -> An
     xlc = require("xllamacpp")
     p = xlc.CommonParams()
     p.model.path = str(model)
-    p.n_ctx = settings.context_size * settings.slots  # llama.cpp splits n_ctx between the slots
-    p.n_parallel = settings.slots
+    p.n_ctx = settings.context_size * settings.engine_slots  # llama.cpp splits n_ctx between the slots
+    p.n_parallel = settings.engine_slots
     threads = settings.threads or -1  # -1: llama.cpp's choice (the math cores)
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
@@ -126,7 +126,7 @@ class LlamaCppLLM:
         self.tokenizer = AutoTokenizer.from_pretrained(str(model.parent), gguf_file=model.name)
         self.vocab_size = len(self.tokenizer)
         self.name = f"llamacpp:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
-        self.slots = settings.slots  # turns the serve gate lets in at once (chatrec/serve/gate.py)
+        self.slots = settings.engine_slots  # turns the serve gate lets in at once (chatrec/serve/gate.py)
         self.adapters = list(settings.adapters)  # names, in llama.cpp's order after llm.adapter
         self._first_named = 1 if settings.adapter else 0
         self._local = threading.local()

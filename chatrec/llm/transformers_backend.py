@@ -312,25 +312,22 @@ class PrefixCache:
         )
 
 
-class _Cancelled:
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs) -> bool:  # StoppingCriteria protocol
-        return self.event.is_set()
-
-
 class TransformersLLM:
     def __init__(self, settings: LLMSettings, cache_dir: Path):
+        from chatrec.llm.batching import DecodeBatcher
+
         self.settings = settings
         self.model, self.tokenizer = load_model(settings, cache_dir)
         self.name = f"transformers:{settings.model}" + (f"+{settings.adapter}" if settings.adapter else "")
         self._lock = threading.Lock()
         # transformers 5.x renamed the forward argument ``past_key_values`` to ``cache`` (peft's forward
-        # takes **kwargs, so the base model's signature decides); generate's model kwargs follow forward
+        # takes **kwargs, so the base model's signature decides)
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self._cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries)
+        self.slots = settings.engine_slots  # generations decoded together (the serve gate lets as many turns in)
+        self.batcher = DecodeBatcher(self, self.slots)
+        self._processors = self._logits_processors()
         self._local = threading.local()
 
     def last_usage(self) -> dict | None:
@@ -343,60 +340,38 @@ class TransformersLLM:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
 
-    def _gen_kwargs(self, max_new_tokens: int) -> dict:
-        sampling = self.settings.temperature > 0
-        kw = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": sampling,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "repetition_penalty": 1.15,
-        }
-        if sampling:
-            kw["temperature"] = self.settings.temperature
-        return kw
+    def _logits_processors(self):
+        """What ``generate`` applies to the next-token scores with these settings: the repetition
+        penalty over prompt and reply, and when sampling the temperature and its default top-k."""
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+        )
+
+        from chatrec.llm.batching import REPETITION_PENALTY
+
+        procs = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY)])
+        if self.settings.temperature > 0:
+            procs += [TemperatureLogitsWarper(self.settings.temperature), TopKLogitsWarper(50)]
+        return procs
 
     def stream(
         self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
     ) -> Iterator[str]:
-        import torch
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        """The reply's text as it is generated. The generation runs in the backend's batcher
+        (:mod:`chatrec.llm.batching`), decoded together with the other conversations'; a consumer
+        that stops reading (or sets ``cancel``) ends it at the next token."""
+        from transformers import TextIteratorStreamer
+
+        from chatrec.llm.batching import Request
 
         cancel = cancel or threading.Event()
-        inputs = self._encode(messages)
+        ids = self._encode(messages)["input_ids"][0].tolist()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        errors: list[BaseException] = []
-        usage: dict = {}
         self._local.usage = None
-
-        def run() -> None:
-            try:
-                with self._lock, torch.inference_mode():
-                    if cancel.is_set():
-                        return
-                    ids = inputs["input_ids"][0].tolist()
-                    cached, cache = self.prefix_cache.lookup(ids) if self.prefix_cache.capacity > 0 else (0, None)
-                    usage.update(prompt_tokens=len(ids), prompt_read=len(ids) - cached, prompt_cached=cached)
-                    kwargs = {self._cache_arg: cache} if cache is not None else {}
-                    out = self.model.generate(
-                        **inputs,
-                        **kwargs,
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                        return_dict_in_generate=True,
-                        **self._gen_kwargs(max_new_tokens),
-                    )
-                    if self.prefix_cache.capacity > 0:  # the cache holds every token but the last generated one
-                        kept = getattr(out, "cache", None)
-                        kept = kept if kept is not None else getattr(out, "past_key_values", None)
-                        if kept is not None:
-                            self.prefix_cache.store(out.sequences[0, : kept.get_seq_length()].tolist(), kept)
-            except BaseException as exc:  # surfaced to the consumer below
-                errors.append(exc)
-            finally:
-                streamer.end()
-
-        worker = threading.Thread(target=run, name="chatrec-generate", daemon=True)
-        worker.start()
+        request = self.batcher.submit(Request(ids, max_new_tokens, cancel, streamer))
         try:
             for piece in streamer:
                 if cancel.is_set():  # pieces already decoded when cancelled are dropped
@@ -405,11 +380,11 @@ class TransformersLLM:
                     yield piece
         finally:
             cancel.set()
-            worker.join()
-            if usage:
-                self._local.usage = dict(usage)
-        if errors:
-            raise errors[0]
+            request.done.wait()
+            if request.usage:
+                self._local.usage = dict(request.usage)
+        if request.error is not None:
+            raise request.error
 
     def generate(self, messages: list[Message], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))

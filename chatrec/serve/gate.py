@@ -2,7 +2,8 @@
 
 The model is CPU-bound, so every turn (API and UI) passes one :class:`Gate`: at most
 ``max_concurrent`` turns run (by default the engine's slots, :func:`engine_slots`: llama.cpp
-batches its slots' turns; the NF4 engine runs one), each in its own worker thread (:mod:`chatrec.serve.turns`),
+batches its slots' turns, the NF4 engine decodes its slots' generations in one batch), each in
+its own worker thread (:mod:`chatrec.serve.turns`),
 at most ``max_queue`` wait, and anything beyond is refused (:class:`Busy`, sent as 503 +
 ``Retry-After``). The worker thread, not the HTTP request, gives the slot back when the
 turn ends, so a client that vanishes can never leak a slot; a vanished client sets the
@@ -19,7 +20,7 @@ from collections import deque
 
 def engine_slots(llm: object, configured: int | None = None) -> int:
     """Turns that generate at once: ``serve.max_concurrent`` when set, else the engine's own
-    parallel slots (llama.cpp: ``llm.slots``; an engine without slots, e.g. NF4: 1)."""
+    parallel slots (``llm.slots``, or the backend's measured default; an engine without slots: 1)."""
     if configured:
         return configured
     slots = getattr(llm, "slots", 1)
