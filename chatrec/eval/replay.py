@@ -283,8 +283,14 @@ class Replayer:
             if reply is not None:
                 row["output"] = reply
                 if not is_rec:
-                    m["service.rouge_l"] = (rouge_l(reply, turn.text), 1)
-                    m["service.cosine"] = (self._similarity(reply, turn.text), 1)
+                    # the reply shown and, where the model drafted one, its draft before the gate
+                    # (the base model's shown replies are mostly the template fallback)
+                    scored = [("service.", reply)]
+                    if "draft" in row and row.get("planned") is None:
+                        scored.append(("service.draft_", row["draft"]))
+                    for prefix, text in scored:
+                        m[prefix + "rouge_l"] = (rouge_l(text, turn.text), 1)
+                        m[prefix + "cosine"] = (self._similarity(text, turn.text) if text else 0.0, 1)
             rows.add(system, row, m, elapsed)
         if full_state is None:  # only baselines ran: the live plan's state continues the conversation
             full_state = self.planner.plan(step.input).state

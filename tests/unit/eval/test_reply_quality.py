@@ -115,3 +115,67 @@ def test_eval_generate_reports_reply_quality_and_clarifying_questions(tmp_path):
     assert all(not r["draft"] for r in planned)
     drafted = sum(1 for r in rows if r["system"] == "full" and not r["planned"])
     assert full["grounding.draft_pass_rate"]["n"] == drafted
+
+
+def test_reply_quality_reports_rouge_and_cosine_of_the_generated_draft(tmp_path, kb, shared_index):
+    """ROUGE-L and cosine were computed on the reply shown only, which for the base model is almost
+    always the template fallback, so adapter vs base compared templates, not generated text. The
+    model's draft is now scored too (``service.draft_rouge_l``, ``service.draft_cosine``) on the
+    service turns the model drafted, the same turns for both generating systems, so they pair."""
+    from chatrec.chatbot import build_planner
+    from chatrec.config import load_settings
+    from chatrec.eval.metrics import rouge_l
+    from chatrec.eval.options import EvalOptions
+    from chatrec.eval.replay import Replayer
+    from chatrec.eval.summary import ScoreTable, compare
+    from chatrec.kb import is_heldout
+    from chatrec.llm.fake import FakeLLM
+
+    # "full": a model whose drafts invent a colleague (the gate falls back to the template);
+    # "-adapter": the scripted default, which drafts the template text itself (it passes)
+    settings = load_settings(data_dir=str(tmp_path / "state"), llm={"backend": "fake", "adapter": "kb/adapter"})
+    invents = FakeLLM(lambda messages: "Hi, I'm Sarah from support! Call me at 555-0199 tomorrow.")
+    planner = build_planner(settings, kb=kb, retriever=shared_index, llm=invents)
+    opts = EvalOptions(
+        transcripts="unused", out=str(tmp_path / "out"), ablations=["adapter"], baselines=False, generate=True
+    )
+    replayer = Replayer(settings, opts, frozenset(), planner=planner)
+    assert replayer.systems == ["full", "-adapter"]
+    convs = [c for c in kb.transcripts if is_heldout(c.conversation_id) and not any(t.recommended for t in c.turns)]
+    results = [replayer.conversation(c) for c in convs[:4]]
+    rows = [r for res in results for r in res["turns"] if r["kind"] == "service"]
+    drafted = [r for r in rows if r["planned"] is None]
+    assert drafted and {r["system"] for r in drafted} == {"full", "-adapter"}
+    by_id = {c.conversation_id: c for c in convs}
+    passed = 0
+    for r in rows:
+        m = r["metrics"]
+        if r["planned"] is not None:  # sent as planned: no draft, nothing to score
+            assert "service.draft_rouge_l" not in m and "service.draft_cosine" not in m
+            continue
+        logged = by_id[r["conversation_id"]].turns[r["turn_index"]].text
+        assert m["service.draft_rouge_l"] == round(rouge_l(r["draft"], logged), 4)
+        assert m["service.rouge_l"] == round(rouge_l(r["output"], logged), 4)  # the shown reply's, kept
+        assert -1.0 <= m["service.draft_cosine"] <= 1.0
+        if r["system"] == "full":  # the draft failed: shown is the fallback, the draft is scored apart
+            assert "Sarah" in r["draft"] and "Sarah" not in r["output"]
+            assert m["service.draft_rouge_l"] < m["service.rouge_l"]
+            assert m["service.draft_cosine"] < m["service.cosine"]
+        elif not r["problems"]:  # the draft passed whole: it is the reply shown
+            assert r["draft"] == r["output"] and m["service.draft_rouge_l"] == m["service.rouge_l"]
+            passed += 1
+    assert passed
+    # per conversation both systems score the same draft turns, so `chatrec eval compare` pairs them
+    table = ScoreTable([res["conversation_id"] for res in results], [None] * len(results))
+    for res in results:
+        for system, sums in res["sums"].items():
+            table.put(res["conversation_id"], system, sums)
+            assert sums["service.draft_rouge_l"][1] == sum(
+                1 for r in drafted if r["system"] == system and r["conversation_id"] == res["conversation_id"]
+            )
+    table.save(tmp_path / "scores.jsonl")
+    paired = compare(f"{tmp_path}:full", f"{tmp_path}:-adapter", resamples=200)["metrics"]
+    n = sum(1 for r in drafted if r["system"] == "full")
+    for name in ("service.draft_rouge_l", "service.draft_cosine"):
+        assert paired[name]["n"] == n and paired[name]["diff"] < 0  # the inventing drafts score lower
+    assert paired["service.rouge_l"]["n"] == sum(1 for r in rows if r["system"] == "full")
