@@ -334,7 +334,7 @@ class Chatbot:
     # ------------------------------------------------------------ stages
 
     def llm_for(self, adapter: str | None) -> LLMBackend:
-        """The model with the named LoRA adapter (``llm.adapters``; llamacpp), or as configured for ``None``."""
+        """The model with the named LoRA adapter (``llm.adapters``), or as configured for ``None``."""
         if adapter is None:
             return self.llm
         pick = getattr(self.llm, "with_adapter", None)

@@ -93,7 +93,8 @@ class LLMSettings(Section):
     )
     adapters: dict[str, str] = Field(
         default_factory=dict,
-        description="llamacpp: more GGUF LoRA adapters by name (name -> file or folder), loaded at start; "
+        description="more LoRA adapters by name, loaded at start. transformers: name -> peft adapter folder "
+        "(rows with different adapters decode in one batch); llamacpp: name -> GGUF LoRA file or folder; "
         "openai: name -> the engine's model name for that adapter (vLLM --lora-modules), or lora:N for "
         "llama.cpp's server (its per-request lora field, N = the adapter's --lora index); "
         "a request picks one by name (/v1/chat 'adapter', the OpenAI API's 'model')",

@@ -60,6 +60,23 @@ def make_tiny_model(folder: Path) -> Path:
     return folder
 
 
+def make_random_lora(base: Path, folder: Path, seed: int = 0, std: float = 0.5) -> Path:
+    """A peft LoRA on ``base`` with random non-zero weights (a fresh LoRA is a no-op), saved to ``folder``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM")
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+    peft_model.save_pretrained(folder)
+    return folder
+
+
 def recommendation_of(item: Any, reason: str = "r") -> Recommendation:
     """A shown recommendation of catalogue ``item`` with ``reason`` (grounding and reply tests)."""
     return Recommendation(

@@ -56,5 +56,34 @@ class LLMBackend(Protocol):
         ...
 
 
+class AdapterView:
+    """An engine whose requests use one named LoRA adapter (``llm.adapters``): an ``LLMBackend``
+    itself, for engines whose calls take an ``adapter`` name (llama.cpp, transformers)."""
+
+    def __init__(self, engine, adapter: str):
+        self.engine, self.adapter = engine, adapter
+        self.name = f"{engine.name}@{adapter}"
+
+    def stream(
+        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        return self.engine.stream(messages, max_new_tokens, cancel, adapter=self.adapter)
+
+    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
+        return self.engine.generate(messages, max_new_tokens, adapter=self.adapter)
+
+    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+        return self.engine.score(prompts, continuation, adapter=self.adapter)
+
+    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
+        return self.engine.score_choices(prompts, choices, adapter=self.adapter)
+
+    def count_tokens(self, text: str) -> int:
+        return self.engine.count_tokens(text)
+
+    def last_usage(self) -> dict | None:
+        return self.engine.last_usage()
+
+
 def join_stream(pieces: Iterator[str]) -> str:
     return "".join(pieces)

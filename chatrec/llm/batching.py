@@ -20,7 +20,9 @@ The scheduler takes the backend's model lock for each prefill and each step, so 
 (the LLM ranker) interleaves between steps. Tokens are chosen as ``generate`` chooses them
 (repetition penalty over prompt and reply, greedy or sampled), so a request's reply is the same
 alone or in a batch up to float rounding. Models whose cache is not one plain growing
-tensor per layer (sliding-window attention) decode one request at a time.
+tensor per layer (sliding-window attention) decode one request at a time. Rows may use different LoRA adapters
+(``llm.adapters``): each forward pass names every row's adapter (peft's mixed-batch LoRA), and each
+adapter has its own prefix cache.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Request:
     generated: list[int] = field(default_factory=list)
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    adapter: str | None = None  # a named adapter (llm.adapters); None: llm.adapter or the base
     cache: Any = None  # the row's own cache while it decodes alone
     length: int = 0  # tokens in the row's cache (prompt + generated tokens fed so far)
 
@@ -134,12 +137,17 @@ class DecodeBatcher:
         if r.cancel.is_set():
             return self._finish(r, store=False)
         llm = self.llm
-        cached, cache = llm.prefix_cache.lookup(r.ids) if llm.prefix_cache.capacity > 0 else (0, None)
+        store = llm.prefix_cache_for(r.adapter)
+        cached, cache = store.lookup(r.ids) if store.capacity > 0 else (0, None)
         r.usage.update(prompt_tokens=len(r.ids), prompt_read=len(r.ids) - cached, prompt_cached=cached)
         r.streamer.put(torch.tensor([r.ids]))  # the streamer skips the prompt
         cache = cache if cache is not None else DynamicCache(config=llm.model.config)
         out = llm.model(
-            input_ids=torch.tensor([r.ids[cached:]]), use_cache=True, logits_to_keep=1, **{llm._cache_arg: cache}
+            input_ids=torch.tensor([r.ids[cached:]]),
+            use_cache=True,
+            logits_to_keep=1,
+            **{llm._cache_arg: cache},
+            **llm.adapter_kwargs([r.adapter]),
         )
         r.cache, r.length = _cache_of(out), len(r.ids)
         if self.slots > 1 and not _plain(r.cache):
@@ -162,7 +170,13 @@ class DecodeBatcher:
         last = torch.tensor([[r.generated[-1]] for r in self._rows])
         if len(self._rows) == 1:  # alone: the row's own cache, no padding
             r = self._rows[0]
-            out = llm.model(input_ids=last, use_cache=True, logits_to_keep=1, **{llm._cache_arg: r.cache})
+            out = llm.model(
+                input_ids=last,
+                use_cache=True,
+                logits_to_keep=1,
+                **{llm._cache_arg: r.cache},
+                **llm.adapter_kwargs([r.adapter]),
+            )
             r.cache, r.length = _cache_of(out), r.length + 1
         else:
             if any(r.cache is not None for r in self._rows):
@@ -179,6 +193,7 @@ class DecodeBatcher:
                 use_cache=True,
                 logits_to_keep=1,
                 **{llm._cache_arg: self._batch},
+                **llm.adapter_kwargs([r.adapter for r in self._rows]),
             )
             self._batch = _cache_of(out)
             for r in self._rows:
@@ -270,9 +285,9 @@ class DecodeBatcher:
     def _finish(self, r: Request, store: bool) -> None:
         """Store the row's cache (every token but the last generated one) and end its stream."""
         try:
-            if store and r.cache is not None and self.llm.prefix_cache.capacity > 0:
-                ids = (r.ids + r.generated)[: r.length]
-                self.llm.prefix_cache.store(ids, r.cache)
+            cache = self.llm.prefix_cache_for(r.adapter)
+            if store and r.cache is not None and cache.capacity > 0:
+                cache.store((r.ids + r.generated)[: r.length], r.cache)
         finally:
             r.cache = None
             r.streamer.end()

@@ -42,7 +42,7 @@ from typing import Any, Iterator
 
 from chatrec.config import EMBEDDED_LLM, LLMSettings
 from chatrec.extras import require
-from chatrec.llm.base import Message, UnknownAdapter
+from chatrec.llm.base import AdapterView, Message, UnknownAdapter
 from chatrec.types import Unavailable
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,13 @@ class LlamaCppLLM:
         self._first_named = 1 if settings.adapter else 0
         self._local = threading.local()
 
-    def with_adapter(self, name: str | None) -> LlamaCppLLM | _WithAdapter:
+    def with_adapter(self, name: str | None) -> LlamaCppLLM | AdapterView:
         """This engine with the named adapter (``llm.adapters``) instead of ``llm.adapter``; ``None``: as is."""
         if name is None:
             return self
         if name not in self.adapters:
             raise UnknownAdapter(f"unknown adapter {name!r}; loaded: {', '.join(self.adapters) or 'none'}")
-        return _WithAdapter(self, name)
+        return AdapterView(self, name)
 
     def _lora(self, name: str | None) -> list[dict] | None:
         """llama.cpp's per-request ``lora`` field: every loaded adapter's scale for this request."""
@@ -270,34 +270,6 @@ class LlamaCppLLM:
         """Log-probability of each choice's first token as the reply's first token, per prompt."""
         firsts = [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in choices]
         return [self._next_logprobs(self._prompt_ids(p), firsts, adapter) for p in prompts]
-
-
-class _WithAdapter:
-    """A :class:`LlamaCppLLM` whose requests use one named adapter (an ``LLMBackend`` itself)."""
-
-    def __init__(self, engine: LlamaCppLLM, adapter: str):
-        self.engine, self.adapter = engine, adapter
-        self.name = f"{engine.name}@{adapter}"
-
-    def stream(
-        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
-    ) -> Iterator[str]:
-        return self.engine.stream(messages, max_new_tokens, cancel, adapter=self.adapter)
-
-    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
-        return self.engine.generate(messages, max_new_tokens, adapter=self.adapter)
-
-    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
-        return self.engine.score(prompts, continuation, adapter=self.adapter)
-
-    def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
-        return self.engine.score_choices(prompts, choices, adapter=self.adapter)
-
-    def count_tokens(self, text: str) -> int:
-        return self.engine.count_tokens(text)
-
-    def last_usage(self) -> dict | None:
-        return self.engine.last_usage()
 
 
 def _delta(chunk: dict) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from chatrec.config import EMBEDDED_LLM, KB_ADAPTER, LLMSettings, apply_offline_env
-from chatrec.llm.base import Message
+from chatrec.llm.base import AdapterView, Message, UnknownAdapter
 from chatrec.models import llm_path
 from chatrec.types import Unavailable
 
@@ -161,6 +161,15 @@ def _load(settings: LLMSettings, path: str, adapter: str | None):
 
         log.info("applying LoRA adapter %s at run time on %s", adapter, path)
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)  # type: ignore[assignment]
+    for name, folder in settings.adapters.items():  # named adapters, picked per request (peft mixed batches)
+        from peft import PeftModel
+
+        check_adapter(folder, settings.model)
+        log.info("loading LoRA adapter %r from %s", name, folder)
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+        else:
+            model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)  # type: ignore[assignment]
     model.eval()
     return model, tok
 
@@ -325,10 +334,37 @@ class TransformersLLM:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         self._cache_arg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries)
+        self.adapters = list(settings.adapters)  # named adapters (llm.adapters), picked per request
+        peft_config = getattr(self.model, "peft_config", {})
+        self._default_adapter = "default" if "default" in peft_config else "__base__"  # peft: "__base__" = none
+        self._named_caches = {name: PrefixCache(settings.prefix_cache_entries) for name in self.adapters}
         self.slots = settings.engine_slots  # generations decoded together (the serve gate lets as many turns in)
         self.batcher = DecodeBatcher(self, self.slots)
         self._processors = self._logits_processors()
         self._local = threading.local()
+
+    def with_adapter(self, name: str | None) -> TransformersLLM | AdapterView:
+        """This engine with the named adapter (``llm.adapters``) instead of ``llm.adapter``; ``None``: as is."""
+        if name is None:
+            return self
+        self._check_adapter(name)
+        return AdapterView(self, name)
+
+    def _check_adapter(self, name: str | None) -> None:
+        if name is not None and name not in self.adapters:
+            raise UnknownAdapter(f"unknown adapter {name!r}; loaded: {', '.join(self.adapters) or 'none'}")
+
+    def adapter_kwargs(self, names: list[str | None]) -> dict:
+        """The forward pass's ``adapter_names`` for rows using ``names`` (``None``: ``llm.adapter``,
+        or the base model), so one batch can mix adapters (peft's mixed-batch LoRA); nothing when
+        no named adapter is loaded."""
+        if not self.adapters:
+            return {}
+        return {"adapter_names": [name or self._default_adapter for name in names]}
+
+    def prefix_cache_for(self, adapter: str | None) -> PrefixCache:
+        """The prefix cache of ``adapter``'s generations (one per adapter: their keys and values differ)."""
+        return self.prefix_cache if adapter is None else self._named_caches[adapter]
 
     def last_usage(self) -> dict | None:
         """The prompt of this thread's last :meth:`stream`: tokens in it, tokens read
@@ -358,20 +394,26 @@ class TransformersLLM:
         return procs
 
     def stream(
-        self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
+        self,
+        messages: list[Message],
+        max_new_tokens: int,
+        cancel: threading.Event | None = None,
+        adapter: str | None = None,
     ) -> Iterator[str]:
         """The reply's text as it is generated. The generation runs in the backend's batcher
         (:mod:`chatrec.llm.batching`), decoded together with the other conversations'; a consumer
-        that stops reading (or sets ``cancel``) ends it at the next token."""
+        that stops reading (or sets ``cancel``) ends it at the next token. ``adapter``: a named
+        adapter (``llm.adapters``) for this request."""
         from transformers import TextIteratorStreamer
 
         from chatrec.llm.batching import Request
 
+        self._check_adapter(adapter)
         cancel = cancel or threading.Event()
         ids = self._encode(messages)["input_ids"][0].tolist()
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         self._local.usage = None
-        request = self.batcher.submit(Request(ids, max_new_tokens, cancel, streamer))
+        request = self.batcher.submit(Request(ids, max_new_tokens, cancel, streamer, adapter=adapter))
         try:
             for piece in streamer:
                 if cancel.is_set():  # pieces already decoded when cancelled are dropped
@@ -386,13 +428,14 @@ class TransformersLLM:
         if request.error is not None:
             raise request.error
 
-    def generate(self, messages: list[Message], max_new_tokens: int) -> str:
-        return "".join(self.stream(messages, max_new_tokens))
+    def generate(self, messages: list[Message], max_new_tokens: int, adapter: str | None = None) -> str:
+        return "".join(self.stream(messages, max_new_tokens, adapter=adapter))
 
-    def score(self, prompts: list[list[Message]], continuation: str) -> list[float]:
+    def score(self, prompts: list[list[Message]], continuation: str, adapter: str | None = None) -> list[float]:
         """Sum of log-probabilities of ``continuation`` after each chat prompt, in one padded batch."""
         import torch
 
+        self._check_adapter(adapter)
         tok = self.tokenizer
         cont = tok(continuation, add_special_tokens=False)["input_ids"]
         seqs = [
@@ -407,7 +450,9 @@ class TransformersLLM:
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         with self._lock, torch.inference_mode():
-            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, **self.adapter_kwargs([adapter] * len(seqs))
+            ).logits.float()
         logp = torch.log_softmax(logits, dim=-1)
         out = []
         for i, s in enumerate(seqs):
@@ -417,7 +462,11 @@ class TransformersLLM:
         return out
 
     def score_choices(
-        self, prompts: list[list[Message]], choices: list[str], share_prefix: bool = True
+        self,
+        prompts: list[list[Message]],
+        choices: list[str],
+        share_prefix: bool = True,
+        adapter: str | None = None,
     ) -> list[list[float]]:
         """Next-token log-probabilities of each choice's first token after every prompt.
 
@@ -429,6 +478,7 @@ class TransformersLLM:
         shared part under ``MIN_SHARED`` tokens) runs every prompt in full, left-padded."""
         import torch
 
+        self._check_adapter(adapter)
         tok = self.tokenizer
         firsts = [tok(c, add_special_tokens=False)["input_ids"][0] for c in choices]
         seqs = [
@@ -438,20 +488,22 @@ class TransformersLLM:
         shared = _common_prefix(seqs) if share_prefix and len(seqs) > 1 else 0
         with self._lock, torch.inference_mode():
             if shared < MIN_SHARED:
-                logits = self._last_logits(seqs)
+                logits = self._last_logits(seqs, adapter=adapter)
             else:
-                out = self.model(input_ids=torch.tensor([seqs[0][:shared]]), use_cache=True)
+                out = self.model(
+                    input_ids=torch.tensor([seqs[0][:shared]]), use_cache=True, **self.adapter_kwargs([adapter])
+                )
                 prefix = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
                 logits = torch.cat(
                     [
-                        self._last_logits([s[shared:] for s in seqs[i : i + SCORE_CHUNK]], prefix, shared)
+                        self._last_logits([s[shared:] for s in seqs[i : i + SCORE_CHUNK]], prefix, shared, adapter)
                         for i in range(0, len(seqs), SCORE_CHUNK)
                     ]
                 )
         logp = torch.log_softmax(logits.float(), dim=-1)
         return [[float(logp[i, t]) for t in firsts] for i in range(len(seqs))]
 
-    def _last_logits(self, seqs: list[list[int]], prefix=None, shared: int = 0):
+    def _last_logits(self, seqs: list[list[int]], prefix=None, shared: int = 0, adapter: str | None = None):
         """Logits at the last position of each (left-padded) sequence, optionally after a
         cached ``prefix`` of ``shared`` tokens common to all of them."""
         import copy
@@ -464,7 +516,7 @@ class TransformersLLM:
         for i, s in enumerate(seqs):  # left padding: every prompt ends at the last position
             ids[i, width - len(s) :] = torch.tensor(s)
             mask[i, width - len(s) :] = 1
-        kwargs = {}
+        kwargs = self.adapter_kwargs([adapter] * len(seqs))
         if prefix is not None:  # padding sits between the shared prefix and each tail, masked out
             cache = copy.deepcopy(prefix)
             cache.batch_repeat_interleave(len(seqs))

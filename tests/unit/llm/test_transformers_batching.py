@@ -18,7 +18,7 @@ import pytest
 
 from chatrec.config import LLMSettings
 from chatrec.llm.transformers_backend import TransformersLLM
-from tests_support import make_tiny_model
+from tests_support import make_random_lora, make_tiny_model
 
 SYSTEM = {"role": "system", "content": "You are the assistant of a small electronics shop. Answer briefly."}
 NF4_TOLERANCE = 0.6  # max |batched - alone| of a row's next-token logits in NF4 (measured: 0.31)
@@ -156,6 +156,47 @@ def test_a_failed_step_ends_every_row_with_the_error_and_the_engine_goes_on(tiny
         llm.generate(*job)
     llm.model.forward = forward  # type: ignore[method-assign]
     assert llm.generate(*job) == expected
+
+
+def test_named_adapters_are_picked_per_request_and_mixed_in_one_batch(tiny, tmp_path):
+    """Issue 14 item 2 on the NF4 engine: several adapters loaded (``llm.adapters``), one chosen per
+    request (``with_adapter``, as a tenant or /v1/chat 'adapter' does); rows with different
+    adapters decode in one batch (peft's mixed-batch LoRA), each as a model with only its adapter."""
+    pytest.importorskip("peft")
+    from chatrec.llm.base import UnknownAdapter
+
+    a, b = make_random_lora(tiny, tmp_path / "a", seed=1), make_random_lora(tiny, tmp_path / "b", seed=2)
+
+    def engine(**kw) -> TransformersLLM:
+        return TransformersLLM(LLMSettings(model=str(tiny), quantization="none", temperature=0.0, **kw), tmp_path)
+
+    jobs = [(_messages(q), 14) for q in QUESTIONS[:3]]
+    only = {"base": engine(), "a": engine(adapter=str(a)), "b": engine(adapter=str(b))}
+    want = {k: [e.generate(*job) for job in jobs] for k, e in only.items()}
+    assert want["a"] != want["base"] and want["b"] != want["a"]
+    llm = engine(adapter=str(a), adapters={"b": str(b)}, slots=4, prefix_cache_entries=8)
+    assert [llm.generate(*job) for job in jobs] == want["a"]  # llm.adapter for requests naming none
+    shop_b = llm.with_adapter("b")
+    assert shop_b.generate(*jobs[0]) == want["b"][0]
+    assert llm.last_usage()["prompt_cached"] == 0  # type: ignore[index]  # a's cache of this prompt is not b's
+    assert [shop_b.generate(*job) for job in jobs[1:]] == want["b"][1:]
+
+    out: dict[int, str] = {}
+
+    def work(k: int) -> None:
+        view = shop_b if k % 2 else llm
+        out[k] = view.generate(*jobs[k // 2])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    _start_together(llm, threads)
+    for t in threads:
+        t.join(timeout=120)
+    assert llm.batcher.max_rows_seen >= 4
+    assert [out[k] for k in range(0, 6, 2)] == want["a"] and [out[k] for k in range(1, 6, 2)] == want["b"]
+    base_too = engine(adapters={"b": str(b)})  # no llm.adapter: requests naming none get the base model
+    assert [base_too.generate(*job) for job in jobs] == want["base"]
+    with pytest.raises(UnknownAdapter):
+        llm.with_adapter("c")
 
 
 @pytest.mark.slow

@@ -116,24 +116,14 @@ def test_the_prefix_cache_works_with_the_peft_adapter_on_nf4(tmp_path):
     """On an NF4 base with a peft LoRA applied at run time: a second turn reads only its new tokens
     and streams what the same backend streams with the cache off."""
     pytest.importorskip("peft")
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from peft import PeftModel
 
     from chatrec.config import LLMSettings
     from chatrec.llm.transformers_backend import TransformersLLM
-    from tests_support import make_tiny_model
+    from tests_support import make_random_lora, make_tiny_model
 
     base = make_tiny_model(tmp_path / "tiny")
-    folder = tmp_path / "adapter"
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM")
-    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # a fresh LoRA is a no-op: random non-zero weights make it visible
-        for name, p in peft_model.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    peft_model.save_pretrained(folder)
+    folder = make_random_lora(base, tmp_path / "adapter")
     settings = LLMSettings(model=str(base), quantization="nf4", temperature=0.0, adapter=str(folder))
     llm = TransformersLLM(settings, tmp_path)
     assert isinstance(llm.model, PeftModel)
