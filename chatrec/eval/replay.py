@@ -288,9 +288,9 @@ class Replayer:
                     scored = [("service.", reply)]
                     if "draft" in row and row.get("planned") is None:
                         scored.append(("service.draft_", row["draft"]))
-                    for prefix, text in scored:
-                        m[prefix + "rouge_l"] = (rouge_l(text, turn.text), 1)
-                        m[prefix + "cosine"] = (self._similarity(text, turn.text) if text else 0.0, 1)
+                    for prefix, said in scored:  # not `text`: that is this turn's input, used by every system
+                        m[prefix + "rouge_l"] = (rouge_l(said, turn.text), 1)
+                        m[prefix + "cosine"] = (self._similarity(said, turn.text) if said else 0.0, 1)
             rows.add(system, row, m, elapsed)
         if full_state is None:  # only baselines ran: the live plan's state continues the conversation
             full_state = self.planner.plan(step.input).state
@@ -315,8 +315,8 @@ class Replayer:
         gate = turn_gate(
             plan, self.kb, self.retriever.embedder.similarity, self.settings.grounding.min_template_similarity
         )
-        if not self.opts.generate or system not in ("full", "-adapter"):
-            return gate.fallback
+        if not self.opts.generate or not (system == "full" or system.startswith("-")):
+            return gate.fallback  # baselines rank only; the live turn and its ablations generate
         llm = self.base_llm if system == "-adapter" else self.llm
         assert llm is not None, "generation needs a model (needs_real_llm)"
         t0 = time.perf_counter()
@@ -334,6 +334,9 @@ class Replayer:
         draft = "".join(pieces).strip()
         ttft.setdefault(system, []).append(first or 0.0)
         m["cost.tokens"] = (llm.count_tokens(draft) if draft else 0, 1)
+        usage = llm.last_usage() if pieces and hasattr(llm, "last_usage") else None
+        if usage:  # what each context part costs: the prompt's tokens (ablations drop parts of it)
+            m["cost.prompt_tokens"] = (usage["prompt_tokens"], 1)
         if gate.forced is None:  # a clarifying question, an answer about shown items: no draft was wanted
             unlisted = any("not in the list" in p or "unlisted" in p for p in gate.problems)
             m["grounding.unlisted_citation_rate"] = (float(unlisted), 1)

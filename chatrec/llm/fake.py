@@ -39,6 +39,8 @@ class FakeLLM:
     def stream(
         self, messages: list[Message], max_new_tokens: int, cancel: threading.Event | None = None
     ) -> Iterator[str]:
+        self._usage = {"prompt_tokens": sum(self.count_tokens(m["content"]) for m in messages)}
+        self._usage.update(prompt_read=self._usage["prompt_tokens"], prompt_cached=0)
         words = self._reply(messages).split(" ")
         for i, w in enumerate(words[:max_new_tokens]):
             if cancel is not None and cancel.is_set():
@@ -49,6 +51,10 @@ class FakeLLM:
 
     def generate(self, messages: list[Message], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
+
+    def last_usage(self) -> dict | None:
+        """The last prompt's size in words (``count_tokens``), as the real backends report tokens."""
+        return getattr(self, "_usage", None)
 
     def score_choices(self, prompts: list[list[Message]], choices: list[str]) -> list[list[float]]:
         # the first choice gets the word-overlap score of score(), the others its complement

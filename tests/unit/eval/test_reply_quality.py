@@ -179,3 +179,36 @@ def test_reply_quality_reports_rouge_and_cosine_of_the_generated_draft(tmp_path,
     for name in ("service.draft_rouge_l", "service.draft_cosine"):
         assert paired[name]["n"] == n and paired[name]["diff"] < 0  # the inventing drafts score lower
     assert paired["service.rouge_l"]["n"] == sum(1 for r in rows if r["system"] == "full")
+
+
+def test_context_ablations_generate_so_the_tokens_each_context_part_costs_are_measured(tmp_path, kb, shared_index):
+    """Issue 14 item 3, "measure which parts earn their tokens": with ``--generate`` only the full
+    system and ``-adapter`` generated, so removing the KG facts, the profile or the history changed
+    the ranking but never the reply, and no prompt size was recorded. Every ablation of the live
+    turn now generates through the same gate and reports ``cost.prompt_tokens``, so reply quality
+    and prompt tokens pair per conversation with the full system's."""
+    from chatrec.chatbot import build_planner
+    from chatrec.config import load_settings
+    from chatrec.eval.options import EvalOptions
+    from chatrec.eval.replay import Replayer
+    from chatrec.kb import is_heldout
+
+    from chatrec.llm.fake import FakeLLM
+
+    settings = load_settings(data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
+    planner = build_planner(settings, kb=kb, retriever=shared_index, llm=FakeLLM())
+    opts = EvalOptions(
+        transcripts="unused", out=str(tmp_path / "out"), ablations=["kg", "profile"], baselines=True, generate=True
+    )
+    replayer = Replayer(settings, opts, frozenset(), planner=planner)
+    ablated = ["-kg", "-profile"]
+    assert replayer.systems[:3] == ["full", *ablated]
+    convs = [c for c in kb.transcripts if is_heldout(c.conversation_id) and any(t.recommended for t in c.turns)]
+    rows = [r for c in convs[:3] for r in replayer.conversation(c)["turns"]]
+    drafted = {s: [r for r in rows if r["system"] == s and r.get("draft")] for s in ["full", *ablated]}
+    assert all(drafted.values()), {s: len(v) for s, v in drafted.items()}
+    tokens = {s: sum(r["metrics"]["cost.prompt_tokens"] for r in v) for s, v in drafted.items()}
+    assert all(r["metrics"]["cost.prompt_tokens"] > 0 for v in drafted.values() for r in v)
+    assert tokens["-kg"] < tokens["full"]  # the KG facts are in the full prompt, and cost tokens
+    baselines = [r for r in rows if r["system"] not in ("full", *ablated)]
+    assert baselines and not any(r.get("draft") for r in baselines)  # baselines rank only
