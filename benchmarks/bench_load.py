@@ -53,7 +53,12 @@ def main() -> None:
     ap.add_argument("--clients", default="8", help="client counts, one phase each: 1,4,8")
     ap.add_argument("--seconds", type=float, default=60, help="per phase")
     ap.add_argument("--backend", default="transformers", choices=["transformers", "llamacpp", "fake"])
-    ap.add_argument("--slots", type=int, default=None, help="llm.slots: generations decoded at once (the serve gate follows); unset: the backend default")
+    ap.add_argument(
+        "--slots",
+        type=int,
+        default=None,
+        help="llm.slots: generations decoded at once (the serve gate follows); unset: the backend default",
+    )
     ap.add_argument("--threads", type=int, default=None, help="llm.threads")
     ap.add_argument("--max-queue", type=int, default=8)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.json"))

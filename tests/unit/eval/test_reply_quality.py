@@ -192,7 +192,6 @@ def test_context_ablations_generate_so_the_tokens_each_context_part_costs_are_me
     from chatrec.eval.options import EvalOptions
     from chatrec.eval.replay import Replayer
     from chatrec.kb import is_heldout
-
     from chatrec.llm.fake import FakeLLM
 
     settings = load_settings(data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
