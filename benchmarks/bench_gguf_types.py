@@ -95,16 +95,13 @@ def reencoded(src: Path, kind: str, out: Path) -> dict[str, Any]:
     import gguf
     import numpy as np
 
+    from chatrec.train.gguf_lora import copy_gguf_metadata
+
     qtype = gguf.GGMLQuantizationType[kind]
     reader = gguf.GGUFReader(str(src))
     tmp = out.with_name(f".{out.name}.tmp")
     writer = gguf.GGUFWriter(str(tmp), str(reader.fields["general.architecture"].contents()))
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
-            continue
-        vtype = field.types[0]
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+    copy_gguf_metadata(reader, writer)
     writer.add_file_type(gguf.LlamaFileType[FILE_TYPE[kind]])
     sse = ss = 0.0
     changed = 0

@@ -144,15 +144,12 @@ def requantised(src: Path, out: Path, kind: str) -> Path:
     import gguf
     import numpy as np
 
+    from chatrec.train.gguf_lora import copy_gguf_metadata
+
     qtype = {"q8_0": gguf.GGMLQuantizationType.Q8_0}[kind]
     reader = gguf.GGUFReader(str(src))
     writer = gguf.GGUFWriter(str(out), str(reader.fields["general.architecture"].contents()))
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
-            continue
-        vtype = field.types[0]
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+    copy_gguf_metadata(reader, writer)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
     for t in reader.tensors:
         data = np.asarray(t.data, dtype=np.float32).reshape(tuple(int(n) for n in reversed(t.shape)))

@@ -136,6 +136,19 @@ def convert(
     return out
 
 
+def copy_gguf_metadata(reader, writer) -> None:
+    """Every metadata field of the GGUF ``reader`` into ``writer``, except the file's own
+    (``general.architecture``, given to the writer; ``general.file_type``, set per file; ``GGUF.*``)."""
+    import gguf
+
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+
+
 def dequantised_base(src: str | Path, out: str | Path, dtype: str = "f32") -> Path:
     """A copy of the GGUF model ``src`` with every tensor dequantised to F32 (or F16): the same
     weights transformers loads from it (``chatrec.models.convert_gguf``), so llama.cpp and the
@@ -152,12 +165,7 @@ def dequantised_base(src: str | Path, out: str | Path, dtype: str = "f32") -> Pa
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         writer = gguf.GGUFWriter(str(tmp), arch)
-        for field in reader.fields.values():
-            if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
-                continue
-            vtype = field.types[0]
-            sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+        copy_gguf_metadata(reader, writer)
         writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
         for t in reader.tensors:
             data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
