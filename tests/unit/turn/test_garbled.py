@@ -165,3 +165,23 @@ def test_a_fallback_reason_about_it_names_the_item_instead_of_a_garbled_is_is(kb
     )
     text = fallback_text("recommend", None, [rec], "none")
     assert text.endswith(f" {start} is compatible with the {item.title}.") and " is your " not in text, text
+
+
+def test_a_spanish_shops_drafts_are_not_called_non_words(kb):
+    """The non-word check compared every word the prompt lacks with English word frequencies, so a
+    shop answering in Spanish would have had ordinary Spanish words rejected as non-words; it now
+    runs only when the shop's templates are English."""
+    import csv
+    import dataclasses
+
+    from chatrec.turn.wording import Wording, is_english
+    from chatrec.types import Template
+    from tests_support import REPO
+
+    rows = list(csv.DictReader((REPO / "tests" / "fixtures" / "tienda_es.csv").open(encoding="utf-8")))
+    templates = {f"es{i}": Template(id=f"es{i}", intent=r["intent"], text=r["agent"]) for i, r in enumerate(rows)}
+    tienda = dataclasses.replace(kb, templates=templates)
+    assert is_english(kb) and not is_english(tienda)
+    draft = "Claro, con gusto le ayudo: puede devolver el artículo durante treinta días desde la entrega."
+    assert Wording.of(tienda, ["¿Puedo devolver mi compra?"]).non_words(draft) == []
+    assert Wording.of(kb, ["Can I return my order?"]).non_words(draft)  # in an English shop these are non-words
