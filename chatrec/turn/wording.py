@@ -90,6 +90,32 @@ def is_english(kb: KnowledgeBase) -> bool:
     return _ENGLISH[key]
 
 
+_CATALOGUE: dict[int, tuple] = {}  # id(kb) -> what Wording.of takes from the KB (dropped with the KB)
+
+
+def _catalogue(kb: KnowledgeBase) -> tuple[frozenset[str], dict[str, list[str]], dict, bool]:
+    """The KB's part of every turn's :class:`Wording`: the words of the catalogue's names, brands
+    and shop facts; each item's lower-cased title and aliases; names of 3+ words by their first two
+    words; and :func:`is_english`. Computed once per KB (it was rebuilt on every turn)."""
+    key = id(kb)
+    if key not in _CATALOGUE:
+        names: dict[str, list[str]] = {}
+        texts = [str(v) for v in kb.shop.model_dump().values()]
+        for item in kb.items.values():
+            names[item.id] = [item.title.lower(), *(a.lower() for a in item.aliases if len(a) >= 4)]
+            texts += [*names[item.id], item.brand]
+        by_start: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
+        for item_names in names.values():
+            for name in item_names:
+                words = _NAME_TOKEN.findall(name)
+                if len(words) >= 3:
+                    by_start[(words[0], words[1])].append(words)
+        known = frozenset(_stem(t) for text in texts for t in _tokens(text))
+        _CATALOGUE[key] = (known, names, dict(by_start), is_english(kb))
+        weakref.finalize(kb, _CATALOGUE.pop, key, None)
+    return _CATALOGUE[key]
+
+
 def option_counts(text: str) -> list[tuple[str, int]]:
     """``(as written, number)`` for every count of options the text states ("three good options")."""
     out = []
@@ -132,23 +158,12 @@ class Wording:
     def of(cls, kb: KnowledgeBase, texts: Iterable[str]) -> Wording:
         """``texts``: the turn's prompt (every message: the system prompt, the profile, the KG facts,
         the listed items, the template, the history, the customer's messages) and any other data
-        the reply may quote (the shop facts, the listed items' descriptions)."""
-        w = cls(english=is_english(kb))
-        catalogue = []
-        for item in kb.items.values():
-            names = [item.title.lower(), *(a.lower() for a in item.aliases if len(a) >= 4)]
-            w.names[item.id] = names
-            catalogue += [*names, item.brand]
-        shop = [str(v) for v in kb.shop.model_dump().values()]
-        for text in [*texts, *catalogue, *shop]:
+        the reply may quote (the shop facts, the listed items' descriptions). The catalogue's part
+        is built once per KB (:func:`_catalogue`); a turn adds only its own texts' words."""
+        known, names, by_start, english = _catalogue(kb)
+        w = cls(known=set(known), names=names, english=english, _by_start=by_start)
+        for text in texts:
             w.known.update(_stem(t) for t in _tokens(text))
-        by_start: dict[tuple[str, str], list[list[str]]] = defaultdict(list)
-        for names in w.names.values():
-            for name in names:
-                words = _NAME_TOKEN.findall(name)
-                if len(words) >= 3:
-                    by_start[(words[0], words[1])].append(words)
-        w._by_start = dict(by_start)
         return w
 
     def non_words(self, text: str) -> list[str]:
