@@ -23,8 +23,12 @@ def build_examples(
     conversation_ids: Iterable[str] | None = None,
     rank_negatives: int = 0,
     gated: bool = False,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Prompt-completion examples from the KB transcripts (``heldout`` None = all).
+
+    ``limit``: stop after the conversation that brings the count to at least this many (the
+    evaluation set of a run capped by ``max_eval_examples`` replays only what it uses).
 
     ``conversation_ids`` restricts them to those conversations (a benchmark's own split).
     ``rank_negatives`` > 0 adds the LLM ranker's task at every logged recommendation turn,
@@ -43,6 +47,8 @@ def build_examples(
     feedback = bool(rank_negatives) and any(t.accepted for c in kb.transcripts for t in c.turns)
     out: list[dict[str, Any]] = []
     for conv in kb.transcripts:
+        if limit is not None and len(out) >= limit:
+            break
         if heldout is not None and is_heldout(conv.conversation_id) != heldout:
             continue
         if wanted is not None and conv.conversation_id not in wanted:

@@ -188,7 +188,9 @@ def train(
 
     if examples is None:
         train_ex = build_examples(planner, heldout=False, rank_negatives=cfg.rank_negatives, gated=True)
-        eval_ex = build_examples(planner, heldout=True, rank_negatives=cfg.rank_negatives, gated=True)
+        eval_ex = build_examples(
+            planner, heldout=True, rank_negatives=cfg.rank_negatives, gated=True, limit=cfg.max_eval_examples
+        )
     else:
         train_ex, eval_ex = list(examples[0]), list(examples[1])
     eval_ex = eval_ex[: cfg.max_eval_examples]
@@ -226,6 +228,7 @@ def train(
         "steps": result.global_step,
         "train_seconds": round(time.perf_counter() - t0, 1),
         "train_examples": len(train_ex),
+        "rank_examples": sum(1 for e in train_ex if e.get("task") == "rank"),  # the LLM ranker's Yes/No task
         "eval_examples": len(eval_ex),
         "examples_truncated": truncated,
         "resumed": has_ckpt,

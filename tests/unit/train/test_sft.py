@@ -87,16 +87,37 @@ def test_too_little_data_is_a_clear_error(tmp_path, shared_index):
     assert not (tmp_path / "adapter").exists()
 
 
+@pytest.fixture
+def small_kb_bot(tmp_path, shared_index):
+    """The demo KB with its first 60 conversations (the default training path on a tenth of the
+    replay): a Chatbot on the scripted model."""
+    from chatrec.config import load_settings
+    from chatrec.kb import load_kb
+    from tests_support import KB_DIR
+
+    kb_dir = tmp_path / "kb"
+    kb_dir.mkdir()
+    for f in KB_DIR.iterdir():
+        if f.is_file() and f.name != "transcripts.jsonl":
+            (kb_dir / f.name).symlink_to(f)
+    lines = (KB_DIR / "transcripts.jsonl").read_text(encoding="utf-8").splitlines()[:60]
+    (kb_dir / "transcripts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = load_settings(kb_dir=str(kb_dir), data_dir=str(tmp_path / "state"), llm={"backend": "fake"})
+    return Chatbot(settings, llm=FakeLLM(), kb=load_kb(kb_dir), index=shared_index)
+
+
 @pytest.mark.slow
-def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, fake_bot):
+def test_one_qlora_step_writes_an_adapter_with_its_card(tmp_path, small_kb_bot):
     out = tmp_path / "adapter"
-    card = train(fake_bot.planner, out, TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10, rank_negatives=1))
+    cfg = TrainConfig(max_steps=1, max_eval_examples=2, eval_steps=10, rank_negatives=1)
+    card = train(small_kb_bot.planner, out, cfg)
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     saved = json.loads((out / "chatrec_card.json").read_text())
-    assert saved["data"]["kb_hash"] == fake_bot.kb.fingerprint() and saved["metrics"]["steps"] == 1
+    assert saved["data"]["kb_hash"] == small_kb_bot.kb.fingerprint() and saved["metrics"]["steps"] == 1
     assert card["metrics"]["eval_loss"] > 0
     assert saved["config"]["rank_negatives"] == 1  # with the ranker's Yes/No examples
-    assert card["metrics"]["train_examples"] > len(build_examples(fake_bot.planner, heldout=False))
+    assert 0 < card["metrics"]["rank_examples"] < card["metrics"]["train_examples"]
+    assert 1 <= card["metrics"]["eval_examples"] <= 2  # max_eval_examples, less any too long for max_length
     assert not out.with_name(out.name + ".tmp").exists() and not out.with_name(out.name + ".work").exists()
 
 
