@@ -1,32 +1,50 @@
 """The gate for the ranking policy: build a candidate from logged feedback, estimate its value
 against the current policy off-policy on held-out logged turns, promote only if not worse.
 
-Estimates are per logged slate, summed over its positions (the decomposition the bandit learns
-with, :mod:`chatrec.turn.policy`): at position k the policy's pick among the candidates still
-available is compared with the logged item, whose reward r is 1 for an accept, else 0, and whose
-logged propensity is p.
+Estimates are per logged slate, summed over its positions, assuming an item's reward at a
+position does not depend on the other items shown (the decomposition the bandit learns with,
+:mod:`chatrec.turn.policy`). A policy's slate is its own top-k of the logged candidates; at
+position k it is compared with the logged item, whose reward r is 1 for an accept, else 0, and
+whose *marginal* logging propensity P(k, item) is the probability that the logging policy
+(the version named in the record, epsilon-greedy over its own order, as
+:func:`chatrec.turn.policy.choose` draws) shows that item at position k, estimated by replaying
+that draw (:data:`PROPENSITY_DRAWS` times, seeded).
 
-* IPS: r [pick = logged] / p.
-* DR (doubly robust): q(pick) + (r - q(logged)) [pick = logged] / p, with q the gate's own
-  reward model: a bandit model fit on the training slates with the logged votes (never the
-  candidate's, whose training signal may be wrong), its predicted accept probability in [0, 1].
+* IPS: r [slate_k = logged_k] / P(k, logged_k).
+* DR (doubly robust): q(slate_k) + (r - q(logged_k)) [slate_k = logged_k] / P(k, logged_k), with q
+  the gate's own reward model: a bandit model fit on the training slates with the logged votes
+  (never the candidate's, whose training signal may be wrong), its predicted accept probability
+  in [0, 1].
+
+(Comparing position by position against the logged *remaining* candidates, as an earlier
+version did, scores a policy that moves an item up as if it showed that item at every later
+position too: it blocked candidates that the simulator shows are better.)
 
 The value is the mean over held-out turns; the candidate - current difference has a paired
 bootstrap 95% interval over turns. The candidate is promoted when the interval's lower end is
 at least ``-margin`` (non-inferiority), for both estimators. Without exploration in the logs
-(``ranking.explore`` = 0) only picks that agree with the logged ones carry information; the
+(``ranking.explore`` = 0) only slates that agree with the logged ones carry information; the
 report says how many positions matched.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from chatrec.turn.policy import PRIOR_WEIGHT, BanditPolicy, FusionPolicy, PolicyStore, slate_costs, update
+from chatrec.turn.policy import (
+    PRIOR_WEIGHT,
+    UNTRAINED,
+    BanditPolicy,
+    FusionPolicy,
+    PolicyStore,
+    slate_costs,
+    update,
+)
 
 RankPolicy = BanditPolicy | FusionPolicy
 
@@ -46,31 +64,65 @@ def _rewards(model: BanditPolicy | None, context: dict[str, Any], rows: Sequence
     return [min(1.0, max(0.0, -float(c))) for c in model.vw.predict(model._example(context, rows))]
 
 
+PROPENSITY_DRAWS = 4000  # replays of the logging policy's epsilon-greedy draw per held-out slate
+
+
+def _order(scores: Sequence[float], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Candidate indices best first, ties by item id (as :func:`chatrec.turn.policy.choose` orders)."""
+    return sorted(range(len(rows)), key=lambda i: (-scores[i], rows[i]["item_id"]))
+
+
+@functools.lru_cache(maxsize=256)  # the current and the candidate policy are scored on the same slates
+def marginal_propensities(
+    greedy: tuple[int, ...], epsilon: float, positions: int, draws: int = PROPENSITY_DRAWS, seed: int = 0
+) -> dict[tuple[int, int], float]:
+    """(position, candidate index) -> the probability that an epsilon-greedy draw over the order
+    ``greedy`` shows that candidate there (:func:`chatrec.turn.policy.choose`'s draw, replayed)."""
+    if epsilon <= 0:
+        return {(k, i): 1.0 for k, i in enumerate(greedy[:positions])}
+    rng = random.Random(seed)
+    counts: dict[tuple[int, int], int] = {}
+    for _ in range(draws):
+        remaining = list(greedy)
+        for k in range(min(positions, len(greedy))):
+            pick = rng.choice(remaining) if rng.random() < epsilon else remaining[0]
+            remaining.remove(pick)
+            counts[(k, pick)] = counts.get((k, pick), 0) + 1
+    return {key: n / draws for key, n in counts.items()}
+
+
 def turn_values(
     policy: RankPolicy,
     record: dict[str, Any],
     votes: Sequence[dict[str, Any]],
     reward_model: BanditPolicy | None = None,
+    logging: RankPolicy | None = None,
+    seed: int = 0,
 ) -> tuple[float, float, int]:
-    """(IPS, DR, matched positions) of one logged slate under ``policy``; DR's q is ``reward_model``."""
+    """(IPS, DR, matched positions) of one logged slate under ``policy``; DR's q is ``reward_model``;
+    ``logging`` is the policy that drew the logged slate (default: the fused order)."""
     costs = slate_costs(votes)
-    remaining = list(record["candidates"])
+    rows = list(record["candidates"])
+    index = {c["item_id"]: i for i, c in enumerate(rows)}
+    shown = sorted((s for s in record["shown"] if s["item_id"] in index), key=lambda s: s["position"])
+    if not shown:
+        return 0.0, 0.0, 0
+    context = record["context"]
+    slate = _order(_scores(policy, context, rows), rows)
+    logged_order = _order(_scores(logging or FusionPolicy(), context, rows), rows)
+    depth = max(int(s["position"]) for s in shown) + 1
+    marginal = marginal_propensities(tuple(logged_order), float(record.get("epsilon") or 0.0), depth, seed=seed)
+    q = _rewards(reward_model, context, rows)
     ips = dr = 0.0
     matched = 0
-    for s in sorted(record["shown"], key=lambda s: s["position"]):
-        idx = next((i for i, c in enumerate(remaining) if c["item_id"] == s["item_id"]), None)
-        if idx is None:
-            continue
-        scores = _scores(policy, record["context"], remaining)
-        q = _rewards(reward_model, record["context"], remaining)
-        pick = min(range(len(remaining)), key=lambda i: (-scores[i], remaining[i]["item_id"]))
+    for s in shown:
+        k, i = int(s["position"]), index[s["item_id"]]
         r = 1.0 if costs.get(s["item_id"], 0.0) < 0 else 0.0
-        p = max(float(s["propensity"]), 1e-3)
-        hit = pick == idx
+        p = max(marginal.get((k, i), 0.0), 1e-3)
+        hit = k < len(slate) and slate[k] == i
         matched += hit
         ips += r * hit / p
-        dr += q[pick] + (r - q[idx]) * hit / p
-        remaining.pop(idx)
+        dr += (q[slate[k]] if k < len(slate) else 0.0) + (r - q[i]) * hit / p
     return ips, dr, matched
 
 
@@ -88,17 +140,20 @@ def evaluate(
     votes: Sequence[dict[str, Any]],
     seed: int = 0,
     reward_model: BanditPolicy | None = None,
+    logging_policy: Callable[[dict[str, Any]], RankPolicy] | None = None,
 ) -> dict[str, Any]:
     """IPS and DR values of both policies on ``held_out`` logged slates and the paired difference
-    (DR with ``reward_model``, the same one for both)."""
+    (DR with ``reward_model``, the same one for both). ``logging_policy(record)``: the policy that
+    drew a logged slate (default: the fused order)."""
     by_turn: dict[int, list[dict[str, Any]]] = {}
     for f in votes:
         by_turn.setdefault(int(f["turn_id"]), []).append(f)
     cur, cand = [], []
-    for rec in held_out:
+    for n, rec in enumerate(held_out):
         v = by_turn.get(int(rec["turn_id"]), [])
-        cur.append(turn_values(current, rec, v, reward_model))
-        cand.append(turn_values(candidate, rec, v, reward_model))
+        logging = logging_policy(rec) if logging_policy else None
+        cur.append(turn_values(current, rec, v, reward_model, logging, seed + n))
+        cand.append(turn_values(candidate, rec, v, reward_model, logging, seed + n))
     a, b = np.array(cur, dtype=float).reshape(-1, 3), np.array(cand, dtype=float).reshape(-1, 3)
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"turns": len(held_out)}
@@ -161,7 +216,7 @@ def learn_and_gate(
     report["train_turns"], report["held_out_turns"] = len(train), len(held_out)
     reward_model = BanditPolicy()  # DR's q: fit on the training slates with the logged votes, shared by both
     update(reward_model, train, votes)
-    report["estimates"] = evaluate(current, candidate, held_out, votes, seed, reward_model)
+    report["estimates"] = evaluate(current, candidate, held_out, votes, seed, reward_model, _logging_policies(versions))
     low = min(report["estimates"][k]["difference"][1] for k in ("ips", "dr"))
     promoted = low >= -margin
     version = versions.save(candidate, {"gate": _brief(report)}, promote=promoted)
@@ -173,6 +228,22 @@ def learn_and_gate(
         f"{report['current']} stays current"
     )
     return GateResult(version, promoted, report)
+
+
+def _logging_policies(versions: PolicyStore) -> Callable[[dict[str, Any]], RankPolicy]:
+    """record -> the policy that drew it: the fused order, or the bandit version it names (loaded once)."""
+    loaded: dict[str, RankPolicy] = {}
+
+    def of(record: dict[str, Any]) -> RankPolicy:
+        version = str(record.get("version") or UNTRAINED)
+        if record.get("policy") != "bandit":
+            return FusionPolicy()
+        if version not in loaded:
+            known = version != UNTRAINED and version in versions.versions()
+            loaded[version] = versions.load(version) if known else BanditPolicy()  # untrained: the fused order
+        return loaded[version]
+
+    return of
 
 
 def _brief(report: dict[str, Any]) -> dict[str, Any]:

@@ -101,3 +101,39 @@ def test_chatrec_learn_promotes_blocks_shuffled_and_rolls_back(tmp_path):
         and "untrained" in r.output
         and PolicyStore(SQLiteStore(data / "chatrec.sqlite3")).current() is None
     )
+
+
+def test_ips_values_a_reordering_candidate_at_what_its_own_slate_earns():
+    """Only I7 is ever accepted. A candidate that learned to show I7 first earns 1 per slate (I7,
+    then an item nobody accepts). The estimate must say about 1: an earlier estimator compared the
+    policy at every position with the logged *remaining* candidates, so it showed I7 again at
+    position 1 whenever the log had not, and valued the candidate at almost 2."""
+    from chatrec.eval.offpolicy import marginal_propensities, turn_values
+    from chatrec.turn.policy import BanditPolicy, update
+
+    rng = random.Random(3)
+
+    def log(first: int, n: int) -> tuple[list[dict], list[dict]]:
+        logs, votes = [], []
+        for t in range(first, first + n):
+            rec = choose(FusionPolicy(), CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
+            logs.append({**rec, "turn_id": t})
+            votes += [{"turn_id": t, "kind": "accept", "item_id": "I7"} for s in rec["shown"] if s["item_id"] == "I7"]
+        return logs, votes
+
+    train, train_votes = log(1, 300)
+    candidate = BanditPolicy()
+    update(candidate, train, train_votes)
+    held, held_votes = log(301, 2000)
+    by_turn: dict[int, list[dict]] = {}
+    for f in held_votes:
+        by_turn.setdefault(f["turn_id"], []).append(f)
+    first = candidate.scores(CANDS, {"user": "u0"})
+    assert max(range(len(CANDS)), key=lambda i: first[i]) == 7  # it learned to show I7 first
+    for policy, truth in ((candidate, 1.0), (FusionPolicy(), 0.0)):  # the fused order shows I0, I1
+        ips = sum(turn_values(policy, rec, by_turn.get(rec["turn_id"], []))[0] for rec in held) / len(held)
+        assert abs(ips - truth) < 0.25, (policy.name, ips)
+    # the logging propensities are the epsilon-greedy draw's marginals: position 0 exactly
+    m = marginal_propensities(tuple(range(8)), 0.5, 2)
+    assert abs(m[(0, 0)] - (0.5 + 0.5 / 8)) < 0.02 and abs(m[(0, 7)] - 0.5 / 8) < 0.01
+    assert abs(sum(p for (k, _), p in m.items() if k == 1) - 1.0) < 1e-9
