@@ -1,11 +1,11 @@
 """What the simulated customers' own accept model says of a ranking gate's decision.
 
 Given a store that ``chatrec learn`` ran on (simulated logs: ``simulate_feedback.py --keep``), the
-expected accepts per held-out slate of the policy that was current and of the candidate it
-built, by :func:`simulate_feedback.true_value` (the off-policy estimates try to tell this
-without knowing the customers):
+expected accepts per new logged slate (the ones the gate cross-fitted on) of the policy that was
+current and of the candidate it built, by :func:`simulate_feedback.true_value` (the off-policy
+estimates try to tell this without knowing the customers):
 
-    python benchmarks/gate_truth.py STATE_DIR/chatrec.sqlite3 v0001 [--current v0000] [--holdout 0.3]
+    python benchmarks/gate_truth.py STATE_DIR/chatrec.sqlite3 v0001 [--current v0000]
 """
 
 from __future__ import annotations
@@ -30,14 +30,12 @@ def main() -> None:
     ap.add_argument("store")
     ap.add_argument("candidate", help="the candidate's version")
     ap.add_argument("--current", default=UNTRAINED, help="the version that was current [untrained]")
-    ap.add_argument("--holdout", type=float, default=0.3)
     args = ap.parse_args()
     kb = load_kb(REPO / "kb")
     versions = PolicyStore(SQLiteStore(args.store))
     current = BanditPolicy() if args.current == UNTRAINED else versions.load(args.current)
     candidate = versions.load(args.candidate)
-    logs = [r for r in versions.store.ranking_log(0) if int(r["turn_id"]) > current.learned_turn]
-    held = logs[max(1, int(len(logs) * (1 - args.holdout))) :]
+    held = [r for r in versions.store.ranking_log(0) if int(r["turn_id"]) > current.learned_turn]
     customers: dict[str, Customer] = {}
     value = {}
     for name, policy in (("current", current), ("candidate", candidate)):
@@ -47,7 +45,7 @@ def main() -> None:
             total += true_value(kb, customers.setdefault(user, Customer(kb, user)), policy, rec)
         value[name] = total / len(held)
     print(
-        f"expected accepts per held-out slate ({len(held)} slates), by the customers' accept model: "
+        f"expected accepts per new logged slate ({len(held)} slates), by the customers' accept model: "
         f"current {value['current']:.3f}, candidate {value['candidate']:.3f}, "
         f"candidate - current {value['candidate'] - value['current']:+.3f}"
     )

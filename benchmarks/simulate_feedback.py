@@ -227,7 +227,7 @@ def run_arm(
             gate = learn_and_gate(versions, store.ranking_log(0), store.feedback())
             row["gate"] = gate.report["decision"]
             if gate.version is not None:  # what the customers' own accept model says of the same choice
-                held = [r for r in store.ranking_log(before.learned_turn)][gate.report["train_turns"] :]
+                held = store.ranking_log(before.learned_turn)  # the new turns it was cross-fitted on
                 by_id = {c.id: c for c in customers}
                 row["gate_truth"] = {
                     name: sum(true_value(kb, by_id[r["context"]["user"]], pol, r) for r in held) / len(held)

@@ -15,7 +15,7 @@ import types
 import typing
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -194,6 +194,11 @@ class RankingSettings(Section):
     )
     policy_candidates: int = Field(
         20, ge=1, le=200, description="the best allowed fused candidates the policy orders, explores and logs"
+    )
+    position_bias: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        default_factory=list,
+        description="chatrec learn's off-policy gate: how likely a customer is to look at each slate position, "
+        "top first (1.0 at the top; later positions take the last value); empty = every position alike",
     )
 
 

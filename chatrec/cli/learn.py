@@ -84,7 +84,14 @@ def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shu
     type=click.FloatRange(0.05, 0.9),
     default=0.3,
     show_default=True,
-    help="share of the newest logged turns held out for the comparison",
+    help="--adapter: share of the newest labelled turns held out for the comparison",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
+    show_default=True,
+    help="ranking policy: cross-fitting folds (each new turn is scored by a candidate that did not learn it)",
 )
 @click.option(
     "--margin",
@@ -121,6 +128,7 @@ def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shu
 def learn(
     ctx,
     holdout,
+    folds,
     margin,
     min_turns,
     shuffle_rewards,
@@ -134,8 +142,8 @@ def learn(
     max_length,
 ) -> None:
     """Build a candidate ranking policy (the bandit) from the store's ranking log and votes, compare
-    it with the current one by IPS and doubly robust estimates on the newest logged turns (paired
-    bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version.
+    it with the current one by IPS and doubly robust estimates on the new logged turns, cross-fitted
+    (paired bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version.
 
     With --adapter: build a candidate LoRA adapter by KTO from the voted turns instead, and gate it
     by its reward margin on the newest ones (docs/feedback.md)."""
@@ -154,10 +162,11 @@ def learn(
         versions,
         store.ranking_log(),
         store.feedback(),
-        holdout=holdout,
+        folds=folds,
         margin=margin,
         min_turns=min_turns,
         shuffle_rewards=shuffle_rewards,
+        position_bias=settings.ranking.position_bias,
     )
     click.echo(json.dumps(result.report, indent=2) if as_json else report_text(result.report))
     if settings.ranking.policy != "bandit":

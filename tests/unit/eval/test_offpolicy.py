@@ -33,6 +33,7 @@ def test_gate_promotes_a_candidate_learned_from_logged_accepts(tmp_path):
     logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
     result = learn_and_gate(versions, logs, votes)
     assert result.promoted and versions.current() == result.version == "v0001"
+    assert result.report["estimates"]["turns"] == result.report["new_logged_turns"] == 300  # cross-fitted: all scored
     ips = result.report["estimates"]["ips"]
     assert ips["difference"][1] > 0 and ips["candidate"][0] > ips["current"][0]
     assert "promoted v0001" in report_text(result.report)
@@ -137,3 +138,41 @@ def test_ips_values_a_reordering_candidate_at_what_its_own_slate_earns():
     m = marginal_propensities(tuple(range(8)), 0.5, 2)
     assert abs(m[(0, 0)] - (0.5 + 0.5 / 8)) < 0.02 and abs(m[(0, 7)] - 0.5 / 8) < 0.01
     assert abs(sum(p for (k, _), p in m.items() if k == 1) - 1.0) < 1e-9
+
+
+def test_position_bias_corrects_for_where_the_logs_showed_an_item():
+    """Customers look at position 1 half as often as at the top: I7, the only item anyone wants,
+    is accepted with probability 1 at the top and 0.5 below it. A candidate that shows I7 first
+    earns 1 per slate. Read flat, the logs undervalue I7 (it was often shown second); with the
+    position bias (1, 0.5) the estimate is about 1."""
+    from chatrec.eval.offpolicy import turn_values
+    from chatrec.turn.policy import BanditPolicy, update
+
+    rng = random.Random(5)
+
+    def log(first: int, n: int) -> tuple[list[dict], list[dict]]:
+        logs, votes = [], []
+        for t in range(first, first + n):
+            rec = choose(FusionPolicy(), CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
+            logs.append({**rec, "turn_id": t})
+            votes += [
+                {"turn_id": t, "kind": "accept", "item_id": "I7"}
+                for s in rec["shown"]
+                if s["item_id"] == "I7" and rng.random() < (1.0, 0.5)[s["position"]]
+            ]
+        return logs, votes
+
+    train, train_votes = log(1, 300)
+    candidate = BanditPolicy()
+    update(candidate, train, train_votes)
+    held, held_votes = log(301, 3000)
+    by_turn: dict[int, list[dict]] = {}
+    for f in held_votes:
+        by_turn.setdefault(f["turn_id"], []).append(f)
+
+    def value(bias: tuple[float, ...]) -> float:
+        vals = [turn_values(candidate, r, by_turn.get(r["turn_id"], []), position_bias=bias)[0] for r in held]
+        return sum(vals) / len(vals)
+
+    assert abs(value((1.0, 0.5)) - 1.0) < 0.15
+    assert value(()) < 0.85  # flat: I7's accepts at position 1 count as what it earns at the top
