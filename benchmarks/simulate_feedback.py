@@ -430,16 +430,23 @@ def main() -> None:
         promoted = sum(d.startswith("promoted") for d in decisions)
         truths = [x["gate_truth"] for r in runs["gated"] for x in r["rounds"] if x.get("gate_truth")]
         better = sum(t["candidate"] > t["current"] for t in truths)
+        pairs = [(x["gate_truth"], x["gate"]) for r in runs["gated"] for x in r["rounds"] if x.get("gate_truth")]
         lines += [
             "",
             f"Gated arm: {promoted} of {len(decisions)} `chatrec learn` runs promoted their candidate. By the "
             f"customers' own accept model, {better} of {len(truths)} candidates were better than the current policy "
-            "on the held-out slates, by "
+            "on the new logged slates the gate scored, by "
             + (
                 f"{statistics.fmean(t['candidate'] - t['current'] for t in truths):+.3f} expected accepts per slate "
                 "on average."
                 if truths
                 else "-."
+            )
+            + (
+                " The worst promoted candidate's true difference: "
+                f"{min(t['candidate'] - t['current'] for t, d in pairs if d.startswith('promoted')):+.4f}."
+                if any(d.startswith("promoted") for _, d in pairs)
+                else ""
             ),
         ]
     if "adapter" in runs:
