@@ -184,6 +184,7 @@ class Chatbot:
             self.planner.ranker,
         )
         r = settings.ranking
+        self.ranker.user_key = self.owner_key  # the policy's context carries the stored user form
         self.policy = LivePolicy(self.ranker, r.policy, self.store, r.explore, policy_kind=policy_kind)
         self.startup_s = time.perf_counter() - t0
 

@@ -46,18 +46,40 @@ def _adapter_versions(ctx: click.Context, tenant: str | None):
     return settings, store, AdapterVersions(store, adapter_kind(tenant), adapter_folder(settings.data_dir, tenant))
 
 
-def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shuffle, flip) -> None:
-    from chatrec.chatbot import build_planner
+def _tenant_ids(settings, store, tenant: str | None) -> set[int | None]:
+    """The conversations' tenant ids (site key ids) of a shop; ``None`` stands for conversations
+    without a key, which belong to the default shop."""
     from chatrec.store import open_keys
     from chatrec.store.keys import DEFAULT_TENANT
+
+    name = tenant or DEFAULT_TENANT
+    keys = [k for k in open_keys(settings, store).list() if k.tenant == name]
+    return {k.id for k in keys} | ({None} if name == DEFAULT_TENANT else set())
+
+
+def _shop_ranking_log(settings, store, tenant: str | None) -> list[dict]:
+    """The ranking log rows of one shop's conversations (shops share the store, not their logs)."""
+    tenants = _tenant_ids(settings, store, tenant)
+    conversation_of = {int(t["id"]): t["conversation_id"] for t in store.turn_log()}
+    shop: dict[str, bool] = {}
+    out = []
+    for rec in store.ranking_log():
+        cid = conversation_of.get(int(rec["turn_id"]))
+        if cid not in shop:
+            shop[cid] = cid is not None and (store.conversation(cid) or {}).get("tenant_id") in tenants
+        if shop[cid]:
+            out.append(rec)
+    return out
+
+
+def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shuffle, flip) -> None:
+    from chatrec.chatbot import build_planner
     from chatrec.train.kto import refresh_adapter, report_text
 
     if shuffle and flip:
         raise click.UsageError("--shuffle-labels and --flip-labels exclude each other")
     settings, store, versions = _adapter_versions(ctx, tenant)
-    name = tenant or DEFAULT_TENANT
-    keys = [k for k in open_keys(settings, store).list() if k.tenant == name]
-    tenants: set[int | None] = {k.id for k in keys} | ({None} if name == DEFAULT_TENANT else set())
+    tenants = _tenant_ids(settings, store, tenant)
     result = refresh_adapter(
         versions,
         settings,
@@ -160,7 +182,7 @@ def learn(
     settings, store, versions = _versions(ctx, tenant)
     result = learn_and_gate(
         versions,
-        store.ranking_log(),
+        _shop_ranking_log(settings, store, tenant),
         store.feedback(),
         folds=folds,
         margin=margin,

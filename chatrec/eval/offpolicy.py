@@ -83,31 +83,51 @@ def _rewards(model: BanditPolicy | None, context: dict[str, Any], rows: Sequence
     return [min(1.0, max(0.0, -float(c))) for c in model.vw.predict(model._example(context, rows))]
 
 
-PROPENSITY_DRAWS = 4000  # replays of the logging policy's epsilon-greedy draw per held-out slate
-
-
 def _order(scores: Sequence[float], rows: Sequence[dict[str, Any]]) -> list[int]:
     """Candidate indices best first, ties by item id (as :func:`chatrec.turn.policy.choose` orders)."""
     return sorted(range(len(rows)), key=lambda i: (-scores[i], rows[i]["item_id"]))
 
 
 @functools.lru_cache(maxsize=256)  # the current and the candidate policy are scored on the same slates
-def marginal_propensities(
-    greedy: tuple[int, ...], epsilon: float, positions: int, draws: int = PROPENSITY_DRAWS, seed: int = 0
-) -> dict[tuple[int, int], float]:
+def marginal_propensities(greedy: tuple[int, ...], epsilon: float, positions: int) -> dict[tuple[int, int], float]:
     """(position, candidate index) -> the probability that an epsilon-greedy draw over the order
-    ``greedy`` shows that candidate there (:func:`chatrec.turn.policy.choose`'s draw, replayed)."""
-    if epsilon <= 0:
-        return {(k, i): 1.0 for k, i in enumerate(greedy[:positions])}
-    rng = random.Random(seed)
-    counts: dict[tuple[int, int], int] = {}
-    for _ in range(draws):
-        remaining = list(greedy)
-        for k in range(min(positions, len(greedy))):
-            pick = rng.choice(remaining) if rng.random() < epsilon else remaining[0]
-            remaining.remove(pick)
-            counts[(k, pick)] = counts.get((k, pick), 0) + 1
-    return {key: n / draws for key, n in counts.items()}
+    ``greedy`` (:func:`chatrec.turn.policy.choose`'s draw) shows that candidate there, exactly.
+
+    Per candidate, what matters is how many remaining candidates are ahead of it in the order
+    (``ahead``): each position takes the first remaining one with probability 1 - epsilon, else a
+    uniformly drawn remaining one, which is the candidate itself (1 / remaining), one ahead of it
+    (ahead / remaining) or one behind it. A dynamic programme over ``ahead`` per position."""
+    n = len(greedy)
+    depth = min(positions, n)
+    out: dict[tuple[int, int], float] = {}
+    for rank, item in enumerate(greedy):
+        state = {rank: 1.0}  # ahead -> probability, while the candidate is not yet shown
+        for k in range(depth):
+            remaining = n - k
+            here = 0.0
+            nxt: dict[int, float] = {}
+            for ahead, p in state.items():
+                first = (1 - epsilon) * (ahead == 0)
+                here += p * (first + epsilon / remaining)
+                if ahead > 0:  # the greedy pick or a uniform one ahead of it: one fewer ahead
+                    nxt[ahead - 1] = nxt.get(ahead - 1, 0.0) + p * ((1 - epsilon) + epsilon * ahead / remaining)
+                stay = epsilon * (remaining - 1 - ahead) / remaining  # a uniform pick behind it
+                if stay > 0:
+                    nxt[ahead] = nxt.get(ahead, 0.0) + p * stay
+            if here > 0:
+                out[(k, item)] = here
+            state = nxt
+    return out
+
+
+def _logged_order(record: dict[str, Any], rows: Sequence[dict[str, Any]], logging: RankPolicy | None) -> list[int]:
+    """The order the logging policy drew from: as logged (``order``), else recomputed from the
+    logged features (records written before the order was logged; the fused scores there are
+    rounded, which can break a near tie differently)."""
+    index = {c["item_id"]: i for i, c in enumerate(rows)}
+    if record.get("order"):
+        return [index[i] for i in record["order"] if i in index]
+    return _order(_scores(logging or FusionPolicy(), record["context"], rows), rows)
 
 
 def turn_values(
@@ -116,32 +136,35 @@ def turn_values(
     votes: Sequence[dict[str, Any]],
     reward_model: BanditPolicy | None = None,
     logging: RankPolicy | None = None,
-    seed: int = 0,
     position_bias: Sequence[float] = (),
 ) -> tuple[float, float, int]:
     """(IPS, DR, shown items) of one logged slate under ``policy``: its slate's estimated accepts
     and how many of its items the logged slate showed; DR's q is ``reward_model``; ``logging`` is
-    the policy that drew the logged slate (default: the fused order); ``position_bias``: theta_k
-    (missing positions: the last given, or 1)."""
+    the policy that drew the logged slate (default: the fused order; used only for records without
+    a logged order); ``position_bias``: theta_k, scaled so that the top is 1 (positions past its
+    end take its last value; empty: 1 everywhere)."""
     costs = slate_costs(votes)
     rows = list(record["candidates"])
     index = {c["item_id"]: i for i, c in enumerate(rows)}
     shown = [s for s in record["shown"] if s["item_id"] in index]
     if not shown:
         return 0.0, 0.0, 0
-    depth = max(int(s["position"]) for s in shown) + 1
-    theta = [float(position_bias[min(k, len(position_bias) - 1)]) if position_bias else 1.0 for k in range(depth)]
+    depth = max([int(record.get("depth") or 0)] + [int(s["position"]) + 1 for s in shown])
+    top = float(position_bias[0]) if position_bias else 1.0
+    theta = [float(position_bias[min(k, len(position_bias) - 1)]) / top if position_bias else 1.0 for k in range(depth)]
     context = record["context"]
     slate = _order(_scores(policy, context, rows), rows)[:depth]
-    logged_order = _order(_scores(logging or FusionPolicy(), context, rows), rows)
-    marginal = marginal_propensities(tuple(logged_order), float(record.get("epsilon") or 0.0), depth, seed=seed)
+    logged_order = _logged_order(record, rows, logging)
+    marginal = marginal_propensities(tuple(logged_order), float(record.get("epsilon") or 0.0), depth)
     p_shown: dict[int, float] = {}
     for (_, i), p in marginal.items():
         p_shown[i] = p_shown.get(i, 0.0) + p
-    # item -> its reward divided by the position bias where it was shown: an estimate of a(item)
+    # item -> its reward divided by the position bias where it was shown: an estimate of a(item);
+    # an item the logging policy could not have shown (a record inconsistent with its order) is left out
     wanted = {
         index[s["item_id"]]: (1.0 if costs.get(s["item_id"], 0.0) < 0 else 0.0) / theta[int(s["position"])]
         for s in shown
+        if p_shown.get(index[s["item_id"]], 0.0) > 0
     }
     q = _rewards(reward_model, context, rows)
     ips = dr = 0.0
@@ -149,17 +172,23 @@ def turn_values(
     for k, i in enumerate(slate):
         dr += theta[k] * q[i]
         if i in wanted:
-            w = theta[k] / max(p_shown.get(i, 0.0), 1e-3)
+            w = theta[k] / p_shown[i]
             matched += 1
             ips += w * wanted[i]
             dr += w * (wanted[i] - q[i])
     return ips, dr, matched
 
 
-def _interval(xs: np.ndarray, rng: np.random.Generator, n: int = 1000) -> tuple[float, float, float]:
+def _interval(
+    xs: np.ndarray, groups: np.ndarray, rng: np.random.Generator, n: int = 1000
+) -> tuple[float, float, float]:
+    """Mean of ``xs`` and a 95% cluster-bootstrap interval: whole groups (customers) resampled."""
     if len(xs) == 0:
         return 0.0, 0.0, 0.0
-    means = xs[rng.integers(0, len(xs), size=(n, len(xs)))].mean(axis=1)
+    keys, g = np.unique(groups, return_inverse=True)
+    sums, counts = np.bincount(g, xs, len(keys)), np.bincount(g, minlength=len(keys)).astype(float)
+    pick = rng.integers(0, len(keys), size=(n, len(keys)))
+    means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
     return float(xs.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
@@ -168,7 +197,6 @@ def turn_estimates(
     candidate: RankPolicy,
     held_out: Sequence[dict[str, Any]],
     votes: Sequence[dict[str, Any]],
-    seed: int = 0,
     reward_model: BanditPolicy | None = None,
     logging_policy: Callable[[dict[str, Any]], RankPolicy] | None = None,
     position_bias: Sequence[float] = (),
@@ -181,21 +209,28 @@ def turn_estimates(
     for rec in held_out:
         v = by_turn.get(int(rec["turn_id"]), [])
         logging = logging_policy(rec) if logging_policy else None
-        n = seed + int(rec["turn_id"])  # the same replay of the logging draw for both policies
-        cur.append(turn_values(current, rec, v, reward_model, logging, n, position_bias))
-        cand.append(turn_values(candidate, rec, v, reward_model, logging, n, position_bias))
+        cur.append(turn_values(current, rec, v, reward_model, logging, position_bias))
+        cand.append(turn_values(candidate, rec, v, reward_model, logging, position_bias))
     return np.array(cur, dtype=float).reshape(-1, 3), np.array(cand, dtype=float).reshape(-1, 3)
 
 
-def summarise(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """Means with bootstrap 95% intervals of both policies' per-turn values and of their paired difference."""
+def _customer(record: dict[str, Any]) -> str:
+    """The resampling unit of the intervals: the customer (their turns are not independent);
+    anonymous turns stand alone."""
+    return str(record["context"].get("user") or f"turn:{record['turn_id']}")
+
+
+def summarise(a: np.ndarray, b: np.ndarray, groups: Sequence[str], seed: int = 0) -> dict[str, Any]:
+    """Means with cluster-bootstrap 95% intervals (by ``groups``: one per turn) of both policies'
+    per-turn values and of their paired difference."""
     rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {"turns": len(a)}
+    g = np.asarray(groups)
+    out: dict[str, Any] = {"turns": len(a), "customers": len(set(groups))}
     for j, name in ((0, "ips"), (1, "dr")):
         out[name] = {
-            "current": _interval(a[:, j], rng),
-            "candidate": _interval(b[:, j], rng),
-            "difference": _interval(b[:, j] - a[:, j], rng),
+            "current": _interval(a[:, j], g, rng),
+            "candidate": _interval(b[:, j], g, rng),
+            "difference": _interval(b[:, j] - a[:, j], g, rng),
         }
     out["shown_items"] = {"current": int(a[:, 2].sum()), "candidate": int(b[:, 2].sum())}
     return out
@@ -214,8 +249,8 @@ def evaluate(
     """IPS and DR values of both policies on ``held_out`` logged slates and the paired difference
     (DR with ``reward_model``, the same one for both). ``logging_policy(record)``: the policy that
     drew a logged slate (default: the fused order)."""
-    a, b = turn_estimates(current, candidate, held_out, votes, seed, reward_model, logging_policy, position_bias)
-    return summarise(a, b, seed)
+    a, b = turn_estimates(current, candidate, held_out, votes, reward_model, logging_policy, position_bias)
+    return summarise(a, b, [_customer(r) for r in held_out], seed)
 
 
 def shuffled(votes: Sequence[dict[str, Any]], logs: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
@@ -249,7 +284,7 @@ def learn_and_gate(
     """Learn a candidate from the logged slates after the current version's, estimate it against
     the current one by ``folds``-fold cross-fitting on those slates, and promote it only if not worse."""
     current = versions.load()
-    new = [r for r in logs if int(r["turn_id"]) > current.learned_turn]
+    new = sorted((r for r in logs if int(r["turn_id"]) > current.learned_turn), key=lambda r: int(r["turn_id"]))
     report: dict[str, Any] = {
         "current": versions.current() or "untrained",
         "new_logged_turns": len(new),
@@ -264,6 +299,7 @@ def learn_and_gate(
     train_votes = shuffled(votes, new, seed) if shuffle_rewards else votes
     logging = _logging_policies(versions)
     parts: list[tuple[np.ndarray, np.ndarray]] = []
+    groups: list[str] = []
     for f in range(folds):  # each fold scored by a candidate (and a reward model) that did not learn from it
         rest = [r for n, r in enumerate(new) if n % folds != f]
         held = [r for n, r in enumerate(new) if n % folds == f]
@@ -271,8 +307,10 @@ def learn_and_gate(
         update(candidate, rest, train_votes)
         reward_model = BanditPolicy()  # DR's q: learned from the other folds with the logged votes, shared by both
         update(reward_model, rest, votes)
-        parts.append(turn_estimates(current, candidate, held, votes, seed, reward_model, logging, position_bias))
-    report["estimates"] = summarise(np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts]), seed)
+        parts.append(turn_estimates(current, candidate, held, votes, reward_model, logging, position_bias))
+        groups += [_customer(r) for r in held]
+    a, b = np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
+    report["estimates"] = summarise(a, b, groups, seed)
     candidate = versions.load()  # the current one, to be updated from every new turn
     report["examples"] = update(candidate, new, train_votes)
     low = report["estimates"]["dr"]["difference"][1]
@@ -338,6 +376,7 @@ def report_text(report: dict[str, Any]) -> str:
                 for v in (est[k]["current"], est[k]["candidate"], est[k]["difference"])
             ]
             lines.append(f"{k.upper():<10}" + "".join(c.rjust(28) for c in cells))
+        lines.append(f"intervals: {est.get('customers', '?')} customers resampled (cluster bootstrap)")
         m = est["shown_items"]
         lines.append(f"slate items the logged slates showed: current {m['current']}, candidate {m['candidate']}")
     lines.append(f"decision: {report['decision']}")

@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from chatrec.extras import require
 
@@ -50,11 +50,14 @@ class Scored(Protocol):
     score: float
 
 
-def context_of(state: Any, history: Any) -> dict[str, Any]:
-    """The shared context of a turn: who asks and what the request constrains (no text, no PII)."""
+def context_of(state: Any, history: Any, user_key: Callable[[str], str | None] | None = None) -> dict[str, Any]:
+    """The shared context of a turn: who asks (``user_key(user id)``: the form the store keeps,
+    so that the live draw and the logged record are the same context) and what the request
+    constrains (no text, no PII)."""
     c = state.constraints
+    user = history.user_id or ""
     return {
-        "user": history.user_id or "",
+        "user": (user_key(user) if user_key and user else user) or "",
         "categories": sorted(c.categories),
         "budget": c.max_price is not None,
         "brands_in": sorted(c.brands_in),
@@ -212,6 +215,8 @@ def choose(
         "policy": policy.name,
         "version": policy.version,
         "epsilon": epsilon,
+        "order": [cands[i].item.id for i in order],  # the greedy order drawn from: the gate's propensities
+        "depth": min(top_n, len(cands)),  # positions drawn (the turn may show fewer: log_slate)
         "context": context,
         "candidates": [candidate_row(c) for c in cands],
         "shown": rows,

@@ -15,7 +15,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from chatrec.config import RankingSettings
 from chatrec.kb import KnowledgeBase
@@ -185,6 +185,9 @@ class Ranker:
     policy: RankPolicy | None = None
     explore: float = 0.0
     rng: random.Random = random.Random()
+    # user id -> the form the store keeps (the live chatbot's owner_key): the policy scores the
+    # context that is logged, so the gate replays and the bandit learns the same features
+    user_key: Callable[[str], str | None] | None = None
 
     def __init__(
         self,
@@ -290,7 +293,8 @@ class Ranker:
         shown, policy_log = kept[: self.s.top_n], None
         if self.policy is not None:  # orders and picks among the best allowed candidates only
             pool = kept[: max(self.s.policy_candidates, self.s.top_n)]
-            slate = choose(self.policy, pool, context_of(state, history), self.s.top_n, self.explore, self.rng)
+            context = context_of(state, history, self.user_key)
+            slate = choose(self.policy, pool, context, self.s.top_n, self.explore, self.rng)
             shown, policy_log = slate.shown, slate.record
         recs = [self._explain(cand, history) for cand in shown]
         trace = {

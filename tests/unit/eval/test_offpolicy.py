@@ -176,3 +176,18 @@ def test_position_bias_corrects_for_where_the_logs_showed_an_item():
 
     assert abs(value((1.0, 0.5)) - 1.0) < 0.15
     assert value(()) < 0.85  # flat: I7's accepts at position 1 count as what it earns at the top
+
+
+def test_the_gate_reads_the_logged_order_not_a_recomputed_one():
+    """Two scores that round to the same logged value: ``choose`` drew from the unrounded order
+    (b first); recomputing it from the rounded log would put a first and give b a probability of 0
+    (an earlier version clipped that to 1e-3: a weight of 1000). The record keeps the order."""
+    from chatrec.eval.offpolicy import turn_values
+
+    cands = [SlateCandidate(SlateItem("a", "x"), 0.123451, {}), SlateCandidate(SlateItem("b", "x"), 0.123453, {})]
+    rec = {**choose(FusionPolicy(), cands, {"user": "u"}, 1, 0.0, random.Random(0)).record, "turn_id": 1}
+    assert rec["order"] == ["b", "a"] and rec["depth"] == 1 and rec["shown"][0]["item_id"] == "b"
+    assert rec["candidates"][0]["fused"] == rec["candidates"][1]["fused"]  # tied once rounded
+    prefers_b = {**rec, "candidates": [{**c, "fused": 0.2 if c["item_id"] == "b" else 0.1} for c in rec["candidates"]]}
+    ips, dr, shown = turn_values(FusionPolicy(), prefers_b, [{"turn_id": 1, "kind": "accept", "item_id": "b"}])
+    assert (ips, dr, shown) == (1.0, 1.0, 1)
