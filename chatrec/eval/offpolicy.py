@@ -10,16 +10,19 @@ position k (``ranking.position_bias``; by default 1 everywhere, so an item earns
 it is shown). A policy's slate is its own top-K of the logged candidates (K: the logged slate's
 length). The logged reward r of item i (1 for an accept, else 0) shown at position j, divided by
 theta_j, estimates a(i); weighting it by 1 / P(i shown), the probability that the logging policy
-shows i *anywhere* in its slate, makes the estimate unbiased whatever the logging policy preferred.
-P(i shown) sums the *marginal* probabilities P(k, i) that the logging policy (the version named in
-the record, epsilon-greedy over its own order, as :func:`chatrec.turn.policy.choose` draws) shows
-i at position k, estimated by replaying that draw (:data:`PROPENSITY_DRAWS` times, seeded).
+shows i *anywhere* in its slate, makes the estimate unbiased for every item the logging policy
+could show (P > 0: with exploration, every logged candidate; items it could not show add 0).
+P(i shown) sums the *marginal* probabilities P(k, i) that the logging policy's epsilon-greedy
+draw (:func:`chatrec.turn.policy.choose`) shows i at position k, computed exactly
+(:func:`marginal_propensities`) from the greedy order the record logged (records written before
+that order was logged: recomputed from the logged features and the version the record names).
 
 * IPS: sum over the policy's slate of theta_k [i_k shown] r / (theta_j P(i_k shown)).
 * DR (doubly robust): sum of theta_k (q(i_k) + [i_k shown] (r / theta_j - q(i_k)) / P(i_k shown)), with
   q the gate's own reward model: a bandit model fit on the training turns with the logged votes
-  (never the candidate's, whose training signal may be wrong), its predicted accept probability
-  in [0, 1].
+  (never the candidate's, whose training signal may be wrong), minus its predicted cost clipped
+  to [0, 1] (costs: accept -1, ignored 0, reject +0.5), a stand-in for the accept probability;
+  a wrong q costs DR variance, not bias.
 
 Matching items rather than (item, position) pairs is what gives the gate power on a small shop's
 traffic: a candidate that reorders or swaps a few items of the logged slate is scored on every
@@ -30,11 +33,13 @@ their order, so a candidate that only reorders the same items scores the same as
 item-based estimators with exact item-position ones: far lower variance, biased when the click
 model is wrong). A shop that has measured its widget's position bias sets it.
 
-**Cross-fitting**: the new logged turns are split into ``folds`` (by turn, interleaved); each fold
-is scored by a candidate and a reward model learned from the other folds, so every new turn
-serves as held-out data once, and the candidate that is saved learns from all of them. The value
-is the mean over turns; the candidate - current difference has a paired bootstrap 95% interval
-over turns. The candidate is promoted when DR's interval has its lower end at least ``-margin``
+**Cross-fitting**: the new logged turns are split into ``folds`` (by turn, interleaved, so a
+returning customer's other turns can teach the fold's candidate, as they teach the live one);
+each fold is scored by a candidate and a reward model learned from the other folds, so every
+new turn serves as held-out data once. The estimate is thus the average of the fold candidates,
+each learned from (folds - 1) / folds of the turns; the candidate that is saved learns from all
+of them. The value is the mean over turns; the candidate - current difference has a paired
+95% interval by a cluster bootstrap over customers (a customer's turns are not independent). The candidate is promoted when DR's interval has its lower end at least ``-margin``
 (non-inferiority; DR, the standard choice for contextual bandits since Dudik, Langford and Li
 2011, has the lower variance: IPS is reported beside it). Without exploration in the logs (``ranking.explore`` = 0)
 only items the logged slates showed carry information; the report says how many of the
