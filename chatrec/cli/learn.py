@@ -120,7 +120,7 @@ def _learn_adapter(ctx, tenant, holdout, margin, min_turns, as_json, params, shu
     type=click.FloatRange(0, None),
     default=0.02,
     show_default=True,
-    help="promote when the 95%% lower bound of candidate - current is at least -margin",
+    help="promote when the 95% lower bound of candidate - current is at least -margin",
 )
 @click.option("--min-turns", type=int, default=20, show_default=True, help="new logged turns needed to try")
 @click.option(
@@ -165,7 +165,8 @@ def learn(
 ) -> None:
     """Build a candidate ranking policy (the bandit) from the store's ranking log and votes, compare
     it with the current one by IPS and doubly robust estimates on the new logged turns, cross-fitted
-    (paired bootstrap 95% intervals), and promote it only if not worse. Every candidate is kept as a version.
+    (paired 95% intervals, a cluster bootstrap over customers), and promote it only if not worse.
+    Every candidate is kept as a version.
 
     With --adapter: build a candidate LoRA adapter by KTO from the voted turns instead, and gate it
     by its reward margin on the newest ones (docs/feedback.md)."""
