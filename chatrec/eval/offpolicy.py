@@ -39,11 +39,12 @@ each fold is scored by a candidate and a reward model learned from the other fol
 new turn serves as held-out data once. The estimate is thus the average of the fold candidates,
 each learned from (folds - 1) / folds of the turns; the candidate that is saved learns from all
 of them. The value is the mean over turns; the candidate - current difference has a paired
-95% interval by a cluster bootstrap over customers (a customer's turns are not independent). The candidate is promoted when DR's interval has its lower end at least ``-margin``
+95% interval by a cluster bootstrap over customers (a customer's turns are not independent).
+The candidate is promoted when DR's interval has its lower end at least ``-margin``
 (non-inferiority; DR, the standard choice for contextual bandits since Dudik, Langford and Li
-2011, has the lower variance: IPS is reported beside it). Without exploration in the logs (``ranking.explore`` = 0)
-only items the logged slates showed carry information; the report says how many of the
-policies' slate items were shown in the logs.
+2011, has the lower variance: IPS is reported beside it). Without exploration in the logs
+(``ranking.explore`` = 0) only items the logged slates showed carry information; the report
+says how many of the policies' slate items were shown in the logs.
 
 (Two earlier estimators were wrong or weak. Comparing position by position against the logged
 *remaining* candidates scored a policy that moves an item up as if it showed that item at every
