@@ -191,3 +191,23 @@ def test_the_gate_reads_the_logged_order_not_a_recomputed_one():
     prefers_b = {**rec, "candidates": [{**c, "fused": 0.2 if c["item_id"] == "b" else 0.1} for c in rec["candidates"]]}
     ips, dr, shown = turn_values(FusionPolicy(), prefers_b, [{"turn_id": 1, "kind": "accept", "item_id": "b"}])
     assert (ips, dr, shown) == (1.0, 1.0, 1)
+
+
+def test_chatrec_learn_reads_only_its_own_shops_ranking_log(tmp_path):
+    """Shops share one store; a shop's gate must not learn from (or replay with the versions of)
+    another shop's slates."""
+    from chatrec.cli.learn import _shop_ranking_log
+    from chatrec.store import open_keys, open_store
+    from tests_support import TINY, fake_settings
+
+    settings = fake_settings(tmp_path, tenants={"tiny": {"kb_dir": str(TINY)}})
+    store = open_store(settings)
+    _, key = open_keys(settings, store).add([], "t", "tiny")
+    rec = choose(FusionPolicy(), CANDS, {"user": "u"}, 2).record
+    turns = {}
+    for shop, tenant_id in (("default", None), ("tiny", key.id)):
+        cid = store.new_conversation("u", tenant=tenant_id)
+        turns[shop] = store.save_turn(cid, {}, "q", "a", "recommend", None, ["I0"], {})
+        store.log_ranking(turns[shop], rec)
+    assert [r["turn_id"] for r in _shop_ranking_log(settings, store, None)] == [turns["default"]]
+    assert [r["turn_id"] for r in _shop_ranking_log(settings, store, "tiny")] == [turns["tiny"]]
