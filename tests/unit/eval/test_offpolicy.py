@@ -28,6 +28,27 @@ def _log(policy, first_turn: int, n: int, rng: random.Random) -> tuple[list[dict
     return logs, votes
 
 
+def _i7_logs(rng: random.Random, first: int, n: int, look: tuple[float, float] = (1.0, 1.0)):
+    """``n`` slates of the fused order exploring with epsilon 0.5; only I7 is wanted, and it is
+    accepted with probability ``look[position]``. Returns the logs and the votes by turn."""
+    logs, by_turn = [], {}
+    for t in range(first, first + n):
+        rec = choose(FusionPolicy(), CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
+        logs.append({**rec, "turn_id": t})
+        for s in rec["shown"]:
+            if s["item_id"] == "I7" and rng.random() < look[s["position"]]:
+                by_turn.setdefault(t, []).append({"turn_id": t, "kind": "accept", "item_id": "I7"})
+    return logs, by_turn
+
+
+def _learned(logs: list[dict], by_turn: dict[int, list[dict]]):
+    from chatrec.turn.policy import BanditPolicy, update
+
+    candidate = BanditPolicy()
+    update(candidate, logs, [v for vs in by_turn.values() for v in vs])
+    return candidate
+
+
 def test_gate_promotes_a_candidate_learned_from_logged_accepts(tmp_path):
     versions = PolicyStore(SQLiteStore(tmp_path / "chatrec.sqlite3"))
     logs, votes = _log(FusionPolicy(), 1, 300, random.Random(0))
@@ -110,33 +131,20 @@ def test_ips_values_a_reordering_candidate_at_what_its_own_slate_earns():
     policy at every position with the logged *remaining* candidates, so it showed I7 again at
     position 1 whenever the log had not, and valued the candidate at almost 2."""
     from chatrec.eval.offpolicy import marginal_propensities, turn_values
-    from chatrec.turn.policy import BanditPolicy, update
 
     rng = random.Random(3)
-
-    def log(first: int, n: int) -> tuple[list[dict], list[dict]]:
-        logs, votes = [], []
-        for t in range(first, first + n):
-            rec = choose(FusionPolicy(), CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
-            logs.append({**rec, "turn_id": t})
-            votes += [{"turn_id": t, "kind": "accept", "item_id": "I7"} for s in rec["shown"] if s["item_id"] == "I7"]
-        return logs, votes
-
-    train, train_votes = log(1, 300)
-    candidate = BanditPolicy()
-    update(candidate, train, train_votes)
-    held, held_votes = log(301, 2000)
-    by_turn: dict[int, list[dict]] = {}
-    for f in held_votes:
-        by_turn.setdefault(f["turn_id"], []).append(f)
+    candidate = _learned(*_i7_logs(rng, 1, 300))
+    held, by_turn = _i7_logs(rng, 301, 2000)
     first = candidate.scores(CANDS, {"user": "u0"})
     assert max(range(len(CANDS)), key=lambda i: first[i]) == 7  # it learned to show I7 first
     for policy, truth in ((candidate, 1.0), (FusionPolicy(), 0.0)):  # the fused order shows I0, I1
         ips = sum(turn_values(policy, rec, by_turn.get(rec["turn_id"], []))[0] for rec in held) / len(held)
         assert abs(ips - truth) < 0.25, (policy.name, ips)
-    # the logging propensities are the epsilon-greedy draw's marginals: position 0 exactly
+    # the logging propensities are the epsilon-greedy draw's marginals, computed exactly
     m = marginal_propensities(tuple(range(8)), 0.5, 2)
-    assert abs(m[(0, 0)] - (0.5 + 0.5 / 8)) < 0.02 and abs(m[(0, 7)] - 0.5 / 8) < 0.01
+    assert abs(m[(0, 0)] - (0.5 + 0.5 / 8)) < 1e-12 and abs(m[(0, 7)] - 0.5 / 8) < 1e-12
+    # position 1, item 0 (first in the order): position 0 took another one (0.5 * 7/8), then greedy or drawn
+    assert abs(m[(1, 0)] - 0.5 * 7 / 8 * (0.5 + 0.5 / 7)) < 1e-12
     assert abs(sum(p for (k, _), p in m.items() if k == 1) - 1.0) < 1e-9
 
 
@@ -146,29 +154,10 @@ def test_position_bias_corrects_for_where_the_logs_showed_an_item():
     earns 1 per slate. Read flat, the logs undervalue I7 (it was often shown second); with the
     position bias (1, 0.5) the estimate is about 1."""
     from chatrec.eval.offpolicy import turn_values
-    from chatrec.turn.policy import BanditPolicy, update
 
     rng = random.Random(5)
-
-    def log(first: int, n: int) -> tuple[list[dict], list[dict]]:
-        logs, votes = [], []
-        for t in range(first, first + n):
-            rec = choose(FusionPolicy(), CANDS, {"user": f"u{t % 5}"}, 2, 0.5, rng).record
-            logs.append({**rec, "turn_id": t})
-            votes += [
-                {"turn_id": t, "kind": "accept", "item_id": "I7"}
-                for s in rec["shown"]
-                if s["item_id"] == "I7" and rng.random() < (1.0, 0.5)[s["position"]]
-            ]
-        return logs, votes
-
-    train, train_votes = log(1, 300)
-    candidate = BanditPolicy()
-    update(candidate, train, train_votes)
-    held, held_votes = log(301, 3000)
-    by_turn: dict[int, list[dict]] = {}
-    for f in held_votes:
-        by_turn.setdefault(f["turn_id"], []).append(f)
+    candidate = _learned(*_i7_logs(rng, 1, 300, look=(1.0, 0.5)))
+    held, by_turn = _i7_logs(rng, 301, 3000, look=(1.0, 0.5))
 
     def value(bias: tuple[float, ...]) -> float:
         vals = [turn_values(candidate, r, by_turn.get(r["turn_id"], []), position_bias=bias)[0] for r in held]
