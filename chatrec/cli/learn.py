@@ -61,7 +61,7 @@ def _shop_ranking_log(settings, store, tenant: str | None) -> list[dict]:
     """The ranking log rows of one shop's conversations (shops share the store, not their logs)."""
     tenants = _tenant_ids(settings, store, tenant)
     conversation_of = {int(t["id"]): t["conversation_id"] for t in store.turn_log()}
-    shop: dict[str, bool] = {}
+    shop: dict[str | None, bool] = {}
     out = []
     for rec in store.ranking_log():
         cid = conversation_of.get(int(rec["turn_id"]))
