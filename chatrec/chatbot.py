@@ -247,9 +247,9 @@ class Chatbot:
         trace["latency_s"] = round(time.perf_counter() - t0, 3)
         template = self.kb.templates.get(decision.template_id or "")
         sources = ([f"template:{decision.template_id}"] if template else []) + [f"item:{r.item_id}" for r in recs]
-        slate = (trace.get("rank") or {}).pop("policy_log", None)  # to the ranking log, not the result
-        if slate is not None:  # the ranking log keeps the stored form of the user id, never personal data
-            slate["context"] = {**slate["context"], "user": self.owner_key(user_id) or ""}
+        # to the ranking log, not the result; its context already holds the stored form of the user id
+        # (ranker.user_key = owner_key), never personal data
+        slate = (trace.get("rank") or {}).pop("policy_log", None)
         result = TurnResult(
             conversation_id=cid,
             text=reply,

@@ -242,23 +242,6 @@ def summarise(a: np.ndarray, b: np.ndarray, groups: Sequence[str], seed: int = 0
     return out
 
 
-def evaluate(
-    current: RankPolicy,
-    candidate: RankPolicy,
-    held_out: Sequence[dict[str, Any]],
-    votes: Sequence[dict[str, Any]],
-    seed: int = 0,
-    reward_model: BanditPolicy | None = None,
-    logging_policy: Callable[[dict[str, Any]], RankPolicy] | None = None,
-    position_bias: Sequence[float] = (),
-) -> dict[str, Any]:
-    """IPS and DR values of both policies on ``held_out`` logged slates and the paired difference
-    (DR with ``reward_model``, the same one for both). ``logging_policy(record)``: the policy that
-    drew a logged slate (default: the fused order)."""
-    a, b = turn_estimates(current, candidate, held_out, votes, reward_model, logging_policy, position_bias)
-    return summarise(a, b, [_customer(r) for r in held_out], seed)
-
-
 def shuffled(votes: Sequence[dict[str, Any]], logs: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """Votes with the accepted items moved to random shown items of random turns (a deliberately
     worse training signal, to check that the gate blocks what it learns)."""

@@ -3,6 +3,7 @@ among allowed candidates, the bandit learning from feedback, versions and rollba
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -105,6 +106,16 @@ def test_live_turns_log_slates_and_exploration_never_shows_a_filtered_item(tmp_p
             assert {s["item_id"] for s in rec["shown"]} <= {c["item_id"] for c in rec["candidates"]}
             assert all(set(c["features"]) >= {"dense", "popular"} for c in rec["candidates"])
     assert explored > 0
+
+
+def test_the_policy_scores_and_logs_the_stored_form_of_a_personal_user_id(tmp_path, kb, shared_index):
+    """An email as user id: the bandit must score the context that is logged and learned (the
+    keyed hash the store keeps), never the address itself."""
+    bot = Chatbot(fake_settings(tmp_path, ranking={"explore": 0.1}), llm=FakeLLM(), kb=kb, index=shared_index)
+    r = bot.ask("Any earbuds under $100?", user_id="jane.doe@example.com")
+    rec = bot.store.ranking_log(r.turn_id - 1)[0]
+    assert rec["context"]["user"] == bot.owner_key("jane.doe@example.com") and rec["context"]["user"].startswith("uid:")
+    assert "jane" not in json.dumps(rec)
 
 
 def test_policy_promoted_on_one_replica_is_used_by_the_other(tmp_path, kb, shared_index):
