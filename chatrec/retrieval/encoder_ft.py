@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ class ItemEncoder:
         self.card = read_card(self.folder) or {}
         self.embedder = Embedder(str(self.folder))
         self.ids = sorted(items)
+        self.position = {i: j for j, i in enumerate(self.ids)}
         self.metas = [item_row(items[i])[1] for i in self.ids]
         self._masks: dict[str, np.ndarray] = {}
         docs = [item_text(items[i]) for i in self.ids]
@@ -82,13 +84,22 @@ class ItemEncoder:
     def name(self) -> str:
         return f"fine-tuned {self.card.get('base', '?')} ({self.card.get('train_sha256', '?')[:12]})"
 
-    def search(self, messages: Sequence[str], k: int, where: Where | None = None) -> list[tuple[str, float]]:
-        """The ``k`` items most similar to the dialogue ``messages`` (cosine, ties to the smaller id)
+    def similarities(self, messages: Sequence[str]) -> DenseScores:
+        """The cosine of the dialogue ``messages`` to every catalogue item (one embedding call)."""
+        if not self.ids:
+            return DenseScores(self, np.zeros(0, np.float32))
+        q = self.embedder.embed([context_text(messages)])[0]
+        return DenseScores(self, self.matrix @ q)
+
+    def search(
+        self, messages: Sequence[str] | DenseScores, k: int, where: Where | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` items most similar to the dialogue ``messages`` (or to the dialogue whose
+        :meth:`similarities` are given: no second embedding), cosine, ties to the smaller id,
         among those whose metadata passes ``where``."""
         if not self.ids:
             return []
-        q = self.embedder.embed([context_text(messages)])[0]
-        sims = self.matrix @ q
+        sims = (messages if isinstance(messages, DenseScores) else self.similarities(messages)).sims
         if where:
             key = json.dumps(where, sort_keys=True)
             ok = self._masks.get(key)
@@ -99,6 +110,37 @@ class ItemEncoder:
             sims = np.where(ok, sims, -np.inf)
         top = np.argsort(-sims, kind="stable")[:k]
         return [(self.ids[j], float(sims[j])) for j in top if np.isfinite(sims[j])]
+
+
+class DenseScores:
+    """One dialogue's cosine to every catalogue item: the ``dense`` feature of any candidate,
+    retrieved by the encoder or found by another source, and its rank in the whole catalogue.
+
+    Every candidate gets both. Before, only the ``items_k`` the encoder retrieved had a
+    ``dense`` value and the rest read 0, as if they were unrelated to the dialogue. On ReDial
+    validation (docs/evaluation.md), with the fusion refitted on the training replay, filling
+    both in for the whole pool lifted strict-new recall@10 from 0.155 to 0.177 and @50 from
+    0.310 to 0.357 (paired over conversations: +0.022 [+0.014, +0.031], +0.048 [+0.036, +0.058])."""
+
+    def __init__(self, encoder: ItemEncoder, sims: np.ndarray):
+        self.encoder, self.sims = encoder, sims
+        self._sorted: np.ndarray | None = None
+
+    def cosine(self, item_id: str) -> float:
+        j = self.encoder.position.get(item_id)
+        return float(self.sims[j]) if j is not None else 0.0
+
+    def rank_score(self, item_id: str) -> float:
+        """1 for the catalogue's most similar item, falling with the log of the item's rank
+        (``1 - log(1 + rank) / log(1 + n)``), 0 for an unknown item."""
+        j = self.encoder.position.get(item_id)
+        if j is None or not len(self.sims):
+            return 0.0
+        if self._sorted is None:
+            self._sorted = np.sort(self.sims)
+        n = len(self.sims)
+        rank = n - int(np.searchsorted(self._sorted, self.sims[j], side="right"))  # items strictly more similar
+        return 1.0 - math.log1p(rank) / math.log1p(n)
 
 
 def load_item_encoder(kb_root: Path | None, items: dict[str, Item]) -> ItemEncoder | None:

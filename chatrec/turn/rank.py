@@ -22,7 +22,7 @@ from chatrec.kb import KnowledgeBase
 from chatrec.kg.base import KGPath, KnowledgeGraph
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.retrieval.base import Retriever, where_filter
-from chatrec.retrieval.encoder_ft import ItemEncoder, load_item_encoder
+from chatrec.retrieval.encoder_ft import DenseScores, ItemEncoder, load_item_encoder
 from chatrec.turn.explain import Explainer
 from chatrec.turn.policy import RankPolicy, choose, context_of
 from chatrec.turn.profile import UserHistory
@@ -82,6 +82,7 @@ FEATURES = (
     "comention",  # co-mention with the dialogue's items, each pair's count over sqrt(df(a) * df(b)) (cosine)
     "rec_pop",  # how many logged conversations recommended the item (log-scaled)
     "mentioned",  # already named in the dialogue by either side
+    "dense_rank",  # with a fine-tuned encoder: the item's rank by cosine in the whole catalogue (log-scaled)
 )
 
 
@@ -339,9 +340,10 @@ class Ranker:
             return cand
 
         where = where_filter(c.max_price, c.brands_out, c.categories)
+        dense: DenseScores | None = None
         if self.encoder is not None:  # the dialogue's last messages, with the fine-tuned encoder
-            messages = [m.get("content", "") for m in state.history] + [query]
-            hits = self.encoder.search(messages, self.items_k, where)
+            dense = self.encoder.similarities([m.get("content", "") for m in state.history] + [query])
+            hits = self.encoder.search(dense, self.items_k, where)
         else:
             hits = self.index.search_items(query, self.items_k, where, query_embedding=query_embedding)
         for item_id, sim in hits:
@@ -395,6 +397,9 @@ class Ranker:
                 self.behaviour.max_rec
             )
             cand.features["mentioned"] = 1.0 if item_id in said else 0.0
+            if dense is not None:  # every candidate, whichever source found it (DenseScores)
+                cand.features["dense"] = max(0.0, dense.cosine(item_id))
+                cand.features["dense_rank"] = dense.rank_score(item_id)
         return cands
 
     def _score(self, kept: list[Candidate], state: DialogueState, history: UserHistory) -> None:

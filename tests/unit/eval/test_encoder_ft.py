@@ -117,10 +117,13 @@ def test_live_turn_ranks_items_with_the_saved_encoder(tuned, tmp_path):
     result = bot.ask("I need a camera for vlogging")
     rank = result.trace["rank"]
     assert rank["dense_encoder"].startswith("fine-tuned")
-    # the dense feature of each scored candidate is the fine-tuned encoder's similarity
-    sims = dict(enc.search(["I need a camera for vlogging"], 200))
-    dense = [x for x in rank["scored"] if x["features"]["dense"] > 0]
-    assert dense and all(abs(x["features"]["dense"] - round(sims[x["item_id"]], 3)) < 2e-3 for x in dense)
+    # the dense feature of every scored candidate, whichever source found it, is the fine-tuned
+    # encoder's similarity, and dense_rank its rank among all the catalogue's items
+    scores = enc.similarities(["I need a camera for vlogging"])
+    assert rank["scored"] and all(
+        abs(x["features"]["dense"] - round(max(0.0, scores.cosine(x["item_id"])), 3)) < 2e-3 for x in rank["scored"]
+    )
+    assert all(x["features"]["dense_rank"] == round(scores.rank_score(x["item_id"]), 3) for x in rank["scored"])
     # templates keep the base model: the Chroma index was not re-embedded with the fine-tuned one
     assert bot.planner.retriever.embedder.model_name == settings.retrieval.embedder
 
@@ -184,3 +187,23 @@ def test_eval_with_an_encoder_from_its_training_file_refuses_nothing_new_and_liv
             assert [x.item_id for x in result.recommendations] == r["shown"], r["conversation_id"]
             compared += 1
     assert compared >= 1
+
+
+def test_dense_scores_rank_every_item_of_the_catalogue(tuned):
+    """DenseScores gives any item (not only the retrieved ones) its cosine and a rank score:
+    1 for the most similar item, falling with the log of the rank, 0 for an unknown id."""
+    from chatrec.retrieval.encoder_ft import load_item_encoder
+
+    _, kb_dir, _ = tuned
+    kb = load_kb(kb_dir)
+    enc = load_item_encoder(kb_dir, kb.items)
+    assert enc is not None
+    scores = enc.similarities(["a fast charger for my phone"])
+    order = [i for i, _ in enc.search(scores, len(enc.ids))]
+    assert len(order) == len(kb.items)
+    assert order == [i for i, _ in enc.search(["a fast charger for my phone"], len(enc.ids))], "same as embedding again"
+    ranks = [scores.rank_score(i) for i in order]
+    assert ranks[0] == 1.0 and ranks[-1] >= 0.0 and ranks == sorted(ranks, reverse=True)
+    assert abs(scores.rank_score(order[9]) - (1 - np.log1p(9) / np.log1p(len(order)))) < 1e-9
+    assert [round(scores.cosine(i), 5) for i in order[:3]] == [round(s, 5) for _, s in enc.search(scores, 3)]
+    assert scores.cosine("no-such-id") == 0.0 and scores.rank_score("no-such-id") == 0.0
