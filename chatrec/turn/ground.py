@@ -266,7 +266,8 @@ def the(title: str, capital: bool = False) -> str:
 def _reason_sentence(r: Recommendation) -> str | None:
     """The informative part of a recommendation's reason as a sentence about the item, or ``None``
     (the price and stock the reason repeats, and the generic reasons, are left out)."""
-    first = r.reason.split(". ")[0].split("; ")[0].strip().rstrip(".")
+    # the first sentence; a lone capital's period is an initial ("directed by M. Night Shyamalan"), not its end
+    first = re.split(r"(?<!\b[A-Z])\.\s", r.reason + " ", maxsplit=1)[0].split("; ")[0].strip().rstrip(".")
     low = first.lower()
     if not first or low.startswith(_PLAIN_REASONS):
         return None

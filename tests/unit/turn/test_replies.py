@@ -50,6 +50,15 @@ def test_fallback_with_one_item_is_one_sentence_with_its_reason(kb):
     assert text == f"I'd suggest the {case.title} (${case.price:.2f}). The {case.title} works with your {pixel}."
 
 
+def test_fallback_reason_keeps_a_name_with_an_initial_whole(kb):
+    """Seen on ReDial: 'The Sixth Sense (1999) is another film directed by M.' (the reason was
+    cut at the initial of M. Night Shyamalan)."""
+    case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
+    rec = recommendation_of(case, f"Another film directed by M. Night Shyamalan, like Signs. {case.price_text}.")
+    text = fallback_text("recommend", None, [rec], "none")
+    assert text.endswith(f"The {case.title} is another film directed by M. Night Shyamalan, like Signs."), text
+
+
 @pytest.mark.parametrize(
     "message", ["Refund my order #VW-48213", "my order #VW-48213 hasn't arrived yet, where is it?"]
 )
