@@ -34,6 +34,8 @@ SETS = {
     "- rec_pop": ["rec_pop"],
     "- mentioned": ["mentioned"],
     "- dense": ["dense"],
+    "- dense_rank": ["dense_rank"],
+    "- dense, dense_rank": ["dense", "dense_rank"],
     "- kg, kg_support": ["kg", "kg_support"],
     "without the three new features": ["comention", "rec_pop", "mentioned"],
 }

@@ -1,0 +1,55 @@
+"""Ten of an eval run's recommendation turns, picked at random with a fixed seed (issue 19).
+
+Prints each turn's customer message, the shown items and the reply with its reasons, and
+writes ids only to ``--out``: ReDial's dialogue text and catalogue titles stay in
+``../shared`` (its README), so the file keeps the conversation id and turn index that find
+the turn, the gold items and the shown ids; re-running this prints the words again.
+
+    python benchmarks/redial_ten_turns.py /tmp/runs/redial_train --out benchmarks/results/redial_ten_turns.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path, help="a chatrec eval --out folder")
+    ap.add_argument("--seed", type=int, default=19)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rows = []
+    with (args.run / "turns.jsonl").open(encoding="utf-8") as fh:
+        for raw in fh:
+            r = json.loads(raw)
+            if r["system"] == "full" and r["kind"] == "rec" and r.get("shown"):
+                rows.append(r)
+    picked = random.Random(args.seed).sample(rows, 10)
+    for r in picked:
+        print(f"--- {r['conversation_id']} turn {r['turn_index']}")
+        print(f"customer: {r['input']}")
+        print(f"shown: {r['shown']}  gold: {r['gold']}  new: {r['gold_new']}")
+        print(f"reply: {r.get('output')}")
+    if args.out:
+        summary = json.loads((args.run / "summary.json").read_text(encoding="utf-8"))
+        kept = [
+            {k: r[k] for k in ("conversation_id", "turn_index", "gold", "gold_new", "shown")}
+            | {"hit": sorted(set(r["shown"]) & set(r["gold"]))}
+            for r in picked
+        ]
+        note = (
+            f"chatrec eval --train (docs/evaluation.md, ReDial), run of {summary['run']['started_at']}; "
+            f"random.Random({args.seed}).sample of the full system's recommendation turns with a shown list; ids "
+            "only: the customers' messages and the shown reasons (which quote ReDial's catalogue titles and KG "
+            "names) stay in ../shared (../shared/data/README.md); conversation_id and turn_index find the turn "
+            "in valid_data_kgsf_split.jsonl, and `python benchmarks/redial_ten_turns.py RUN` prints them"
+        )
+        args.out.write_text(json.dumps({"run": note, "turns": kept}, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
