@@ -350,13 +350,12 @@ class Ranker:
             if cand := add(item_id, "dense"):
                 cand.features["dense"] = max(0.0, sim)
 
+        # what the customer disliked or rejected is no anchor for "more like it" (only the filters see it)
+        disliked = set(state.rejected_items) | set(history.disliked)
+        liked = [i for i in state.liked_items if i not in disliked]
+        mentioned = [i for i in state.mentioned_items if i not in disliked][-5:]
         if use_kg:
-            anchors = (
-                ([c.compatible_with] if c.compatible_with else [])
-                + state.liked_items
-                + state.mentioned_items[-5:]
-                + history.owned[:5]
-            )
+            anchors = ([c.compatible_with] if c.compatible_with else []) + liked + mentioned + history.owned[:5]
             if c.compatible_with:
                 for item_id in sorted(self.kg.items_linked(c.compatible_with, "compatible_with")):
                     add(item_id, "kg")
@@ -371,7 +370,7 @@ class Ranker:
 
         co: Counter[str] = Counter()
         co_anchor: dict[str, tuple[int, str]] = {}
-        for anchor in dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]):
+        for anchor in dict.fromkeys(history.owned[:5] + liked + mentioned):
             top = dict(self.behaviour.co.get(anchor, Counter()).most_common(self.items_k))
             co.update(top)
             for item_id, n in top.items():
@@ -386,8 +385,8 @@ class Ranker:
         for item_id, _ in self.behaviour.recommended.most_common(3 * self.items_k):
             add(item_id, "popular")
         said = dict.fromkeys(state.liked_items + state.mentioned_items + state.shown_items)
-        anchors = list(dict.fromkeys(history.owned[:5] + state.liked_items + state.mentioned_items[-5:]))
-        anchors += [i for i in state.shown_items[-5:] if i not in anchors]
+        anchors = list(dict.fromkeys(history.owned[:5] + liked + mentioned))
+        anchors += [i for i in state.shown_items[-5:] if i not in anchors and i not in disliked]
         cm = self.behaviour.comention(anchors)
         for item_id, _ in sorted(cm.items(), key=lambda x: (-x[1], x[0]))[: 2 * self.items_k]:
             add(item_id, "cooccur")

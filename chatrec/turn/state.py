@@ -69,6 +69,12 @@ _THAT_BRAND = re.compile(
     r"don'?t like (?:that|this) brand|no more (?:of )?that brand)\b"
 )
 _NEGATION = r"(?:no|not|without|except|other than|anything but|avoid|don'?t want|hate|not a fan of|no more)"
+# "I don't like movies like Scary Movie", "not a fan of the Pixel 8": the named item is disliked
+_ITEM_NEGATION = re.compile(
+    r"\b(?:(?:do not|don'?t|did not|didn'?t|never)\s+(?:really\s+)?(?:like|liked|enjoy|enjoyed|want|care for)"
+    r"|hated?|hates|dislike[ds]?|not a fan of|not into|anything but|other than|except|no more)"
+    r"\s+(?:\w+\s+){0,3}$"
+)
 _COMPAT = re.compile(
     r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
 )
@@ -212,6 +218,11 @@ def update_state(
     for m in mentions:
         if m.item_id not in s.mentioned_items:
             s.mentioned_items.append(m.item_id)
+    # a log's annotations say what was disliked; in live text, a negation right before the name does
+    for m in mentions if annotated is None else ():
+        if _ITEM_NEGATION.search(norm[max(0, m.start - 60) : m.start]) and m.item_id not in s.rejected_items:
+            s.rejected_items.append(m.item_id)
+            s.liked_items = [i for i in s.liked_items if i != m.item_id]
     # "the second one", "the cheaper one": a shown item the customer now talks about
     refs, every = referenced_items(message, state, kb) if annotated is None else ([], False)
     if refs:

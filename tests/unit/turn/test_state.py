@@ -66,3 +66,44 @@ def test_cheaper_lowers_the_budget_below_the_last_list(linker, kb):
 
 def test_normalise_handles_unicode_and_noise():
     assert normalise("  ＰＩＸＥＬ\u00a08!!  ") == "pixel 8"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I don't like the pixel 8 pro",
+        "not a fan of the Pixel 8 Pro, anything else?",
+        "I really didn't enjoy phones like the pixel 8 pro",
+        "I hate the pixel 8 pro",
+    ],
+)
+def test_a_named_item_the_customer_dislikes_is_rejected_not_liked(linker, alias, message):
+    """Seen on ReDial: "I don't like movies like Scary Movie (2000)" got Scary Movie 3, found
+    through the disliked film."""
+    s = _say(linker, message)
+    pixel = alias("pixel 8 pro")
+    assert pixel in s.rejected_items and pixel not in s.liked_items
+
+
+@pytest.mark.parametrize(
+    "message", ["I like the pixel 8 pro", "something like the pixel 8 pro", "is the pixel 8 pro good?"]
+)
+def test_a_named_item_without_a_negation_is_not_rejected(linker, alias, message):
+    assert alias("pixel 8 pro") not in _say(linker, message).rejected_items
+
+
+def test_a_disliked_item_is_no_anchor_for_more_like_it(fake_bot, kb, alias):
+    """The ranker finds items through what the customer named (KG paths, co-mentions); a named
+    item the customer dislikes must not pull in its neighbours, nor be a reason."""
+    from chatrec.turn.profile import history_of
+
+    pixel = alias("pixel 8 pro")
+    title = kb.items[pixel].title
+    history = history_of(kb, None)
+    named = DialogueState(mentioned_items=[pixel])
+    recs, trace = fake_bot.ranker.rank("something else", named, history, depth=50)
+    assert any(title in r.reason for r in recs), "the named item is an anchor when it is not disliked"
+    disliked = DialogueState(mentioned_items=[pixel], rejected_items=[pixel])
+    recs, trace = fake_bot.ranker.rank("something else", disliked, history, depth=50)
+    assert recs and not any(title in r.reason for r in recs), [r.reason for r in recs]
+    assert pixel not in trace["ranked"]
