@@ -259,7 +259,13 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="training transcripts [the KB's transcripts.jsonl]",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="passes over the pairs (on ReDial, 3 epochs beat 1 by +0.017 strict-new recall@10; docs/evaluation.md)",
+)
 @click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True)
 @click.option("--seed", type=int, help=default_of("eval", "seed"))
 @click.option("--max-steps", type=click.IntRange(min=1), help="stop after N optimiser steps (a quick check)")

@@ -92,7 +92,7 @@ def test_cli_fit_encoder_saves_the_encoder_with_its_card(tuned):
     card = read_card(kb_dir / ENCODER_DIR)
     assert card is not None and (kb_dir / ENCODER_DIR / CARD_FILE).is_file()
     kb = load_kb(kb_dir)
-    assert card["train_sha256"] == file_sha256(train) and card["steps"] == 2 and card["epochs"] == 1
+    assert card["train_sha256"] == file_sha256(train) and card["steps"] == 2 and card["epochs"] == 3
     assert 0 < card["epochs_done"] < 1 and card["held_out"] == 5 and card["conversations"] == 35
     # --hold-out 5 leaves out exactly the conversations `fit-ranker --sample 5` replays (same seed)
     held = {cid for _, cid in select_conversations(EvalOptions(str(train), "-", sample=5, seed=7), kb)[0]}
