@@ -126,6 +126,25 @@ def per_conversation(run: Path, drop: list[str], seed: int, extra: Any = None) -
     return sums, fitted["weights"]
 
 
+def recall_table(m: np.ndarray, base: np.ndarray, boot: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Recall@k (all gold, strict-new gold) of per-conversation sums ``m`` (columns: gold count,
+    hits at each of KS, for each protocol), and, unless ``m`` is ``base``, the difference to
+    ``base`` with a paired bootstrap interval over the conversations resampled in ``boot``."""
+    out: dict[str, dict[str, Any]] = {}
+    for n, prefix in enumerate(("rec", "rec_new")):
+        den = n * (len(KS) + 1)
+        for j, k in enumerate(KS):
+            col = den + 1 + j
+            value = m[:, col].sum() / m[:, den].sum()
+            entry: dict[str, Any] = {"value": round(float(value), 4)}
+            if m is not base:
+                diff = m[boot, col].sum(1) / m[boot, den].sum(1) - base[boot, col].sum(1) / base[boot, den].sum(1)
+                entry["diff_vs_all"] = round(float(value - base[:, col].sum() / base[:, den].sum()), 4)
+                entry["diff_ci"] = [round(float(np.percentile(diff, q)), 4) for q in (2.5, 97.5)]
+            out[f"{prefix}.recall@{k}"] = entry
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
@@ -167,18 +186,7 @@ def main() -> None:
         if base is None:
             base = m
             boot = rng.integers(0, len(cids), size=(args.bootstrap, len(cids)))
-        row: dict = {"dropped": drop, "weights": weights, "metrics": {}}
-        for n, prefix in enumerate(("rec", "rec_new")):
-            den = n * (len(KS) + 1)
-            for j, k in enumerate(KS):
-                col = den + 1 + j
-                value = m[:, col].sum() / m[:, den].sum()
-                entry: dict[str, Any] = {"value": round(float(value), 4)}
-                if name != "all features":
-                    diff = m[boot, col].sum(1) / m[boot, den].sum(1) - base[boot, col].sum(1) / base[boot, den].sum(1)
-                    entry["diff_vs_all"] = round(float(value - base[:, col].sum() / base[:, den].sum()), 4)
-                    entry["diff_ci"] = [round(float(np.percentile(diff, q)), 4) for q in (2.5, 97.5)]
-                row["metrics"][f"{prefix}.recall@{k}"] = entry
+        row: dict = {"dropped": drop, "weights": weights, "metrics": recall_table(m, base, boot)}
         results[name] = row
         print(name, {k: v["value"] for k, v in row["metrics"].items()})
     out: dict[str, Any] = {"run": str(args.run), "ablations": results}

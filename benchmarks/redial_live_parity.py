@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from redial_ten_turns import shown_turns  # benchmarks/ is on sys.path when this runs as a script
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -34,12 +36,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    rows = []
-    with (args.run / "turns.jsonl").open(encoding="utf-8") as fh:
-        for raw in fh:
-            r = json.loads(raw)
-            if r["system"] == "full" and r["kind"] == "rec" and r["turn_index"] == 1 and r.get("shown"):
-                rows.append(r)
+    rows = shown_turns(args.run, first_only=True)
     picked = random.Random(args.seed).sample(rows, min(args.n, len(rows)))
     results = []
     with tempfile.TemporaryDirectory() as tmp:

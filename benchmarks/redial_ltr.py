@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from redial_ablation import recall_table  # benchmarks/ is on sys.path when this runs as a script
 
 from chatrec.eval.fusion import feature_rows, fold_of
 from chatrec.turn.rank import FEATURES
@@ -230,17 +231,7 @@ def main() -> None:
             boot = rng.integers(0, len(cids), size=(args.bootstrap, len(cids)))
             results["pool coverage of strict-new gold"] = round(float(m[:, -1].sum() / m[:, -2].sum()), 4)
             print("coverage", results["pool coverage of strict-new gold"])
-        row: dict[str, Any] = {}
-        for n, prefix in enumerate(("rec", "rec_new")):
-            den = n * (len(KS) + 1)
-            for j, k in enumerate(KS):
-                col = den + 1 + j
-                value = m[:, col].sum() / m[:, den].sum()
-                e: dict[str, Any] = {"value": round(float(value), 4)}
-                if m is not base:
-                    d = m[boot, col].sum(1) / m[boot, den].sum(1) - base[boot, col].sum(1) / base[boot, den].sum(1)
-                    e["diff_ci"] = [round(float(np.percentile(d, q)), 4) for q in (2.5, 97.5)]
-                row[f"{prefix}.recall@{k}"] = e
+        row = recall_table(m, base, boot)
         results[name] = row
         print(name, {k: (v["value"], v.get("diff_ci")) for k, v in row.items() if "new" in k})
     if args.out:

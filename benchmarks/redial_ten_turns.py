@@ -16,18 +16,25 @@ import random
 from pathlib import Path
 
 
+def shown_turns(run: Path, first_only: bool = False) -> list[dict]:
+    """The full system's recommendation turns of a run that showed items (only turn 1: ``first_only``)."""
+    rows = []
+    with (run / "turns.jsonl").open(encoding="utf-8") as fh:
+        for raw in fh:
+            r = json.loads(raw)
+            if r["system"] == "full" and r["kind"] == "rec" and r.get("shown"):
+                if not first_only or r["turn_index"] == 1:
+                    rows.append(r)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path, help="a chatrec eval --out folder")
     ap.add_argument("--seed", type=int, default=19)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    rows = []
-    with (args.run / "turns.jsonl").open(encoding="utf-8") as fh:
-        for raw in fh:
-            r = json.loads(raw)
-            if r["system"] == "full" and r["kind"] == "rec" and r.get("shown"):
-                rows.append(r)
+    rows = shown_turns(args.run)
     picked = random.Random(args.seed).sample(rows, 10)
     for r in picked:
         print(f"--- {r['conversation_id']} turn {r['turn_index']}")
