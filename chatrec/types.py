@@ -27,12 +27,20 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+GENERIC_HELP = (
+    "I can help with orders, shipping, returns, warranty and payments, or recommend products. What do you need?"
+)
+
+
 class ShopFacts(BaseModel):
     """Facts about the shop that fill template slots (``kb/shop.json``)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str
     currency: str = "USD"
+    # the last-resort reply when no template, list or question fits (a greeting with no chitchat
+    # template, a handoff with none): what this assistant helps with, in the shop's own words
+    help: str = GENERIC_HELP
 
     def slot_values(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.model_dump().items()}

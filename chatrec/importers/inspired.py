@@ -57,7 +57,11 @@ from chatrec.turn.pii import mask_pii
 
 __all__ = ["InspiredReport", "import_inspired", "outcome"]
 
-SHOP = {"name": "INSPIRED movies", "currency": "USD"}
+SHOP = {
+    "name": "INSPIRED movies",
+    "currency": "USD",
+    "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
+}
 CATEGORY = "movie"
 WRITTEN = (
     "shop.json",

@@ -60,7 +60,11 @@ from chatrec.turn.pii import mask_pii
 
 __all__ = ["RedialReport", "import_redial"]
 
-SHOP = {"name": "ReDial movies", "currency": "USD"}
+SHOP = {
+    "name": "ReDial movies",
+    "currency": "USD",
+    "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
+}
 CATEGORY = "movie"
 RECOMMEND_INTENT = "recommend_product"
 # DBpedia relation ids of the KGSF graph, named by inspecting their triples; any other id stays

@@ -27,7 +27,7 @@ from chatrec.kb import KnowledgeBase
 from chatrec.llm.base import Message
 from chatrec.turn.claims import Facts, extract_claims
 from chatrec.turn.wording import Wording, option_counts, turn_wording
-from chatrec.types import Recommendation
+from chatrec.types import GENERIC_HELP, Recommendation
 
 _SLOT = re.compile(r"\{[a-zA-Z_]+\}")
 _ECHO_N = 6  # this many words in a row from the prompt's instructions is an echo
@@ -302,14 +302,16 @@ def render_list(recs: list[Recommendation]) -> str:
     return " ".join([text, *reasons])
 
 
-def fallback_text(route: str, template_text: str | None, recs: list[Recommendation], no_match: str) -> str:
+def fallback_text(
+    route: str, template_text: str | None, recs: list[Recommendation], no_match: str, help_text: str = GENERIC_HELP
+) -> str:
+    """The grounded reply: the filled template and/or the list; with neither, ``help_text``
+    (the shop's ``help`` fact: what this assistant helps with)."""
     parts = []
     if template_text:
         parts.append(template_text)
     if route in ("recommend", "both"):
         parts.append(render_list(recs) if recs else no_match)
     if not parts:
-        parts.append(
-            "I can help with orders, shipping, returns, warranty and payments, or recommend products. What do you need?"
-        )
+        parts.append(help_text)
     return "\n\n".join(parts)

@@ -50,6 +50,18 @@ def test_fallback_with_one_item_is_one_sentence_with_its_reason(kb):
     assert text == f"I'd suggest the {case.title} (${case.price:.2f}). The {case.title} works with your {pixel}."
 
 
+def test_the_last_resort_reply_is_the_shops_own_help_sentence():
+    """Seen on ReDial: 'good morning, i am looking forthrillers' (routed to chitchat, no template)
+    got 'I can help with orders, shipping, returns, warranty and payments' on a film site."""
+    from chatrec.turn.release import NO_MATCH
+    from chatrec.types import GENERIC_HELP
+
+    films = "I can suggest films to watch: tell me one you liked."
+    assert fallback_text("chitchat", None, [], NO_MATCH, films) == films
+    assert fallback_text("handoff", None, [], NO_MATCH) == GENERIC_HELP  # a shop.json without `help`
+    assert fallback_text("service", "Our hours are 9-5.", [], NO_MATCH, films) == "Our hours are 9-5."
+
+
 def test_fallback_reason_keeps_a_name_with_an_initial_whole(kb):
     """Seen on ReDial: 'The Sixth Sense (1999) is another film directed by M.' (the reason was
     cut at the initial of M. Night Shyamalan)."""
