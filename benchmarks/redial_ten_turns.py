@@ -17,7 +17,8 @@ from pathlib import Path
 
 
 def shown_turns(run: Path, first_only: bool = False) -> list[dict]:
-    """The full system's recommendation turns of a run that showed items (only turn 1: ``first_only``)."""
+    """The full system's recommendation turns of a run that showed items (only turn 1: ``first_only``),
+    sorted by conversation and turn, so a seeded sample picks the same turns from any run."""
     rows = []
     with (run / "turns.jsonl").open(encoding="utf-8") as fh:
         for raw in fh:
@@ -25,7 +26,7 @@ def shown_turns(run: Path, first_only: bool = False) -> list[dict]:
             if r["system"] == "full" and r["kind"] == "rec" and r.get("shown"):
                 if not first_only or r["turn_index"] == 1:
                     rows.append(r)
-    return rows
+    return sorted(rows, key=lambda r: (r["conversation_id"], int(r["turn_index"])))  # not the workers' order
 
 
 def main() -> None:
