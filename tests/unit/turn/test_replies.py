@@ -51,8 +51,8 @@ def test_fallback_with_one_item_is_one_sentence_with_its_reason(kb):
 
 
 def test_the_last_resort_reply_is_the_shops_own_help_sentence():
-    """Seen on ReDial: 'good morning, i am looking forthrillers' (routed to chitchat, no template)
-    got 'I can help with orders, shipping, returns, warranty and payments' on a film site."""
+    """Seen on ReDial: a greeting with a typo (routed to chitchat, no template) got 'I can help
+    with orders, shipping, returns, warranty and payments' on a film site."""
     from chatrec.turn.release import NO_MATCH
     from chatrec.types import GENERIC_HELP
 
@@ -63,8 +63,8 @@ def test_the_last_resort_reply_is_the_shops_own_help_sentence():
 
 
 def test_fallback_reason_keeps_a_name_with_an_initial_whole(kb):
-    """Seen on ReDial: 'The Sixth Sense (1999) is another film directed by M.' (the reason was
-    cut at the initial of M. Night Shyamalan)."""
+    """Seen on ReDial: a reply said a film was 'another film directed by M.' (the reason was cut
+    at the director's initial)."""
     case = next(i for i in kb.items.values() if i.category == "phone-cases" and i.in_stock)
     rec = recommendation_of(case, f"Another film directed by M. Night Shyamalan, like Signs. {case.price_text}.")
     text = fallback_text("recommend", None, [rec], "none")

@@ -78,8 +78,8 @@ def test_normalise_handles_unicode_and_noise():
     ],
 )
 def test_a_named_item_the_customer_dislikes_is_rejected_not_liked(linker, alias, message):
-    """Seen on ReDial: "I don't like movies like Scary Movie (2000)" got Scary Movie 3, found
-    through the disliked film."""
+    """Seen on ReDial: a customer who said they did not like a comedy was shown its sequel,
+    found through the disliked film."""
     s = _say(linker, message)
     pixel = alias("pixel 8 pro")
     assert pixel in s.rejected_items and pixel not in s.liked_items
