@@ -1,9 +1,9 @@
 """Ten of an eval run's recommendation turns, picked at random with a fixed seed (issue 19).
 
 Prints each turn's customer message, the shown items and the reply with its reasons, and
-writes ids only to ``--out``: ReDial's dialogue text and catalogue titles stay in
-``../shared`` (its README), so the file keeps the conversation id and turn index that find
-the turn, the gold items and the shown ids; re-running this prints the words again.
+writes to ``--out`` only the conversation id and turn index that find the turn, the ids the
+system showed, and how many logged gold items the turn had and showed: ReDial's text, titles
+and annotations stay in ``../shared`` (its README); re-running this prints them again.
 
     python benchmarks/redial_ten_turns.py /tmp/runs/redial_train --out benchmarks/results/redial_ten_turns.json
 """
@@ -44,9 +44,10 @@ def main() -> None:
         print(f"reply: {r.get('output')}")
     if args.out:
         summary = json.loads((args.run / "summary.json").read_text(encoding="utf-8"))
-        kept = [
-            {k: r[k] for k in ("conversation_id", "turn_index", "gold", "gold_new", "shown")}
-            | {"hit": sorted(set(r["shown"]) & set(r["gold"]))}
+        kept = [  # the shown ids are the system's; the logged gold items stay in ../shared (counts only)
+            {k: r[k] for k in ("conversation_id", "turn_index", "shown")}
+            | {"gold_items": len(r["gold"]), "new_gold_items": len(r["gold_new"])}
+            | {"shown_gold": len(set(r["shown"]) & set(r["gold"]))}
             for r in picked
         ]
         note = (
