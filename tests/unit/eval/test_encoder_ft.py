@@ -207,3 +207,81 @@ def test_dense_scores_rank_every_item_of_the_catalogue(tuned):
     assert abs(scores.rank_score(order[9]) - (1 - np.log1p(9) / np.log1p(len(order)))) < 1e-9
     assert [round(scores.cosine(i), 5) for i in order[:3]] == [round(s, 5) for _, s in enc.search(scores, 3)]
     assert scores.cosine("no-such-id") == 0.0 and scores.rank_score("no-such-id") == 0.0
+
+
+class _Fixed:
+    """Embeds each context as the vector it is given (the mining logic under test is the ranks)."""
+
+    def __init__(self, vectors):
+        self.vectors = vectors
+
+    def embed(self, texts, batch_size=64, progress=False):
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def _encoder(n_items: int):
+    from types import SimpleNamespace
+
+    ids = [f"I{k:03d}" for k in range(n_items)]
+    # item k's cosine to the query falls with k: rank k is item k
+    matrix = np.array([[1.0 - k / n_items, 0.0] for k in range(n_items)], np.float32)
+    return SimpleNamespace(ids=ids, matrix=matrix, embedder=_Fixed({"ctx": np.array([1.0, 0.0], np.float32)}))
+
+
+def test_hard_negatives_come_from_the_rank_window_and_never_name_the_conversations_items():
+    from chatrec.retrieval.encoder_ft import mine_hard_negatives
+
+    enc = _encoder(200)
+    named = frozenset({"I012", "I020", "I050"})
+    examples = [("ctx", "I015", named)] * 40
+    mined = mine_hard_negatives(enc, examples, n=3, ranks=(10, 60), seed=1)
+    drawn = {i for negs in mined for i in negs}
+    assert all(len(negs) == 3 and len(set(negs)) == 3 for negs in mined)
+    # ranks 10..59 only (the top 10 may be good answers), the window refilled past the excluded ones
+    assert drawn <= {f"I{k:03d}" for k in range(10, 64)}
+    assert not drawn & (named | {"I015"})
+    assert len(drawn) > 20, "drawn at random within the window, not always the same"
+    assert mine_hard_negatives(enc, examples, n=3, ranks=(10, 60), seed=1) == mined  # seeded
+    assert mine_hard_negatives(enc, examples, n=0) == [[]] * 40
+
+
+def test_hard_negatives_on_a_small_catalogue_take_the_next_ranks_down():
+    from chatrec.retrieval.encoder_ft import mine_hard_negatives
+
+    enc = _encoder(14)  # only 4 items below rank 10
+    mined = mine_hard_negatives(enc, [("ctx", "I011", frozenset({"I012"}))], n=2, ranks=(10, 100))
+    assert len(mined[0]) == 2 and set(mined[0]) <= {"I010", "I013"}
+    # asked for more than the catalogue has below the top 10: all of them, no more
+    assert sorted(mine_hard_negatives(enc, [("ctx", "I011", frozenset())], n=9)[0]) == ["I010", "I012", "I013"]
+
+
+def test_cli_hard_negatives_continue_the_kbs_encoder_and_need_one(tuned, tmp_path):
+    """--hard-negatives is a second stage: it refuses a KB with no fine-tuned encoder, and
+    otherwise continues that encoder on mined (context, item, negative) triplets."""
+    from chatrec.cli.main import main
+
+    _, kb_src, train = tuned
+    bare = tmp_path / "bare"
+    shutil.copytree(KB_DIR, bare)
+    args = ["fit-encoder", "--train", str(train), "--max-steps", "1", "--batch-size", "4", "--hold-out", "5"]
+    res = CliRunner().invoke(
+        main, ["--kb", str(bare), "--data-dir", str(tmp_path / "s")] + args + ["--hard-negatives", "1"]
+    )
+    assert res.exit_code != 0 and "has none yet" in res.output
+    kb_dir = tmp_path / "kb"
+    shutil.copytree(kb_src, kb_dir)
+    first = read_card(kb_dir / ENCODER_DIR)
+    res = CliRunner().invoke(
+        main,
+        ["--kb", str(kb_dir), "--data-dir", str(tmp_path / "s")] + args + ["--hard-negatives", "1"],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    card = read_card(kb_dir / ENCODER_DIR)
+    assert card["hard_negatives"]["per_pair"] == 1 and card["hard_negatives"]["mined_by"] == first
+    assert "1 mined hard negative(s) per pair" in card["loss"] and card["base"] == first["base"]
+    # a different hold-out is a different training set: the first stage's encoder may not mine for it
+    res = CliRunner().invoke(
+        main, ["--kb", str(kb_dir), "--data-dir", str(tmp_path / "s")] + args[:-1] + ["6", "--hard-negatives", "1"]
+    )
+    assert res.exit_code != 0 and "same file and hold-out" in res.output
