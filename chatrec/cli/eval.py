@@ -275,33 +275,18 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
     help="leave out the seeded sample of N training conversations that `fit-ranker --sample N` (or "
     "`eval --fit-sample N`, same seed) replays, so the fusion weights see the encoder's scores out of sample",
 )
-@click.option(
-    "--hard-negatives",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="a second stage: mine N hard negatives per pair with the KB's fine-tuned encoder (items it ranks "
-    "10-100 that the conversation never names) and continue training that encoder on them",
-)
 @click.pass_context
-def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, hard_negatives) -> None:
+def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out) -> None:
     """Fine-tune the bi-encoder (retrieval.embedder, MultipleNegativesRankingLoss) on (dialogue
     context -> recommended item) pairs from the training conversations and save it, with its
     card, to <kb>/artifacts/encoder/: the live turn, fit-ranker and eval then take the dense item
     signal from it. Run fit-ranker afterwards (its weights are fitted on this encoder's feature)."""
     from chatrec.cli.context import settings_from
-    from chatrec.eval.learn import encoder_examples, file_sha256, read_training
+    from chatrec.eval.learn import encoder_pairs, file_sha256, read_training
     from chatrec.eval.options import EvalError, EvalOptions
     from chatrec.eval.runner import select_conversations
     from chatrec.kb import KBError, load_kb
-    from chatrec.retrieval.encoder_ft import (
-        ItemEncoder,
-        encoder_dir,
-        item_text,
-        mine_hard_negatives,
-        read_card,
-        train_encoder,
-    )
+    from chatrec.retrieval.encoder_ft import ItemEncoder, encoder_dir, train_encoder
 
     require("datasets", purpose="chatrec fit-encoder")
     settings = settings_from(ctx, eval={"seed": seed})
@@ -313,10 +298,10 @@ def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, h
         if hold_out:  # the conversations fit-ranker --sample replays (runner.select_conversations' choice)
             opts = EvalOptions(transcripts=str(train_path), out="-", sample=hold_out, seed=settings.eval.seed)
             held = {cid for _, cid in select_conversations(opts, kb)[0]}
-        examples = encoder_examples([c for c in convs if c.conversation_id not in held], kb)
+        pairs = encoder_pairs([c for c in convs if c.conversation_id not in held], kb)
     except (EvalError, KBError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if not examples:
+    if not pairs:
         raise click.ClickException(f"{train_path}: no recommendation turn with a new recommended item to learn from")
     out = encoder_dir(kb.root)
     assert out is not None
@@ -327,25 +312,6 @@ def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, h
         "conversations": len(convs) - len(held),
         "held_out": len(held),  # fit-ranker --sample N with the same seed replays exactly these
     }
-    pairs: list[tuple[str, ...]] = [(ctx, item_text(kb.items[i])) for ctx, i, _ in examples]
-    init = None
-    if hard_negatives:  # stage two: continue the current encoder on negatives it ranks high
-        prev = read_card(out)
-        if prev is None:
-            raise click.ClickException(f"--hard-negatives mines with the KB's fine-tuned encoder: {out} has none yet")
-        if prev.get("train_sha256") != card["train_sha256"] or prev.get("held_out") != card["held_out"]:
-            raise click.ClickException(
-                f"{out} was fine-tuned on {prev.get('train')} holding out {prev.get('held_out')} conversations; "
-                "mine with an encoder fine-tuned on the same file and hold-out"
-            )
-        negatives = mine_hard_negatives(ItemEncoder(out, kb.items), examples, hard_negatives, seed=settings.eval.seed)
-        pairs = [
-            (*pair, *(item_text(kb.items[n]) for n in negs))
-            for pair, negs in zip(pairs, negatives)
-            if len(negs) == hard_negatives
-        ]
-        card["hard_negatives"] = {"per_pair": hard_negatives, "ranks": [10, 100], "mined_by": prev}
-        init = out
     click.echo(f"{len(pairs)} (context, item) pairs from {train_path}", err=True)
     card = train_encoder(
         pairs,
@@ -356,7 +322,6 @@ def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, h
         batch_size=batch_size,
         seed=settings.eval.seed,
         max_steps=max_steps or -1,
-        init=init,
     )
     ItemEncoder(out, kb.items)  # embeds the catalogue once, for every process that loads it
     click.echo(json.dumps(card, indent=2))

@@ -154,20 +154,17 @@ def save_ranker(fitted: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def encoder_examples(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple[str, str, frozenset[str]]]:
-    """(dialogue context, target item id, every item the conversation names) for fine-tuning the
-    bi-encoder, one per recommended item of each agent turn that is new there: named by neither
-    side before, the customer's message(s) being answered included. The context is what the
-    ranker's query holds at that turn (the customer's consecutive messages joined, as the replay
-    joins them, then the last :data:`~chatrec.retrieval.encoder_ft.CONTEXT_MESSAGES` messages).
-    The third element is what a mined hard negative must avoid: an item this conversation names
-    anywhere, liked or recommended, may be a good answer here too. Only ``convs`` (the training
-    conversations) are read."""
-    from chatrec.retrieval.encoder_ft import context_text
+def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple[str, str]]:
+    """(dialogue context, item text) pairs to fine-tune the bi-encoder on, one per recommended item
+    of each agent turn that is new there: named by neither side before, the customer's message(s)
+    being answered included. The context is what the ranker's query holds at that turn (the
+    customer's consecutive messages joined, as the replay joins them, then the last
+    :data:`~chatrec.retrieval.encoder_ft.CONTEXT_MESSAGES` messages). Only ``convs`` (the
+    training conversations) are read."""
+    from chatrec.retrieval.encoder_ft import context_text, item_text
 
-    out: list[tuple[str, str, frozenset[str]]] = []
+    pairs: list[tuple[str, str]] = []
     for conv in convs:
-        named = frozenset(i for t in conv.turns for i in (*t.mentions, *t.liked, *t.disliked, *t.recommended))
         messages: list[str] = []
         pending: list[str] = []
         seen: set[str] = set()
@@ -183,18 +180,10 @@ def encoder_examples(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple
                 ctx = context_text(messages)
                 for item_id in dict.fromkeys(t.recommended):
                     if item_id not in seen and item_id in kb.items:
-                        out.append((ctx, item_id, named))
+                        pairs.append((ctx, item_text(kb.items[item_id])))
             seen.update(t.mentions, t.recommended)
             messages.append(t.text)
-    return out
-
-
-def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple[str, str]]:
-    """(dialogue context, item text) pairs to fine-tune the bi-encoder on
-    (:func:`encoder_examples` with the item's text)."""
-    from chatrec.retrieval.encoder_ft import item_text
-
-    return [(ctx, item_text(kb.items[item_id])) for ctx, item_id, _ in encoder_examples(convs, kb)]
+    return pairs
 
 
 def check_encoder(kb: KnowledgeBase, train_sha: str, train_path: str) -> dict[str, Any] | None:

@@ -151,46 +151,8 @@ def load_item_encoder(kb_root: Path | None, items: dict[str, Item]) -> ItemEncod
     return ItemEncoder(folder, items)
 
 
-def mine_hard_negatives(
-    encoder: ItemEncoder,
-    examples: Sequence[tuple[str, str, frozenset[str]]],
-    n: int = 1,
-    ranks: tuple[int, int] = (10, 100),
-    seed: int = 7,
-) -> list[list[str]]:
-    """``n`` hard negatives per (context, target id, conversation's items) example: items the
-    ``encoder`` ranks between ``ranks[0]`` and ``ranks[1]`` for the context, drawn at random
-    (seeded), never the target nor any item the conversation names. The top ``ranks[0]`` are
-    skipped, and the conversation's own items excluded, because on a film site or in a shop many
-    unlabelled items near the top are good answers too (false negatives teach the encoder to
-    push good answers away; RocketQA, Qu et al. 2021, denoises its mined negatives for the same
-    reason). When the window holds fewer than ``n`` such items (a small catalogue), the next
-    ranks down fill in; an example gets fewer only when the catalogue has no more."""
-    import random
-
-    if n <= 0 or not examples:
-        return [[] for _ in examples]
-    contexts = list(dict.fromkeys(ctx for ctx, _, _ in examples))
-    vectors = dict(zip(contexts, encoder.embedder.embed(contexts, batch_size=128, progress=len(contexts) > 500)))
-    rng = random.Random(seed)
-    out: list[list[str]] = []
-    for ctx, target, named in examples:
-        want = max(ranks[1] - ranks[0], n)
-        ok: list[str] = []
-        for j in np.argsort(-(encoder.matrix @ vectors[ctx]), kind="stable")[ranks[0] :]:
-            if encoder.ids[j] != target and encoder.ids[j] not in named:
-                ok.append(encoder.ids[j])
-                if len(ok) == want:
-                    break
-        window = ok[: ranks[1] - ranks[0]]
-        if len(window) < n:  # a small catalogue: the next ranks down
-            window = ok[:n]
-        out.append(rng.sample(window, min(n, len(window))))
-    return out
-
-
 def train_encoder(
-    pairs: Sequence[tuple[str, ...]],
+    pairs: list[tuple[str, str]],
     base: str,
     out: Path,
     card: dict[str, Any],
@@ -199,15 +161,11 @@ def train_encoder(
     learning_rate: float = 5e-5,
     seed: int = 7,
     max_steps: int = -1,
-    init: Path | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``base`` (a ``retrieval.embedder`` name or a saved encoder's folder) on
-    ``(context, item text)`` pairs, or ``(context, item text, hard negative text, ...)`` tuples,
-    with MultipleNegativesRankingLoss (the other items of a batch, and every hard negative in
-    it, are the negatives; a batch never holds the same text twice) and save it, with ``card``
-    completed, into ``out`` (replaced atomically). ``init``, a saved encoder's folder, continues
-    its training instead of starting from ``base`` (the card keeps ``base``, the model it all
-    started from). ``max_steps`` > 0 stops early (tests)."""
+    """Fine-tune ``base`` (a ``retrieval.embedder`` name) on ``(context, item text)`` pairs with
+    MultipleNegativesRankingLoss (the other items of a batch are the negatives; a batch never
+    holds the same text twice) and save it, with ``card`` completed, into ``out`` (replaced
+    atomically). ``max_steps`` > 0 stops early (tests)."""
     import shutil
     import tempfile
 
@@ -227,13 +185,9 @@ def train_encoder(
         raise ValueError("no (context, item) pair to train the encoder on")
     apply_offline_env()
     t0 = time.perf_counter()
-    model = SentenceTransformer(str(init) if init is not None else embedder_path(base), device="cpu")
+    model = SentenceTransformer(embedder_path(base), device="cpu")
     model.max_seq_length = MAX_SEQ_LENGTH
-    width = len(pairs[0]) if pairs else 2  # a pair, or a tuple with hard negatives
-    if any(len(p) != width for p in pairs):
-        raise ValueError("every training tuple needs the same number of hard negatives")
-    columns = ["anchor", "positive"] + [f"negative_{k}" for k in range(1, width - 1)]
-    data = Dataset.from_dict({name: [p[k] for p in pairs] for k, name in enumerate(columns)})
+    data = Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".encoder-", dir=out.parent))
@@ -264,8 +218,7 @@ def train_encoder(
         full = {
             **card,
             "base": base,
-            "loss": "MultipleNegativesRankingLoss (in-batch negatives, no duplicate texts in a batch)"
-            + (f", {width - 2} mined hard negative(s) per pair" if width > 2 else ""),
+            "loss": "MultipleNegativesRankingLoss (in-batch negatives, no duplicate texts in a batch)",
             "pairs": len(pairs),
             "epochs": epochs,
             "steps": int(result.global_step),
