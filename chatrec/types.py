@@ -41,6 +41,9 @@ class ShopFacts(BaseModel):
     # the last-resort reply when no template, list or question fits (a greeting with no chitchat
     # template, a handoff with none): what this assistant helps with, in the shop's own words
     help: str = GENERIC_HELP
+    # whether replies put "the" before an item's title: "the Pixel 8 case", but a film site
+    # names "It (2017)" and "Moana (2016)" bare (the film importers write false)
+    title_article: bool = True
 
     def slot_values(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.model_dump().items()}

@@ -61,6 +61,7 @@ SHOP = {
     "name": "INSPIRED movies",
     "currency": "USD",
     "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
+    "title_article": False,
 }
 CATEGORY = "movie"
 WRITTEN = (

@@ -64,6 +64,7 @@ SHOP = {
     "name": "ReDial movies",
     "currency": "USD",
     "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
+    "title_article": False,
 }
 CATEGORY = "movie"
 RECOMMEND_INTENT = "recommend_product"

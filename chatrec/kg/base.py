@@ -64,6 +64,14 @@ class KGPath:
         return out
 
 
+def readable(entity: str) -> str:
+    """A readable form of a non-item entity id: ``category:phone-cases`` -> ``phone cases``,
+    ``dbr:Tom Cruise`` -> ``Tom Cruise``, a URI -> its last segment with spaces."""
+    if ":" in entity and not entity.startswith("http"):
+        return entity.split(":", 1)[1].replace("-", " ")
+    return entity.rstrip("/").rsplit("/", 1)[-1].replace("_", " ")
+
+
 @runtime_checkable
 class KnowledgeGraph(Protocol):
     """What the turn (ranker, chatbot) uses of a knowledge graph. Checked by

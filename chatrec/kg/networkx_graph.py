@@ -15,7 +15,7 @@ from typing import Iterable
 
 import networkx as nx
 
-from chatrec.kg.base import DEFAULT_WEIGHT, PREDICATE_WEIGHT, Hop, KGPath, KnowledgeGraph
+from chatrec.kg.base import DEFAULT_WEIGHT, PREDICATE_WEIGHT, Hop, KGPath, KnowledgeGraph, readable
 from chatrec.types import Item, Triple
 
 __all__ = ["NetworkXGraph", "KnowledgeGraph", "KGPath", "Hop", "PREDICATE_WEIGHT", "DEFAULT_WEIGHT"]
@@ -37,9 +37,7 @@ class NetworkXGraph:
     def label(self, entity: str) -> str:
         if entity in self.items:
             return self.items[entity].title
-        if ":" in entity and not entity.startswith("http"):
-            return entity.split(":", 1)[1].replace("-", " ")
-        return entity.rstrip("/").rsplit("/", 1)[-1].replace("_", " ")
+        return readable(entity)
 
     def facts(self, entity: str, limit: int = 12) -> list[Triple]:
         if entity not in self.g:

@@ -256,14 +256,16 @@ def _repetitive(text: str) -> bool:
 _PLAIN_REASONS = ("matches what you asked for", "popular with our customers", "relevant to your request")
 
 
-def the(title: str, capital: bool = False) -> str:
-    """``title`` with a definite article, unless it starts with one ("The Fast and the Furious")."""
-    if re.match(r"(?:the|a|an)\s", title, re.IGNORECASE):
+def the(title: str, capital: bool = False, article: bool = True) -> str:
+    """``title`` with a definite article, unless it starts with one ("The Fast and the Furious")
+    or the KB's titles take none (``article=False``, ``shop.json`` ``title_article``: a film's
+    title, "It (2017)", is a name, not "the It (2017)")."""
+    if not article or re.match(r"(?:the|a|an)\s", title, re.IGNORECASE):
         return title[0].upper() + title[1:] if capital else title
     return f"{'The' if capital else 'the'} {title}"
 
 
-def _reason_sentence(r: Recommendation) -> str | None:
+def _reason_sentence(r: Recommendation, article: bool = True) -> str | None:
     """The informative part of a recommendation's reason as a sentence about the item, or ``None``
     (the price and stock the reason repeats, and the generic reasons, are left out)."""
     # the first sentence; a lone capital's period is an initial ("directed by M. Night Shyamalan"), not its end
@@ -272,46 +274,52 @@ def _reason_sentence(r: Recommendation) -> str | None:
     if not first or low.startswith(_PLAIN_REASONS):
         return None
     if low.endswith(" it"):  # "{start} is {label} it" (explain.py): "Your Anker 737 Power Bank is compatible with it"
-        return f"{first[0].upper()}{first[1:-3]} {the(r.title)}."
+        return f"{first[0].upper()}{first[1:-3]} {the(r.title, article=article)}."
     if low.startswith(("works ", "suits ")):
-        return f"{the(r.title, True)} {low[0]}{first[1:]}."
+        return f"{the(r.title, True, article)} {low[0]}{first[1:]}."
     if low.startswith("same "):
-        return f"{the(r.title, True)} has the {low[0]}{first[1:]}."
-    return f"{the(r.title, True)} is {low[0]}{first[1:]}."
+        return f"{the(r.title, True, article)} has the {low[0]}{first[1:]}."
+    return f"{the(r.title, True, article)} is {low[0]}{first[1:]}."
 
 
 _COUNT = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
-def _named(r: Recommendation) -> str:
-    return the(r.title) + (f" (${r.price:.2f})" if r.price is not None else "")
+def _named(r: Recommendation, article: bool = True) -> str:
+    return the(r.title, article=article) + (f" (${r.price:.2f})" if r.price is not None else "")
 
 
-def render_list(recs: list[Recommendation]) -> str:
+def render_list(recs: list[Recommendation], article: bool = True) -> str:
     """The items in sentences, by title and price, with a short lead and at most two reasons worth
     reading; no ids (the cards and the JSON carry them)."""
     if not recs:
         return ""
-    named = [_named(r) for r in recs]
+    named = [_named(r, article) for r in recs]
     if len(named) == 1:
         text = f"I'd suggest {named[0]}."
     else:
         count = _COUNT[len(named)] if len(named) < len(_COUNT) else str(len(named))
         text = f"Here are {count} good options: " + ", ".join(named[:-1]) + f" and {named[-1]}."
-    reasons = [s for r in recs if (s := _reason_sentence(r))][:2]
+    reasons = [s for r in recs if (s := _reason_sentence(r, article))][:2]
     return " ".join([text, *reasons])
 
 
 def fallback_text(
-    route: str, template_text: str | None, recs: list[Recommendation], no_match: str, help_text: str = GENERIC_HELP
+    route: str,
+    template_text: str | None,
+    recs: list[Recommendation],
+    no_match: str,
+    help_text: str = GENERIC_HELP,
+    article: bool = True,
 ) -> str:
     """The grounded reply: the filled template and/or the list; with neither, ``help_text``
-    (the shop's ``help`` fact: what this assistant helps with)."""
+    (the shop's ``help`` fact: what this assistant helps with). ``article``: whether item titles
+    take "the" (the shop's ``title_article``)."""
     parts = []
     if template_text:
         parts.append(template_text)
     if route in ("recommend", "both"):
-        parts.append(render_list(recs) if recs else no_match)
+        parts.append(render_list(recs, article) if recs else no_match)
     if not parts:
         parts.append(help_text)
     return "\n\n".join(parts)

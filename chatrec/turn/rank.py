@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from chatrec.config import RankingSettings
 from chatrec.kb import KnowledgeBase
-from chatrec.kg.base import KGPath, KnowledgeGraph
+from chatrec.kg.base import KGPath, KnowledgeGraph, readable
 from chatrec.llm.base import LLMBackend, Message, ScoringUnsupported
 from chatrec.retrieval.base import Retriever, where_filter
 from chatrec.retrieval.encoder_ft import DenseScores, ItemEncoder, load_item_encoder
@@ -208,6 +208,13 @@ class Ranker:
             log.info("fitted ranker from %s", self.fitted_path)
         self.use_fitted(fitted, None if fitted and "statistics" in fitted else Behaviour(kb, exclude_conversations))
         self._has_compat = {t.subject for t in kb.triples if t.predicate == "compatible_with"}
+        # KG entity -> the items linked to it either way (a "nothing with Tom Cruise" filter)
+        self._entity_items: dict[str, set[str]] = {}
+        for t in kb.triples:
+            if t.subject in kb.items and t.object not in kb.items:
+                self._entity_items.setdefault(t.object, set()).add(t.subject)
+            elif t.object in kb.items and t.subject not in kb.items:
+                self._entity_items.setdefault(t.subject, set()).add(t.object)
         # a bi-encoder fine-tuned on the training conversations (``chatrec fit-encoder``), if the KB has one:
         # the dense candidates and feature come from it (templates keep the index's base model)
         self.encoder: ItemEncoder | None = load_item_encoder(kb.root, kb.items)
@@ -249,6 +256,9 @@ class Ranker:
             return "other category"
         if c.compatible_with and not self.fits(item.id, c.compatible_with):
             return f"not compatible with {c.compatible_with}"
+        for entity in c.entities_out:
+            if item.id in self._entity_items.get(entity, ()):
+                return f"linked to {readable(entity)}, ruled out"
         return None
 
     def fits(self, item_id: str, device_id: str) -> bool:

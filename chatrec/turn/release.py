@@ -172,5 +172,5 @@ def turn_gate(
     def complete(released: str) -> str:
         return missing_sentences(template, released) if template else ""
 
-    fallback = fallback_text(decision.route, plan.template_text, recs, NO_MATCH, kb.shop.help)
+    fallback = fallback_text(decision.route, plan.template_text, recs, NO_MATCH, kb.shop.help, kb.shop.title_article)
     return Release(check, fallback, forced=forced, complete=complete)

@@ -95,29 +95,34 @@ def answer_about_shown(
     if not refs or not _QUESTION.search(norm if "?" not in message else norm + " ?"):
         return None
     items = [kb.items[i] for i in refs]
+    art = kb.shop.title_article  # "the Pixel 8 case", but "It (2017)" on a film site
     norm = _REFERENCE.sub(" ", norm)  # "the cheaper one" picks the item; it does not ask about price
     if _COMPAT.search(norm) and (devices := _device_targets(message, norm, kb, kg)):
-        return ShownAnswer(_compatibility(items, devices, kb, kg), refs, "asks whether shown items fit a device")
+        return ShownAnswer(_compatibility(items, devices, kb, kg, art), refs, "asks whether shown items fit a device")
     if _MORE.search(norm) and len(items) == 1:
-        return ShownAnswer(_describe(items[0]), refs, "asks about a shown item")
+        return ShownAnswer(_describe(items[0], art), refs, "asks about a shown item")
     if aspect := _aspect(norm, items):
         if _categorical(items, aspect):
-            return ShownAnswer(_listed(items, aspect), refs, f"asks about {aspect.keys[0]} of the items shown")
+            return ShownAnswer(_listed(items, aspect, art), refs, f"asks about {aspect.keys[0]} of the items shown")
         if every or len(items) > 1:
-            return ShownAnswer(_compare(items, aspect, norm), refs, f"compares the items shown on {aspect.keys[0]}")
-        return ShownAnswer(_one(items[0], aspect), refs, f"asks about {aspect.keys[0]} of a shown item")
+            return ShownAnswer(
+                _compare(items, aspect, norm, art), refs, f"compares the items shown on {aspect.keys[0]}"
+            )
+        return ShownAnswer(_one(items[0], aspect, art), refs, f"asks about {aspect.keys[0]} of a shown item")
     if len(items) == 1 and _REFERENCE.search(normalise(message)):
         # "does the second one come with a screen protector?": no attribute answers it, but the
         # customer points at one shown item; what the catalogue says about it beats a guess
-        return ShownAnswer(_describe(items[0]), refs, "asks about a shown item (no attribute matches the question)")
+        return ShownAnswer(
+            _describe(items[0], art), refs, "asks about a shown item (no attribute matches the question)"
+        )
     return None
 
 
 # ------------------------------------------------------------------ attributes
 
 
-def _named(item: Item) -> str:
-    return the(item.title) + (f" (${item.price:.2f})" if item.price is not None else "")
+def _named(item: Item, article: bool = True) -> str:
+    return the(item.title, article=article) + (f" (${item.price:.2f})" if item.price is not None else "")
 
 
 _SPELLING = {"colour": "color", "colours": "color", "colors": "color", "coloured": "color", "finishes": "finish"}
@@ -179,7 +184,7 @@ def _show(key: str, value: object) -> str:
     return str(value)
 
 
-def _compare(items: list[Item], aspect: _Aspect, norm: str) -> str:
+def _compare(items: list[Item], aspect: _Aspect, norm: str, article: bool = True) -> str:
     lowest = aspect.lowest != any(f in norm for f in aspect.flip)
     best = aspect.best
     if lowest != aspect.lowest:  # "the heaviest", "the most expensive"
@@ -189,22 +194,24 @@ def _compare(items: list[Item], aspect: _Aspect, norm: str) -> str:
     ]
     missing = [i for i in items if i.id not in {x[0].id for x in scored}]
     if not scored:
-        return f"The catalogue lists no {_label(aspect.keys[0])} for {_join([_named(i) for i in items])}."
+        return f"The catalogue lists no {_label(aspect.keys[0])} for {_join([_named(i, article) for i in items])}."
     top = (min if lowest else max)(s for _, _, s in scored)
     winners = [(i, k) for i, k, s in scored if s == top]
     others = [(i, k) for i, k, s in scored if s != top]
     i0, k0 = winners[0]
     if len(winners) == 1:
-        text = f"Of those, {_named(i0)} {best} ({_label(k0)}: {_show(k0, _value(i0, k0))})."
+        text = f"Of those, {_named(i0, article)} {best} ({_label(k0)}: {_show(k0, _value(i0, k0))})."
     elif len(winners) == len(items):
         return f"All of those have the same {_label(k0)}: {_show(k0, _value(i0, k0))}."
     else:
-        names = _join([_named(i) for i, _ in winners])
+        names = _join([_named(i, article) for i, _ in winners])
         text = f"Of those, {names} are level on {_label(k0)} ({_show(k0, _value(i0, k0))})."
     if others:
-        text += " For comparison: " + _join([f"{_named(i)} has {_show(k, _value(i, k))}" for i, k in others]) + "."
+        text += (
+            " For comparison: " + _join([f"{_named(i, article)} has {_show(k, _value(i, k))}" for i, k in others]) + "."
+        )
     if missing:
-        text += f" The catalogue lists no {_label(aspect.keys[0])} for {_join([_named(i) for i in missing])}."
+        text += f" The catalogue lists no {_label(aspect.keys[0])} for {_join([_named(i, article) for i in missing])}."
     return text
 
 
@@ -214,37 +221,37 @@ def _categorical(items: list[Item], aspect: _Aspect) -> bool:
     return bool(values) and all(isinstance(v, str) and _score(v) is None for v in values)
 
 
-def _listed(items: list[Item], aspect: _Aspect) -> str:
+def _listed(items: list[Item], aspect: _Aspect, article: bool = True) -> str:
     """What the catalogue lists for a word-valued attribute, item by item ("in one color: Black")."""
     out = []
     for item in items:
         key = _key(item, aspect)
         if key is None:
-            out.append(f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item)}.")
+            out.append(f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item, article)}.")
             continue
         value = str(_value(item, key))
         options = [v.strip() for v in re.split(r"\s*(?:,|/|;|\bor\b)\s*", value) if v.strip()]
         if len(options) > 1:
-            out.append(f"{_cap(_named(item))} comes in {_join(options)}.")
+            out.append(f"{_cap(_named(item, article))} comes in {_join(options)}.")
         else:
-            out.append(f"{_cap(_named(item))} is listed in one {_label(key)}: {value}.")
+            out.append(f"{_cap(_named(item, article))} is listed in one {_label(key)}: {value}.")
     return " ".join(out)
 
 
-def _one(item: Item, aspect: _Aspect) -> str:
+def _one(item: Item, aspect: _Aspect, article: bool = True) -> str:
     key = _key(item, aspect)
     if key is None:
-        return f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item)}."
+        return f"The catalogue lists no {_label(aspect.keys[0])} for {_named(item, article)}."
     value = _value(item, key)
     if isinstance(value, bool):
-        return f"{_cap(_named(item))} {'has' if value else 'does not have'} {_label(key)}."
-    return f"{_cap(_named(item))} has {_label(key)}: {_show(key, value)}."
+        return f"{_cap(_named(item, article))} {'has' if value else 'does not have'} {_label(key)}."
+    return f"{_cap(_named(item, article))} has {_label(key)}: {_show(key, value)}."
 
 
-def _describe(item: Item) -> str:
+def _describe(item: Item, article: bool = True) -> str:
     first = re.split(r"(?<=[.!?])\s", item.description.strip(), maxsplit=1)[0] if item.description else ""
     specs = [f"{_label(k)} {_show(k, v)}" for k, v in list(item.attributes.items())[:4]]
-    text = f"{_cap(_named(item))}: {first}".strip()
+    text = f"{_cap(_named(item, article))}: {first}".strip()
     if specs:
         text += (" " if text.endswith((".", "!", "?")) else ". ") + "Key specs: " + ", ".join(specs) + "."
     return text
@@ -285,7 +292,9 @@ def _device_targets(message: str, norm: str, kb: KnowledgeBase, kg: KnowledgeGra
     return None
 
 
-def _compatibility(items: list[Item], target: tuple[str, list[str]], kb: KnowledgeBase, kg: KnowledgeGraph) -> str:
+def _compatibility(
+    items: list[Item], target: tuple[str, list[str]], kb: KnowledgeBase, kg: KnowledgeGraph, article: bool = True
+) -> str:
     word, devices = target
     out = []
     for item in items:
@@ -295,17 +304,21 @@ def _compatibility(items: list[Item], target: tuple[str, list[str]], kb: Knowled
             yes = [d for d in fits if d in devices]
             if yes:
                 titles = _join([kb.items[d].title for d in yes[:3]])
-                out.append(f"Yes: {_named(item)} is listed as compatible with the {titles}.")
+                out.append(f"Yes: {_named(item, article)} is listed as compatible with the {titles}.")
             else:
                 titles = _join([kb.items[d].title for d in fits[:3]])
-                out.append(f"No: {_named(item)} is not listed for {_article(word)}; it is made for the {titles}.")
+                out.append(
+                    f"No: {_named(item, article)} is not listed for {_article(word)}; it is made for the {titles}."
+                )
         elif isinstance(works, str):
             ok = word.lower() in works.lower()
-            out.append(f"{'Yes' if ok else 'No'}: {_named(item)} works with {works}, according to the catalogue.")
+            out.append(
+                f"{'Yes' if ok else 'No'}: {_named(item, article)} works with {works}, according to the catalogue."
+            )
         else:
             conn = item.attributes.get("connectivity") or item.attributes.get("connector")
             extra = f" It connects over {conn}." if conn else ""
-            out.append(f"The catalogue lists no specific devices for {_named(item)}.{extra}")
+            out.append(f"The catalogue lists no specific devices for {_named(item, article)}.{extra}")
     return " ".join(out)
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Sequence
 
 from pydantic import BaseModel, Field
 
 from chatrec.kb import KnowledgeBase
+from chatrec.kg.base import readable
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Constraints(BaseModel):
     brands_out: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     compatible_with: str | None = None  # a device item id
+    # KG entities the customer ruled out ("nothing with Tom Cruise"): no item linked to one is shown
+    entities_out: list[str] = Field(default_factory=list)
 
 
 class DialogueState(BaseModel):
@@ -74,6 +78,13 @@ _ITEM_NEGATION = re.compile(
     r"\b(?:(?:do not|don'?t|did not|didn'?t|never)\s+(?:really\s+)?(?:like|liked|enjoy|enjoyed|want|care for)"
     r"|hated?|hates|dislike[ds]?|not a fan of|not into|anything but|other than|except|no more)"
     r"\s+(?:\w+\s+){0,3}$"
+)
+# "nothing with Tom Cruise", "no Adam Sandler movies", "I don't like Quentin Tarantino": a negation,
+# a few filler words, then (checked by EntityLinker.negated_entities) the name of a KG entity
+_ENTITY_NEGATION = re.compile(
+    r"\b(?:not a fan of|not into|can'?t stand|(?:do not|don'?t|never) (?:really )?(?:like|want|care for)|"
+    r"anything but|other than|no more|hated?|hates|dislike[sd]?|without|nothing|except|not|no)\s+"
+    r"(?:(?:with|by|starring|from|of|any|anything|more|movies?|films?|the|that|stuff|featuring)\s+){0,3}"
 )
 _COMPAT = re.compile(
     r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
@@ -136,6 +147,24 @@ class EntityLinker:
         self._names = sorted(names.items(), key=lambda kv: -len(kv[0]))
         self.brands = {normalise(i.brand): i.brand for i in kb.items.values() if normalise(i.brand)}
         self.categories = _category_vocabulary(kb)
+        self.entities = kg_entity_names(kb)
+        self._longest = max((len(n.split()) for n in self.entities), default=0)
+
+    def negated_entities(self, norm: str, taken: Sequence[tuple[int, int]] = ()) -> list[str]:
+        """KG entities a normalised message rules out ("nothing with tom cruise"): the longest
+        entity name (two words or more) right after a negation, unless that span is a catalogue
+        item's own name (``taken``: the item mentions' spans; an item is rejected on its own)."""
+        out: list[str] = []
+        for m in _ENTITY_NEGATION.finditer(norm):
+            words = list(re.finditer(r"\S+", norm[m.end() :]))
+            for n in range(min(self._longest, len(words)), 1, -1):
+                start, end = m.end() + words[0].start(), m.end() + words[n - 1].end()
+                name = norm[start:end].strip(".,;:!?'")
+                found = self.entities.get(name)
+                if found and not any(a < end and start < b for a, b in taken):
+                    out.extend(e for e in found if e not in out)
+                    break
+        return out
 
     def items(self, text: str) -> list[Mention]:
         norm = normalise(text)
@@ -170,6 +199,20 @@ class EntityLinker:
             elif score == best_score and score > 0:
                 best.append(cat)
         return best
+
+
+def kg_entity_names(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """Normalised names of two words or more -> the KG entities so named that are linked to a
+    catalogue item and are neither an item, a brand nor a category (those have their own rules)."""
+    names: dict[str, list[str]] = {}
+    for t in kb.triples:
+        for node, other in ((t.subject, t.object), (t.object, t.subject)):
+            if node in kb.items or other not in kb.items or node.startswith(("brand:", "category:")):
+                continue
+            name = normalise(readable(node))
+            if len(name.split()) >= 2 and node not in names.setdefault(name, []):
+                names[name].append(node)
+    return names
 
 
 def _stems(text: str) -> list[str]:
@@ -223,6 +266,15 @@ def update_state(
         if _ITEM_NEGATION.search(norm[max(0, m.start - 60) : m.start]) and m.item_id not in s.rejected_items:
             s.rejected_items.append(m.item_id)
             s.liked_items = [i for i in s.liked_items if i != m.item_id]
+    # "nothing with Tom Cruise": every item linked to that KG entity is ruled out; a span that is
+    # a named item's title is that item, rejected above (a log's mentions are found by title)
+    spans = [(m.start, m.end) for m in mentions if m.end > m.start]
+    for m in mentions if annotated is not None else ():
+        title = normalise(kb.items[m.item_id].title)
+        spans += [(k.start(), k.end()) for k in re.finditer(re.escape(title), norm)] if title else []
+    for entity in linker.negated_entities(norm, spans):
+        if entity not in c.entities_out:
+            c.entities_out.append(entity)
     # "the second one", "the cheaper one": a shown item the customer now talks about
     refs, every = referenced_items(message, state, kb) if annotated is None else ([], False)
     if refs:

@@ -56,6 +56,7 @@ def test_catalogue_and_graph_from_the_movie_database(imported):
     assert keeper.title == "The Lighthouse Keeper (1994)"
     assert keeper.attributes == {"year": 1994, "genre": ["drama"]}
     assert (keeper.category, keeper.brand, keeper.price, keeper.stock) == ("movie", "", None, 1)
+    assert kb.shop.title_article is False and "films" in kb.shop.help  # a film site's wording
     assert keeper.description == (
         "A keeper on a remote island writes letters he never sends. Starring Mara Quinn, Theo Brandt. "
         "Directed by Ines Varga."

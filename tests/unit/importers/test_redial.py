@@ -211,6 +211,7 @@ def test_users_shop_and_templates(imported):
     assert sorted(kb.users) == ["W7", "W9"] and report.users == 2
     assert kb.shop.name == "ReDial movies" and kb.shop.currency == "USD"
     assert "films" in kb.shop.help and "shipping" not in kb.shop.help  # the film site's last-resort reply
+    assert kb.shop.title_article is False  # "It (2017)", not "the It (2017)"
     assert kb.templates == {}
     assert (report.out_dir / "templates.jsonl").read_text(encoding="utf-8") == ""
     assert report.items == 4 and report.triples == 11

@@ -71,6 +71,33 @@ def test_fallback_reason_keeps_a_name_with_an_initial_whole(kb):
     assert text.endswith(f"The {case.title} is another film directed by M. Night Shyamalan, like Signs."), text
 
 
+def test_a_film_sites_titles_take_no_article():
+    """Seen on ReDial: 'Here are four good options: the Black Panther (2018), the Moana (2016),
+    the It (2017) and ...'. A shop says "the Pixel 8 case"; a film site (title_article false,
+    written by the film importers) names the film."""
+    from types import SimpleNamespace
+
+    from chatrec.turn.shown import answer_about_shown
+
+    def film(i, title, reason):
+        return SimpleNamespace(id=i, title=title, price=None, reason=reason, description="A film.", attributes={})
+
+    recs = [
+        film("M1", "It (2017)", "Another film starring Bill Skarsgard, like Carrie."),
+        film("M2", "Moana (2016)", ""),
+    ]
+    text = fallback_text("recommend", None, recs, "none", article=False)  # type: ignore[arg-type]
+    assert text.startswith("Here are two good options: It (2017) and Moana (2016). It (2017) is another film"), text
+    assert "the It" not in text and "The It" not in text
+    shop = fallback_text("recommend", None, recs, "none")  # type: ignore[arg-type]
+    assert "the It (2017)" in shop  # a shop's default
+    # a question about a shown film is answered with its bare title too
+    kb = SimpleNamespace(items={"M1": recs[0]}, shop=SimpleNamespace(title_article=False), triples=[])
+    state = DialogueState(last_recommended=["M1"], focus_items=["M1"])
+    answer = answer_about_shown("tell me more about it?", state, kb, None)  # type: ignore[arg-type]
+    assert answer is not None and answer.text.startswith("It (2017): "), answer
+
+
 @pytest.mark.parametrize(
     "message", ["Refund my order #VW-48213", "my order #VW-48213 hasn't arrived yet, where is it?"]
 )
