@@ -275,14 +275,8 @@ def fit_ranker_cmd(ctx, train, out, workers, seed, sample) -> None:
     help="leave out the seeded sample of N training conversations that `fit-ranker --sample N` (or "
     "`eval --fit-sample N`, same seed) replays, so the fusion weights see the encoder's scores out of sample",
 )
-@click.option(
-    "--liked-targets/--no-liked-targets",
-    default=False,
-    show_default=True,
-    help="also learn the items a customer says they liked (from the dialogue before that message)",
-)
 @click.pass_context
-def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, liked_targets) -> None:
+def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out) -> None:
     """Fine-tune the bi-encoder (retrieval.embedder, MultipleNegativesRankingLoss) on (dialogue
     context -> recommended item) pairs from the training conversations and save it, with its
     card, to <kb>/artifacts/encoder/: the live turn, fit-ranker and eval then take the dense item
@@ -304,7 +298,7 @@ def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, l
         if hold_out:  # the conversations fit-ranker --sample replays (runner.select_conversations' choice)
             opts = EvalOptions(transcripts=str(train_path), out="-", sample=hold_out, seed=settings.eval.seed)
             held = {cid for _, cid in select_conversations(opts, kb)[0]}
-        pairs = encoder_pairs([c for c in convs if c.conversation_id not in held], kb, liked=liked_targets)
+        pairs = encoder_pairs([c for c in convs if c.conversation_id not in held], kb)
     except (EvalError, KBError) as exc:
         raise click.ClickException(str(exc)) from exc
     if not pairs:
@@ -317,7 +311,6 @@ def fit_encoder_cmd(ctx, train, epochs, batch_size, seed, max_steps, hold_out, l
         "kb": str(kb.root),
         "conversations": len(convs) - len(held),
         "held_out": len(held),  # fit-ranker --sample N with the same seed replays exactly these
-        "targets": "recommended and liked items" if liked_targets else "recommended items",
     }
     click.echo(f"{len(pairs)} (context, item) pairs from {train_path}", err=True)
     card = train_encoder(

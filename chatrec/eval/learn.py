@@ -154,15 +154,13 @@ def save_ranker(fitted: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase, liked: bool = False) -> list[tuple[str, str]]:
+def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase) -> list[tuple[str, str]]:
     """(dialogue context, item text) pairs to fine-tune the bi-encoder on, one per recommended item
     of each agent turn that is new there: named by neither side before, the customer's message(s)
     being answered included. The context is what the ranker's query holds at that turn (the
     customer's consecutive messages joined, as the replay joins them, then the last
-    :data:`~chatrec.retrieval.encoder_ft.CONTEXT_MESSAGES` messages). With ``liked``, also one
-    per item a customer's message says they liked, new there, with the dialogue before that
-    message as the context (never the message that names it). Only ``convs`` (the training
-    conversations) are read."""
+    :data:`~chatrec.retrieval.encoder_ft.CONTEXT_MESSAGES` messages). Only ``convs`` (the
+    training conversations) are read."""
     from chatrec.retrieval.encoder_ft import context_text, item_text
 
     pairs: list[tuple[str, str]] = []
@@ -172,12 +170,6 @@ def encoder_pairs(convs: list[Conversation], kb: KnowledgeBase, liked: bool = Fa
         seen: set[str] = set()
         for t in conv.turns:
             if t.role == "user":
-                before = messages + ([" ".join(pending).strip()] if pending else [])
-                if liked and before:
-                    ctx = context_text(before)
-                    for item_id in dict.fromkeys(t.liked):
-                        if item_id not in seen and item_id in kb.items:
-                            pairs.append((ctx, item_text(kb.items[item_id])))
                 pending.append(t.text)
                 seen.update(t.mentions, t.liked, t.disliked)
                 continue

@@ -56,29 +56,6 @@ def test_encoder_pairs_target_only_new_items_not_the_triggering_messages_mention
     assert context_text(["a", "b  c", "", "d"], last=2) == "d | b c"
 
 
-def test_liked_targets_add_what_the_customer_liked_with_the_dialogue_before_it():
-    kb = load_kb(KB_DIR)
-    conv = Conversation.model_validate(
-        {
-            "conversation_id": "CLIKE",
-            "user_id": None,
-            "turns": [
-                {"role": "user", "text": "hi, any camera ideas?"},
-                {"role": "agent", "text": "Which cameras have you enjoyed?"},
-                {"role": "user", "text": SEEKER, "mentions": ["VW-1031"], "liked": ["VW-1031"]},
-                {"role": "agent", "text": "Try the Sony ZV-E10.", "recommended": ["VW-1032"]},
-                {"role": "user", "text": "I loved the Sony Alpha 7 IV, yes", "liked": ["VW-1031"]},
-            ],
-        }
-    )
-    plain = encoder_pairs([conv], kb)
-    pairs = encoder_pairs([conv], kb, liked=True)
-    liked = context_text(["hi, any camera ideas?", "Which cameras have you enjoyed?"])
-    # the liked item, once (new only the first time), learned from the dialogue before the message naming it
-    assert pairs == [(liked, item_text(kb.items["VW-1031"])), *plain]
-    assert SEEKER not in pairs[0][0] and len(plain) == 1
-
-
 def test_encoder_pairs_come_from_the_given_conversations_only():
     kb = load_kb(KB_DIR)
     train = [Conversation.model_validate_json(ln) for ln in LINES[:20]]
