@@ -107,3 +107,33 @@ def test_a_disliked_item_is_no_anchor_for_more_like_it(fake_bot, kb, alias):
     recs, trace = fake_bot.ranker.rank("something else", disliked, history, depth=50)
     assert recs and not any(title in r.reason for r in recs), [r.reason for r in recs]
     assert pixel not in trace["ranked"]
+
+
+def _regex_items(linker, text):
+    """The reference: one regex per name, longest name first, whole words only."""
+    import re
+
+    norm = normalise(text)
+    taken, found = [False] * len(norm), []
+    for name, item_id in linker._names:
+        if len(name) < 3:
+            continue
+        for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", norm):
+            if not any(taken[m.start() : m.end()]):
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
+                found.append((item_id, m.start(), m.end()))
+    return sorted(found, key=lambda x: x[1])
+
+
+def test_item_linking_in_one_scan_finds_what_a_regex_per_name_finds(linker, kb):
+    """The linker scans a message once (a regex per name took 183 ms a message on ReDial's
+    6,924 films, 0.3 ms now); it must find exactly the same mentions."""
+    texts = [
+        "thinking about a pixel 8 pro or an iPhone 15",
+        "ＰＩＸＥＬ 8 pro_x, pixel 8pro, the pixel 8 pro.",
+        "iphone 15/pixel 8 and é pixel 8 and pixel 8-pro",
+    ]
+    texts += [f"{i.title} vs {i.title.upper()}!" for i in list(kb.items.values())[:80]]
+    texts += [f"{a.title} {b.title}" for a, b in zip(list(kb.items.values())[:40], list(kb.items.values())[40:80])]
+    for text in texts:
+        assert [(m.item_id, m.start, m.end) for m in linker.items(text)] == _regex_items(linker, text), text
