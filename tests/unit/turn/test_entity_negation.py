@@ -21,9 +21,9 @@ DBR = "http://dbpedia.org/resource/"
 
 @pytest.fixture(scope="module")
 def films(tmp_path_factory):
-    """Four films: Top Gun and Jerry Maguire star Tom Cruise, Big stars Tom Hanks, Okja has neither."""
+    """Four films: Top Gun and Agent Story star Tom Cruise, Big stars Tom Hanks, Okja has neither."""
     d = tmp_path_factory.mktemp("films")
-    movies = [(1, "Top Gun (1986)", "Top_Gun"), (2, "Jerry Maguire (1996)", "Jerry"), (3, "Big (1988)", "Big")]
+    movies = [(1, "Top Gun (1986)", "Top_Gun"), (2, "Agent Story (1996)", "Agent"), (3, "Big (1988)", "Big")]
     movies.append((4, "Okja (2017)", "Okja"))
     (d / "movies.csv").write_text(
         "movieId,movieName,nbMentions\n" + "".join(f"{m},{t},1\n" for m, t, _ in movies), encoding="utf-8"
@@ -31,7 +31,7 @@ def films(tmp_path_factory):
     (d / "uris.tsv").write_text(
         "redial_movieId\tdbpedia_uri\n" + "".join(f"{m}\t<{DBR}{u}>\n" for m, _, u in movies), encoding="utf-8"
     )
-    triples = [("Top_Gun", "Tom_Cruise"), ("Jerry", "Tom_Cruise"), ("Big", "Tom_Hanks")]
+    triples = [("Top_Gun", "Tom_Cruise"), ("Agent", "Tom_Cruise"), ("Big", "Tom_Hanks")]
     (d / "kg.tsv").write_text(
         "head_uri\trelation_id\ttail_uri\n" + "".join(f"<{DBR}{h}>\t68\t<{DBR}{t}>\n" for h, t in triples),
         encoding="utf-8",
@@ -67,7 +67,7 @@ def test_a_negated_kg_entity_rules_out_every_item_linked_to_it(films, linker, me
     assert state.constraints.entities_out == ["dbr:Tom Cruise"]
     ranker = Ranker(films, NetworkXGraph(films.triples, films.items), None, RankingSettings())  # type: ignore[arg-type]
     why = {i: ranker.allowed(item, state, UserHistory()) for i, item in films.items.items()}
-    cruise = {i for i, item in films.items.items() if item.title in ("Top Gun (1986)", "Jerry Maguire (1996)")}
+    cruise = {i for i, item in films.items.items() if item.title in ("Top Gun (1986)", "Agent Story (1996)")}
     assert {i for i, w in why.items() if w} == cruise
     assert all(why[i] == "linked to Tom Cruise, ruled out" for i in cruise)
 

@@ -72,7 +72,7 @@ def test_fallback_reason_keeps_a_name_with_an_initial_whole(kb):
 
 
 def test_a_film_sites_titles_take_no_article():
-    """Seen on ReDial: 'Here are four good options: the Black Panther (2018), the Moana (2016),
+    """Seen on ReDial: 'Here are four good options: ..., the Moana (2016),
     the It (2017) and ...'. A shop says "the Pixel 8 case"; a film site (title_article false,
     written by the film importers) names the film."""
     from types import SimpleNamespace
