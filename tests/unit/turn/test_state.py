@@ -110,19 +110,17 @@ def test_a_disliked_item_is_no_anchor_for_more_like_it(fake_bot, kb, alias):
 
 
 def _regex_items(linker, text):
-    """The reference: one regex per name, longest name first, whole words only."""
-    import re
+    """The reference the one-scan linker replaced (one regex per name, longest name first),
+    kept in ``benchmarks/linker_speed.py``, which times the two side by side."""
+    import importlib.util
+    from pathlib import Path
 
-    norm = normalise(text)
-    taken, found = [False] * len(norm), []
-    for name, item_id in linker._names:
-        if len(name) < 3:
-            continue
-        for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", norm):
-            if not any(taken[m.start() : m.end()]):
-                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
-                found.append((item_id, m.start(), m.end()))
-    return sorted(found, key=lambda x: x[1])
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "linker_speed.py"
+    spec = importlib.util.spec_from_file_location("linker_speed", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.regex_items(linker, text)
 
 
 def test_item_linking_in_one_scan_finds_what_a_regex_per_name_finds(linker, kb):
