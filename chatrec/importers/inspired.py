@@ -52,17 +52,12 @@ from typing import Any, Iterable, Sequence
 
 from chatrec.importers.qa_logs import jsonl_text
 from chatrec.importers.redial import REASONS, RECOMMEND_INTENT
-from chatrec.importers.staging import ImportFailed, csv_rows, write_validated
+from chatrec.importers.staging import FILM_SITE, ImportFailed, csv_rows, write_validated
 from chatrec.turn.pii import mask_pii
 
 __all__ = ["InspiredReport", "import_inspired", "outcome"]
 
-SHOP = {
-    "name": "INSPIRED movies",
-    "currency": "USD",
-    "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
-    "title_article": False,
-}
+SHOP = {"name": "INSPIRED movies", "currency": "USD", **FILM_SITE}
 CATEGORY = "movie"
 WRITTEN = (
     "shop.json",

@@ -55,17 +55,12 @@ from typing import Any, Iterable, TextIO
 from urllib.parse import unquote
 
 from chatrec.importers.qa_logs import jsonl_text
-from chatrec.importers.staging import ImportFailed, csv_rows, write_validated
+from chatrec.importers.staging import FILM_SITE, ImportFailed, csv_rows, write_validated
 from chatrec.turn.pii import mask_pii
 
 __all__ = ["RedialReport", "import_redial"]
 
-SHOP = {
-    "name": "ReDial movies",
-    "currency": "USD",
-    "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
-    "title_article": False,
-}
+SHOP = {"name": "ReDial movies", "currency": "USD", **FILM_SITE}
 CATEGORY = "movie"
 RECOMMEND_INTENT = "recommend_product"
 # DBpedia relation ids of the KGSF graph, named by inspecting their triples; any other id stays

@@ -23,6 +23,14 @@ class ImportFailed(ValueError):
         super().__init__(message + shown + more)
 
 
+# shop.json wording for a film site (the ReDial and INSPIRED importers): its last-resort reply, and
+# films named bare ("It (2017)", not "the It (2017)")
+FILM_SITE = {
+    "help": "I can suggest films to watch: tell me one you liked, or the kind of film you feel like tonight.",
+    "title_article": False,
+}
+
+
 def write_validated(out: Path, contents: dict[str, str]) -> list[str]:
     """Write ``contents`` (file name -> text) into a staging folder beside ``out`` together with
     the KB files already in ``out`` that it does not replace, load that with the KB loader,

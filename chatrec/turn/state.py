@@ -8,6 +8,7 @@ catalogue items and brands mentioned in the text, budgets, brand exclusions
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ class EntityLinker:
         item's own name (``taken``: the item mentions' spans; an item is rejected on its own)."""
         out: list[str] = []
         for m in _ENTITY_NEGATION.finditer(norm):
-            words = list(re.finditer(r"\S+", norm[m.end() :]))
+            words = list(itertools.islice(re.finditer(r"\S+", norm[m.end() :]), self._longest))
             for n in range(min(self._longest, len(words)), 1, -1):
                 start, end = m.end() + words[0].start(), m.end() + words[n - 1].end()
                 name = norm[start:end].strip(".,;:!?'")
