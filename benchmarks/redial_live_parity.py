@@ -8,7 +8,8 @@ scored conversation's first customer message (`chatrec --kb COPY ask --json MESS
 conversation, no user: what the replay saw at turn 1) and compares the shown ids with the
 run's `turns.jsonl` row for that turn. The replay ranks every turn the logged agent answered
 with items; the live router may instead ask a question or chat, so ids are compared where
-the live turn also went to items. Prints one line per turn (ids only) and the counts.
+the live turn also went to items. Prints one line per turn (ids) and the counts;
+``--out`` keeps digests of the lists only.
 
     python benchmarks/redial_live_parity.py /tmp/runs/redial_train --kb /tmp/redial_kb --n 10
 """
@@ -25,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from redial_ten_turns import shown_turns  # benchmarks/ is on sys.path when this runs as a script
+from redial_ten_turns import digest, shown_turns  # benchmarks/ is on sys.path when this runs as a script
 
 
 def main() -> None:
@@ -55,12 +56,12 @@ def main() -> None:
             live = [x["item_id"] for x in answer.get("recommendations", [])]
             same = live == r["shown"]
             results.append(
-                {
-                    "conversation_id": r["conversation_id"],
-                    "turn_index": 1,
+                {  # digests, not ReDial's ids: equal lists have equal digests
+                    "turn": digest([r["conversation_id"], 1]),
                     "route": answer.get("route"),
-                    "scored": r["shown"],
-                    "live": live,
+                    "scored_digest": digest(r["shown"]),
+                    "live_digest": digest(live),
+                    "shown": len(live),
                     "same": same,
                 }
             )
@@ -73,8 +74,8 @@ def main() -> None:
     if args.out:
         note = (
             f"benchmarks/redial_live_parity.py {args.run} --n {args.n} --seed {args.seed}: the live `chatrec ask "
-            "--json` with the run's fitted ranker installed, against the ids the run scored (ids only; the "
-            "messages stay in ../shared)"
+            "--json` with the run's fitted ranker installed, against the ids the run scored (digests of the lists "
+            "only; ReDial's ids and messages stay in ../shared)"
         )
         args.out.write_text(json.dumps({"run": note, "turns": results}, indent=1) + "\n", encoding="utf-8")
 

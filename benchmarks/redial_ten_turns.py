@@ -1,9 +1,10 @@
 """Ten of an eval run's recommendation turns, picked at random with a fixed seed (issue 19).
 
 Prints each turn's customer message, the shown items and the reply with its reasons, and
-writes to ``--out`` only the conversation id and turn index that find the turn, the ids the
-system showed, and how many logged gold items the turn had and showed: ReDial's text, titles
-and annotations stay in ``../shared`` (its README); re-running this prints them again.
+writes to ``--out`` no ReDial id or text: per turn a digest of (conversation id, turn index)
+and of the shown list (a re-run with the same seed and run checks it drew the same turns and
+lists), how many items it showed, and how many logged gold items it had and showed. ReDial's
+ids, text, titles and annotations stay in ``../shared`` (its README); re-running this prints them.
 
     python benchmarks/redial_ten_turns.py /tmp/runs/redial_train --out benchmarks/results/redial_ten_turns.json
 """
@@ -11,9 +12,15 @@ and annotations stay in ``../shared`` (its README); re-running this prints them 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 from pathlib import Path
+
+
+def digest(value: object) -> str:
+    """A short sha256 of a JSON value: shows two lists or turns are the same without holding ReDial's ids."""
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
 
 
 def shown_turns(run: Path, first_only: bool = False) -> list[dict]:
@@ -44,18 +51,17 @@ def main() -> None:
         print(f"reply: {r.get('output')}")
     if args.out:
         summary = json.loads((args.run / "summary.json").read_text(encoding="utf-8"))
-        kept = [  # the shown ids are the system's; the logged gold items stay in ../shared (counts only)
-            {k: r[k] for k in ("conversation_id", "turn_index", "shown")}
-            | {"gold_items": len(r["gold"]), "new_gold_items": len(r["gold_new"])}
+        kept = [  # digests and counts only: the ids and the logged gold items stay in ../shared
+            {"turn": digest([r["conversation_id"], r["turn_index"]]), "shown_digest": digest(r["shown"])}
+            | {"shown": len(r["shown"]), "gold_items": len(r["gold"]), "new_gold_items": len(r["gold_new"])}
             | {"shown_gold": len(set(r["shown"]) & set(r["gold"]))}
             for r in picked
         ]
         note = (
             f"chatrec eval --train (docs/evaluation.md, ReDial), run of {summary['run']['started_at']}; "
-            f"random.Random({args.seed}).sample of the full system's recommendation turns with a shown list; ids "
-            "only: the customers' messages and the shown reasons (which quote ReDial's catalogue titles and KG "
-            "names) stay in ../shared (../shared/data/README.md); conversation_id and turn_index find the turn "
-            "in valid_data_kgsf_split.jsonl, and `python benchmarks/redial_ten_turns.py RUN` prints them"
+            f"random.Random({args.seed}).sample of the full system's recommendation turns with a shown list; "
+            "digests and counts only: the ids, the customers' messages and the shown reasons stay in ../shared "
+            "(../shared/data/README.md); `python benchmarks/redial_ten_turns.py RUN` prints them"
         )
         args.out.write_text(json.dumps({"run": note, "turns": kept}, indent=1) + "\n", encoding="utf-8")
 
