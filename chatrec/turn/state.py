@@ -87,6 +87,9 @@ _ENTITY_NEGATION = re.compile(
     r"anything but|other than|no more|hated?|hates|dislike[sd]?|without|nothing|except|not|no)\s+"
     r"(?:(?:with|by|starring|from|of|any|anything|more|movies?|films?|the|that|stuff|featuring)\s+){0,3}"
 )
+# "I've seen nothing by <director>", "haven't watched any <franchise>", "I know nothing about <actor>":
+# the negation says what the customer has not met yet, not what they rule out
+_NOT_MET = re.compile(r"\b(?:seen|watched|heard|read|tried|know|knew|caught)\s+(?:(?:of|about|yet)\s+)?$")
 _COMPAT = re.compile(
     r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
 )
@@ -160,9 +163,12 @@ class EntityLinker:
     def negated_entities(self, norm: str, taken: Sequence[tuple[int, int]] = ()) -> list[str]:
         """KG entities a normalised message rules out ("nothing with tom cruise"): the longest
         entity name (two words or more) right after a negation, unless that span is a catalogue
-        item's own name (``taken``: the item mentions' spans; an item is rejected on its own)."""
+        item's own name (``taken``: the item mentions' spans; an item is rejected on its own).
+        A negation right after "seen", "watched", "know"... ("I've seen nothing by ...") is not one."""
         out: list[str] = []
         for m in _ENTITY_NEGATION.finditer(norm):
+            if _NOT_MET.search(norm[max(0, m.start() - 20) : m.start()]):
+                continue
             words = list(itertools.islice(re.finditer(r"\S+", norm[m.end() :]), self._longest))
             for n in range(min(self._longest, len(words)), 1, -1):
                 start, end = m.end() + words[0].start(), m.end() + words[n - 1].end()

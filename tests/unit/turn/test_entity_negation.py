@@ -79,6 +79,9 @@ def test_a_negated_kg_entity_rules_out_every_item_linked_to_it(films, linker, me
         "no, I like Tom Cruise",  # the negation answers something else: the name does not follow it
         "not sure, maybe something like Big (1988)",
         "no Tom",  # one word is no entity name: too many false hits
+        "I've seen nothing by Tom Cruise yet",  # what the customer has not met, not what they rule out
+        "haven't watched any Tom Cruise films",
+        "I know nothing about Tom Cruise",
     ],
 )
 def test_a_kg_entity_without_a_negation_right_before_it_is_not_ruled_out(linker, message):
