@@ -24,7 +24,7 @@
    training texts listed and the accuracy on the rest. Both sets were looked at while tuning
    (they are development sets now).
 4. **Development sets** (``DEV_SETS``: ``route_mix.jsonl``, ``route_heldout.jsonl``,
-   ``route_heldout2.jsonl`` and ``route_heldout3.jsonl``, the last two blind until scored):
+   ``route_heldout2.jsonl`` to ``route_heldout5.jsonl``, each blind until scored once):
    accuracy with a bootstrap CI, per-route counts, confusion, handoff precision/recall and the
    misrouted messages, learned and keyword router, scored by :func:`accepted` (the labelling
    policy: a stock/fit question is ``both``, ``service`` is not accepted); the decision's
@@ -275,8 +275,16 @@ def bitext_part(args, embedder, seed: int) -> dict:
 
 # Development sets: looked at while tuning the router (route_heldout2.jsonl was a blind set
 # until it was scored after the second round; it is a development set from the third;
-# route_heldout3.jsonl, blind in the third round, is one from the fourth).
-DEV_SETS = ("route_mix.jsonl", "route_heldout.jsonl", "route_heldout2.jsonl", "route_heldout3.jsonl")
+# route_heldout3.jsonl, blind in the third round, is one from the fourth; route_heldout4.jsonl and
+# route_heldout5.jsonl, blind in the fourth and fifth rounds, are ones from the sixth).
+DEV_SETS = (
+    "route_mix.jsonl",
+    "route_heldout.jsonl",
+    "route_heldout2.jsonl",
+    "route_heldout3.jsonl",
+    "route_heldout4.jsonl",
+    "route_heldout5.jsonl",
+)
 
 
 def read_jsonl(path: Path) -> list[dict]:
