@@ -65,7 +65,11 @@ def training_texts(kb, settings, embedder) -> tuple[list[str], list[str]]:
 
 def finetune(base: str, texts: list[str], groups: list[str], out: Path, epochs: float, seed: int) -> dict:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.losses import BatchAllTripletLoss
     from sentence_transformers.training_args import BatchSamplers
 
@@ -124,10 +128,9 @@ def with_vader():
 def score(kb, embedder_name: str, blind: list[dict] | None, seed: int) -> dict:
     from chatrec.chatbot import build_planner
     from chatrec.config import load_settings
+    from chatrec.turn import classify
     from chatrec.turn.plan import PlanOptions
     from chatrec.turn.state import DialogueState
-
-    from chatrec.turn import classify
 
     classify._memory.clear()  # a router trained in this process for another variant is not reused
     out: dict = {}
@@ -184,7 +187,9 @@ def main() -> None:
         elif variant == "finetuned":
             texts, groups = training_texts(kb, settings, Embedder(settings.retrieval.embedder))
             with tempfile.TemporaryDirectory() as tmp:
-                row["finetune"] = finetune(settings.retrieval.embedder, texts, groups, Path(tmp), args.epochs, args.seed)
+                row["finetune"] = finetune(
+                    settings.retrieval.embedder, texts, groups, Path(tmp), args.epochs, args.seed
+                )
                 row |= score(kb, str(Path(tmp) / "model"), blind, args.seed)
         elif variant == "vader":
             plain = with_vader()
