@@ -5,6 +5,8 @@ fifth round; both were dropped, docs/routing.md "Fifth round").
     python benchmarks/router_variants.py [--variants base,finetuned,vader] [--epochs 5]
                                          [--blind tests/fixtures/routing/route_heldout5.jsonl]
                                          [--out benchmarks/results/router_variants.json]
+    python benchmarks/router_variants.py --variants base,route_model --sets dev --route-min 0.5,0.7,0.8,0.9 \
+                                         --out benchmarks/results/router_variants_round6.json
 
 - ``base``: the router as it ships (``train_router`` on the demo KB, MiniLM embeddings).
 - ``finetuned``: the SetFit idea with sentence-transformers: MiniLM is first fine-tuned on the
@@ -16,6 +18,10 @@ fifth round; both were dropped, docs/routing.md "Fifth round").
 - ``vader``: the escalation model's keyword/typography features also get VADER's sentiment
   (``neg``, ``pos``, and the negative part of ``compound``): a 7,500-word lexicon with rules for
   capitals, "!" and negation, written for social-media text, instead of only our word lists.
+- ``route_model`` (sixth round, ``--sets dev``): a second logistic regression, over the router's
+  training embeddings labelled with their class's route (six classes), overrides the route when
+  it is at least ``--route-min`` sure of another one; the template is then the best one of that
+  route.
 
 Each variant is scored on the development sets of the fifth round (``route_mix.jsonl`` to
 ``route_heldout4.jsonl``) and ``escalation_test.jsonl``, and with ``--blind`` on a blind set
@@ -39,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from router import DEV_SETS, FIX, REPO, blind_part, read_jsonl, score_set  # noqa: E402
 
-# The development sets when these variants were measured (route_heldout5.jsonl was the blind set)
-SETS = tuple(s for s in DEV_SETS if s != "route_heldout5.jsonl")
+# The development sets of the fifth round (route_heldout5.jsonl was its blind set); ``--sets dev``: all of DEV_SETS
+FIFTH_ROUND_SETS = tuple(s for s in DEV_SETS if s != "route_heldout5.jsonl")
 
 
 def training_texts(kb, settings, embedder) -> tuple[list[str], list[str]]:
@@ -125,12 +131,49 @@ def with_vader():
     return plain
 
 
-def score(kb, embedder_name: str, blind: list[dict] | None, seed: int) -> dict:
+def with_route_model(router, route_min: float):
+    """Patch the router's decision (this process only): a logistic regression over its training
+    embeddings labelled by route overrides the route when at least ``route_min`` sure of another."""
+    from sklearn.linear_model import LogisticRegression
+
+    from chatrec.turn import classify as C
+
+    routes = sorted(set(router.class_route.values()))
+    y = [routes.index(router.class_route[router.classes[i]]) for i in router.neighbour_labels]
+    model = LogisticRegression(C=10.0, max_iter=3000).fit(router.neighbours, y)
+    plain_decide, plain_predict = C.TurnClassifier.decide, C.TurnClassifier.predict
+    seen: dict = {}
+
+    def decide(self, probs):
+        pred = plain_decide(self, probs)
+        q = seen["q"]
+        route = routes[int(np.argmax(q))]
+        if route == pred.route or float(np.max(q)) < route_min:
+            return pred
+        if route == "out_of_scope":
+            return C.Prediction("out_of_scope", pred.label, pred.confidence, None, None, pred.top)
+        gp, group_route = self.grouped(probs)[0], self.group_routes()
+        groups = [int(g) for g in np.argsort(-gp) if group_route[int(g)] == route]
+        if not groups:
+            return pred
+        label = self.classes[self.best_in_group(probs, groups[0])]
+        tid = None if label.startswith("__") else label
+        return C.Prediction(route, label, float(gp[groups[0]]), tid, self.class_intent.get(label), pred.top)
+
+    def predict(self, text, emb, embed=None):
+        seen["q"] = model.predict_proba(np.asarray(emb).reshape(1, -1))[0]
+        return plain_predict(self, text, emb, embed)
+
+    C.TurnClassifier.decide, C.TurnClassifier.predict = decide, predict
+    return plain_decide, plain_predict
+
+
+def score(
+    kb, embedder_name: str, blind: list[dict] | None, seed: int, sets: tuple[str, ...], route_min: float | None = None
+) -> dict:
     from chatrec.chatbot import build_planner
     from chatrec.config import load_settings
     from chatrec.turn import classify
-    from chatrec.turn.plan import PlanOptions
-    from chatrec.turn.state import DialogueState
 
     classify._memory.clear()  # a router trained in this process for another variant is not reused
     out: dict = {}
@@ -141,17 +184,34 @@ def score(kb, embedder_name: str, blind: list[dict] | None, seed: int) -> dict:
         planner = build_planner(settings, kb=kb)
         router = planner.router
         out["escalation_threshold"] = router.escalation_threshold
-        for name in SETS:
-            res = score_set(planner, read_jsonl(FIX / name), seed)
-            out[name] = {k: res[k] for k in ("accuracy", "by_route", "handoff", "misrouted")}
-        tp = fp = fn = 0
-        for row in read_jsonl(FIX / "escalation_test.jsonl"):
-            decision, _ = planner._route(row["text"], DialogueState(), False, PlanOptions(), {})
-            said, truth = decision.route == "handoff", bool(row.get("escalate"))
-            tp, fp, fn = tp + (said and truth), fp + (said and not truth), fn + (truth and not said)
-        out["escalation_test"] = {"tp": tp, "fp": fp, "fn": fn}
-        if blind is not None:
-            out["blind"] = blind_part(planner, blind, seed)
+        plain = with_route_model(router, route_min) if route_min is not None else None
+        try:
+            out |= score_sets(planner, blind, seed, sets)
+        finally:
+            if plain is not None:
+                classify.TurnClassifier.decide, classify.TurnClassifier.predict = plain
+    return out
+
+
+def score_sets(planner, blind: list[dict] | None, seed: int, sets: tuple[str, ...]) -> dict:
+    from chatrec.turn.plan import PlanOptions
+    from chatrec.turn.state import DialogueState
+
+    out: dict = {}
+    for name in sets:
+        res = score_set(planner, read_jsonl(FIX / name), seed)
+        out[name] = {k: res[k] for k in ("accuracy", "by_route", "handoff", "misrouted")}
+    tp = fp = fn = 0
+    for row in read_jsonl(FIX / "escalation_test.jsonl"):
+        decision, _ = planner._route(row["text"], DialogueState(), False, PlanOptions(), {})
+        said, truth = decision.route == "handoff", bool(row.get("escalate"))
+        tp, fp, fn = tp + (said and truth), fp + (said and not truth), fn + (truth and not said)
+    out["escalation_test"] = {"tp": tp, "fp": fp, "fn": fn}
+    if blind is not None:
+        out["blind"] = blind_part(planner, blind, seed)
+    n = sum(out[name]["accuracy"]["n"] for name in sets)
+    right = sum(out[k]["accuracy"]["value"] * out[k]["accuracy"]["n"] for k in sets)
+    out["all_sets"] = {"right": int(round(right)), "n": n, "accuracy": round(right / n, 4)}
     return out
 
 
@@ -162,7 +222,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--blind", metavar="PATH", help="a blind labelled set, scored with aggregates only")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "router_variants.json"))
+    ap.add_argument("--sets", choices=("fifth", "dev"), default="fifth", help="fifth: the fifth round's; dev: DEV_SETS")
+    ap.add_argument("--route-min", default="0.7", help="route_model: comma-separated override confidences")
     args = ap.parse_args()
+    sets = FIFTH_ROUND_SETS if args.sets == "fifth" else DEV_SETS
 
     import torch
 
@@ -177,24 +240,30 @@ def main() -> None:
     res: dict = {
         "machine": f"{platform.processor() or platform.machine()}, torch threads 2, {time.strftime('%Y-%m-%d %H:%M')}",
         "blind_path": Path(args.blind).name if args.blind else None,
+        "sets": list(sets),
         "variants": {},
     }
-    for variant in args.variants.split(","):
+    runs = [
+        (f"route_model@{m}" if v == "route_model" else v, v, float(m) if v == "route_model" else None)
+        for v in args.variants.split(",")
+        for m in (args.route_min.split(",") if v == "route_model" else [""])
+    ]
+    for name, variant, route_min in runs:
         t0 = time.perf_counter()
         row: dict = {}
-        if variant == "base":
-            row |= score(kb, settings.retrieval.embedder, blind, args.seed)
+        if variant in ("base", "route_model"):
+            row |= score(kb, settings.retrieval.embedder, blind, args.seed, sets, route_min)
         elif variant == "finetuned":
             texts, groups = training_texts(kb, settings, Embedder(settings.retrieval.embedder))
             with tempfile.TemporaryDirectory() as tmp:
                 row["finetune"] = finetune(
                     settings.retrieval.embedder, texts, groups, Path(tmp), args.epochs, args.seed
                 )
-                row |= score(kb, str(Path(tmp) / "model"), blind, args.seed)
+                row |= score(kb, str(Path(tmp) / "model"), blind, args.seed, sets)
         elif variant == "vader":
             plain = with_vader()
             try:
-                row |= score(kb, settings.retrieval.embedder, blind, args.seed)
+                row |= score(kb, settings.retrieval.embedder, blind, args.seed, sets)
             finally:
                 from chatrec.turn import classify
 
@@ -202,10 +271,11 @@ def main() -> None:
         else:
             ap.error(f"unknown variant {variant}")
         row["wall_s"] = round(time.perf_counter() - t0, 1)
-        res["variants"][variant] = row
+        res["variants"][name] = row
         print(
-            variant,
-            {n: row[n]["accuracy"]["value"] for n in SETS},
+            name,
+            {n: row[n]["accuracy"]["value"] for n in sets},
+            row["all_sets"],
             row["escalation_test"],
             row.get("blind", {}).get("accuracy"),
             flush=True,
