@@ -87,12 +87,23 @@ _ENTITY_NEGATION = re.compile(
     r"anything but|other than|no more|hated?|hates|dislike[sd]?|without|nothing|except|not|no)\s+"
     r"(?:(?:with|by|starring|from|of|any|anything|more|movies?|films?|the|that|stuff|featuring)\s+){0,3}"
 )
-# "I've seen nothing by <director>", "haven't watched any <franchise>", "I know nothing about <actor>":
-# the negation says what the customer has not met yet, not what they rule out
-_NOT_MET = re.compile(r"\b(?:seen|watched|heard|read|tried|know|knew|caught)\s+(?:(?:of|about|yet)\s+)?$")
+# "I've seen nothing by <director>", "I've watched no <franchise> films": the negation says what the
+# customer has not met yet, not what they rule out (checked on the message with its punctuation:
+# "anything I've seen, nothing with <actor>" still rules the actor out)
+_NOT_MET_VERB = r"(?:seen|watched|heard|read|tried|know|knew|caught)\s+(?:(?:of|about|yet)\s+)?"
+_NOT_MET = re.compile(rf"\b{_NOT_MET_VERB}$")
 _COMPAT = re.compile(
     r"\b(?:for|fits?|compatible with|works? with|go(?:es)? with|to go with|matching)\s+(?:my|the|a|an|our)?\s*$"
 )
+
+
+def _not_met(text: str | None, negation: str) -> bool:
+    """Whether the message as written has "seen <negation>" (or "watched", "know"...) with only
+    spaces between, the check :data:`_NOT_MET` makes on the normalised text, which has lost commas."""
+    if text is None:
+        return True
+    written = unicodedata.normalize("NFKC", text).lower()
+    return re.search(rf"\b{_NOT_MET_VERB}{re.escape(negation)}\b", written) is not None
 
 
 _ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
@@ -160,14 +171,15 @@ class EntityLinker:
         self.entities = kg_entity_names(kb)
         self._longest = max((len(n.split()) for n in self.entities), default=0)
 
-    def negated_entities(self, norm: str, taken: Sequence[tuple[int, int]] = ()) -> list[str]:
+    def negated_entities(self, norm: str, taken: Sequence[tuple[int, int]] = (), text: str | None = None) -> list[str]:
         """KG entities a normalised message rules out ("nothing with tom cruise"): the longest
         entity name (two words or more) right after a negation, unless that span is a catalogue
         item's own name (``taken``: the item mentions' spans; an item is rejected on its own).
-        A negation right after "seen", "watched", "know"... ("I've seen nothing by ...") is not one."""
+        A negation right after "seen", "watched", "know"... ("I've seen nothing by ...") is not one
+        when ``text`` (the message as written) has no punctuation between the two."""
         out: list[str] = []
         for m in _ENTITY_NEGATION.finditer(norm):
-            if _NOT_MET.search(norm[max(0, m.start() - 20) : m.start()]):
+            if _NOT_MET.search(norm[max(0, m.start() - 20) : m.start()]) and _not_met(text, m.group().split()[0]):
                 continue
             words = list(itertools.islice(re.finditer(r"\S+", norm[m.end() :]), self._longest))
             for n in range(min(self._longest, len(words)), 1, -1):
@@ -297,7 +309,7 @@ def update_state(
     for m in mentions if annotated is not None else ():
         title = normalise(kb.items[m.item_id].title)
         spans += [(k.start(), k.end()) for k in re.finditer(re.escape(title), norm)] if title else []
-    for entity in linker.negated_entities(norm, spans):
+    for entity in linker.negated_entities(norm, spans, message):
         if entity not in c.entities_out:
             c.entities_out.append(entity)
     # "the second one", "the cheaper one": a shown item the customer now talks about
