@@ -1,5 +1,5 @@
-"""Two ways to change what the learned router reads, measured against it side by side (issue 17,
-fifth round; both were dropped, docs/routing.md "Fifth round").
+"""Changes to what the learned router reads or how it decides, measured against it side by side
+(issue 17, fifth and sixth rounds; all were dropped, docs/routing.md "Fifth round", "Sixth round").
 
     pip install vaderSentiment   # only for the `vader` variant
     python benchmarks/router_variants.py [--variants base,finetuned,vader] [--epochs 5]
@@ -7,6 +7,8 @@ fifth round; both were dropped, docs/routing.md "Fifth round").
                                          [--out benchmarks/results/router_variants.json]
     python benchmarks/router_variants.py --variants base,route_model --sets dev --route-min 0.5,0.7,0.8,0.9 \
                                          --out benchmarks/results/router_variants_round6.json
+    python benchmarks/router_variants.py --variants route_model --sets dev --route-min 0.5,0.8 --balanced \
+                                         --out benchmarks/results/router_variants_round6_balanced.json
 
 - ``base``: the router as it ships (``train_router`` on the demo KB, MiniLM embeddings).
 - ``finetuned``: the SetFit idea with sentence-transformers: MiniLM is first fine-tuned on the
@@ -56,15 +58,9 @@ def training_texts(kb, settings, embedder) -> tuple[list[str], list[str]]:
     from chatrec.turn import route_examples
 
     rs = settings.router
-    logs, rates = C.log_examples(kb)
-    ex = logs + C.written_examples(kb, rs, with_items=any(e.label == C.RECOMMEND_LABEL for e in logs), rates=rates)
-    x = embedder.embed([e.text for e in ex])
-    ex = C.to_nearest_chitchat_template(ex, x, kb, rs)
-    ex = C.to_nearest_template(ex, x, C.STOCK_FIT_LABEL, C.both_templates(kb, rs, rates))
-    service = sorted(t for t in kb.templates if C._class_route(t, kb, rs, rates) == "service")
-    ex = C.to_nearest_template(ex, x, C.PRODUCT_SERVICE_LABEL, service)
-    ex = [e for e in ex if e.label not in (C.STOCK_FIT_LABEL, C.PRODUCT_SERVICE_LABEL)]
-    texts, groups = [e.text for e in ex], [C.group_key(e.label, kb) for e in ex]
+    _, examples, rates = C.router_examples(kb, rs)
+    examples, _ = C.resolve_labels(examples, embedder.embed([e.text for e in examples]), kb, rs, rates)
+    texts, groups = [e.text for e in examples], [C.group_key(e.label, kb) for e in examples]
     esc = [t for t, e, _ in route_examples.ESCALATION if int(e)]
     return texts + esc, groups + ["__escalate__"] * len(esc)
 
@@ -131,21 +127,23 @@ def with_vader():
     return plain
 
 
-def with_route_model(router, route_min: float):
-    """Patch the router's decision (this process only): a logistic regression over its training
+def with_route_model(router, route_min: float, balanced: bool = False) -> None:
+    """Patch this router's decision (this object only): a logistic regression over its training
     embeddings labelled by route overrides the route when at least ``route_min`` sure of another."""
+    import types
+
     from sklearn.linear_model import LogisticRegression
 
     from chatrec.turn import classify as C
 
     routes = sorted(set(router.class_route.values()))
     y = [routes.index(router.class_route[router.classes[i]]) for i in router.neighbour_labels]
-    model = LogisticRegression(C=10.0, max_iter=3000).fit(router.neighbours, y)
-    plain_decide, plain_predict = C.TurnClassifier.decide, C.TurnClassifier.predict
+    weights = "balanced" if balanced else None
+    model = LogisticRegression(C=10.0, max_iter=3000, class_weight=weights).fit(router.neighbours, y)
     seen: dict = {}
 
     def decide(self, probs):
-        pred = plain_decide(self, probs)
+        pred = C.TurnClassifier.decide(self, probs)
         q = seen["q"]
         route = routes[int(np.argmax(q))]
         if route == pred.route or float(np.max(q)) < route_min:
@@ -162,14 +160,19 @@ def with_route_model(router, route_min: float):
 
     def predict(self, text, emb, embed=None):
         seen["q"] = model.predict_proba(np.asarray(emb).reshape(1, -1))[0]
-        return plain_predict(self, text, emb, embed)
+        return C.TurnClassifier.predict(self, text, emb, embed)
 
-    C.TurnClassifier.decide, C.TurnClassifier.predict = decide, predict
-    return plain_decide, plain_predict
+    router.decide, router.predict = types.MethodType(decide, router), types.MethodType(predict, router)
 
 
 def score(
-    kb, embedder_name: str, blind: list[dict] | None, seed: int, sets: tuple[str, ...], route_min: float | None = None
+    kb,
+    embedder_name: str,
+    blind: list[dict] | None,
+    seed: int,
+    sets: tuple[str, ...],
+    route_min: float | None = None,
+    balanced: bool = False,
 ) -> dict:
     from chatrec.chatbot import build_planner
     from chatrec.config import load_settings
@@ -184,12 +187,12 @@ def score(
         planner = build_planner(settings, kb=kb)
         router = planner.router
         out["escalation_threshold"] = router.escalation_threshold
-        plain = with_route_model(router, route_min) if route_min is not None else None
+        if route_min is not None:
+            with_route_model(router, route_min, balanced)
         try:
             out |= score_sets(planner, blind, seed, sets)
         finally:
-            if plain is not None:
-                classify.TurnClassifier.decide, classify.TurnClassifier.predict = plain
+            classify._memory.clear()  # nor kept for the next: it may be patched, or built with other features
     return out
 
 
@@ -209,9 +212,9 @@ def score_sets(planner, blind: list[dict] | None, seed: int, sets: tuple[str, ..
     out["escalation_test"] = {"tp": tp, "fp": fp, "fn": fn}
     if blind is not None:
         out["blind"] = blind_part(planner, blind, seed)
+    right = sum(int(c.split("/")[0]) for name in sets for c in out[name]["by_route"].values())
     n = sum(out[name]["accuracy"]["n"] for name in sets)
-    right = sum(out[k]["accuracy"]["value"] * out[k]["accuracy"]["n"] for k in sets)
-    out["all_sets"] = {"right": int(round(right)), "n": n, "accuracy": round(right / n, 4)}
+    out["all_sets"] = {"right": right, "n": n, "accuracy": round(right / n, 4)}
     return out
 
 
@@ -224,6 +227,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "router_variants.json"))
     ap.add_argument("--sets", choices=("fifth", "dev"), default="fifth", help="fifth: the fifth round's; dev: DEV_SETS")
     ap.add_argument("--route-min", default="0.7", help="route_model: comma-separated override confidences")
+    ap.add_argument("--balanced", action="store_true", help="route_model: balanced class weights")
     args = ap.parse_args()
     sets = FIFTH_ROUND_SETS if args.sets == "fifth" else DEV_SETS
 
@@ -241,8 +245,12 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, torch threads 2, {time.strftime('%Y-%m-%d %H:%M')}",
         "blind_path": Path(args.blind).name if args.blind else None,
         "sets": list(sets),
+        "route_model_class_weights": "balanced" if args.balanced else None,
         "variants": {},
     }
+    unknown = set(args.variants.split(",")) - {"base", "finetuned", "vader", "route_model"}
+    if unknown:
+        ap.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
     runs = [
         (f"route_model@{m}" if v == "route_model" else v, v, float(m) if v == "route_model" else None)
         for v in args.variants.split(",")
@@ -252,7 +260,7 @@ def main() -> None:
         t0 = time.perf_counter()
         row: dict = {}
         if variant in ("base", "route_model"):
-            row |= score(kb, settings.retrieval.embedder, blind, args.seed, sets, route_min)
+            row |= score(kb, settings.retrieval.embedder, blind, args.seed, sets, route_min, args.balanced)
         elif variant == "finetuned":
             texts, groups = training_texts(kb, settings, Embedder(settings.retrieval.embedder))
             with tempfile.TemporaryDirectory() as tmp:
@@ -268,8 +276,6 @@ def main() -> None:
                 from chatrec.turn import classify
 
                 classify.lexical_features = plain
-        else:
-            ap.error(f"unknown variant {variant}")
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         res["variants"][name] = row
         print(

@@ -760,28 +760,39 @@ def _escalation_data(kb: KnowledgeBase, rs: RouterSettings, logs: list[Example])
     return texts + calm, labels + [0] * len(calm)
 
 
-def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) -> TurnClassifier:
-    """Fit the router on the KB's training logs (see the module docstring)."""
-    rs = settings.router
+def router_examples(kb: KnowledgeBase, rs: RouterSettings) -> tuple[list[Example], list[Example], dict[str, float]]:
+    """The logged examples, those and the written ones together (some still labelled with a
+    placeholder, see :func:`resolve_labels`), and per template the share of its logged turns with items."""
     logs, rates = log_examples(kb)
-    examples = logs + written_examples(kb, rs, with_items=any(e.label == RECOMMEND_LABEL for e in logs), rates=rates)
-    if len({e.label for e in examples}) < 2:
-        raise ValueError("the logs hold fewer than two kinds of answer: nothing to route between")
-    texts = [e.text for e in examples]
-    esc_texts, esc_labels = _escalation_data(kb, rs, logs)
-    vectors = np.asarray(embedder.embed(texts + esc_texts), dtype=np.float32)
-    x, x_esc = vectors[: len(texts)], vectors[len(texts) :]
+    with_items = any(e.label == RECOMMEND_LABEL for e in logs)
+    return logs, logs + written_examples(kb, rs, with_items=with_items, rates=rates), rates
+
+
+def resolve_labels(
+    examples: list[Example], x: np.ndarray, kb: KnowledgeBase, rs: RouterSettings, rates: dict[str, float]
+) -> tuple[list[Example], np.ndarray]:
+    """The examples as the router learns them (with their embeddings ``x``): written chitchat,
+    stock/fit and product-service questions each given to the nearest template of their kind;
+    those left with a placeholder (the KB has no such template) dropped."""
     examples = to_nearest_chitchat_template(examples, x, kb, rs)
     examples = to_nearest_template(examples, x, STOCK_FIT_LABEL, both_templates(kb, rs, rates))
     service = sorted(t for t in kb.templates if _class_route(t, kb, rs, rates) == "service")
     examples = to_nearest_template(examples, x, PRODUCT_SERVICE_LABEL, service)
-    placeholders = (STOCK_FIT_LABEL, PRODUCT_SERVICE_LABEL)  # left when the KB has no such template
-    keep = np.asarray([e.label not in placeholders for e in examples])
-    examples, texts, x = (
-        [e for e in examples if e.label not in placeholders],
-        [t for t, k in zip(texts, keep) if k],
-        x[keep],
-    )
+    keep = np.asarray([e.label not in (STOCK_FIT_LABEL, PRODUCT_SERVICE_LABEL) for e in examples], dtype=bool)
+    return [e for e, k in zip(examples, keep) if k], x[keep]
+
+
+def train_router(kb: KnowledgeBase, embedder: TextEmbedder, settings: Settings) -> TurnClassifier:
+    """Fit the router on the KB's training logs (see the module docstring)."""
+    rs = settings.router
+    logs, examples, rates = router_examples(kb, rs)
+    if len({e.label for e in examples}) < 2:
+        raise ValueError("the logs hold fewer than two kinds of answer: nothing to route between")
+    esc_texts, esc_labels = _escalation_data(kb, rs, logs)
+    vectors = np.asarray(embedder.embed([e.text for e in examples] + esc_texts), dtype=np.float32)
+    x, x_esc = vectors[: len(examples)], vectors[len(examples) :]
+    examples, x = resolve_labels(examples, x, kb, rs, rates)
+    texts = [e.text for e in examples]
     y = [e.label for e in examples]
 
     calib = np.asarray([not e.group.startswith("template:") and is_heldout(e.group + ":router", 20) for e in examples])
