@@ -114,7 +114,7 @@ class _Bad(Exception):
 
 
 def title_key(title: str) -> tuple[str, int | None]:
-    """``("full metal jacket", 1987)`` for ``Full Metal Jacket (1987)``: case, punctuation and
+    """``("iron harbour jacket", 1987)`` for ``Iron Harbour Jacket (1987)``: case, punctuation and
     spacing dropped, the year apart."""
     year = _YEAR.search(title)
     bare = _YEAR.sub("", title) if year else title

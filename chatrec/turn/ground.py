@@ -257,7 +257,7 @@ _PLAIN_REASONS = ("matches what you asked for", "popular with our customers", "r
 
 
 def the(title: str, capital: bool = False, article: bool = True) -> str:
-    """``title`` with a definite article, unless it starts with one ("The Fast and the Furious")
+    """``title`` with a definite article, unless it starts with one ("The Quick and the Restless")
     or the KB's titles take none (``article=False``, ``shop.json`` ``title_article``: a film's
     title, "It (2017)", is a name, not "the It (2017)")."""
     if not article or re.match(r"(?:the|a|an)\s", title, re.IGNORECASE):

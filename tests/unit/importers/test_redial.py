@@ -18,32 +18,32 @@ from chatrec.kg.networkx_graph import NetworkXGraph
 
 DBR = "http://dbpedia.org/resource/"
 MOVIES = """movieId,movieName,nbMentions
-111,Sleepless in Seattle  (1993),12
-222,You've Got Mail (1998),9
+111,Moonlit Harbour Nights  (1993),12
+222,Letters You've Kept (1998),9
 333,Okja,2
 444,"Big, the (1988)",5
 bad,Broken Movie (2001),1
-555,Cast Away (2000)
+555,Island Drift (2000)
 """
 URIS = f"""redial_movieId\tdbpedia_uri
-111\t<{DBR}Sleepless_in_Seattle>
-222\t<{DBR}You've_Got_Mail>
+111\t<{DBR}Moonlit_Harbour_Nights>
+222\t<{DBR}Letters_You've_Kept>
 333\t<{DBR}Okja>
 444\t<{DBR}Big_(1988_film)>
 666\tNone
 """
 TRIPLES = [
-    ("Sleepless_in_Seattle", "68", "Tom_Hanks"),
-    ("Sleepless_in_Seattle", "68", "Meg_Ryan"),
-    ("Sleepless_in_Seattle", "121", "Nora_Ephron"),
-    ("Sleepless_in_Seattle", "86", "Sleepless_in_Seattle"),  # self-loop: dropped
-    ("Sleepless_in_Seattle", "68", "Tom_Hanks"),  # duplicate: dropped
-    ("Sleepless_in_Seattle", "68", "Rosie_O'Donnell"),
-    ("Sleepless_in_Seattle", "68", "Bill_Pullman"),  # a 4th actor: not in the description
-    ("Sleepless_in_Seattle", "113", "Gary_Foster"),
-    ("You've_Got_Mail", "68", "Tom_Hanks"),
-    ("You've_Got_Mail", "121", "Nora_Ephron"),
-    ("You've_Got_Mail", "999", "Caf%C3%A9_Lalo"),  # unnamed relation, URL-encoded name
+    ("Moonlit_Harbour_Nights", "68", "Tom_Hanks"),
+    ("Moonlit_Harbour_Nights", "68", "Meg_Ryan"),
+    ("Moonlit_Harbour_Nights", "121", "Nora_Ephron"),
+    ("Moonlit_Harbour_Nights", "86", "Moonlit_Harbour_Nights"),  # self-loop: dropped
+    ("Moonlit_Harbour_Nights", "68", "Tom_Hanks"),  # duplicate: dropped
+    ("Moonlit_Harbour_Nights", "68", "Rosie_O'Donnell"),
+    ("Moonlit_Harbour_Nights", "68", "Bill_Pullman"),  # a 4th actor: not in the description
+    ("Moonlit_Harbour_Nights", "113", "Gary_Foster"),
+    ("Letters_You've_Kept", "68", "Tom_Hanks"),
+    ("Letters_You've_Kept", "121", "Nora_Ephron"),
+    ("Letters_You've_Kept", "999", "Caf%C3%A9_Lalo"),  # unnamed relation, URL-encoded name
     ("Big_(1988_film)", "68", "John_Heard_(actor)"),
     ("Okja", "104", "South_Korea"),
     ("Tom_Hanks", "137", "Actor"),  # touches no movie: dropped
@@ -68,8 +68,8 @@ DIALOGUE_A = {
     "initiatorWorkerId": 7,
     "respondentWorkerId": 8,
     "movieMentions": {
-        "111": "Sleepless in Seattle  (1993)",
-        "222": "You've Got Mail (1998)",
+        "111": "Moonlit Harbour Nights  (1993)",
+        "222": "Letters You've Kept (1998)",
         "333": "Okja",
         "444": "Big, the (1988)",
         "999": "Mystery Film (2001)",
@@ -77,7 +77,7 @@ DIALOGUE_A = {
     "initiatorQuestions": {"111": q(1), "222": q(1), "444": q(0), "999": q(1)},
     "respondentQuestions": {"444": q(1), "333": q(1)},  # 444: the seeker's own answer wins
     "messages": [
-        msg(8, "Hi! What kind of movies do you like?"),  # a leading recommender turn: dropped
+        msg(8, "Hi there! Which films do you enjoy?"),  # a leading recommender turn: dropped
         msg(7, "I loved @111 and @999"),
         msg(7, "Any romance?"),
         msg(8, "Try @222"),
@@ -91,7 +91,7 @@ DIALOGUE_B = {
     "conversationId": 1002,
     "initiatorWorkerId": 9,
     "respondentWorkerId": 8,
-    "movieMentions": {"444": "Big, the (1988)", "111": "Sleepless in Seattle  (1993)"},
+    "movieMentions": {"444": "Big, the (1988)", "111": "Moonlit Harbour Nights  (1993)"},
     "initiatorQuestions": [],
     "respondentQuestions": {"444": q(2), "111": q(0)},
     "messages": [
@@ -144,7 +144,7 @@ def test_catalogue_items(imported):
     _, kb = imported
     assert sorted(kb.items) == ["M111", "M222", "M333", "M444"]
     sleepless = kb.items["M111"]
-    assert sleepless.title == "Sleepless in Seattle (1993)"
+    assert sleepless.title == "Moonlit Harbour Nights (1993)"
     assert sleepless.attributes == {"year": 1993}  # nbMentions (all splits) is never a prior
     assert (sleepless.category, sleepless.brand, sleepless.price, sleepless.stock) == ("movie", "", None, 1)
     assert sleepless.description == "Starring Tom Hanks, Meg Ryan, Rosie O'Donnell. Directed by Nora Ephron."
@@ -183,9 +183,9 @@ def test_transcripts(imported):
     assert (a.conversation_id, a.user_id, b.conversation_id, b.user_id) == ("R1001", "W7", "R1002", "W9")
     assert [t.role for t in a.turns] == ["user", "agent", "user", "agent", "user"]
     first, rec, answer, rec2, last = a.turns
-    assert first.text == "I loved Sleepless in Seattle (1993) and Mystery Film (2001) Any romance?"
+    assert first.text == "I loved Moonlit Harbour Nights (1993) and Mystery Film (2001) Any romance?"
     assert first.mentions == ["M111"] and first.liked == ["M111"] and first.disliked == []
-    assert rec.text == "Try You've Got Mail (1998) or Big, the (1988) , or You've Got Mail (1998) again"
+    assert rec.text == "Try Letters You've Kept (1998) or Big, the (1988) , or Letters You've Kept (1998) again"
     assert rec.intent == "recommend_product"
     assert rec.mentions == rec.recommended == ["M222", "M444"]
     assert rec.accepted == ["M222"]
@@ -300,5 +300,5 @@ def test_empty_templates_index(imported, tmp_path):
     index = ChromaIndex(Settings(kb_dir=report.out_dir, data_dir=tmp_path / "state"))
     built = {r.collection: r for r in index.build(kb)}
     assert built[TEMPLATES].total == 0 and index.is_built(kb)
-    found = index.search_templates("any romance films like Sleepless in Seattle?", k=3)
+    found = index.search_templates("any romance films like Moonlit Harbour Nights?", k=3)
     assert {tid for tid, _ in found} <= {"__recommend__"}

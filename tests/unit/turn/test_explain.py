@@ -30,7 +30,7 @@ def redial_kb(tmp_path_factory):
     only an unnamed relation (999); Big stars Penny Marshall, who directed Mail."""
     d = tmp_path_factory.mktemp("redial")
     (d / "movies.csv").write_text(
-        "movieId,movieName,nbMentions\n111,Sleepless in Seattle (1993),3\n222,You've Got Mail (1998),2\n"
+        "movieId,movieName,nbMentions\n111,Moonlit Harbour Nights (1993),3\n222,Letters You've Kept (1998),2\n"
         "333,Okja (2017),1\n444,Big (1988),1\n",
         encoding="utf-8",
     )
@@ -91,8 +91,8 @@ def test_reason_uses_the_kgs_relation_label(redial_kb):
     ex = _explainer(redial_kb)
     rec = ex.explain(redial_kb.items["M222"], GUEST, path=ex.kg.related_items(["M111"])["M222"])
     assert rec.reason in (
-        "Another film starring Tom Hanks, like Sleepless in Seattle (1993).",
-        "Another film directed by Nora Ephron, like Sleepless in Seattle (1993).",
+        "Another film starring Tom Hanks, like Moonlit Harbour Nights (1993).",
+        "Another film directed by Nora Ephron, like Moonlit Harbour Nights (1993).",
     )
     labels = load_wording(redial_kb.root)
     assert labels.label("starring") == "starring" and labels.label("rel_999") is None  # only listed relations

@@ -128,7 +128,7 @@ NEGATIVES = [
     "from 2019-2024 it worked",
     "models from 2019 - 2024",
     # movie titles with years (ReDial messages)
-    "I liked Inception (2010) and Looper (2012)",
+    "I liked Dreamfold (2010) and Looper (2012)",
     "The Karate Kid 2010 (2010) or the 1984 one",
     "Moneyball 2012 (2009)",
     # numbers that fail a checksum

@@ -206,14 +206,14 @@ def test_a_title_starting_with_the_got_a_second_article_the_the():
     from types import SimpleNamespace
 
     film = SimpleNamespace(
-        id="M1", title="The Fast and the Furious: Tokyo Drift (2006)", price=3.99, brand="", category="film"
+        id="M1", title="The Quick and the Restless: Harbour Run (2006)", price=3.99, brand="", category="film"
     )
-    other = SimpleNamespace(id="M2", title="Fast & Furious 6 (2013)", price=3.99, brand="", category="film")
+    other = SimpleNamespace(id="M2", title="Quick & Restless 6 (2013)", price=3.99, brand="", category="film")
     text = fallback_text(
         "recommend", None, [recommendation_of(other, "same director"), recommendation_of(film, "same director")], "none"
     )
     assert "the The" not in text and "The The" not in text
-    assert "the Fast & Furious 6 (2013) ($3.99)" in text and "The Fast and the Furious: Tokyo Drift (2006)" in text
+    assert "the Quick & Restless 6 (2013) ($3.99)" in text and "The Quick and the Restless: Harbour Run (2006)" in text
 
 
 def test_does_the_second_one_come_in_other_colours_is_not_out_of_scope(bot, kb):
