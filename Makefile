@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.chatrec-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 7860
 PYTEST_ARGS ?=
+# pytest-xdist workers: each runs torch on one thread and loads its own models (a few GB)
+TEST_WORKERS ?= 2
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -36,10 +38,10 @@ run: index
 	$(BIN)/python app_gradio.py --host $(HOST) --port $(PORT)
 
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 # lint, format, types and the import-direction contract (pyproject.toml); CI runs it before the tests
 check: setup
