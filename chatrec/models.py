@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from chatrec.config import EMBEDDED_EMBEDDER, EMBEDDED_LLM, apply_offline_env
 
@@ -61,9 +61,21 @@ def llm_path(name: str, cache_dir: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     # Another process on the same cache (a second replica, a parallel test worker) may be
     # converting: one converts, the others wait and then load its folder.
-    with FileLock(str(target) + ".lock"):
+    lock = FileLock(str(target) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("another process is converting %s: waiting for it", target)
+        lock.acquire()
+    try:
         if not _converted(target):
+            # a conversion killed outright (SIGKILL, out of memory) left its temp folder behind;
+            # holding the lock, nobody else is writing one
+            for stale in target.parent.glob(".convert-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             convert_gguf(gguf_dir, SMOLLM2_GGUF, target)
+    finally:
+        lock.release()
     return str(target)
 
 
