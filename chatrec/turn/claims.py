@@ -366,6 +366,7 @@ class Facts:
     phones: set[str] = field(default_factory=set)
     template: str = ""
     items: dict[str, tuple[int, list[str]]] = field(default_factory=dict)  # id -> (stock, lower-cased names)
+    prices: dict[str, float] = field(default_factory=dict)  # id -> catalogue price, for items that have one
     listed: list[str] = field(default_factory=list)
     durations: set[tuple[float, float, str]] = field(default_factory=set)
     words: set[str] = field(default_factory=set)  # lower-cased words of the catalogue, the shop facts, the template
@@ -409,6 +410,7 @@ class Facts:
                     facts.durations.add(c.value)  # type: ignore[arg-type]
         facts.corpus = _norm_corpus(" \n ".join(stated + described + [str(v) for v in kb.shop.model_dump().values()]))
         facts.items = _stock_names(kb)
+        facts.prices = {i.id: round(i.price, 2) for i in kb.items.values() if i.price is not None}
         facts.listed = [r.item_id for r in recs]
         # a product word is no person; a customer's name may be said (a greeting), never as staff
         vocabulary = [i.title + " " + i.brand for i in kb.items.values()] + [facts.corpus]
@@ -431,7 +433,7 @@ class Facts:
                 return f"quotes an amount {c.text!r} in {cur}, not the shop's currency {self.currency}"
             if (cur, amount) not in self.money:
                 return f"quotes a price ${amount:.2f} ({c.text!r}) that is not a listed item's price or a money fact"
-            return None
+            return self._price_of_named(c, amount, text)
         if c.kind == "percent":
             return None if c.value in self.percents else f"claims {c.text!r}, which no template or shop fact states"
         if c.kind in ("code", "email", "deal"):
@@ -461,6 +463,24 @@ class Facts:
             return f"promises a time {c.text!r} that no template, shop fact or listed item states"
         return f"makes an unverifiable claim {c.text!r}"
 
+    def _price_of_named(self, c: Claim, amount: float, text: str) -> str | None:
+        """An amount right after an item's name ("the X ($79.99)", "the X for $79.99") is that
+        item's price: another listed price there is a wrong attribution, not a true claim."""
+        head = text[max(0, c.start - _NAME_WINDOW) : c.start].lower()
+        named = [
+            (len(name), item_id)
+            for item_id, price in self.prices.items()
+            for name in self.items.get(item_id, (0, []))[1]
+            if re.search(rf"(?<![\w-]){re.escape(name)}{_PRICE_AFTER_NAME}$", head)
+        ]
+        if not named:
+            return None
+        longest = max(n for n, _ in named)  # the most specific name ("pixel 8 case" over "pixel 8")
+        ids = sorted({i for n, i in named if n == longest})
+        if any(self.prices[i] == amount for i in ids):
+            return None
+        return f"gives {c.text!r} as the price of {ids[0]}, whose price is ${self.prices[ids[0]]:.2f}"
+
     def _stock(self, c: Claim, text: str) -> str | None:
         kind, count = cast("tuple[str, float | None]", c.value)
         sentence = next(
@@ -484,6 +504,12 @@ class Facts:
             if not ok:
                 return f"claims {c.text!r} but {item_id} has {stock} in stock"
         return None
+
+
+_NAME_WINDOW = 200  # characters before an amount searched for the item it prices
+# what may stand between an item's name and its price: "X ($5)", "X - $5", "X: $5", "X for $5",
+# "X at only $5", "X costs $5", "X is $5", "X, priced at $5"
+_PRICE_AFTER_NAME = r"\s*(?:\(|\[[^\]]*\]|[-:,\u2013\u2014])?\s*(?:(?:for|at|costs?|is|priced at|only|just)\s+){0,2}"
 
 
 def _stock_names(kb: KnowledgeBase) -> dict[str, tuple[int, list[str]]]:

@@ -303,3 +303,42 @@ def test_a_mentioned_devices_title_does_not_name_the_smaller_model_but_the_large
 
     assert check(f"Good news: your {pro.title} is in stock right now.", pro.id).ok
     assert not check("Your Pixel 8 is great, and the Pixel 8 Pro is better.", base.id).ok
+
+
+def _two_prices(kb):
+    """Two in-stock items with different prices."""
+    a = next(i for i in kb.items.values() if i.in_stock and i.price)
+    b = next(i for i in kb.items.values() if i.in_stock and i.price and i.price != a.price)
+    return a, b
+
+
+@pytest.mark.parametrize("form", ["the {t} (${p})", "the {t} for ${p}", "the {t} - ${p}", "the {t} at only ${p}"])
+def test_a_listed_price_given_to_the_wrong_item_fails(kb, form):
+    """Seen in the Gradio UI: the draft listed four earbuds and gave the $79.99 pair another pair's
+    $99.99. Each amount was a listed price, so the check passed it."""
+    a, b = _two_prices(kb)
+    wrong = (
+        "We suggest "
+        + form.format(t=a.title, p=f"{b.price:.2f}")
+        + " and "
+        + form.format(t=b.title, p=f"{b.price:.2f}")
+        + "."
+    )
+    rep = _check(wrong, [_rec(a), _rec(b)], kb)
+    assert not rep.ok and any(f"price of {a.id}" in p and f"{a.price:.2f}" in p for p in rep.problems), rep.problems
+    right = (
+        "We suggest "
+        + form.format(t=a.title, p=f"{a.price:.2f}")
+        + " and "
+        + form.format(t=b.title, p=f"{b.price:.2f}")
+        + "."
+    )
+    assert _check(right, [_rec(a), _rec(b)], kb).ok
+
+
+def test_an_amount_not_right_after_a_name_is_not_read_as_its_price(kb):
+    a, b = _two_prices(kb)
+    text = f"The {a.title} and the {b.title} are both under ${max(a.price, b.price):.2f}."
+    assert _check(text, [_rec(a), _rec(b)], kb).ok
+    ships = f"The {a.title} ships free on orders over ${kb.shop.free_shipping_threshold}."
+    assert _check(ships, [_rec(a)], kb).ok
