@@ -133,11 +133,11 @@ class Replica:
         self.proc.wait(10)
 
 
-def chat(base: str, message: str, cid: str | None, on_token=None) -> dict:
+def chat(base: str, message: str, cid: str | None, on_token=None, timeout: float = 60) -> dict:
     """One streamed turn on ``base``; the ``result`` event's turn (raises if the stream broke first)."""
     body = {"message": message, "conversation_id": cid, "stream": True}
     event, result = None, None
-    with httpx.stream("POST", base + "/v1/chat", json=body, timeout=60) as resp:
+    with httpx.stream("POST", base + "/v1/chat", json=body, timeout=timeout) as resp:
         assert resp.status_code == 200, resp.read()
         for line in resp.iter_lines():
             if line.startswith("event: "):
@@ -174,12 +174,13 @@ def replicas(pg_url, tmp_path, shared_index):  # noqa: F811 - the imported fixtu
     try:
         for r in started:
             r.wait_ready()
-        # first turns load the embedder and router: warm both replicas at once
-        warm = [threading.Thread(target=chat, args=(r.url, "hello", None)) for r in started]
+        # first turns load the embedder and train the router: warm both replicas at once, with
+        # room for a loaded machine (a fresh clone's CI read-timed out at 60 s)
+        warm = [threading.Thread(target=chat, args=(r.url, "hello", None), kwargs={"timeout": 240}) for r in started]
         for t in warm:
             t.start()
         for t in warm:
-            t.join(120)
+            t.join(300)
         yield engine, started, pg_url
     finally:
         for r in started:
