@@ -317,22 +317,14 @@ def test_a_listed_price_given_to_the_wrong_item_fails(kb, form):
     """Seen in the Gradio UI: the draft listed four earbuds and gave the $79.99 pair another pair's
     $99.99. Each amount was a listed price, so the check passed it."""
     a, b = _two_prices(kb)
-    wrong = (
-        "We suggest "
-        + form.format(t=a.title, p=f"{b.price:.2f}")
-        + " and "
-        + form.format(t=b.title, p=f"{b.price:.2f}")
-        + "."
-    )
-    rep = _check(wrong, [_rec(a), _rec(b)], kb)
+
+    def suggest(price_a: float) -> str:
+        named = [form.format(t=a.title, p=f"{price_a:.2f}"), form.format(t=b.title, p=f"{b.price:.2f}")]
+        return "We suggest " + " and ".join(named) + "."
+
+    rep = _check(suggest(b.price), [_rec(a), _rec(b)], kb)
     assert not rep.ok and any(f"price of {a.id}" in p and f"{a.price:.2f}" in p for p in rep.problems), rep.problems
-    right = (
-        "We suggest "
-        + form.format(t=a.title, p=f"{a.price:.2f}")
-        + " and "
-        + form.format(t=b.title, p=f"{b.price:.2f}")
-        + "."
-    )
+    right = suggest(a.price)
     assert _check(right, [_rec(a), _rec(b)], kb).ok
 
 
