@@ -467,11 +467,13 @@ class Facts:
         """An amount right after an item's name ("the X ($79.99)", "the X for $79.99") is that
         item's price: another listed price there is a wrong attribution, not a true claim."""
         head = text[max(0, c.start - _NAME_WINDOW) : c.start].lower()
+        gap = _PRICE_AFTER_NAME.search(head)  # matches at least the empty string at the end
+        stem = head[: gap.start()] if gap else head
         named = [
             (len(name), item_id)
-            for item_id, price in self.prices.items()
+            for item_id in self.prices
             for name in self.items.get(item_id, (0, []))[1]
-            if re.search(rf"(?<![\w-]){re.escape(name)}{_PRICE_AFTER_NAME}$", head)
+            if stem.endswith(name) and not re.match(r"[\w-]", stem[-len(name) - 1 : -len(name)])
         ]
         if not named:
             return None
@@ -509,7 +511,11 @@ class Facts:
 _NAME_WINDOW = 200  # characters before an amount searched for the item it prices
 # what may stand between an item's name and its price: "X ($5)", "X - $5", "X: $5", "X for $5",
 # "X at only $5", "X costs $5", "X is $5", "X, priced at $5"
-_PRICE_AFTER_NAME = r"\s*(?:\(|\[[^\]]*\]|[-:,\u2013\u2014])?\s*(?:(?:for|at|costs?|is|priced at|only|just)\s+){0,2}"
+# (one pattern, anchored at the end of the text before the amount; names are then compared as
+# plain suffixes, so a check costs no regex per catalogue name)
+_PRICE_AFTER_NAME = re.compile(
+    r"\s*(?:\(|\[[^\]]*\]|[-:,\u2013\u2014])?\s*(?:\b(?:for|at|costs?|is|priced at|only|just)\s+){0,2}$"
+)
 
 
 def _stock_names(kb: KnowledgeBase) -> dict[str, tuple[int, list[str]]]:
